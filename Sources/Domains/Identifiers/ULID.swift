@@ -1,0 +1,64 @@
+import Crypto
+
+/// A 128-bit ULID: 48 bits of milliseconds since the epoch, then 80 random bits,
+/// written as 26 Crockford base-32 characters, so IDs sort by creation time.
+public struct ULID: Hashable, Sendable, CustomStringConvertible {
+    public let high: UInt64  // 48-bit timestamp << 16 | 16 random bits
+    public let low: UInt64  // 64 random bits
+
+    static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    public init(milliseconds: UInt64, random: (UInt16, UInt64)) {
+        self.high = (milliseconds & 0xFFFF_FFFF_FFFF) << 16 | UInt64(random.0)
+        self.low = random.1
+    }
+
+    /// A new ULID for `milliseconds` since the Unix epoch.
+    public init(milliseconds: UInt64) {
+        var rng = SystemRandomNumberGenerator()
+        self.init(milliseconds: milliseconds, random: (UInt16.random(in: .min ... .max, using: &rng), rng.next()))
+    }
+
+    public var milliseconds: UInt64 { high >> 16 }
+
+    public var description: String {
+        // 130 bits of output for 128 bits of value: the first character carries the top 3 bits.
+        var out = [UInt8](repeating: 0, count: 26)
+        var hi = high
+        var lo = low
+        for i in stride(from: 25, through: 0, by: -1) {
+            out[i] = Self.alphabet[Int(lo & 0x1F)]
+            lo = (lo >> 5) | ((hi & 0x1F) << 59)
+            hi >>= 5
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Parses the 26-character form (case-insensitive, Crockford aliases I/L → 1, O → 0).
+    public init?(string: some StringProtocol) {
+        let bytes = Array(string.utf8)
+        guard bytes.count == 26 else { return nil }
+        var hi: UInt64 = 0
+        var lo: UInt64 = 0
+        for (i, byte) in bytes.enumerated() {
+            guard let value = Self.decode(byte) else { return nil }
+            if i == 0 && value > 7 { return nil }  // would overflow 128 bits
+            hi = (hi << 5) | (lo >> 59)
+            lo = (lo << 5) | UInt64(value)
+        }
+        self.high = hi
+        self.low = lo
+    }
+
+    static func decode(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return decode(byte - 32)
+        case UInt8(ascii: "O"): return 0
+        case UInt8(ascii: "I"), UInt8(ascii: "L"): return 1
+        default:
+            guard let index = alphabet.firstIndex(of: byte) else { return nil }
+            return UInt8(index)
+        }
+    }
+}

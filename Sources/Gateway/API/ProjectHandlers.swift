@@ -1,0 +1,91 @@
+import Domains
+import OpenAPIRuntime
+import Tenancy
+
+extension KaizenAPI {
+    func listProjects(_ input: Operations.ListProjects.Input) async throws -> Operations.ListProjects.Output {
+        let identity = try RequestIdentity.required()
+        let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
+        let registry = deps.registry
+        // Workspaces may live on different servers: ask their actors concurrently.
+        let perWorkspace = try await withThrowingTaskGroup(of: (Int, [Project]).self) { group in
+            for (index, grant) in grants.enumerated() {
+                group.addTask {
+                    let projects = try await registry.withWorkspace(grant) { try await $0.projects() }
+                    return (index, projects.filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) })
+                }
+            }
+            var result = [[Project]](repeating: [], count: grants.count)
+            for try await (index, projects) in group { result[index] = projects }
+            return result
+        }
+        var items: [Components.Schemas.Project] = []
+        for (grant, projects) in zip(grants, perWorkspace) {
+            items += projects.map { Components.Schemas.Project($0, workspace: grant) }
+        }
+        return .ok(.init(body: .json(items)))
+    }
+
+    func createProject(_ input: Operations.CreateProject.Input) async throws -> Operations.CreateProject.Output {
+        let identity = try RequestIdentity.required()
+        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        let grant: WorkspaceGrant
+        if let slug = body.workspace {
+            grant = try self.grant(identity, workspace: slug)
+        } else if identity.grants.count == 1 {
+            grant = identity.grants[0]
+        } else {
+            throw APIError.validation(
+                pointer: "/workspace",
+                "is required: this token can act in \(identity.grants.count) workspaces")
+        }
+        try requireWrite(grant)
+        let branch = body.defaultBranch ?? "main"
+        let problems = ProjectRules.validate(slug: body.slug, name: body.name, defaultBranch: branch)
+        if !problems.isEmpty { throw APIError.validation(problems) }
+        let mode: AccessMode = body.accessMode == ._private ? .private : .team
+        let project = try await deps.registry.withWorkspace(grant) {
+            try await $0.createProject(slug: body.slug, name: body.name, accessMode: mode, defaultBranch: branch)
+        }
+        return .created(.init(body: .json(.init(project, workspace: grant))))
+    }
+
+    func getProject(_ input: Operations.GetProject.Input) async throws -> Operations.GetProject.Output {
+        let identity = try RequestIdentity.required()
+        let slug = input.path.project
+        let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
+        var found: [(WorkspaceGrant, Project)] = []
+        for grant in grants {
+            if let project = try await deps.registry.withWorkspace(grant, { try await $0.project(slug: slug) }),
+                project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
+            {
+                found.append((grant, project))
+            }
+        }
+        guard let (grant, project) = found.first else { throw APIError.notFound("project '\(slug)' not found") }
+        if found.count > 1 {
+            throw APIError.conflict(
+                "project slug '\(slug)' exists in \(found.count) of your workspaces; pass ?workspace=<slug>",
+                details: ["workspaces": .array(found.map { .string($0.0.workspaceSlug) })])
+        }
+        let detail = Components.Schemas.ProjectDetail(
+            value1: .init(project, workspace: grant),
+            value2: .init(
+                extendedStats: .init(
+                    historyRange: .init(firstRunAt: nil, lastRunAt: nil, runCount: 0),
+                    topFailingSuites: [],
+                    defects: .init(open: 0, acknowledged: 0))))
+        return .ok(.init(body: .json(detail)))
+    }
+}
+
+extension Components.Schemas.Project {
+    /// Run statistics stay null/0 until runs exist (ingest fills them from roll-ups).
+    init(_ project: Project, workspace: WorkspaceGrant) {
+        self.init(
+            id: project.id, slug: project.slug, name: project.name,
+            workspace: .init(id: workspace.workspaceID, slug: workspace.workspaceSlug),
+            accessMode: project.accessMode == .private ? ._private : .team, defaultBranch: project.defaultBranch,
+            createdAt: project.createdAt, stats: .init(lastRunAt: nil, passRate30d: nil, flakyCount: 0))
+    }
+}

@@ -1,0 +1,83 @@
+import Domains
+import Foundation
+import OpenAPIRuntime
+import Storage
+
+extension KaizenAPI {
+    func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
+        let health = await deps.cluster.health()
+        let servers = health.servers.map { server in
+            Components.Schemas.ServerHealth(
+                index: server.index, address: server.url.description,
+                status: health.failures[server.index] == nil ? .ok : .unavailable,
+                shards: health.shardMap.shards(onServer: server.index), error: health.failures[server.index])
+        }
+        if let (index, problem) = health.failures.min(by: { $0.key < $1.key }) {
+            let encoded = try JSONEncoder().encode(servers)
+            let details = try JSONDecoder().decode(JSONValue.self, from: encoded)
+            throw APIError.unavailable(
+                "database server \(index) does not answer\(index == 0 ? " (it holds the catalog)" : ""): \(problem)",
+                details: ["catalog": .string(health.failures[0] == nil ? "ok" : "unavailable"), "servers": details])
+        }
+        return .ok(.init(body: .json(.init(status: .ok, catalog: .ok, servers: servers))))
+    }
+
+    func getVersion(_ input: Operations.GetVersion.Input) async throws -> Operations.GetVersion.Output {
+        .ok(.init(body: .json(.init(name: "kaizen", version: deps.version, apiVersion: "v1"))))
+    }
+
+    func getOpenAPIDocument(_ input: Operations.GetOpenAPIDocument.Input) async throws
+        -> Operations.GetOpenAPIDocument.Output
+    {
+        let payload = try JSONDecoder().decode(
+            Operations.GetOpenAPIDocument.Output.Ok.Body.JsonPayload.self, from: deps.document.json)
+        return .ok(.init(body: .json(payload)))
+    }
+
+    func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
+        let identity = try RequestIdentity.required()
+        let token = try await deps.cluster.catalog.token(id: identity.tokenID)
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        token: .init(id: identity.tokenID, _class: .init(identity.tokenClass), expiresAt: token?.expiresAt),
+                        user: token?.user.map(Components.Schemas.UserRef.init),
+                        workspaces: identity.grants.map {
+                            .init(id: $0.workspaceID, slug: $0.workspaceSlug, role: .init($0.role))
+                        }))))
+    }
+}
+
+extension Components.Schemas.Role {
+    init(_ role: Role) {
+        switch role {
+        case .admin: self = .admin
+        case .member: self = .member
+        case .viewer: self = .viewer
+        }
+    }
+
+    var domain: Role {
+        switch self {
+        case .admin: .admin
+        case .member: .member
+        case .viewer: .viewer
+        }
+    }
+}
+
+extension Components.Schemas.TokenClass {
+    init(_ tokenClass: TokenClass) {
+        switch tokenClass {
+        case .workspace: self = .workspace
+        case .user: self = .user
+        }
+    }
+}
+
+extension Components.Schemas.UserRef {
+    init(_ user: User) {
+        self.init(id: user.id, email: user.email, name: user.name)
+    }
+}

@@ -1,0 +1,53 @@
+import Domains
+import OpenAPIRuntime
+import Storage
+
+extension KaizenAPI {
+    func listWorkspaces(_ input: Operations.ListWorkspaces.Input) async throws -> Operations.ListWorkspaces.Output {
+        let identity = try RequestIdentity.required()
+        let workspaces = try await deps.cluster.catalog.workspaces(ids: identity.grants.map(\.workspaceID))
+        let items = workspaces.compactMap { workspace in
+            identity.grant(workspaceID: workspace.id).map { Components.Schemas.Workspace(workspace, role: $0.role) }
+        }
+        return .ok(.init(body: .json(items)))
+    }
+
+    func createWorkspace(_ input: Operations.CreateWorkspace.Input) async throws -> Operations.CreateWorkspace.Output {
+        let identity = try RequestIdentity.required()
+        guard identity.tokenClass == .user, let userID = identity.userID else {
+            throw APIError.forbidden(
+                "workspace tokens are bound to one workspace and cannot create workspaces; use a user token or `kaizen workspace create`")
+        }
+        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        var problems: [FieldProblem] = []
+        if let problem = Slug.problem(body.slug) { problems.append(.init(pointer: "/slug", message: problem)) }
+        if body.name.trimmingCharacters(in: .whitespaces).isEmpty || body.name.count > 200 {
+            problems.append(.init(pointer: "/name", message: "must be 1–200 characters"))
+        }
+        if !problems.isEmpty { throw APIError.validation(problems) }
+        let workspace: Workspace
+        do {
+            workspace = try await deps.cluster.catalog.createWorkspace(slug: body.slug, name: body.name)
+        } catch StorageError.uniqueViolation {
+            throw APIError.conflict("a workspace with slug '\(body.slug)' already exists", details: ["pointer": "/slug"])
+        }
+        try await deps.cluster.catalog.setMembership(workspaceID: workspace.id, userID: userID, role: .admin)
+        deps.authenticator.invalidate { $0.userID == userID }
+        return .created(.init(body: .json(.init(workspace, role: .admin))))
+    }
+
+    func getWorkspace(_ input: Operations.GetWorkspace.Input) async throws -> Operations.GetWorkspace.Output {
+        let identity = try RequestIdentity.required()
+        let grant = try grant(identity, workspace: input.path.workspace)
+        guard let workspace = try await deps.cluster.catalog.workspace(id: grant.workspaceID) else {
+            throw APIError.notFound("workspace '\(input.path.workspace)' not found")
+        }
+        return .ok(.init(body: .json(.init(workspace, role: grant.role))))
+    }
+}
+
+extension Components.Schemas.Workspace {
+    init(_ workspace: Workspace, role: Role) {
+        self.init(id: workspace.id, slug: workspace.slug, name: workspace.name, role: .init(role), createdAt: workspace.createdAt)
+    }
+}

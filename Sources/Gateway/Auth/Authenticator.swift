@@ -1,0 +1,88 @@
+import Domains
+import Storage
+import Synchronization
+
+/// Turns bearer secrets into identities, with a small striped cache in front of the catalog.
+///
+/// A cached identity is reused for at most `ttlNanos` and is dropped at once when this process
+/// revokes the token or changes the user's memberships, so a revoke is seen by the next request.
+/// (Other nodes of a multi-node deployment see it within the TTL.)
+public final class Authenticator: Sendable {
+    struct Entry {
+        let identity: Identity
+        let fetchedNanos: UInt64
+    }
+
+    final class Stripe: Sendable {
+        let entries = Mutex<[String: Entry]>([:])
+    }
+
+    let catalog: CatalogStore
+    let ttlNanos: UInt64
+    let maxEntriesPerStripe = 4096
+    let stripes: [Stripe] = (0..<32).map { _ in Stripe() }
+
+    public init(catalog: CatalogStore, cacheSeconds: Double) {
+        self.catalog = catalog
+        self.ttlNanos = UInt64(max(0, cacheSeconds) * 1e9)
+    }
+
+    private func stripe(_ hash: String) -> Stripe {
+        var hasher = Hasher()
+        hasher.combine(hash)
+        return stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
+    }
+
+    /// The identity for `secret`, or 401.
+    public func authenticate(secret: Substring) async throws -> Identity {
+        guard TokenSecret.looksValid(secret) else {
+            throw APIError.unauthorized("the bearer token is not a Kaizen token (expected krt_…)")
+        }
+        let hash = TokenSecret.hash(secret)
+        let now = MonotonicClock.nanoseconds()
+        let nowWall = Clock.nowMilliseconds()
+        let stripe = self.stripe(hash)
+        if let cached = stripe.entries.withLock({ $0[hash] }), now &- cached.fetchedNanos < ttlNanos {
+            if let expires = cached.identity.expiresAtMilliseconds, expires <= nowWall {
+                stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
+                throw APIError.unauthorized("the token has expired")
+            }
+            return cached.identity
+        }
+        guard let identity = try await catalog.resolve(secretHash: hash) else {
+            stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
+            throw APIError.unauthorized("the token is unknown, revoked or expired")
+        }
+        if ttlNanos > 0 {
+            stripe.entries.withLock { entries in
+                if entries.count >= maxEntriesPerStripe { entries.removeAll(keepingCapacity: true) }
+                entries[hash] = Entry(identity: identity, fetchedNanos: now)
+            }
+        }
+        return identity
+    }
+
+    /// Forgets cached identities matching `predicate` (a revoked token, a user whose memberships changed).
+    public func invalidate(where predicate: (Identity) -> Bool) {
+        for stripe in stripes {
+            stripe.entries.withLock { entries in
+                for (key, entry) in entries where predicate(entry.identity) { entries[key] = nil }
+            }
+        }
+    }
+}
+
+/// Monotonic nanoseconds for cache ages and token buckets.
+public enum MonotonicClock {
+    public static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,59 @@
+import Domains
+import Synchronization
+
+/// Token buckets per token, one limit per token class.
+///
+/// Buckets live in 64 stripes, each behind its own lock held only for the arithmetic of one
+/// decision (no allocation, no await), so concurrent requests of different tokens almost never
+/// contend. Full buckets are forgotten by `sweep`, which bounds memory by the active tokens.
+public final class RateLimiter: Sendable {
+    final class Stripe: Sendable {
+        let buckets = Mutex<[String: TokenBucket]>([:])
+    }
+
+    public let limits: [TokenClass: RateLimit]
+    let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+
+    public init(user: RateLimit, workspace: RateLimit) {
+        self.limits = [.user: user, .workspace: workspace]
+    }
+
+    public func limit(for tokenClass: TokenClass) -> RateLimit {
+        limits[tokenClass] ?? RateLimit(perMinute: 600)
+    }
+
+    /// Takes one token from the caller's bucket.
+    public func decide(tokenID: String, tokenClass: TokenClass, nowNanos: UInt64 = MonotonicClock.nanoseconds())
+        -> TokenBucket.Decision
+    {
+        let limit = self.limit(for: tokenClass)
+        let capacity = limit.capacity
+        let rate = limit.ratePerSecond
+        var hasher = Hasher()
+        hasher.combine(tokenID)
+        let stripe = stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
+        return stripe.buckets.withLock { buckets in
+            buckets[tokenID, default: TokenBucket(capacity: capacity, nowNanos: nowNanos)]
+                .take(capacity: capacity, ratePerSecond: rate, nowNanos: nowNanos)
+        }
+    }
+
+    /// Forgets buckets that have refilled completely: they behave exactly like new ones.
+    @discardableResult
+    public func sweep(nowNanos: UInt64 = MonotonicClock.nanoseconds()) -> Int {
+        var removed = 0
+        let largest = limits.values.map(\.capacity).max() ?? 1
+        let slowest = limits.values.map(\.ratePerSecond).min() ?? 1
+        for stripe in stripes {
+            stripe.buckets.withLock { buckets in
+                for (key, bucket) in buckets where bucket.isFull(capacity: largest, ratePerSecond: slowest, nowNanos: nowNanos) {
+                    buckets[key] = nil
+                    removed += 1
+                }
+            }
+        }
+        return removed
+    }
+
+    public var trackedBuckets: Int { stripes.reduce(0) { $0 + $1.buckets.withLock { $0.count } } }
+}

@@ -1,0 +1,16 @@
+import Hummingbird
+import Logging
+import OpenAPIHummingbird
+
+/// Builds the router: error envelope, authentication and rate limits, body limit, then the
+/// handlers generated from `openapi.yaml`.
+public enum GatewayRouter {
+    public static func build(_ deps: GatewayDependencies, maxBodyBytes: Int) throws -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
+        router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
+        router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
+        try KaizenAPI(deps: deps).registerHandlers(on: router)
+        return router
+    }
+}

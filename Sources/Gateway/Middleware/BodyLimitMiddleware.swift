@@ -1,0 +1,24 @@
+import Domains
+import Hummingbird
+
+/// Refuses bodies over the configured limit with 413, whether announced by `Content-Length`
+/// or streamed chunked, and hands the handlers a body already collected within the limit.
+struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let maxBytes: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes {
+            throw APIError.payloadTooLarge(limit: maxBytes)
+        }
+        if request.method == .get || request.method == .head { return try await next(request, context) }
+        var request = request
+        do {
+            _ = try await request.collectBody(upTo: maxBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.payloadTooLarge(limit: maxBytes)
+        }
+        return try await next(request, context)
+    }
+}

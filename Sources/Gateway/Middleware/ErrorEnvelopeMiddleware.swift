@@ -1,0 +1,128 @@
+import Domains
+import Foundation
+import Hummingbird
+import Logging
+import OpenAPIRuntime
+import Storage
+
+/// Outermost middleware: whatever fails below becomes `{"error":{"code","message","details"}}`
+/// with the right status. Internals never leak: unexpected errors are logged and answered with 500.
+struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch {
+            let apiError = ErrorMapping.apiError(for: error, method: request.method.rawValue, path: request.uri.path)
+            if apiError.status >= 500 {
+                logger.error(
+                    "request failed",
+                    metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
+            }
+            return ErrorMapping.response(for: apiError)
+        }
+    }
+}
+
+/// Classifies errors from every layer into the API's error vocabulary.
+public enum ErrorMapping {
+    public static func apiError(for error: any Error, method: String, path: String) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as ServerError:
+            // Errors of our handlers arrive wrapped by the OpenAPI runtime; so do its own request-parsing errors.
+            let underlying = error.underlyingError
+            if underlying is APIError || underlying is DecodingError || underlying is StorageError {
+                return apiError(for: underlying, method: method, path: path)
+            }
+            if "\(type(of: underlying))" == "RuntimeError" {
+                return .badRequest(error.causeDescription)
+            }
+            return .internalError
+        case let error as DecodingError:
+            return decodingError(error)
+        case let error as StorageError:
+            switch error {
+            case .serverUnavailable(let server, let address, _):
+                return .unavailable(
+                    "database server \(server) (\(address)) does not answer; retry shortly",
+                    details: ["server": .int(server), "address": .string(address)])
+            case .uniqueViolation(let constraint):
+                return .conflict("the resource already exists", details: ["constraint": .string(constraint)])
+            case .configuration, .embedded:
+                return .internalError
+            }
+        case let error as HTTPError:
+            switch error.status.code {
+            case 404: return .notFound("no route for \(method) \(path)")
+            case 405: return APIError(status: 405, code: "bad_request", message: "\(method) is not allowed on \(path)")
+            case 413: return .payloadTooLarge(limit: 0)
+            case 400..<500:
+                return APIError(status: error.status.code, code: "bad_request", message: error.body ?? error.status.reasonPhrase)
+            default: return .internalError
+            }
+        default:
+            return .internalError
+        }
+    }
+
+    /// Malformed JSON is a 400; well-formed JSON with a bad field is a 422 pointing at the field.
+    static func decodingError(_ error: DecodingError) -> APIError {
+        switch error {
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                if context.debugDescription.contains("additional properties") {
+                    return .validation(pointer: "", context.debugDescription)
+                }
+                return .malformedJSON("the request body is not valid JSON: \(context.debugDescription)")
+            }
+            return .validation(pointer: pointer(context.codingPath), "has an invalid value: \(context.debugDescription)")
+        case .keyNotFound(let key, let context):
+            return .validation(pointer: pointer(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return .validation(pointer: pointer(context.codingPath), "must be \(typeName(type))")
+        case .valueNotFound(let type, let context):
+            return .validation(pointer: pointer(context.codingPath), "must be \(typeName(type)), not null")
+        @unknown default:
+            return .badRequest("the request body could not be decoded")
+        }
+    }
+
+    static func pointer(_ path: [any CodingKey]) -> String {
+        path.map { key in "/" + jsonPointerEscape(key.intValue.map(String.init) ?? key.stringValue) }.joined()
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        let name = "\(type)"
+        if name.contains("String") { return "a string" }
+        if name.contains("Int") { return "an integer" }
+        if name.contains("Double") || name.contains("Float") { return "a number" }
+        if name.contains("Bool") { return "a boolean" }
+        if name.contains("Array") { return "an array" }
+        return "an object"
+    }
+
+    struct Envelope: Encodable {
+        struct Body: Encodable {
+            let code: String
+            let message: String
+            let details: JSONValue
+        }
+        let error: Body
+    }
+
+    public static func response(for error: APIError) -> Response {
+        let body = Envelope(error: .init(code: error.code, message: error.message, details: error.details))
+        let data = (try? JSONEncoder().encode(body)) ?? Data(#"{"error":{"code":"internal","message":"internal server error","details":null}}"#.utf8)
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if error.status == 401 { headers[.wwwAuthenticate] = #"Bearer realm="kaizen""# }
+        return Response(
+            status: HTTPResponse.Status(code: error.status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,13 @@
+import Domains
+
+/// The authenticated caller of the request being handled. Set by `AuthMiddleware` around the
+/// OpenAPI handlers, which have no Hummingbird context of their own.
+public enum RequestIdentity {
+    @TaskLocal public static var current: Identity?
+
+    /// The caller, or 401 when the route was reached without authentication.
+    static func required() throws -> Identity {
+        guard let identity = current else { throw APIError.unauthorized("authentication required") }
+        return identity
+    }
+}

@@ -1,0 +1,93 @@
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOTLS
+
+/// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one plaintext port, as nginx and Envoy do:
+/// the first bytes of a connection are compared with the HTTP/2 connection preface
+/// (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, RFC 9113 §3.4) and the pipeline is configured accordingly.
+///
+/// It reuses NIO's typed protocol-negotiation handler, the one ALPN drives after a TLS handshake:
+/// the sniffer reports its verdict as if ALPN had negotiated `h2` (or nothing, meaning HTTP/1.1),
+/// so both branches are Hummingbird's own HTTP1Channel and HTTP2Channel.
+public struct HTTPVersionSniffingChannel: HTTPChannelHandler {
+    public struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>>
+        public let channel: any Channel
+    }
+
+    let http1: HTTP1Channel
+    let http2: HTTP2Channel
+
+    public var responder: Responder { http1.responder }
+
+    public init(configuration: HTTP2ChannelConfiguration, responder: @escaping Responder) {
+        self.http1 = HTTP1Channel(responder: responder, configuration: configuration.streamConfiguration)
+        self.http2 = HTTP2Channel(responder: responder, configuration: configuration)
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let http1 = self.http1
+        let http2 = self.http2
+        return channel.eventLoop.makeCompletedFuture {
+            let negotiation = NIOTypedApplicationProtocolNegotiationHandler<
+                NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>
+            > { result, channel in
+                switch result {
+                case .negotiated("h2"):
+                    return http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                default:
+                    return http1.setup(channel: channel, logger: logger).map { .http1_1($0) }
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(HTTPPrefaceSniffer())
+            try channel.pipeline.syncOperations.addHandler(negotiation)
+            return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
+        }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http1_1(let connection): await http1.handle(value: connection, logger: logger)
+            case .http2(let connection): await http2.handle(value: connection, logger: logger)
+            }
+        } catch {
+            logger.debug("connection closed before its protocol was known: \(error)")
+        }
+    }
+}
+
+/// Buffers the first bytes until they match or diverge from the HTTP/2 preface, then announces
+/// the protocol with a `TLSUserEvent.handshakeCompleted` event, replays the bytes and removes itself.
+final class HTTPPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private var buffered: ByteBuffer?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var existing = buffered {
+            existing.writeBuffer(&incoming)
+            buffer = existing
+        } else {
+            buffer = incoming
+        }
+        let view = buffer.readableBytesView
+        let count = min(view.count, Self.preface.count)
+        let matches = view.prefix(count).elementsEqual(Self.preface.prefix(count))
+        if matches && count < Self.preface.count {
+            buffered = buffer  // not enough bytes yet to decide
+            return
+        }
+        buffered = nil
+        context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: matches ? "h2" : nil))
+        context.fireChannelRead(wrapInboundOut(buffer))
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}

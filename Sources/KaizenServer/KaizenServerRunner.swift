@@ -1,0 +1,151 @@
+import Domains
+import Foundation
+import Gateway
+import Hummingbird
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Storage
+import Tenancy
+
+/// What a started server tells its caller.
+public struct ServerReady: Sendable {
+    public let host: String
+    public let port: Int
+    public let tlsPort: Int?
+    public let firstRun: FirstRun.Result?
+    public let cluster: StorageCluster
+    public let registry: WorkspaceRegistry
+}
+
+/// `kaizen serve`: storage, first-run bootstrap, the gateway on its listeners, background upkeep,
+/// and a graceful shutdown on SIGTERM/SIGINT (or cancellation) that lets in-flight requests finish
+/// before the pools close and an embedded PostgreSQL we started is stopped.
+public enum KaizenServerRunner {
+    public static func run(
+        config: KaizenConfiguration,
+        logger: Logger,
+        gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+        onReady: @escaping @Sendable (ServerReady) async -> Void = { _ in }
+    ) async throws {
+        let storage = try await StorageHandle.open(config, logger: logger)
+        do {
+            try await serve(storage: storage, config: config, logger: logger, signals: gracefulShutdownSignals, onReady: onReady)
+        } catch {
+            await storage.close()
+            throw error
+        }
+        await storage.close()
+    }
+
+    static func serve(
+        storage: StorageHandle, config: KaizenConfiguration, logger: Logger, signals: [UnixSignal],
+        onReady: @escaping @Sendable (ServerReady) async -> Void
+    ) async throws {
+        let cluster = storage.cluster
+        let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
+        let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: config.actorIdleSeconds, logger: logger)
+        let limiter = RateLimiter(user: config.userRateLimit, workspace: config.workspaceRateLimit)
+        let deps = GatewayDependencies(
+            cluster: cluster, registry: registry,
+            authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: config.authCacheSeconds),
+            limiter: limiter,
+            document: try OpenAPIDocument(publicURL: config.publicURL ?? "http://\(config.host):\(config.port)"),
+            version: KaizenVersion.current, logger: logger)
+        let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
+
+        let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
+        var http2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(120), gracefulCloseTimeout: .seconds(5))
+        http2.maxAgeTimeout = nil  // the initializer drops it; no forced reconnects
+        let plaintext = Application(
+            responder: responder,
+            server: HTTPServerBuilder { responder in
+                HTTPVersionSniffingChannel(configuration: http2, responder: responder)
+            },
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "kaizen"),
+            onServerRunning: { channel in await ports.record(plaintext: channel.localAddress?.port ?? config.port) },
+            logger: logger)
+        var services: [any Service] = [plaintext]
+        if let cert = config.tlsCertificatePath, let key = config.tlsKeyPath {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            services.append(
+                Application(
+                    responder: responder,
+                    server: try .http2Upgrade(tlsConfiguration: tls, configuration: http2),
+                    configuration: .init(address: .hostname(config.host, port: config.tlsPort), serverName: "kaizen"),
+                    onServerRunning: { channel in await ports.record(tls: channel.localAddress?.port ?? config.tlsPort) },
+                    logger: logger))
+        }
+        services.append(UpkeepService(registry: registry, limiter: limiter))
+        services.append(
+            ReadyNotifier(ports: ports) { port, tlsPort in
+                await onReady(
+                    ServerReady(
+                        host: config.host, port: port, tlsPort: tlsPort, firstRun: firstRun, cluster: cluster,
+                        registry: registry))
+            })
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: signals, logger: logger))
+        try await group.run()
+    }
+}
+
+/// Collects the bound ports of the listeners (port 0 means "any free port").
+actor PortCollector {
+    let expecting: Int
+    var plaintext: Int?
+    var tls: Int?
+    var waiters: [CheckedContinuation<(Int, Int?), Never>] = []
+
+    init(expecting: Int) { self.expecting = expecting }
+
+    func record(plaintext port: Int) { plaintext = port; notify() }
+    func record(tls port: Int) { tls = port; notify() }
+
+    private func notify() {
+        guard let plaintext, expecting == 1 || tls != nil else { return }
+        for waiter in waiters { waiter.resume(returning: (plaintext, tls)) }
+        waiters = []
+    }
+
+    func wait() async -> (Int, Int?) {
+        if let plaintext, expecting == 1 || tls != nil { return (plaintext, tls) }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+}
+
+/// Calls back once every listener is bound, then idles until shutdown.
+struct ReadyNotifier: Service {
+    let ports: PortCollector
+    let callback: @Sendable (Int, Int?) async -> Void
+
+    func run() async throws {
+        let (port, tls) = await cancelWhenGracefulShutdown { await ports.wait() } ?? (0, nil)
+        if port != 0 { await callback(port, tls) }
+        try? await gracefulShutdown()
+    }
+}
+
+/// Evicts idle workspace actors and forgets refilled rate-limit buckets.
+struct UpkeepService: Service {
+    let registry: WorkspaceRegistry
+    let limiter: RateLimiter
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await registry.runEvictor() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(30)) } catch { return }
+                        limiter.sweep()
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A minimal JSON client for tests over real sockets (HTTP/1.1).
+public struct APIClient: Sendable {
+    public let baseURL: String
+    public let token: String?
+
+    public init(baseURL: String, token: String?) {
+        self.baseURL = baseURL
+        self.token = token
+    }
+
+    public struct Reply: Sendable {
+        public let status: Int
+        public let headers: HTTPHeaders
+        public let body: Data
+
+        /// The body as a JSON object or array (`[String: Any]` / `[Any]`).
+        public var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
+        public var object: [String: Any] { json as? [String: Any] ?? [:] }
+        public var array: [[String: Any]] { json as? [[String: Any]] ?? [] }
+        public var errorCode: String? { (object["error"] as? [String: Any])?["code"] as? String }
+        public var errorMessage: String? { (object["error"] as? [String: Any])?["message"] as? String }
+        public var errorDetails: [String: Any]? { (object["error"] as? [String: Any])?["details"] as? [String: Any] }
+        /// The pointers of a 422's `details.errors`.
+        public var errorPointers: [String] {
+            ((errorDetails?["errors"] as? [[String: Any]]) ?? []).compactMap { $0["pointer"] as? String }
+        }
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    public func with(token: String?) -> APIClient { APIClient(baseURL: baseURL, token: token) }
+
+    public func get(_ path: String) async throws -> Reply { try await send(.GET, path) }
+    public func delete(_ path: String) async throws -> Reply { try await send(.DELETE, path) }
+    public func post(_ path: String, json: Any) async throws -> Reply {
+        try await send(.POST, path, body: try JSONSerialization.data(withJSONObject: json))
+    }
+    public func post(_ path: String, raw: Data, contentType: String = "application/json") async throws -> Reply {
+        try await send(.POST, path, body: raw, contentType: contentType)
+    }
+
+    public func send(
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
+        headers extra: [(String, String)] = []
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: buffer))
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import Storage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Two throwaway PostgreSQL servers for the whole test process, started on first use under
+/// `/tmp/kaizen-tests-<pid>/` and stopped when the process exits. Each test gets fresh databases
+/// on both, so tests run in parallel without seeing each other's rows.
+public actor TestPostgres {
+    public static let shared = TestPostgres()
+
+    public static let serverCount = 2
+    static var root: String { "/tmp/kaizen-tests-\(getpid())" }
+    private var started: [String]?
+    private var counter = 0
+    let logger: Logger = {
+        var logger = Logger(label: "kaizen.tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Directory of server `index`.
+    public static func directory(_ index: Int) -> String { "\(root)/pg\(index)" }
+
+    private func ensureStarted() async throws {
+        if started != nil { return }
+        Self.cleanUpStaleRuns()
+        try FileManager.default.createDirectory(atPath: Self.root, withIntermediateDirectories: true)
+        chmod(Self.root, 0o755)
+        var dirs: [String] = []
+        for index in 0..<Self.serverCount {
+            let dir = Self.directory(index)
+            _ = try await EmbeddedPostgres(directory: dir, database: "postgres", logger: logger).start()
+            dirs.append(dir)
+        }
+        atexit {
+            for index in 0..<TestPostgres.serverCount {
+                EmbeddedPostgres(directory: TestPostgres.directory(index), logger: Logger(label: "kaizen.tests")).stop()
+            }
+            try? FileManager.default.removeItem(atPath: TestPostgres.root)
+        }
+        started = dirs
+    }
+
+    /// Fresh, empty databases: one per server, in server order.
+    public func freshDatabases(count: Int = TestPostgres.serverCount) async throws -> [DatabaseURL] {
+        try await ensureStarted()
+        counter += 1
+        let name = "t\(getpid())_\(counter)"
+        var urls: [DatabaseURL] = []
+        for index in 0..<min(count, Self.serverCount) {
+            let started = try await EmbeddedPostgres(directory: Self.directory(index), database: name, logger: logger).start()
+            urls.append(started.url)
+        }
+        return urls
+    }
+
+    /// Stops and removes clusters left by test processes that died without their exit handler.
+    static func cleanUpStaleRuns() {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: "/tmp") else { return }
+        for entry in entries where entry.hasPrefix("kaizen-tests-") {
+            guard let pid = Int32(entry.dropFirst("kaizen-tests-".count)), pid != getpid(), kill(pid, 0) != 0 else {
+                continue
+            }
+            for index in 0..<serverCount {
+                EmbeddedPostgres(directory: "/tmp/\(entry)/pg\(index)", logger: Logger(label: "kaizen.tests")).stop()
+            }
+            try? fm.removeItem(atPath: "/tmp/\(entry)")
+        }
+    }
+}

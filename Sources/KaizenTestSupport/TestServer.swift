@@ -1,0 +1,107 @@
+import AsyncHTTPClient
+import Domains
+import Foundation
+import KaizenServer
+import Logging
+import NIOCore
+import Storage
+import Tenancy
+
+/// A real Kaizen server on a free loopback port, on fresh databases on both test PostgreSQL servers.
+public final class TestServer: Sendable {
+    public let baseURL: String
+    public let port: Int
+    public let adminToken: String
+    public let cluster: StorageCluster
+    public let registry: WorkspaceRegistry
+    public let config: KaizenConfiguration
+    let task: Task<Void, any Error>
+
+    init(
+        baseURL: String, port: Int, adminToken: String, cluster: StorageCluster, registry: WorkspaceRegistry,
+        config: KaizenConfiguration, task: Task<Void, any Error>
+    ) {
+        self.baseURL = baseURL
+        self.port = port
+        self.adminToken = adminToken
+        self.cluster = cluster
+        self.registry = registry
+        self.config = config
+        self.task = task
+    }
+
+    /// Starts a server; `configure` may adjust the configuration (limits, TLS, …) first.
+    public static func start(
+        servers: Int = TestPostgres.serverCount, configure: (inout KaizenConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let urls = try await TestPostgres.shared.freshDatabases(count: servers)
+        var config = KaizenConfiguration()
+        config.port = 0
+        config.host = "127.0.0.1"
+        config.databaseURLs = urls
+        config.logicalShards = 8
+        config.maxConnectionsPerServer = 8
+        config.dataDirectory = NSTemporaryDirectory() + "kaizen-test-data-\(UUID().uuidString)"
+        configure(&config)
+        var logger = Logger(label: "kaizen.test-server")
+        logger.logLevel = .warning
+        let ready = ReadyBox()
+        let frozen = config
+        let task = Task {
+            try await KaizenServerRunner.run(config: frozen, logger: logger, gracefulShutdownSignals: []) { info in
+                await ready.set(info)
+            }
+        }
+        let info: ServerReady
+        do {
+            info = try await ready.wait(orFailureOf: task)
+        } catch {
+            task.cancel()
+            throw error
+        }
+        let token = try String(contentsOfFile: config.firstTokenPath, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return TestServer(
+            baseURL: "http://127.0.0.1:\(info.port)", port: info.port, adminToken: token, cluster: info.cluster,
+            registry: info.registry, config: config, task: task)
+    }
+
+    /// Graceful shutdown; waits for the server to finish.
+    public func stop() async {
+        task.cancel()
+        _ = try? await task.value
+        try? FileManager.default.removeItem(atPath: config.dataDirectory)
+    }
+}
+
+actor ReadyBox {
+    var info: ServerReady?
+    var waiter: CheckedContinuation<ServerReady, any Error>?
+
+    func set(_ info: ServerReady) {
+        self.info = info
+        waiter?.resume(returning: info)
+        waiter = nil
+    }
+
+    func fail(_ error: any Error) {
+        waiter?.resume(throwing: error)
+        waiter = nil
+    }
+
+    func wait(orFailureOf task: Task<Void, any Error>) async throws -> ServerReady {
+        // If the server task ends before it is ready, surface its error instead of hanging.
+        Task {
+            do {
+                try await task.value
+                self.fail(CancellationError())
+            } catch {
+                self.fail(error)
+            }
+        }
+        if let info { return info }
+        return try await withCheckedThrowingContinuation { continuation in
+            if let info { continuation.resume(returning: info) } else { waiter = continuation }
+        }
+    }
+}

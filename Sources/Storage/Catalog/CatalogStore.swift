@@ -1,0 +1,284 @@
+import Domains
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Workspaces, users, memberships, tokens and the shard map, on the first server.
+public struct CatalogStore: Sendable {
+    public let server: PhysicalServer
+    let logger: Logger
+
+    public init(server: PhysicalServer, logger: Logger) {
+        self.server = server
+        self.logger = logger
+    }
+
+    // MARK: shard map
+
+    /// Creates `count` logical shards spread round-robin over `servers` physical servers, once.
+    /// Returns the map as stored (an existing map wins over the requested count).
+    public func ensureShardMap(count: Int, servers: Int) async throws -> ShardMap {
+        let logger = self.logger
+        return try await server.transaction { connection in
+            try await connection.query("LOCK TABLE shards IN EXCLUSIVE MODE", logger: logger)
+            var placements: [Int: Int] = [:]
+            for try await (shard, serverIndex) in try await connection.query(
+                "SELECT shard_id, server_index FROM shards", logger: logger
+            ).decode((Int, Int).self) {
+                placements[shard] = serverIndex
+            }
+            if placements.isEmpty {
+                let shardIDs = Array(0..<count)
+                let serverIndexes = shardIDs.map { $0 % servers }
+                try await connection.query(
+                    "INSERT INTO shards (shard_id, server_index) SELECT * FROM UNNEST(\(shardIDs)::integer[], \(serverIndexes)::integer[])",
+                    logger: logger)
+                for (shard, serverIndex) in zip(shardIDs, serverIndexes) { placements[shard] = serverIndex }
+            }
+            return ShardMap(placements: placements)
+        }
+    }
+
+    // MARK: workspaces
+
+    /// Places a new workspace on the logical shard holding the fewest workspaces.
+    public func createWorkspace(slug: String, name: String) async throws -> Workspace {
+        let id = ResourceID.make(.workspace)
+        let logger = self.logger
+        return try await server.run { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO workspaces (id, slug, name, shard_id)
+                SELECT \(id), \(slug), \(name), s.shard_id
+                FROM shards s LEFT JOIN workspaces w ON w.shard_id = s.shard_id
+                GROUP BY s.shard_id ORDER BY count(w.id), s.shard_id LIMIT 1
+                RETURNING shard_id, created_at
+                """, logger: logger)
+            for try await (shard, createdAt) in rows.decode((Int, Date).self) {
+                return Workspace(id: id, slug: slug, name: name, shardID: shard, createdAt: createdAt)
+            }
+            throw StorageError.configuration("the catalog has no shards")
+        }
+    }
+
+    public func workspace(slug: String) async throws -> Workspace? {
+        try await workspaces(where: "slug", equals: slug).first
+    }
+
+    public func workspace(id: String) async throws -> Workspace? {
+        try await workspaces(where: "id", equals: id).first
+    }
+
+    public func allWorkspaces() async throws -> [Workspace] {
+        let logger = self.logger
+        return try await server.run { connection in
+            var result: [Workspace] = []
+            for try await (id, slug, name, shard, createdAt) in try await connection.query(
+                "SELECT id, slug, name, shard_id, created_at FROM workspaces ORDER BY slug", logger: logger
+            ).decode((String, String, String, Int, Date).self) {
+                result.append(Workspace(id: id, slug: slug, name: name, shardID: shard, createdAt: createdAt))
+            }
+            return result
+        }
+    }
+
+    public func workspaces(ids: [String]) async throws -> [Workspace] {
+        if ids.isEmpty { return [] }
+        let logger = self.logger
+        return try await server.run { connection in
+            var result: [Workspace] = []
+            for try await (id, slug, name, shard, createdAt) in try await connection.query(
+                "SELECT id, slug, name, shard_id, created_at FROM workspaces WHERE id = ANY(\(ids)) ORDER BY slug",
+                logger: logger
+            ).decode((String, String, String, Int, Date).self) {
+                result.append(Workspace(id: id, slug: slug, name: name, shardID: shard, createdAt: createdAt))
+            }
+            return result
+        }
+    }
+
+    private func workspaces(where column: String, equals value: String) async throws -> [Workspace] {
+        let logger = self.logger
+        // `column` is one of two literals above, never user input.
+        var query = PostgresQuery(unsafeSQL: "SELECT id, slug, name, shard_id, created_at FROM workspaces WHERE \(column) = $1")
+        query.binds.append(value)
+        return try await server.run { connection in
+            var result: [Workspace] = []
+            for try await (id, slug, name, shard, createdAt) in try await connection.query(query, logger: logger)
+                .decode((String, String, String, Int, Date).self)
+            {
+                result.append(Workspace(id: id, slug: slug, name: name, shardID: shard, createdAt: createdAt))
+            }
+            return result
+        }
+    }
+
+    // MARK: users and memberships
+
+    /// Finds the user by email or creates it.
+    public func upsertUser(email: String, name: String?) async throws -> User {
+        let id = ResourceID.make(.user)
+        let logger = self.logger
+        return try await server.run { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO users (id, email, name) VALUES (\(id), \(email), \(name))
+                ON CONFLICT (email) DO UPDATE SET name = COALESCE(EXCLUDED.name, users.name)
+                RETURNING id, email, name
+                """, logger: logger)
+            for try await (id, email, name) in rows.decode((String, String, String?).self) {
+                return User(id: id, email: email, name: name)
+            }
+            throw StorageError.configuration("user upsert returned no row")
+        }
+    }
+
+    public func setMembership(workspaceID: String, userID: String, role: Role) async throws {
+        let logger = self.logger
+        try await server.run { connection in
+            try await connection.query(
+                """
+                INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(workspaceID), \(userID), \(role.rawValue))
+                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role
+                """, logger: logger)
+        }
+    }
+
+    // MARK: tokens
+
+    public struct NewToken: Sendable {
+        public var name: String
+        public var tokenClass: TokenClass
+        public var workspaceID: String?
+        public var role: Role?
+        public var userID: String?
+        public var createdBy: String?
+        public var expiresAt: Date?
+
+        public init(
+            name: String, tokenClass: TokenClass, workspaceID: String?, role: Role?, userID: String?, createdBy: String?,
+            expiresAt: Date?
+        ) {
+            self.name = name
+            self.tokenClass = tokenClass
+            self.workspaceID = workspaceID
+            self.role = role
+            self.userID = userID
+            self.createdBy = createdBy
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// Stores the token's hash and returns the plaintext secret, which is not kept anywhere.
+    public func createToken(_ token: NewToken) async throws -> (info: TokenInfo, secret: String) {
+        let id = ResourceID.make(.token)
+        let secret = TokenSecret.generate()
+        let hash = TokenSecret.hash(secret)
+        let hint = TokenSecret.hint(secret)
+        let logger = self.logger
+        try await server.run { connection in
+            try await connection.query(
+                """
+                INSERT INTO tokens (id, secret_hash, hint, class, name, workspace_id, role, user_id, created_by, expires_at)
+                VALUES (\(id), \(hash), \(hint), \(token.tokenClass.rawValue), \(token.name), \(token.workspaceID),
+                        \(token.role?.rawValue), \(token.userID), \(token.createdBy), \(token.expiresAt))
+                """, logger: logger)
+        }
+        guard let info = try await self.token(id: id) else {
+            throw StorageError.configuration("token \(id) vanished after insert")
+        }
+        return (info, secret)
+    }
+
+    private static let tokenColumns = """
+        SELECT t.id, t.name, t.class, t.hint, t.workspace_id, t.role, t.created_at, t.expires_at, t.revoked_at,
+               u.id, u.email, u.name
+        FROM tokens t LEFT JOIN users u ON u.id = t.user_id
+        """
+
+    public func token(id: String) async throws -> TokenInfo? {
+        var query = PostgresQuery(unsafeSQL: Self.tokenColumns + " WHERE t.id = $1")
+        query.binds.append(id)
+        return try await tokens(query).first
+    }
+
+    /// Tokens bound to or issued by a workspace, newest first, revoked ones included.
+    public func tokens(workspaceID: String) async throws -> [TokenInfo] {
+        var query = PostgresQuery(unsafeSQL: Self.tokenColumns + " WHERE t.workspace_id = $1 ORDER BY t.id DESC")
+        query.binds.append(workspaceID)
+        return try await tokens(query)
+    }
+
+    private func tokens(_ query: PostgresQuery) async throws -> [TokenInfo] {
+        let logger = self.logger
+        return try await server.run { connection in
+            var result: [TokenInfo] = []
+            let rows = try await connection.query(query, logger: logger)
+            for try await row in rows {
+                let (id, name, cls, hint, workspaceID, role, createdAt, expiresAt, revokedAt, userID, email, userName) =
+                    try row.decode(
+                        (String, String, String, String, String?, String?, Date, Date?, Date?, String?, String?, String?).self)
+                let user = userID.map { User(id: $0, email: email ?? "", name: userName) }
+                result.append(
+                    TokenInfo(
+                        id: id, name: name, tokenClass: TokenClass(rawValue: cls) ?? .workspace, hint: hint,
+                        workspaceID: workspaceID, role: role.flatMap(Role.init(rawValue:)), user: user,
+                        createdAt: createdAt, expiresAt: expiresAt, revokedAt: revokedAt))
+            }
+            return result
+        }
+    }
+
+    /// Marks a token revoked. Returns nil when no such token belongs to the workspace.
+    public func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo? {
+        let logger = self.logger
+        let found = try await server.run { connection -> Bool in
+            let rows = try await connection.query(
+                """
+                UPDATE tokens SET revoked_at = COALESCE(revoked_at, now())
+                WHERE id = \(id) AND workspace_id = \(workspaceID) RETURNING id
+                """, logger: logger)
+            for try await _ in rows { return true }
+            return false
+        }
+        return found ? try await token(id: id) : nil
+    }
+
+    /// Resolves a secret's hash to the caller's identity: nil for unknown, revoked or expired tokens.
+    /// One round trip: the token joined with its workspace (workspace tokens) or the user's memberships.
+    public func resolve(secretHash: String) async throws -> Identity? {
+        let logger = self.logger
+        return try await server.run { connection in
+            let rows = try await connection.query(
+                """
+                SELECT t.id, t.class, t.user_id, (extract(epoch FROM t.expires_at) * 1000)::bigint,
+                       w.id, w.slug, w.shard_id, COALESCE(t.role, m.role)
+                FROM tokens t
+                LEFT JOIN memberships m ON t.class = 'user' AND m.user_id = t.user_id
+                LEFT JOIN workspaces w ON w.id = CASE WHEN t.class = 'user' THEN m.workspace_id ELSE t.workspace_id END
+                WHERE t.secret_hash = \(secretHash) AND t.revoked_at IS NULL
+                  AND (t.expires_at IS NULL OR t.expires_at > now())
+                """, logger: logger)
+            var tokenID: String?
+            var tokenClass = TokenClass.workspace
+            var userID: String?
+            var expires: Int64?
+            var grants: [WorkspaceGrant] = []
+            for try await (id, cls, user, exp, wsID, wsSlug, shard, role) in rows.decode(
+                (String, String, String?, Int64?, String?, String?, Int?, String?).self)
+            {
+                tokenID = id
+                tokenClass = TokenClass(rawValue: cls) ?? .workspace
+                userID = user
+                expires = exp
+                if let wsID, let wsSlug, let shard, let role = role.flatMap(Role.init(rawValue:)) {
+                    grants.append(WorkspaceGrant(workspaceID: wsID, workspaceSlug: wsSlug, shardID: shard, role: role))
+                }
+            }
+            guard let tokenID else { return nil }
+            return Identity(
+                tokenID: tokenID, tokenClass: tokenClass, userID: userID, grants: grants,
+                expiresAtMilliseconds: expires.map { UInt64(max(0, $0)) })
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One PostgreSQL server of the cluster, with its connection pool.
+/// Every query goes through `run` so that connection failures become `StorageError.serverUnavailable`
+/// naming this server, and unique violations become `.uniqueViolation`.
+public final class PhysicalServer: Sendable {
+    public let index: Int
+    public let url: DatabaseURL
+    public let client: PostgresClient
+    let logger: Logger
+
+    public init(index: Int, url: DatabaseURL, maxConnections: Int, logger: Logger) {
+        var config = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.username, password: url.password, database: url.database,
+            tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        config.options.maximumConnections = maxConnections
+        config.options.minimumConnections = 0
+        // Fail fast when a server is down so the request gets a 503 naming it, rather than hanging.
+        config.options.connectTimeout = .seconds(3)
+        self.index = index
+        self.url = url
+        self.logger = logger
+        self.client = PostgresClient(configuration: config, backgroundLogger: logger)
+    }
+
+    /// Runs `body` with a pooled connection, translating driver errors.
+    public func run<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw translate(error)
+        }
+    }
+
+    /// Runs `body` in one transaction (BEGIN … COMMIT, ROLLBACK on error).
+    public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch let error as PostgresTransactionError {
+            throw translate(error.closureError ?? error.beginError ?? error.commitError ?? error)
+        } catch {
+            throw translate(error)
+        }
+    }
+
+    /// Cheap liveness probe for `/healthz`.
+    public func ping(timeout: Duration = .seconds(2)) async -> String? {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try await self.run { try await $0.query("SELECT 1", logger: self.logger) } }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw StorageError.serverUnavailable(server: self.index, address: self.url.description, underlying: "timed out")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+            return nil
+        } catch let error as StorageError {
+            return error.description
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func translate(_ error: any Error) -> any Error {
+        if error is StorageError { return error }
+        if let psql = error as? PSQLError {
+            switch psql.code {
+            case .server:
+                let state = psql.serverInfo?[.sqlState]
+                if state == "23505" {
+                    return StorageError.uniqueViolation(constraint: psql.serverInfo?[.constraintName] ?? "unknown")
+                }
+                // 57P01 admin shutdown, 57P03 cannot connect now, 53300 too many connections
+                if let state, state.hasPrefix("57P") || state == "53300" {
+                    return StorageError.serverUnavailable(
+                        server: index, address: url.description, underlying: psql.serverInfo?[.message] ?? state)
+                }
+                return error
+            case .connectionError, .serverClosedConnection, .uncleanShutdown, .poolClosed, .clientClosedConnection:
+                return StorageError.serverUnavailable(server: index, address: url.description, underlying: "\(psql.code)")
+            default:
+                return error
+            }
+        }
+        if error is ChannelError || error is IOError || "\(type(of: error))".contains("ConnectionPool") {
+            return StorageError.serverUnavailable(server: index, address: url.description, underlying: "\(error)")
+        }
+        return error
+    }
+}

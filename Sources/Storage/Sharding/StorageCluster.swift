@@ -1,0 +1,111 @@
+import Domains
+import Logging
+import PostgresNIO
+
+/// The catalog plus every physical server, and the map of logical shards onto them.
+public final class StorageCluster: Sendable {
+    public let servers: [PhysicalServer]
+    public let catalog: CatalogStore
+    public let shardMap: ShardMap
+    let logger: Logger
+
+    /// One pool per URL, in `KAIZEN_DATABASE_URLS` order. Start `runPools` on them before `open`.
+    public static func makeServers(urls: [DatabaseURL], maxConnectionsPerServer: Int = 40, logger: Logger) throws
+        -> [PhysicalServer]
+    {
+        guard !urls.isEmpty else { throw StorageError.configuration("no database servers configured") }
+        return urls.enumerated().map {
+            PhysicalServer(index: $0.offset, url: $0.element, maxConnections: maxConnectionsPerServer, logger: logger)
+        }
+    }
+
+    /// Migrates every server, checks each server's identity, and loads (or creates) the shard map.
+    public static func open(servers: [PhysicalServer], logicalShards: Int, logger: Logger) async throws
+        -> StorageCluster
+    {
+        guard logicalShards >= servers.count else {
+            throw StorageError.configuration(
+                "KAIZEN_SHARDS (\(logicalShards)) must be at least the number of database servers (\(servers.count))")
+        }
+        let migrator = Migrator(logger: logger)
+        try await migrator.migrate(servers[0], scope: .catalog)
+        for server in servers {
+            try await migrator.migrate(server, scope: .shard)
+            try await Self.checkIdentity(server, logger: logger)
+        }
+        let catalog = CatalogStore(server: servers[0], logger: logger)
+        let map = try await catalog.ensureShardMap(count: logicalShards, servers: servers.count)
+        if let bad = map.placements.values.first(where: { $0 >= servers.count }) {
+            throw StorageError.configuration(
+                "the shard map places shards on server \(bad) but only \(servers.count) database URL(s) are configured")
+        }
+        if map.shardCount != logicalShards {
+            logger.notice(
+                "keeping the existing shard map",
+                metadata: ["stored": "\(map.shardCount)", "configured": "\(logicalShards)"])
+        }
+        return StorageCluster(servers: servers, catalog: catalog, shardMap: map, logger: logger)
+    }
+
+    init(servers: [PhysicalServer], catalog: CatalogStore, shardMap: ShardMap, logger: Logger) {
+        self.servers = servers
+        self.catalog = catalog
+        self.shardMap = shardMap
+        self.logger = logger
+    }
+
+    /// Runs every pool until the task is cancelled.
+    public static func runPools(_ servers: [PhysicalServer]) async {
+        await withDiscardingTaskGroup { group in
+            for server in servers { group.addTask { await server.client.run() } }
+        }
+    }
+
+    public func server(forShard shard: Int) throws -> PhysicalServer {
+        guard let index = shardMap.serverIndex(forShard: shard), index < servers.count else {
+            throw StorageError.configuration("logical shard \(shard) has no server")
+        }
+        return servers[index]
+    }
+
+    public func tenant(_ workspaceID: String, shard: Int) throws -> TenantStore {
+        TenantStore(server: try server(forShard: shard), workspaceID: workspaceID, logger: logger)
+    }
+
+    /// Records (first start) or verifies (later starts) which position this server holds.
+    static func checkIdentity(_ server: PhysicalServer, logger: Logger) async throws {
+        let stored = try await server.run { connection -> Int in
+            let rows = try await connection.query(
+                """
+                INSERT INTO kaizen_node (singleton, server_index) VALUES (true, \(server.index))
+                ON CONFLICT (singleton) DO UPDATE SET server_index = kaizen_node.server_index
+                RETURNING server_index
+                """, logger: logger)
+            for try await index in rows.decode(Int.self) { return index }
+            return server.index
+        }
+        guard stored == server.index else {
+            throw StorageError.configuration(
+                "database \(server.url) was server \(stored) of KAIZEN_DATABASE_URLS but is now listed at position \(server.index); "
+                    + "keep the list in its original order")
+        }
+    }
+
+    public struct Health: Sendable {
+        /// Problems by server index; empty when all answer.
+        public let failures: [Int: String]
+        public let shardMap: ShardMap
+        public let servers: [PhysicalServer]
+    }
+
+    public func health() async -> Health {
+        let failures = await withTaskGroup(of: (Int, String?).self) { group in
+            for server in servers { group.addTask { (server.index, await server.ping()) } }
+            var result: [Int: String] = [:]
+            for await (index, problem) in group { if let problem { result[index] = problem } }
+            return result
+        }
+        return Health(failures: failures, shardMap: shardMap, servers: servers)
+    }
+}
+

@@ -1,0 +1,109 @@
+import Domains
+import Logging
+import Storage
+
+/// The single owner of one workspace's in-process state: its cache of projects, its write
+/// sequencing and (with ingest) its quotas. Created on first use by `WorkspaceRegistry`,
+/// dropped when idle; everything it holds can be rebuilt from the shard.
+public actor WorkspaceActor {
+    public let workspaceID: String
+    public let shardID: Int
+    let store: TenantStore
+    let logger: Logger
+
+    private var lane = SerialLane()
+    /// Projects by slug; nil until first loaded from the shard.
+    private var projectsBySlug: [String: Project]?
+    /// Last write sequence number used; nil until loaded.
+    private var writeSeq: Int64?
+
+    /// Instrumentation for tests and metrics: writes currently inside the lane (never above 1).
+    public private(set) var writesInLane = 0
+    public private(set) var maxWritesInLane = 0
+
+    public init(workspaceID: String, shardID: Int, store: TenantStore, logger: Logger) {
+        self.workspaceID = workspaceID
+        self.shardID = shardID
+        self.store = store
+        self.logger = logger
+    }
+
+    // MARK: sequencing
+
+    /// Runs `body` alone among this workspace's sequenced writes, in arrival order.
+    public func sequenced<T: Sendable>(_ body: @Sendable (isolated WorkspaceActor) async throws -> T) async throws -> T {
+        if !lane.tryEnter() {
+            await withCheckedContinuation { lane.enqueue($0) }
+        }
+        writesInLane += 1
+        maxWritesInLane = max(maxWritesInLane, writesInLane)
+        defer {
+            writesInLane -= 1
+            lane.leave()
+        }
+        return try await body(self)
+    }
+
+    /// The next write sequence number. Only meaningful inside `sequenced`: it is committed by the caller's
+    /// transaction and advanced here only after that succeeds (`commitSequence`).
+    func peekNextSequence() async throws -> Int64 {
+        if let writeSeq { return writeSeq + 1 }
+        let stored = try await store.writeSequence()
+        writeSeq = stored
+        return stored + 1
+    }
+
+    func commitSequence(_ seq: Int64) {
+        writeSeq = seq
+    }
+
+    public var lastWriteSequence: Int64? { writeSeq }
+
+    // MARK: projects
+
+    public func projects() async throws -> [Project] {
+        try await loadedProjects().values.sorted { $0.slug < $1.slug }
+    }
+
+    public func project(slug: String) async throws -> Project? {
+        try await loadedProjects()[slug]
+    }
+
+    private func loadedProjects() async throws -> [String: Project] {
+        if let projectsBySlug { return projectsBySlug }
+        let loaded = try await store.projects()
+        // Another call may have filled the cache while we awaited: keep the newer state.
+        if let projectsBySlug { return projectsBySlug }
+        let map = Dictionary(loaded.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
+        projectsBySlug = map
+        return map
+    }
+
+    /// Creates a project; 409 when the slug is taken in this workspace.
+    public func createProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String)
+        async throws -> Project
+    {
+        try await sequenced { actor in
+            if try await actor.project(slug: slug) != nil {
+                throw APIError.conflict(
+                    "a project with slug '\(slug)' already exists in this workspace",
+                    details: ["pointer": "/slug", "slug": .string(slug)])
+            }
+            let seq = try await actor.peekNextSequence()
+            let project: Project
+            do {
+                project = try await actor.store.insertProject(
+                    slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq)
+            } catch StorageError.uniqueViolation {
+                // Another node created it: our cache is stale.
+                actor.projectsBySlug = nil
+                throw APIError.conflict(
+                    "a project with slug '\(slug)' already exists in this workspace",
+                    details: ["pointer": "/slug", "slug": .string(slug)])
+            }
+            actor.commitSequence(seq)
+            actor.projectsBySlug?[slug] = project
+            return project
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Domains
+import Logging
+import Storage
+import Synchronization
+
+/// Finds or creates the actor of a workspace, and drops idle ones.
+///
+/// The map is split into 64 independently locked stripes keyed by workspace ID, so requests of
+/// different workspaces rarely touch the same lock and never wait on one another's work: a stripe
+/// lock is held only for a dictionary lookup, never across an `await`.
+public final class WorkspaceRegistry: Sendable {
+    struct Entry {
+        let actor: WorkspaceActor
+        var inFlight: Int
+        var lastUsedNanos: UInt64
+    }
+
+    final class Stripe: Sendable {
+        let entries = Mutex<[String: Entry]>([:])
+    }
+
+    let stripes: [Stripe]
+    let cluster: StorageCluster
+    let idleNanos: UInt64
+    let logger: Logger
+
+    public init(cluster: StorageCluster, idleSeconds: Double, logger: Logger, stripeCount: Int = 64) {
+        self.cluster = cluster
+        self.idleNanos = UInt64(max(0, idleSeconds) * 1e9)
+        self.logger = logger
+        self.stripes = (0..<max(1, stripeCount)).map { _ in Stripe() }
+    }
+
+    private func stripe(for workspaceID: String) -> Stripe {
+        var hasher = Hasher()
+        hasher.combine(workspaceID)
+        return stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
+    }
+
+    /// Runs `body` with the workspace's actor. The actor cannot be evicted while `body` runs.
+    public func withWorkspace<T: Sendable>(
+        _ grant: WorkspaceGrant, _ body: (WorkspaceActor) async throws -> T
+    ) async throws -> T {
+        let actor = try acquire(workspaceID: grant.workspaceID, shardID: grant.shardID)
+        defer { release(workspaceID: grant.workspaceID) }
+        return try await body(actor)
+    }
+
+    func acquire(workspaceID: String, shardID: Int) throws -> WorkspaceActor {
+        let store = try cluster.tenant(workspaceID, shard: shardID)
+        let now = ContinuousClock.now.nanosecondsSinceReference
+        return stripe(for: workspaceID).entries.withLock { entries in
+            if var entry = entries[workspaceID] {
+                entry.inFlight += 1
+                entry.lastUsedNanos = now
+                entries[workspaceID] = entry
+                return entry.actor
+            }
+            let actor = WorkspaceActor(workspaceID: workspaceID, shardID: shardID, store: store, logger: logger)
+            entries[workspaceID] = Entry(actor: actor, inFlight: 1, lastUsedNanos: now)
+            return actor
+        }
+    }
+
+    func release(workspaceID: String) {
+        let now = ContinuousClock.now.nanosecondsSinceReference
+        stripe(for: workspaceID).entries.withLock { entries in
+            entries[workspaceID]?.inFlight -= 1
+            entries[workspaceID]?.lastUsedNanos = now
+        }
+    }
+
+    /// Drops actors with no request in flight and unused for the idle period. Returns how many.
+    @discardableResult
+    public func evictIdle(olderThanNanos: UInt64? = nil) -> Int {
+        let now = ContinuousClock.now.nanosecondsSinceReference
+        let limit = olderThanNanos ?? idleNanos
+        var evicted = 0
+        for stripe in stripes {
+            stripe.entries.withLock { entries in
+                for (id, entry) in entries
+                where entry.inFlight == 0 && entry.lastUsedNanos <= now && now - entry.lastUsedNanos >= limit
+                {
+                    entries[id] = nil
+                    evicted += 1
+                }
+            }
+        }
+        return evicted
+    }
+
+    /// Actors currently alive.
+    public var count: Int {
+        stripes.reduce(0) { total, stripe in total + stripe.entries.withLock { $0.count } }
+    }
+
+    /// The live actor of a workspace, if any (for tests and diagnostics; does not create one).
+    public func existingActor(workspaceID: String) -> WorkspaceActor? {
+        stripe(for: workspaceID).entries.withLock { $0[workspaceID]?.actor }
+    }
+
+    /// Evicts idle actors every quarter of the idle period until cancelled.
+    public func runEvictor() async {
+        let period = Duration.nanoseconds(Int64(max(idleNanos / 4, 1_000_000_000)))
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: period) } catch { return }
+            let evicted = evictIdle()
+            if evicted > 0 { logger.debug("evicted idle workspace actors", metadata: ["count": "\(evicted)"]) }
+        }
+    }
+}
+
+extension ContinuousClock.Instant {
+    /// Nanoseconds since an arbitrary fixed point; only differences are meaningful.
+    var nanosecondsSinceReference: UInt64 {
+        let components = (self - ContinuousClock.Instant.reference).components
+        return UInt64(max(0, components.seconds)) &* 1_000_000_000 &+ UInt64(max(0, components.attoseconds / 1_000_000_000))
+    }
+
+    static let reference = ContinuousClock.now
+}

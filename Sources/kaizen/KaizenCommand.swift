@@ -1,0 +1,217 @@
+import ArgumentParser
+import Domains
+import Foundation
+import KaizenServer
+import Logging
+import Storage
+
+@main
+struct KaizenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kaizen",
+        abstract: "Kaizen, the self-hostable test-results server.",
+        version: KaizenVersion.current,
+        subcommands: [Serve.self, WorkspaceCommand.self, TokenCommand.self, Migrate.self],
+        defaultSubcommand: Serve.self)
+}
+
+func makeLogger(_ config: KaizenConfiguration) -> Logger {
+    var logger = Logger(label: "kaizen")
+    logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+    return logger
+}
+
+/// Runs an operator subcommand against the configured storage, then closes it.
+func withStorage<T: Sendable>(_ body: (StorageCluster) async throws -> T) async throws -> T {
+    let config = try KaizenConfiguration.fromEnvironment()
+    var logger = makeLogger(config)
+    logger.logLevel = .warning  // keep operator output clean
+    let storage = try await StorageHandle.open(config, logger: logger)
+    do {
+        let result = try await body(storage.cluster)
+        await storage.close()
+        return result
+    } catch {
+        await storage.close()
+        throw error
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the server (embedded PostgreSQL under KAIZEN_DATA_DIR unless KAIZEN_DATABASE_URLS is set).")
+
+    func run() async throws {
+        let config = try KaizenConfiguration.fromEnvironment()
+        let logger = makeLogger(config)
+        try await KaizenServerRunner.run(config: config, logger: logger) { ready in
+            var lines = ["Kaizen \(KaizenVersion.current) listening on http://\(ready.host):\(ready.port) (HTTP/1.1 and HTTP/2)"]
+            if let tls = ready.tlsPort { lines.append("TLS (HTTP/2 and HTTP/1.1 via ALPN) on https://\(ready.host):\(tls)") }
+            lines.append(
+                "Database: \(config.databaseURLs == nil ? "embedded PostgreSQL in \(config.embeddedPostgresDirectory)" : "\(ready.cluster.servers.count) server(s)"), \(ready.cluster.shardMap.shardCount) logical shards")
+            if let first = ready.firstRun, first.createdNow {
+                lines.append("First start: created workspace 'default'; its admin token is in \(first.tokenPath)")
+            } else if let first = ready.firstRun {
+                lines.append("Admin token from the first start: \(first.tokenPath)")
+            }
+            print(lines.joined(separator: "\n"))
+            fflush(stdout)
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending migrations to the catalog and every shard server, then exit.")
+
+    func run() async throws {
+        let servers = try await withStorage { $0.servers.count }
+        print("migrations are up to date on \(servers) server(s)")
+    }
+}
+
+struct WorkspaceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "workspace", abstract: "Manage workspaces.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a workspace.")
+        @Option(help: "URL slug: a-z, 0-9 and '-'.") var slug: String
+        @Option(help: "Display name (default: the slug).") var name: String?
+
+        func run() async throws {
+            if let problem = Slug.problem(slug) { throw ValidationError("--slug \(problem)") }
+            let workspace = try await withStorage { cluster in
+                do {
+                    return try await cluster.catalog.createWorkspace(slug: slug, name: name ?? slug)
+                } catch StorageError.uniqueViolation {
+                    throw ValidationError("a workspace with slug '\(slug)' already exists")
+                }
+            }
+            print("created workspace \(workspace.slug) (\(workspace.id)) on logical shard \(workspace.shardID)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List workspaces and their shard placement.")
+
+        func run() async throws {
+            let rows = try await withStorage { cluster in
+                try await cluster.catalog.allWorkspaces().map {
+                    "\($0.slug)\t\($0.id)\tshard \($0.shardID)\tserver \(cluster.shardMap.serverIndex(forShard: $0.shardID) ?? -1)"
+                }
+            }
+            print(rows.joined(separator: "\n"))
+        }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Mint, list and revoke tokens.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a token and print its secret (shown once).",
+            discussion: """
+                Workspace tokens are bound to --workspace with --role. User tokens belong to --user (an email; the \
+                user is created if new and becomes a member of --workspace with --role) and expire after --ttl.
+                """)
+        @Option(help: "Workspace slug.") var workspace: String
+        @Option(name: .customLong("class"), help: "workspace or user.") var tokenClass: String = "workspace"
+        @Option(help: "admin, member or viewer.") var role: String = "member"
+        @Option(help: "A name to tell the token apart.") var name: String?
+        @Option(help: "User tokens: the user's email.") var user: String?
+        @Option(help: "User tokens: lifetime such as 90m, 12h, 7d (default 12h, at most 30d).") var ttl: String?
+
+        func run() async throws {
+            guard let tokenClass = TokenClass(rawValue: tokenClass) else {
+                throw ValidationError("--class must be workspace or user")
+            }
+            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be admin, member or viewer") }
+            var ttlSeconds: Int?
+            if let ttl {
+                guard let seconds = parseDuration(ttl), seconds >= 60, seconds <= TokenRules.maxUserTTLSeconds else {
+                    throw ValidationError("--ttl must be a duration between 1m and 30d, such as 90m, 12h or 7d")
+                }
+                ttlSeconds = seconds
+            }
+            if tokenClass == .user {
+                guard let user, TokenRules.validateEmail(user, pointer: "") == nil else {
+                    throw ValidationError("user tokens need --user with an email address")
+                }
+            } else if user != nil || ttl != nil {
+                throw ValidationError("--user and --ttl are only for --class user")
+            }
+            let (info, secret) = try await withStorage { cluster in
+                guard let ws = try await cluster.catalog.workspace(slug: workspace) else {
+                    throw ValidationError("no workspace '\(workspace)'")
+                }
+                switch tokenClass {
+                case .workspace:
+                    return try await cluster.catalog.createToken(
+                        .init(
+                            name: name ?? "\(role.rawValue) token", tokenClass: .workspace, workspaceID: ws.id, role: role,
+                            userID: nil, createdBy: "kaizen-cli", expiresAt: nil))
+                case .user:
+                    let account = try await cluster.catalog.upsertUser(email: (user ?? "").lowercased(), name: nil)
+                    try await cluster.catalog.setMembership(workspaceID: ws.id, userID: account.id, role: role)
+                    let seconds = ttlSeconds ?? TokenRules.defaultUserTTLSeconds
+                    return try await cluster.catalog.createToken(
+                        .init(
+                            name: name ?? "user token", tokenClass: .user, workspaceID: ws.id, role: nil, userID: account.id,
+                            createdBy: "kaizen-cli", expiresAt: Date().addingTimeInterval(TimeInterval(seconds))))
+                }
+            }
+            FileHandle.standardError.write(
+                Data("created \(info.tokenClass.rawValue) token \(info.id)\(info.expiresAt.map { ", expires \($0)" } ?? "")\n".utf8))
+            print(secret)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a workspace's tokens (never their secrets).")
+        @Option(help: "Workspace slug.") var workspace: String
+
+        func run() async throws {
+            let rows = try await withStorage { cluster in
+                guard let ws = try await cluster.catalog.workspace(slug: workspace) else {
+                    throw ValidationError("no workspace '\(workspace)'")
+                }
+                return try await cluster.catalog.tokens(workspaceID: ws.id).map { token in
+                    let state = token.revokedAt != nil ? "revoked" : "active"
+                    return "\(token.id)\t\(token.tokenClass.rawValue)\t\(token.role?.rawValue ?? "-")\t\(token.user?.email ?? "-")\t\(token.hint)…\t\(state)\t\(token.name)"
+                }
+            }
+            print(rows.joined(separator: "\n"))
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token.")
+        @Option(help: "Workspace slug.") var workspace: String
+        @Argument(help: "Token id (tok_…).") var id: String
+
+        func run() async throws {
+            try await withStorage { cluster in
+                guard let ws = try await cluster.catalog.workspace(slug: workspace),
+                    try await cluster.catalog.revokeToken(id: id, workspaceID: ws.id) != nil
+                else {
+                    throw ValidationError("no token \(id) in workspace '\(workspace)'")
+                }
+            }
+            print("revoked \(id)")
+        }
+    }
+}
+
+/// "90s", "15m", "12h", "7d" → seconds.
+func parseDuration(_ text: String) -> Int? {
+    guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else { return Int(text) }
+    switch unit {
+    case "s": return value
+    case "m": return value * 60
+    case "h": return value * 3600
+    case "d": return value * 86400
+    default: return nil
+    }
+}

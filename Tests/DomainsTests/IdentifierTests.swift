@@ -1,0 +1,89 @@
+import Testing
+
+@testable import Domains
+
+@Suite struct IdentifierTests {
+    @Test func ulidRoundTripsThroughItsText() throws {
+        let ulid = ULID(milliseconds: 1_732_000_000_000)
+        let text = ulid.description
+        #expect(text.count == 26)
+        let parsed = try #require(ULID(string: text))
+        #expect(parsed == ulid)
+        #expect(parsed.milliseconds == 1_732_000_000_000)
+        #expect(ULID(string: text.lowercased()) == ulid)
+    }
+
+    @Test func ulidsSortByTime() {
+        let earlier = ULID(milliseconds: 1_000).description
+        let later = ULID(milliseconds: 2_000).description
+        #expect(earlier < later)
+    }
+
+    @Test func ulidRejectsBadText() {
+        #expect(ULID(string: "short") == nil)
+        #expect(ULID(string: "8ZZZZZZZZZZZZZZZZZZZZZZZZZ") == nil)  // overflows 128 bits
+        #expect(ULID(string: "01JD3XK8R9M2V4Q6T8W0Y2A4C!") == nil)
+    }
+
+    @Test func resourceIDsCarryTheirPrefix() {
+        let id = ResourceID.make(.project)
+        #expect(id.hasPrefix("prj_"))
+        #expect(ResourceID.isValid(id, prefix: .project))
+        #expect(!ResourceID.isValid(id, prefix: .workspace))
+        #expect(!ResourceID.isValid("prj_nope", prefix: .project))
+    }
+
+    @Test(arguments: ["acme", "acme-web", "a", "a1-b2", String(repeating: "x", count: 63)])
+    func validSlugs(_ slug: String) {
+        #expect(Slug.problem(slug) == nil)
+    }
+
+    @Test(arguments: ["", "-acme", "acme-", "Acme", "ac me", "acmé", "a_b", String(repeating: "x", count: 64)])
+    func invalidSlugs(_ slug: String) {
+        #expect(Slug.problem(slug) != nil)
+    }
+}
+
+@Suite struct TokenSecretTests {
+    @Test func generatedSecretsHaveTheKrtShape() {
+        let secret = TokenSecret.generate()
+        #expect(secret.hasPrefix("krt_"))
+        #expect(secret.count == 47)
+        #expect(TokenSecret.looksValid(secret))
+        #expect(TokenSecret.generate() != secret)
+    }
+
+    @Test func hashIsHexSHA256() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1
+        #expect(TokenSecret.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func rejectsForeignTokens() {
+        #expect(!TokenSecret.looksValid("ghp_abcdef"))
+        #expect(!TokenSecret.looksValid("krt_short"))
+        #expect(!TokenSecret.looksValid("krt_" + String(repeating: "!", count: 43)))
+    }
+
+    @Test func hintShowsOnlyAPrefix() {
+        let secret = TokenSecret.generate()
+        #expect(TokenSecret.hint(secret).count == 10)
+        #expect(secret.hasPrefix(TokenSecret.hint(secret)))
+    }
+}
+
+@Suite struct RoleTests {
+    @Test func viewersCannotWrite() {
+        #expect(!Role.viewer.canWrite)
+        #expect(Role.member.canWrite)
+        #expect(!Role.member.canAdminister)
+        #expect(Role.admin.canAdminister)
+        #expect(Role.viewer < Role.member && Role.member < Role.admin)
+    }
+
+    @Test func privateProjectsAreHiddenFromMembersUserTokens() {
+        #expect(AccessMode.team.visible(to: .viewer, tokenClass: .user))
+        #expect(!AccessMode.private.visible(to: .member, tokenClass: .user))
+        #expect(AccessMode.private.visible(to: .admin, tokenClass: .user))
+        #expect(AccessMode.private.visible(to: .viewer, tokenClass: .workspace))
+    }
+}

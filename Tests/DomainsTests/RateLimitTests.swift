@@ -1,0 +1,66 @@
+import Testing
+
+@testable import Domains
+
+@Suite struct TokenBucketTests {
+    let second: UInt64 = 1_000_000_000
+
+    @Test func allowsABurstThenLimits() {
+        let limit = RateLimit(perMinute: 600, burstSeconds: 10)  // 10/s, bursts of 100
+        #expect(limit.capacity == 100)
+        var bucket = TokenBucket(capacity: limit.capacity, nowNanos: 0)
+        for _ in 0..<100 {
+            guard case .allowed = bucket.take(capacity: limit.capacity, ratePerSecond: limit.ratePerSecond, nowNanos: 0)
+            else {
+                Issue.record("limited inside the burst")
+                return
+            }
+        }
+        #expect(
+            bucket.take(capacity: limit.capacity, ratePerSecond: limit.ratePerSecond, nowNanos: 0)
+                == .limited(retryAfterSeconds: 1))
+    }
+
+    @Test func refillsAtTheRate() {
+        let limit = RateLimit(perMinute: 60, burstSeconds: 1)  // 1/s, capacity 1
+        var bucket = TokenBucket(capacity: limit.capacity, nowNanos: 0)
+        #expect(bucket.take(capacity: 1, ratePerSecond: 1, nowNanos: 0) == .allowed(remaining: 0))
+        #expect(bucket.take(capacity: 1, ratePerSecond: 1, nowNanos: second / 2) == .limited(retryAfterSeconds: 1))
+        #expect(bucket.take(capacity: 1, ratePerSecond: 1, nowNanos: second + second / 2) == .allowed(remaining: 0))
+    }
+
+    @Test func retryAfterCoversTheWait() {
+        // 6/min: one token every 10 s.
+        var bucket = TokenBucket(capacity: 1, nowNanos: 0)
+        _ = bucket.take(capacity: 1, ratePerSecond: 0.1, nowNanos: 0)
+        #expect(bucket.take(capacity: 1, ratePerSecond: 0.1, nowNanos: 0) == .limited(retryAfterSeconds: 10))
+    }
+
+    @Test func fullBucketsAreForgettable() {
+        var bucket = TokenBucket(capacity: 10, nowNanos: 0)
+        _ = bucket.take(capacity: 10, ratePerSecond: 1, nowNanos: 0)
+        #expect(!bucket.isFull(capacity: 10, ratePerSecond: 1, nowNanos: 0))
+        #expect(bucket.isFull(capacity: 10, ratePerSecond: 1, nowNanos: 2 * second))
+    }
+}
+
+@Suite struct APIErrorTests {
+    @Test func validationListsEveryPointer() {
+        let error = APIError.validation([
+            FieldProblem(pointer: "/slug", message: "must not be empty"),
+            FieldProblem(pointer: "/name", message: "must not be empty"),
+        ])
+        #expect(error.status == 422)
+        #expect(error.code == "validation_failed")
+        #expect(error.message == "/slug: must not be empty (and 1 more)")
+        guard case .array(let errors)? = error.details["errors"] else {
+            Issue.record("no errors array")
+            return
+        }
+        #expect(errors.count == 2)
+    }
+
+    @Test func pointerTokensAreEscaped() {
+        #expect(jsonPointerEscape("a/b~c") == "a~1b~0c")
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import KaizenTestSupport
+import Logging
+import Storage
+import Testing
+
+@Suite struct RateLimitTests {
+    @Test func overTheLimitIs429WithRetryAfterOnlyForThatClass() async throws {
+        try await withServer(configure: {
+            $0.userRateLimit = .init(perMinute: 60, burstSeconds: 5)  // 1/s, bursts of 5
+            $0.workspaceRateLimit = .init(perMinute: 6000, burstSeconds: 10)
+        }) { _, admin in
+            let user = try await mint(admin, tokenClass: "user", role: "member", user: "busy@example.com")
+            var statuses: [Int] = []
+            var limited: APIClient.Reply?
+            for _ in 0..<8 {
+                let reply = try await user.get("/v1/projects")
+                statuses.append(reply.status)
+                if reply.status == 429 { limited = reply }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == 200 })
+            #expect(statuses.suffix(2).allSatisfy { $0 == 429 })
+            let reply = try #require(limited)
+            #expect(reply.errorCode == "rate_limited")
+            #expect(Int(reply.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            // The workspace token is in its own bucket and class.
+            for _ in 0..<20 { #expect(try await admin.get("/v1/projects").status == 200) }
+            let ok = try await admin.get("/v1/projects")
+            #expect(ok.headers.first(name: "X-RateLimit-Limit") == "6000")
+        }
+    }
+}
+
+@Suite struct ShardFailureTests {
+    /// With one shard server down, `/healthz` is 503 naming it, its workspaces get 503,
+    /// and workspaces on the other server are unaffected.
+    @Test func aDownShardServerIs503ForItsWorkspacesOnly() async throws {
+        var logger = Logger(label: "kaizen.tests")
+        logger.logLevel = .warning
+        let dir = "/tmp/kaizen-tests-\(getpid())/down-\(UUID().uuidString.prefix(8))"
+        let spare = EmbeddedPostgres(directory: dir, database: "kaizen", logger: logger)
+        let spareURL = try await spare.start().url
+        defer {
+            spare.stop()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let primary = try await TestPostgres.shared.freshDatabases(count: 1)
+        let server = try await TestServer.start(servers: 1) { config in
+            config.databaseURLs = primary + [spareURL]
+            config.logicalShards = 2
+        }
+        defer { Task { await server.stop() } }
+        let admin = APIClient(baseURL: server.baseURL, token: server.adminToken)
+        // Find a workspace on each server.
+        var clients: [Int: APIClient] = [:]
+        var index = 0
+        while clients.count < 2 && index < 6 {
+            let ws = try await server.cluster.catalog.createWorkspace(slug: "w\(index)", name: "W")
+            let (_, secret) = try await server.cluster.catalog.createToken(
+                .init(name: "t", tokenClass: .workspace, workspaceID: ws.id, role: .admin, userID: nil, createdBy: nil, expiresAt: nil))
+            let home = server.cluster.shardMap.serverIndex(forShard: ws.shardID) ?? -1
+            if clients[home] == nil { clients[home] = admin.with(token: secret) }
+            index += 1
+        }
+        let onPrimary = try #require(clients[0])
+        let onSpare = try #require(clients[1])
+        #expect(try await onSpare.get("/v1/projects").status == 200)
+
+        spare.stop()
+
+        let health = try await admin.with(token: nil).get("/healthz")
+        #expect(health.status == 503)
+        #expect(health.errorCode == "shard_unavailable")
+        #expect(health.errorMessage?.contains("server 1") == true)
+        let servers = health.errorDetails?["servers"] as? [[String: Any]] ?? []
+        #expect(servers.first { $0["index"] as? Int == 1 }?["status"] as? String == "unavailable")
+        #expect(servers.first { $0["index"] as? Int == 0 }?["status"] as? String == "ok")
+
+        let down = try await onSpare.post("/v1/projects", json: ["slug": "web", "name": "Web"])
+        #expect(down.status == 503)
+        #expect(down.errorCode == "shard_unavailable")
+        #expect(down.headers.first(name: "Retry-After") != nil)
+        #expect(try await onPrimary.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+        await server.stop()
+    }
+}

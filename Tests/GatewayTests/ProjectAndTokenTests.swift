@@ -1,0 +1,217 @@
+import Foundation
+import KaizenTestSupport
+import Testing
+
+@Suite struct ProjectTests {
+    @Test func createListAndGetProjects() async throws {
+        try await withServer { _, admin in
+            let created = try await admin.post(
+                "/v1/projects", json: ["slug": "acme-web", "name": "Acme Web", "accessMode": "team"])
+            #expect(created.status == 201, "\(created.text)")
+            let id = try #require(created.object["id"] as? String)
+            #expect(id.hasPrefix("prj_"))
+            #expect(created.object["defaultBranch"] as? String == "main")
+
+            let list = try await admin.get("/v1/projects")
+            #expect(list.status == 200)
+            let project = try #require(list.array.first)
+            #expect(list.array.count == 1)
+            // The seed's shape.
+            #expect(project["slug"] as? String == "acme-web")
+            #expect(project["name"] as? String == "Acme Web")
+            #expect(project["accessMode"] as? String == "team")
+            let workspace = project["workspace"] as? [String: Any] ?? [:]
+            #expect(workspace["slug"] as? String == "default")
+            #expect((workspace["id"] as? String)?.hasPrefix("ws_") == true)
+            let stats = project["stats"] as? [String: Any] ?? [:]
+            #expect(stats["lastRunAt"] is NSNull)
+            #expect(stats["passRate30d"] is NSNull)
+            #expect(stats["flakyCount"] as? Int == 0)
+
+            let one = try await admin.get("/v1/projects/acme-web")
+            #expect(one.status == 200)
+            #expect(one.object["id"] as? String == id)
+            let extended = one.object["extendedStats"] as? [String: Any] ?? [:]
+            #expect(extended["historyRange"] != nil)
+            #expect(extended["topFailingSuites"] as? [Any] != nil)
+            #expect(extended["defects"] != nil)
+
+            let missing = try await admin.get("/v1/projects/nope")
+            #expect(missing.status == 404)
+            #expect(missing.errorCode == "not_found")
+        }
+    }
+
+    @Test func duplicateSlugIs409() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let again = try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web again"])
+            #expect(again.status == 409)
+            #expect(again.errorCode == "conflict")
+        }
+    }
+
+    @Test func invalidFieldsAre422WithPointers() async throws {
+        try await withServer { _, admin in
+            let reply = try await admin.post(
+                "/v1/projects", json: ["slug": "Not A Slug", "name": "", "defaultBranch": "has space"])
+            #expect(reply.status == 422)
+            #expect(reply.errorCode == "validation_failed")
+            #expect(Set(reply.errorPointers) == ["/slug", "/name", "/defaultBranch"])
+
+            let missing = try await admin.post("/v1/projects", json: ["name": "No slug"])
+            #expect(missing.status == 422)
+            #expect(missing.errorPointers == ["/slug"])
+
+            let wrongType = try await admin.post("/v1/projects", json: ["slug": 42, "name": "x"])
+            #expect(wrongType.status == 422)
+            #expect(wrongType.errorPointers == ["/slug"])
+
+            let badEnum = try await admin.post("/v1/projects", json: ["slug": "ok", "name": "x", "accessMode": "open"])
+            #expect(badEnum.status == 422)
+            #expect(badEnum.errorPointers == ["/accessMode"])
+
+            let extra = try await admin.post("/v1/projects", json: ["slug": "ok", "name": "x", "colour": "red"])
+            #expect(extra.status == 422)
+
+            // Nothing half-written.
+            #expect(try await admin.get("/v1/projects").array.isEmpty)
+        }
+    }
+
+    @Test func malformedJSONIs400() async throws {
+        try await withServer { _, admin in
+            let reply = try await admin.post("/v1/projects", raw: Data(#"{"slug": "web", "name": "#.utf8))
+            #expect(reply.status == 400)
+            #expect(reply.errorCode == "malformed_json")
+        }
+    }
+
+    @Test func oversizedBodiesAre413() async throws {
+        try await withServer(configure: { $0.maxBodyBytes = 4096 }) { _, admin in
+            let big = Data(#"{"slug":"web","name":"\#(String(repeating: "x", count: 10_000))"}"#.utf8)
+            let reply = try await admin.post("/v1/projects", raw: big)
+            #expect(reply.status == 413)
+            #expect(reply.errorCode == "payload_too_large")
+            #expect(reply.errorDetails?["limitBytes"] as? Int == 4096)
+        }
+    }
+
+    @Test func viewersCannotChangeAnything() async throws {
+        try await withServer { _, admin in
+            let viewer = try await mint(admin, role: "viewer")
+            let create = try await viewer.post("/v1/projects", json: ["slug": "web", "name": "Web"])
+            #expect(create.status == 403)
+            #expect(create.errorCode == "forbidden")
+            let tokens = try await viewer.post("/v1/workspaces/default/tokens", json: ["name": "x", "class": "workspace", "role": "admin"])
+            #expect(tokens.status == 403)
+            // Reading is fine.
+            #expect(try await viewer.get("/v1/projects").status == 200)
+            // Members write but do not administer.
+            let member = try await mint(admin, role: "member")
+            #expect(try await member.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            #expect(try await member.get("/v1/workspaces/default/tokens").status == 403)
+        }
+    }
+
+    @Test func privateProjectsAreHiddenFromMembersUserTokens() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "secret", "name": "S", "accessMode": "private"]).status == 201)
+            let member = try await mint(admin, tokenClass: "user", role: "member", user: "dev@example.com")
+            #expect(try await member.get("/v1/projects").array.isEmpty)
+            #expect(try await member.get("/v1/projects/secret").status == 404)
+            #expect(try await admin.get("/v1/projects/secret").status == 200)
+        }
+    }
+}
+
+@Suite struct TokenTests {
+    @Test func secretIsShownOnceAndNeverListed() async throws {
+        try await withServer { _, admin in
+            let created = try await admin.post(
+                "/v1/workspaces/default/tokens", json: ["name": "ci", "class": "workspace", "role": "member"])
+            #expect(created.status == 201)
+            let secret = try #require(created.object["secret"] as? String)
+            #expect(secret.hasPrefix("krt_"))
+            #expect((created.object["hint"] as? String).map { secret.hasPrefix($0) } == true)
+
+            let list = try await admin.get("/v1/workspaces/default/tokens")
+            #expect(list.status == 200)
+            #expect(list.array.count == 2)  // the first admin token and this one
+            #expect(!list.text.contains(secret))
+            #expect(list.array.allSatisfy { $0["secret"] == nil })
+        }
+    }
+
+    @Test func revokedTokensStopWorkingAtOnce() async throws {
+        try await withServer { _, admin in
+            let created = try await admin.post(
+                "/v1/workspaces/default/tokens", json: ["name": "ci", "class": "workspace", "role": "member"])
+            let id = try #require(created.object["id"] as? String)
+            let ci = admin.with(token: try #require(created.object["secret"] as? String))
+            #expect(try await ci.get("/v1/projects").status == 200)  // now cached
+
+            let revoked = try await admin.delete("/v1/workspaces/default/tokens/\(id)")
+            #expect(revoked.status == 200)
+            #expect(revoked.object["revokedAt"] is String)
+            let after = try await ci.get("/v1/projects")
+            #expect(after.status == 401)
+
+            #expect(try await admin.delete("/v1/workspaces/default/tokens/tok_nope").status == 404)
+        }
+    }
+
+    @Test func userTokensExpireAndSpanTheirMemberships() async throws {
+        try await withServer { _, admin in
+            let user = try await mint(admin, tokenClass: "user", role: "member", user: "Dev@Example.com", ttl: 3600)
+            let me = try await user.get("/v1/me")
+            #expect((me.object["token"] as? [String: Any])?["class"] as? String == "user")
+            #expect((me.object["user"] as? [String: Any])?["email"] as? String == "dev@example.com")
+            #expect((me.object["token"] as? [String: Any])?["expiresAt"] is String)
+
+            // A user token creates a workspace and becomes its admin.
+            let created = try await user.post("/v1/workspaces", json: ["slug": "team-b", "name": "Team B"])
+            #expect(created.status == 201, "\(created.text)")
+            #expect(created.object["role"] as? String == "admin")
+            let workspaces = try await user.get("/v1/workspaces")
+            #expect(workspaces.array.compactMap { $0["slug"] as? String } == ["default", "team-b"])
+            // With two workspaces, creating a project needs the workspace named.
+            let ambiguous = try await user.post("/v1/projects", json: ["slug": "web", "name": "Web"])
+            #expect(ambiguous.status == 422)
+            #expect(ambiguous.errorPointers == ["/workspace"])
+            #expect(try await user.post("/v1/projects", json: ["workspace": "team-b", "slug": "web", "name": "Web"]).status == 201)
+
+            // Workspace tokens cannot create workspaces.
+            let denied = try await admin.post("/v1/workspaces", json: ["slug": "other", "name": "Other"])
+            #expect(denied.status == 403)
+
+            // Default TTL is 12 h; out-of-range TTLs are refused with a pointer.
+            let badTTL = try await admin.post(
+                "/v1/workspaces/default/tokens",
+                json: ["name": "x", "class": "user", "user": ["email": "a@b.co"], "ttlSeconds": 5])
+            #expect(badTTL.status == 422)
+            #expect(badTTL.errorPointers == ["/ttlSeconds"])
+            let noRole = try await admin.post("/v1/workspaces/default/tokens", json: ["name": "x", "class": "workspace"])
+            #expect(noRole.errorPointers == ["/role"])
+        }
+    }
+
+    @Test func expiredUserTokenIs401() async throws {
+        try await withServer { server, admin in
+            let catalog = server.cluster.catalog
+            let ws = try #require(try await catalog.workspace(slug: "default"))
+            let user = try await catalog.upsertUser(email: "short@example.com", name: nil)
+            try await catalog.setMembership(workspaceID: ws.id, userID: user.id, role: .member)
+            let (_, secret) = try await catalog.createToken(
+                .init(
+                    name: "brief", tokenClass: .user, workspaceID: ws.id, role: nil, userID: user.id, createdBy: nil,
+                    expiresAt: Date(timeIntervalSinceNow: 1.5)))
+            let client = admin.with(token: secret)
+            #expect(try await client.get("/v1/projects").status == 200)
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await client.get("/v1/projects").status == 401)
+        }
+    }
+}
+
+import Domains
