@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import OpenAPIHummingbird
+import OpenAPIRuntime
 
 /// Builds the router: error envelope, authentication and rate limits, body limit, then the
 /// handlers generated from `openapi.yaml`.
@@ -10,7 +11,9 @@ public enum GatewayRouter {
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
         router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
         router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
-        try KaizenAPI(deps: deps).registerHandlers(on: router)
+        // Compact JSON: pretty-printing only costs bytes and time on every response.
+        try KaizenAPI(deps: deps).registerHandlers(
+            on: router, configuration: Configuration(jsonEncodingOptions: []))
         return router
     }
 }

@@ -2,6 +2,7 @@ import Domains
 import Foundation
 import Gateway
 import Hummingbird
+import HummingbirdCore
 import HummingbirdHTTP2
 import Logging
 import NIOCore
@@ -9,6 +10,7 @@ import NIOSSL
 import ServiceLifecycle
 import Storage
 import Tenancy
+import UnixSignals
 
 /// What a started server tells its caller.
 public struct ServerReady: Sendable {
@@ -18,6 +20,24 @@ public struct ServerReady: Sendable {
     public let firstRun: FirstRun.Result?
     public let cluster: StorageCluster
     public let registry: WorkspaceRegistry
+    /// Starts the same graceful shutdown as SIGTERM.
+    public let shutdown: ShutdownHandle
+}
+
+/// Lets an embedding program (tests, a supervisor) stop the server gracefully without a signal.
+public actor ShutdownHandle {
+    private var group: ServiceGroup?
+    private var requested = false
+
+    func attach(_ group: ServiceGroup) async {
+        self.group = group
+        if requested { await group.triggerGracefulShutdown() }
+    }
+
+    public func shutdown() async {
+        requested = true
+        await group?.triggerGracefulShutdown()
+    }
 }
 
 /// `kaizen serve`: storage, first-run bootstrap, the gateway on its listeners, background upkeep,
@@ -57,8 +77,11 @@ public enum KaizenServerRunner {
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
-        var http2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(120), gracefulCloseTimeout: .seconds(5))
-        http2.maxAgeTimeout = nil  // the initializer drops it; no forced reconnects
+        let http2: HTTP2ChannelConfiguration = {
+            var http2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(120), gracefulCloseTimeout: .seconds(5))
+            http2.maxAgeTimeout = nil  // the initializer drops it; no forced reconnects
+            return http2
+        }()
         let plaintext = Application(
             responder: responder,
             server: HTTPServerBuilder { responder in
@@ -81,15 +104,17 @@ public enum KaizenServerRunner {
                     logger: logger))
         }
         services.append(UpkeepService(registry: registry, limiter: limiter))
+        let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in
                 await onReady(
                     ServerReady(
                         host: config.host, port: port, tlsPort: tlsPort, firstRun: firstRun, cluster: cluster,
-                        registry: registry))
+                        registry: registry, shutdown: shutdown))
             })
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: signals, logger: logger))
+        await shutdown.attach(group)
         try await group.run()
     }
 }

@@ -33,13 +33,15 @@ public final class StorageHandle: Sendable {
         let servers = try StorageCluster.makeServers(
             urls: urls, maxConnectionsPerServer: config.maxConnectionsPerServer, logger: logger)
         let poolTask = Task { await StorageCluster.runPools(servers) }
+        // Let the pools' run loops start before the first lease (PostgresNIO warns otherwise).
+        try? await Task.sleep(for: .milliseconds(20))
         do {
             let cluster = try await StorageCluster.open(servers: servers, logicalShards: config.logicalShards, logger: logger)
             return StorageHandle(cluster: cluster, poolTask: poolTask, embedded: embedded, startedEmbedded: startedEmbedded)
         } catch {
             poolTask.cancel()
             await poolTask.value
-            if startedEmbedded { embedded?.stop() }
+            if startedEmbedded { await embedded?.stop() }
             throw error
         }
     }
@@ -48,7 +50,7 @@ public final class StorageHandle: Sendable {
     public func close() async {
         poolTask.cancel()
         await poolTask.value
-        if startedEmbedded { embedded?.stop() }
+        if startedEmbedded { await embedded?.stop() }
     }
 }
 
@@ -73,7 +75,7 @@ public enum FirstRun {
                 name: "first admin token", tokenClass: .workspace, workspaceID: workspace.id, role: .admin, userID: nil,
                 createdBy: "kaizen-first-start", expiresAt: nil))
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
-        FileManager.default.createFile(
+        _ = FileManager.default.createFile(
             atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
         // createFile keeps an existing file's mode: make sure it is private.
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)

@@ -14,7 +14,8 @@ public actor TestPostgres {
 
     public static let serverCount = 2
     static var root: String { "/tmp/kaizen-tests-\(getpid())" }
-    private var started: [String]?
+    /// One start-up shared by every caller: the actor is reentrant across the awaits inside.
+    private var startup: Task<Void, any Error>?
     private var counter = 0
     let logger: Logger = {
         var logger = Logger(label: "kaizen.tests")
@@ -26,23 +27,26 @@ public actor TestPostgres {
     public static func directory(_ index: Int) -> String { "\(root)/pg\(index)" }
 
     private func ensureStarted() async throws {
-        if started != nil { return }
+        if startup == nil {
+            let logger = self.logger
+            startup = Task { try await Self.startServers(logger: logger) }
+        }
+        try await startup?.value
+    }
+
+    private static func startServers(logger: Logger) async throws {
         Self.cleanUpStaleRuns()
         try FileManager.default.createDirectory(atPath: Self.root, withIntermediateDirectories: true)
         chmod(Self.root, 0o755)
-        var dirs: [String] = []
         for index in 0..<Self.serverCount {
-            let dir = Self.directory(index)
-            _ = try await EmbeddedPostgres(directory: dir, database: "postgres", logger: logger).start()
-            dirs.append(dir)
+            _ = try await EmbeddedPostgres(directory: Self.directory(index), database: "postgres", logger: logger).start()
         }
         atexit {
             for index in 0..<TestPostgres.serverCount {
-                EmbeddedPostgres(directory: TestPostgres.directory(index), logger: Logger(label: "kaizen.tests")).stop()
+                EmbeddedPostgres(directory: TestPostgres.directory(index), logger: Logger(label: "kaizen.tests")).stopBlocking()
             }
             try? FileManager.default.removeItem(atPath: TestPostgres.root)
         }
-        started = dirs
     }
 
     /// Fresh, empty databases: one per server, in server order.
@@ -67,7 +71,7 @@ public actor TestPostgres {
                 continue
             }
             for index in 0..<serverCount {
-                EmbeddedPostgres(directory: "/tmp/\(entry)/pg\(index)", logger: Logger(label: "kaizen.tests")).stop()
+                EmbeddedPostgres(directory: "/tmp/\(entry)/pg\(index)", logger: Logger(label: "kaizen.tests")).stopBlocking()
             }
             try? fm.removeItem(atPath: "/tmp/\(entry)")
         }

@@ -15,12 +15,14 @@ public final class TestServer: Sendable {
     public let cluster: StorageCluster
     public let registry: WorkspaceRegistry
     public let config: KaizenConfiguration
+    let shutdown: ShutdownHandle
     let task: Task<Void, any Error>
 
     init(
         baseURL: String, port: Int, adminToken: String, cluster: StorageCluster, registry: WorkspaceRegistry,
-        config: KaizenConfiguration, task: Task<Void, any Error>
+        config: KaizenConfiguration, shutdown: ShutdownHandle, task: Task<Void, any Error>
     ) {
+        self.shutdown = shutdown
         self.baseURL = baseURL
         self.port = port
         self.adminToken = adminToken
@@ -63,12 +65,12 @@ public final class TestServer: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         return TestServer(
             baseURL: "http://127.0.0.1:\(info.port)", port: info.port, adminToken: token, cluster: info.cluster,
-            registry: info.registry, config: config, task: task)
+            registry: info.registry, config: config, shutdown: info.shutdown, task: task)
     }
 
     /// Graceful shutdown; waits for the server to finish.
     public func stop() async {
-        task.cancel()
+        await shutdown.shutdown()
         _ = try? await task.value
         try? FileManager.default.removeItem(atPath: config.dataDirectory)
     }

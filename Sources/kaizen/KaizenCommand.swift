@@ -54,8 +54,8 @@ struct Serve: AsyncParsableCommand {
             } else if let first = ready.firstRun {
                 lines.append("Admin token from the first start: \(first.tokenPath)")
             }
-            print(lines.joined(separator: "\n"))
-            fflush(stdout)
+            // Unbuffered, so a supervisor or a pipe sees the banner at once.
+            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         }
     }
 }

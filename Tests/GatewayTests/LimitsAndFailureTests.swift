@@ -41,7 +41,7 @@ import Testing
         let spare = EmbeddedPostgres(directory: dir, database: "kaizen", logger: logger)
         let spareURL = try await spare.start().url
         defer {
-            spare.stop()
+            spare.stopBlocking()
             try? FileManager.default.removeItem(atPath: dir)
         }
         let primary = try await TestPostgres.shared.freshDatabases(count: 1)
@@ -49,7 +49,16 @@ import Testing
             config.databaseURLs = primary + [spareURL]
             config.logicalShards = 2
         }
-        defer { Task { await server.stop() } }
+        do {
+            try await checkDownShard(server, spare: spare)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    func checkDownShard(_ server: TestServer, spare: EmbeddedPostgres) async throws {
         let admin = APIClient(baseURL: server.baseURL, token: server.adminToken)
         // Find a workspace on each server.
         var clients: [Int: APIClient] = [:]
@@ -66,7 +75,7 @@ import Testing
         let onSpare = try #require(clients[1])
         #expect(try await onSpare.get("/v1/projects").status == 200)
 
-        spare.stop()
+        await spare.stop()
 
         let health = try await admin.with(token: nil).get("/healthz")
         #expect(health.status == 503)
@@ -81,6 +90,5 @@ import Testing
         #expect(down.errorCode == "shard_unavailable")
         #expect(down.headers.first(name: "Retry-After") != nil)
         #expect(try await onPrimary.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
-        await server.stop()
     }
 }

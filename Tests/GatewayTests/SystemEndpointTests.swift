@@ -34,7 +34,7 @@ import Testing
             let file = NSTemporaryDirectory() + "kaizen-openapi-\(UUID().uuidString).json"
             try document.body.write(to: URL(fileURLWithPath: file))
             defer { try? FileManager.default.removeItem(atPath: file) }
-            let result = try run([
+            let result = try await run([
                 "python3", "-c",
                 "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
                 file,

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KaizenTestSupport
 import Storage
@@ -55,7 +56,16 @@ import Testing
         return running.process.terminationStatus
     }
 
-    func cli(_ arguments: [String], dataDir: String) throws -> (status: Int32, output: String, error: String) {
+    /// Runs `kaizen` to completion on a GCD thread (never blocking the cooperative pool).
+    func cli(_ arguments: [String], dataDir: String) async throws -> (status: Int32, output: String, error: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try cliBlocking(arguments, dataDir: dataDir) })
+            }
+        }
+    }
+
+    func cliBlocking(_ arguments: [String], dataDir: String) throws -> (status: Int32, output: String, error: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
@@ -92,16 +102,16 @@ import Testing
         #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
 
         // Operators mint tokens and create workspaces while the server runs.
-        let minted = try cli(
+        let minted = try await cli(
             ["token", "create", "--workspace", "default", "--class", "user", "--user", "ops@example.com", "--ttl", "1h",
              "--role", "viewer"], dataDir: dataDir)
         #expect(minted.status == 0, "\(minted.error)")
         let viewer = admin.with(token: minted.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(try await viewer.get("/v1/projects").array.count == 1)
         #expect(try await viewer.post("/v1/projects", json: ["slug": "x", "name": "x"]).status == 403)
-        let workspace = try cli(["workspace", "create", "--slug", "acme", "--name", "Acme"], dataDir: dataDir)
+        let workspace = try await cli(["workspace", "create", "--slug", "acme", "--name", "Acme"], dataDir: dataDir)
         #expect(workspace.status == 0, "\(workspace.error)")
-        let duplicate = try cli(["workspace", "create", "--slug", "acme"], dataDir: dataDir)
+        let duplicate = try await cli(["workspace", "create", "--slug", "acme"], dataDir: dataDir)
         #expect(duplicate.status != 0)
         #expect(duplicate.error.contains("already exists"))
 

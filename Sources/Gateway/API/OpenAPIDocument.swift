@@ -13,9 +13,27 @@ public struct OpenAPIDocument: Sendable {
         }
         let yaml = try String(contentsOf: url, encoding: .utf8)
         guard var object = try Yams.load(yaml: yaml) as? [String: Any] else { throw CocoaError(.fileReadCorruptFile) }
+        object = Self.expandNullable(object) as? [String: Any] ?? object
         if let publicURL {
             object["servers"] = [["url": publicURL, "description": "This Kaizen server"]]
         }
         self.json = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    }
+
+    /// Rewrites `x-kaizen-nullable: {type: T, …}` into `type: [T, "null"], …`.
+    ///
+    /// swift-openapi-generator omits a nil Optional when encoding, even for a property that is
+    /// required and nullable (apple/swift-openapi-generator#934), so such a field would vanish
+    /// from responses instead of being `null`. In `openapi.yaml` these fields carry their real
+    /// schema under this extension, which the generator reads as "any JSON value" (encoded
+    /// always, `null` included); the published document states the precise type.
+    static func expandNullable(_ node: Any) -> Any {
+        if let array = node as? [Any] { return array.map(expandNullable) }
+        guard var dict = node as? [String: Any] else { return node }
+        if let inner = dict.removeValue(forKey: "x-kaizen-nullable") as? [String: Any] {
+            for (key, value) in inner where key != "type" { dict[key] = value }
+            if let type = inner["type"] as? String { dict["type"] = [type, "null"] }
+        }
+        return dict.mapValues(expandNullable)
     }
 }

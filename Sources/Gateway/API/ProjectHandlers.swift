@@ -1,4 +1,5 @@
 import Domains
+import Foundation
 import OpenAPIRuntime
 import Tenancy
 
@@ -72,7 +73,7 @@ extension KaizenAPI {
             value1: .init(project, workspace: grant),
             value2: .init(
                 extendedStats: .init(
-                    historyRange: .init(firstRunAt: nil, lastRunAt: nil, runCount: 0),
+                    historyRange: .init(firstRunAt: .null, lastRunAt: .null, runCount: 0),
                     topFailingSuites: [],
                     defects: .init(open: 0, acknowledged: 0))))
         return .ok(.init(body: .json(detail)))
@@ -86,6 +87,23 @@ extension Components.Schemas.Project {
             id: project.id, slug: project.slug, name: project.name,
             workspace: .init(id: workspace.workspaceID, slug: workspace.workspaceSlug),
             accessMode: project.accessMode == .private ? ._private : .team, defaultBranch: project.defaultBranch,
-            createdAt: project.createdAt, stats: .init(lastRunAt: nil, passRate30d: nil, flakyCount: 0))
+            createdAt: project.createdAt, stats: .init(lastRunAt: .null, passRate30d: .null, flakyCount: 0))
+    }
+}
+
+extension OpenAPIValueContainer {
+    /// JSON `null`, for required fields that have no value yet (see `OpenAPIDocument.expandNullable`).
+    static let null: OpenAPIValueContainer = nil
+
+    /// An RFC 3339 timestamp, or `null`.
+    static func timestamp(_ date: Date?) -> OpenAPIValueContainer {
+        guard let date else { return nil }
+        return OpenAPIValueContainer(stringLiteral: date.formatted(.iso8601))
+    }
+
+    /// A number, or `null`.
+    static func number(_ value: Double?) -> OpenAPIValueContainer {
+        guard let value else { return nil }
+        return OpenAPIValueContainer(floatLiteral: value)
     }
 }

@@ -1,4 +1,5 @@
 import Domains
+import HTTPTypes
 import Hummingbird
 
 /// Authenticates `/v1` requests (all but the OpenAPI document), applies the token-class rate

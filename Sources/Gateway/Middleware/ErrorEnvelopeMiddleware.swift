@@ -17,7 +17,9 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch {
             let apiError = ErrorMapping.apiError(for: error, method: request.method.rawValue, path: request.uri.path)
-            if apiError.status >= 500 {
+            if apiError.status == 503 {
+                logger.warning("request failed: \(apiError.message)", metadata: ["path": "\(request.uri.path)"])
+            } else if apiError.status >= 500 {
                 logger.error(
                     "request failed",
                     metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])

@@ -100,8 +100,9 @@ public struct CatalogStore: Sendable {
     private func workspaces(where column: String, equals value: String) async throws -> [Workspace] {
         let logger = self.logger
         // `column` is one of two literals above, never user input.
-        var query = PostgresQuery(unsafeSQL: "SELECT id, slug, name, shard_id, created_at FROM workspaces WHERE \(column) = $1")
-        query.binds.append(value)
+        var bound = PostgresQuery(unsafeSQL: "SELECT id, slug, name, shard_id, created_at FROM workspaces WHERE \(column) = $1")
+        bound.binds.append(value)
+        let query = bound
         return try await server.run { connection in
             var result: [Workspace] = []
             for try await (id, slug, name, shard, createdAt) in try await connection.query(query, logger: logger)

@@ -37,9 +37,9 @@ public struct EmbeddedPostgres: Sendable {
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let runAs = getuid() == 0 ? "postgres" : nil
         if let runAs {
-            try Self.chown(directory, to: runAs)
+            try await Self.chown(directory, to: runAs)
             // The postgres user must be able to reach the directory through every parent.
-            if (try? Self.exec(["/usr/bin/test", "-w", directory], runAs: runAs)) == nil {
+            if (try? await Self.exec(["/usr/bin/test", "-w", directory], runAs: runAs)) == nil {
                 throw StorageError.embedded(
                     "the '\(runAs)' user cannot write \(directory) (a parent directory is not traversable); "
                         + "set KAIZEN_DATA_DIR to a directory it can reach, or configure KAIZEN_DATABASE_URLS")
@@ -48,7 +48,7 @@ public struct EmbeddedPostgres: Sendable {
         chmod(directory, 0o700)
         if !fm.fileExists(atPath: directory + "/PG_VERSION") {
             logger.info("initializing embedded PostgreSQL", metadata: ["directory": "\(directory)"])
-            try Self.exec(
+            try await Self.exec(
                 ["\(bin)/initdb", "-D", directory, "-U", username, "--auth=trust", "-E", "UTF8", "--locale=C", "-N"],
                 runAs: runAs)
         }
@@ -63,7 +63,7 @@ public struct EmbeddedPostgres: Sendable {
                 "-c listen_addresses=127.0.0.1", "-p \(port)", "-c unix_socket_directories=''",
                 "-c max_connections=300", "-c shared_buffers=256MB", "-c fsync=on",
             ].joined(separator: " ")
-            try Self.exec(
+            try await Self.exec(
                 ["\(bin)/pg_ctl", "-D", directory, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"],
                 runAs: runAs)
             startedByUs = true
@@ -74,15 +74,22 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// Stops the server (fast shutdown: sessions are ended, data is flushed).
-    public func stop() {
+    public func stop() async {
         guard let bin = try? Self.binDirectory() else { return }
-        let runAs = getuid() == 0 ? "postgres" : nil
         do {
-            try Self.exec(["\(bin)/pg_ctl", "-D", directory, "-m", "fast", "-w", "stop"], runAs: runAs)
+            try await Self.exec(["\(bin)/pg_ctl", "-D", directory, "-m", "fast", "-w", "stop"], runAs: Self.runAsUser)
         } catch {
             logger.warning("could not stop embedded PostgreSQL: \(error)")
         }
     }
+
+    /// `stop()` for exit handlers, which cannot await.
+    public func stopBlocking() {
+        guard let bin = try? Self.binDirectory() else { return }
+        _ = try? Self.execBlocking(["\(bin)/pg_ctl", "-D", directory, "-m", "fast", "-w", "stop"], runAs: Self.runAsUser)
+    }
+
+    static var runAsUser: String? { getuid() == 0 ? "postgres" : nil }
 
     /// The port from `postmaster.pid` when a live postmaster owns the directory.
     func runningPort() -> Int? {
@@ -98,9 +105,9 @@ public struct EmbeddedPostgres: Sendable {
     func createDatabaseIfNeeded(port: Int, bin: String, runAs: String?) async throws {
         let psql = FileManager.default.isExecutableFile(atPath: "\(bin)/psql") ? "\(bin)/psql" : "psql"
         let base = [psql, "-h", "127.0.0.1", "-p", "\(port)", "-U", username, "-d", "postgres", "-tAc"]
-        let exists = try Self.exec(base + ["SELECT 1 FROM pg_database WHERE datname = '\(database)'"], runAs: runAs)
+        let exists = try await Self.exec(base + ["SELECT 1 FROM pg_database WHERE datname = '\(database)'"], runAs: runAs)
         if exists.trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
-            try Self.exec(base + ["CREATE DATABASE \"\(database)\""], runAs: runAs)
+            try await Self.exec(base + ["CREATE DATABASE \"\(database)\""], runAs: runAs)
         }
     }
 
@@ -140,41 +147,33 @@ public struct EmbeddedPostgres: Sendable {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
-    static func chown(_ path: String, to user: String) throws {
+    static func chown(_ path: String, to user: String) async throws {
         guard let pw = getpwnam(user) else {
             throw StorageError.embedded("running as root, but there is no '\(user)' system user to run PostgreSQL as")
         }
-        try exec(["/bin/chown", "-R", "\(pw.pointee.pw_uid):\(pw.pointee.pw_gid)", path], runAs: nil)
+        try await exec(["/bin/chown", "-R", "\(pw.pointee.pw_uid):\(pw.pointee.pw_gid)", path], runAs: nil)
     }
 
-    /// Runs a command to completion, returning stdout; throws with its output when it fails.
+    /// Runs a command to completion off the cooperative pool, returning stdout.
     @discardableResult
-    static func exec(_ arguments: [String], runAs: String?) throws -> String {
-        let process = Process()
-        var args = arguments
-        if let runAs {
-            args = ["/usr/sbin/runuser", "-u", runAs, "--"] + args
-        }
-        process.executableURL = URL(fileURLWithPath: args[0].hasPrefix("/") ? args[0] : "/usr/bin/env")
-        process.arguments = args[0].hasPrefix("/") ? Array(args.dropFirst()) : args
-        // Run from a directory every user can enter; initdb warns otherwise.
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read before waiting so a chatty child cannot fill the pipe and block.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: stdout, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
+    static func exec(_ arguments: [String], runAs: String?) async throws -> String {
+        let args = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
+        return try check(arguments, try await ChildProcess.runDetached(args))
+    }
+
+    /// Blocking variant, for exit handlers and shutdown paths that are not async.
+    @discardableResult
+    static func execBlocking(_ arguments: [String], runAs: String?) throws -> String {
+        let args = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
+        return try check(arguments, try ChildProcess.run(args))
+    }
+
+    private static func check(_ arguments: [String], _ result: ChildProcess.Result) throws -> String {
+        guard result.status == 0 else {
             throw StorageError.embedded(
-                "\(arguments.first ?? "") failed (exit \(process.terminationStatus)): "
-                    + String(decoding: stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                "\(arguments.first ?? "") failed (exit \(result.status)): "
+                    + result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return text
+        return result.stdout
     }
 }

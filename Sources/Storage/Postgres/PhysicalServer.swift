@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// One PostgreSQL server of the cluster, with its connection pool.
 /// Every query goes through `run` so that connection failures become `StorageError.serverUnavailable`
@@ -11,7 +12,11 @@ public final class PhysicalServer: Sendable {
     public let client: PostgresClient
     let logger: Logger
 
-    public init(index: Int, url: DatabaseURL, maxConnections: Int, logger: Logger) {
+    /// How long a request waits for a connection before the server is reported unavailable.
+    public let acquireTimeout: Duration
+
+    public init(index: Int, url: DatabaseURL, maxConnections: Int, acquireTimeout: Duration = .seconds(5), logger: Logger) {
+        self.acquireTimeout = acquireTimeout
         var config = PostgresClient.Configuration(
             host: url.host, port: url.port, username: url.username, password: url.password, database: url.database,
             tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable)
@@ -26,22 +31,56 @@ public final class PhysicalServer: Sendable {
     }
 
     /// Runs `body` with a pooled connection, translating driver errors.
-    public func run<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await leased { acquired in
+                try await self.client.withConnection { connection in
+                    acquired.set()
+                    return try await body(connection)
+                }
+            }
         } catch {
             throw translate(error)
         }
     }
 
     /// Runs `body` in one transaction (BEGIN … COMMIT, ROLLBACK on error).
-    public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await leased { acquired in
+                try await self.client.withTransaction(logger: self.logger) { connection in
+                    acquired.set()
+                    return try await body(connection)
+                }
+            }
         } catch let error as PostgresTransactionError {
             throw translate(error.closureError ?? error.beginError ?? error.commitError ?? error)
         } catch {
             throw translate(error)
+        }
+    }
+
+    /// Bounds the wait for a connection, not the work done with it: while a server is down the pool
+    /// keeps retrying to connect, and a request should get its 503 quickly instead of hanging.
+    /// `operation` calls `set()` on the flag once it holds a connection; after that the deadline is void.
+    private func leased<T: Sendable>(_ operation: @Sendable @escaping (Flag) async throws -> T) async throws -> T {
+        let acquired = Flag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await operation(acquired)
+            }
+            group.addTask {
+                try await Task.sleep(for: self.acquireTimeout)
+                if acquired.isSet { return nil }
+                throw StorageError.serverUnavailable(
+                    server: self.index, address: self.url.description,
+                    underlying: "no connection within \(self.acquireTimeout)")
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let value = next { return value }
+            }
+            throw CancellationError()
         }
     }
 
@@ -91,4 +130,11 @@ public final class PhysicalServer: Sendable {
         }
         return error
     }
+}
+
+/// A one-way boolean shared between the tasks of one query.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }
