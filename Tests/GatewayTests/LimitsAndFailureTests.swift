@@ -92,3 +92,28 @@ import Testing
         #expect(try await onPrimary.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
     }
 }
+
+@Suite struct BodyLimitTests {
+    /// A chunked body announces no length: the limit still holds while it streams.
+    @Test func chunkedBodiesOverTheLimitAre413() async throws {
+        try await withServer(configure: { $0.maxBodyBytes = 4096 }) { server, _ in
+            var request = HTTPClientRequest(url: server.baseURL + "/v1/projects")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(server.adminToken)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let chunk = ByteBuffer(string: String(repeating: " ", count: 1024))
+            request.body = .stream(
+                AsyncStream { continuation in
+                    for _ in 0..<16 { continuation.yield(chunk) }
+                    continuation.finish()
+                }, length: .unknown)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status.code == 413)
+            let body = try await response.body.collect(upTo: 1 << 20)
+            #expect(String(buffer: body).contains("payload_too_large"))
+        }
+    }
+}
+
+import AsyncHTTPClient
+import NIOCore

@@ -9,7 +9,9 @@ import Synchronization
 /// (Other nodes of a multi-node deployment see it within the TTL.)
 public final class Authenticator: Sendable {
     struct Entry {
-        let identity: Identity
+        /// Nil: the catalog knows no live token with this hash (cached too, so a flood of made-up
+        /// tokens costs one catalog query per distinct token and TTL, not one per request).
+        let identity: Identity?
         let fetchedNanos: UInt64
     }
 
@@ -43,22 +45,23 @@ public final class Authenticator: Sendable {
         let nowWall = Clock.nowMilliseconds()
         let stripe = self.stripe(hash)
         if let cached = stripe.entries.withLock({ $0[hash] }), now &- cached.fetchedNanos < ttlNanos {
-            if let expires = cached.identity.expiresAtMilliseconds, expires <= nowWall {
+            guard let identity = cached.identity else {
+                throw APIError.unauthorized("the token is unknown, revoked or expired")
+            }
+            if let expires = identity.expiresAtMilliseconds, expires <= nowWall {
                 stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
                 throw APIError.unauthorized("the token has expired")
             }
-            return cached.identity
+            return identity
         }
-        guard let identity = try await catalog.resolve(secretHash: hash) else {
-            stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
-            throw APIError.unauthorized("the token is unknown, revoked or expired")
-        }
+        let identity = try await catalog.resolve(secretHash: hash)
         if ttlNanos > 0 {
             stripe.entries.withLock { entries in
                 if entries.count >= maxEntriesPerStripe { entries.removeAll(keepingCapacity: true) }
                 entries[hash] = Entry(identity: identity, fetchedNanos: now)
             }
         }
+        guard let identity else { throw APIError.unauthorized("the token is unknown, revoked or expired") }
         return identity
     }
 
@@ -66,7 +69,7 @@ public final class Authenticator: Sendable {
     public func invalidate(where predicate: (Identity) -> Bool) {
         for stripe in stripes {
             stripe.entries.withLock { entries in
-                for (key, entry) in entries where predicate(entry.identity) { entries[key] = nil }
+                for (key, entry) in entries where entry.identity.map(predicate) ?? false { entries[key] = nil }
             }
         }
     }

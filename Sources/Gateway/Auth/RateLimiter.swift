@@ -11,15 +11,20 @@ public final class RateLimiter: Sendable {
         let buckets = Mutex<[String: TokenBucket]>([:])
     }
 
-    public let limits: [TokenClass: RateLimit]
+    public let userLimit: RateLimit
+    public let workspaceLimit: RateLimit
     let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
 
     public init(user: RateLimit, workspace: RateLimit) {
-        self.limits = [.user: user, .workspace: workspace]
+        self.userLimit = user
+        self.workspaceLimit = workspace
     }
 
     public func limit(for tokenClass: TokenClass) -> RateLimit {
-        limits[tokenClass] ?? RateLimit(perMinute: 600)
+        switch tokenClass {
+        case .user: userLimit
+        case .workspace: workspaceLimit
+        }
     }
 
     /// Takes one token from the caller's bucket.
@@ -29,9 +34,7 @@ public final class RateLimiter: Sendable {
         let limit = self.limit(for: tokenClass)
         let capacity = limit.capacity
         let rate = limit.ratePerSecond
-        var hasher = Hasher()
-        hasher.combine(tokenID)
-        let stripe = stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
+        let stripe = stripes[Int(UInt(bitPattern: tokenID.hashValue) % UInt(stripes.count))]
         return stripe.buckets.withLock { buckets in
             buckets[tokenID, default: TokenBucket(capacity: capacity, nowNanos: nowNanos)]
                 .take(capacity: capacity, ratePerSecond: rate, nowNanos: nowNanos)
@@ -42,8 +45,9 @@ public final class RateLimiter: Sendable {
     @discardableResult
     public func sweep(nowNanos: UInt64 = MonotonicClock.nanoseconds()) -> Int {
         var removed = 0
-        let largest = limits.values.map(\.capacity).max() ?? 1
-        let slowest = limits.values.map(\.ratePerSecond).min() ?? 1
+        // Conservative for both classes: a bucket is dropped only once it would be full under either.
+        let largest = max(userLimit.capacity, workspaceLimit.capacity)
+        let slowest = min(userLimit.ratePerSecond, workspaceLimit.ratePerSecond)
         for stripe in stripes {
             stripe.buckets.withLock { buckets in
                 for (key, bucket) in buckets where bucket.isFull(capacity: largest, ratePerSecond: slowest, nowNanos: nowNanos) {

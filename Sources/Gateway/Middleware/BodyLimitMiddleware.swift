@@ -1,5 +1,6 @@
 import Domains
 import Hummingbird
+import NIOCore
 
 /// Refuses bodies over the configured limit with 413, whether announced by `Content-Length`
 /// or streamed chunked, and hands the handlers a body already collected within the limit.
@@ -16,6 +17,9 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         var request = request
         do {
             _ = try await request.collectBody(upTo: maxBytes)
+        } catch is NIOTooManyBytesError {
+            // A chunked body that streamed past the limit.
+            throw APIError.payloadTooLarge(limit: maxBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError.payloadTooLarge(limit: maxBytes)
         }

@@ -1,0 +1,61 @@
+import Domains
+import Foundation
+import Hummingbird
+import Storage
+import Testing
+
+@testable import Gateway
+
+@Suite struct ErrorMappingTests {
+    struct SecretBug: Error, CustomStringConvertible {
+        var description: String { "password=hunter2 at /srv/internal.swift:42" }
+    }
+
+    @Test func unexpectedErrorsAre500WithoutInternals() throws {
+        let error = ErrorMapping.apiError(for: SecretBug(), method: "GET", path: "/v1/x")
+        #expect(error.status == 500)
+        #expect(error.code == "internal")
+        let response = ErrorMapping.response(for: error)
+        #expect(response.status.code == 500)
+        #expect(!error.message.contains("hunter2"))
+    }
+
+    @Test func storageFailuresMapToTheirStatuses() {
+        let down = ErrorMapping.apiError(
+            for: StorageError.serverUnavailable(server: 1, address: "postgres://k@h:5432/db", underlying: "refused"),
+            method: "GET", path: "/v1/projects")
+        #expect(down.status == 503)
+        #expect(down.retryAfter != nil)
+        #expect(down.details["server"] == .int(1))
+        let duplicate = ErrorMapping.apiError(
+            for: StorageError.uniqueViolation(constraint: "projects_slug_key"), method: "POST", path: "/v1/projects")
+        #expect(duplicate.status == 409)
+        let misconfigured = ErrorMapping.apiError(
+            for: StorageError.configuration("secret detail"), method: "GET", path: "/")
+        #expect(misconfigured.status == 500)
+        #expect(!misconfigured.message.contains("secret"))
+    }
+
+    @Test func decodingErrorsPointAtTheField() {
+        struct Body: Decodable {
+            struct Inner: Decodable { let email: String }
+            let name: String
+            let user: Inner
+        }
+        func map(_ json: String) -> APIError {
+            do {
+                _ = try JSONDecoder().decode(Body.self, from: Data(json.utf8))
+                return APIError.internalError
+            } catch {
+                return ErrorMapping.apiError(for: error, method: "POST", path: "/")
+            }
+        }
+        #expect(map("{").status == 400)
+        #expect(map("{").code == "malformed_json")
+        let missing = map(#"{"name":"x","user":{}}"#)
+        #expect(missing.status == 422)
+        #expect(missing.details["errors"] == [["pointer": "/user/email", "message": "is required"]])
+        let wrongType = map(#"{"name":1,"user":{"email":"a"}}"#)
+        #expect(wrongType.details["errors"] == [["pointer": "/name", "message": "must be a string"]])
+    }
+}
