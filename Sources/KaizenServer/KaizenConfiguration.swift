@@ -18,6 +18,8 @@ public struct KaizenConfiguration: Sendable {
     public var userRateLimit = RateLimit(perMinute: 600)
     public var workspaceRateLimit = RateLimit(perMinute: 6000)
     public var maxBodyBytes: Int = 64 * 1024 * 1024
+    public var finalizeQuota = RateLimit(perMinute: 60)
+    public var maxAttachmentBytes: Int64 = 1 << 30
     public var actorIdleSeconds: Double = 300
     public var authCacheSeconds: Double = 5
     public var publicURL: String?
@@ -64,6 +66,8 @@ public struct KaizenConfiguration: Sendable {
             config.workspaceRateLimit.burstSeconds = v
         }
         if let v = try int("KAIZEN_MAX_BODY_BYTES") { config.maxBodyBytes = max(1024, v) }
+        if let v = try int("KAIZEN_FINALIZE_QUOTA") { config.finalizeQuota.perMinute = max(1, v) }
+        if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }
         if let v = try double("KAIZEN_AUTH_CACHE_SECONDS") { config.authCacheSeconds = v }
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }
@@ -73,6 +77,10 @@ public struct KaizenConfiguration: Sendable {
 
     public var embeddedPostgresDirectory: String {
         URL(fileURLWithPath: dataDirectory).standardizedFileURL.appendingPathComponent("postgres").path
+    }
+
+    public var blobDirectory: String {
+        URL(fileURLWithPath: dataDirectory).standardizedFileURL.appendingPathComponent("blobs").path
     }
 
     public var firstTokenPath: String {

@@ -68,12 +68,18 @@ public enum KaizenServerRunner {
         let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
         let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: config.actorIdleSeconds, logger: logger)
         let limiter = RateLimiter(user: config.userRateLimit, workspace: config.workspaceRateLimit)
+        let publicURL = PublicURL(config.publicURL ?? "http://\(config.host):\(config.port)")
+        let ingest = IngestSettings(
+            blobs: try FileBlobStore(root: config.blobDirectory),
+            signer: UploadSigner(secretHex: try await cluster.catalog.serverSecret("upload-signing")),
+            publicURL: publicURL, finalizeQuota: config.finalizeQuota,
+            maxAttachmentBytes: config.maxAttachmentBytes)
         let deps = GatewayDependencies(
             cluster: cluster, registry: registry,
             authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: config.authCacheSeconds),
             limiter: limiter,
-            document: try OpenAPIDocument(publicURL: config.publicURL ?? "http://\(config.host):\(config.port)"),
-            version: KaizenVersion.current, logger: logger)
+            document: try OpenAPIDocument(publicURL: publicURL.value),
+            version: KaizenVersion.current, logger: logger, ingest: ingest)
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
@@ -107,6 +113,7 @@ public enum KaizenServerRunner {
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in
+                if config.publicURL == nil { publicURL.set("http://\(config.host):\(port)") }
                 await onReady(
                     ServerReady(
                         host: config.host, port: port, tlsPort: tlsPort, firstRun: firstRun, cluster: cluster,

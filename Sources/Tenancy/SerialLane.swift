@@ -5,7 +5,7 @@
 /// the ordering of finalizes) run inside the lane, one at a time, in arrival order; reads
 /// of the actor's cache don't enter it and stay concurrent.
 struct SerialLane {
-    private var busy = false
+    private(set) var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     /// True when the caller may enter now; otherwise the caller must `wait` with a continuation.

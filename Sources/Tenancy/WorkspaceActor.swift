@@ -11,11 +11,20 @@ public actor WorkspaceActor {
     let store: TenantStore
     let logger: Logger
 
-    private var lane = SerialLane()
+    /// One FIFO lane per key: "workspace" for workspace-wide writes, "project:<id>" for finalizes.
+    private var lanes: [String: SerialLane] = [:]
     /// Projects by slug; nil until first loaded from the shard.
     private var projectsBySlug: [String: Project]?
     /// Last write sequence number used; nil until loaded.
     private var writeSeq: Int64?
+    /// Per project: the last finalize sequence number used.
+    var runSeqs: [String: Int64] = [:]
+    /// Per project and branch: the latest run and its case statuses, the next finalize's baseline.
+    var baselines: [BaselineKey: Baseline] = [:]
+    /// Per project: the finalize quota's bucket.
+    var finalizeQuota: [String: TokenBucket] = [:]
+    /// Upload sessions by id (also persisted, so a restart loses nothing).
+    var uploadSessions: [String: UploadSession] = [:]
 
     /// Instrumentation for tests and metrics: writes currently inside the lane (never above 1).
     public private(set) var writesInLane = 0
@@ -30,16 +39,22 @@ public actor WorkspaceActor {
 
     // MARK: sequencing
 
-    /// Runs `body` alone among this workspace's sequenced writes, in arrival order.
-    public func sequenced<T: Sendable>(_ body: @Sendable (isolated WorkspaceActor) async throws -> T) async throws -> T {
-        if !lane.tryEnter() {
-            await withCheckedContinuation { lane.enqueue($0) }
+    /// Runs `body` alone among this workspace's sequenced writes of `key`, in arrival order.
+    public func sequenced<T: Sendable>(
+        key: String = "workspace", _ body: @Sendable (isolated WorkspaceActor) async throws -> T
+    ) async throws -> T {
+        if !lanes[key, default: SerialLane()].tryEnter() {
+            await withCheckedContinuation { lanes[key, default: SerialLane()].enqueue($0) }
         }
-        writesInLane += 1
-        maxWritesInLane = max(maxWritesInLane, writesInLane)
+        let counted = key == "workspace"
+        if counted {
+            writesInLane += 1
+            maxWritesInLane = max(maxWritesInLane, writesInLane)
+        }
         defer {
-            writesInLane -= 1
-            lane.leave()
+            if counted { writesInLane -= 1 }
+            lanes[key]?.leave()
+            if let lane = lanes[key], !lane.busy { lanes[key] = nil }
         }
         return try await body(self)
     }

@@ -1,6 +1,7 @@
 import Domains
 import Logging
 import Storage
+import Synchronization
 import Tenancy
 
 /// Everything the handlers need, built once at start.
@@ -12,11 +13,13 @@ public struct GatewayDependencies: Sendable {
     public let document: OpenAPIDocument
     public let version: String
     public let logger: Logger
+    public let ingest: IngestSettings
 
     public init(
         cluster: StorageCluster, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
-        document: OpenAPIDocument, version: String, logger: Logger
+        document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings
     ) {
+        self.ingest = ingest
         self.cluster = cluster
         self.registry = registry
         self.authenticator = authenticator
@@ -24,6 +27,29 @@ public struct GatewayDependencies: Sendable {
         self.document = document
         self.version = version
         self.logger = logger
+    }
+}
+
+/// What ingest needs beyond storage.
+public struct IngestSettings: Sendable {
+    public let blobs: FileBlobStore
+    public let signer: UploadSigner
+    /// Base of presigned upload URLs and report links, e.g. `http://127.0.0.1:8080`.
+    public let publicURL: PublicURL
+    public let finalizeQuota: RateLimit
+    public let validator: KenshoValidator
+    public let maxAttachmentBytes: Int64
+
+    public init(
+        blobs: FileBlobStore, signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
+        validator: KenshoValidator = KenshoValidator(), maxAttachmentBytes: Int64 = 1 << 30
+    ) {
+        self.blobs = blobs
+        self.signer = signer
+        self.publicURL = publicURL
+        self.finalizeQuota = finalizeQuota
+        self.validator = validator
+        self.maxAttachmentBytes = maxAttachmentBytes
     }
 }
 
@@ -45,9 +71,47 @@ struct KaizenAPI: APIProtocol {
         }
     }
 
+    /// The grant a write names (`workspace` slug) or implies (a token with one workspace).
+    func targetGrant(_ identity: Identity, workspace slug: String?, pointer: String) throws -> WorkspaceGrant {
+        if let slug { return try grant(identity, workspace: slug) }
+        if identity.grants.count == 1 { return identity.grants[0] }
+        throw APIError.validation(pointer: pointer, "is required: this token can act in \(identity.grants.count) workspaces")
+    }
+
+    /// Finds a project by slug among the caller's workspaces (or the one named): 404 when none, 409 when several.
+    func resolveProject(_ identity: Identity, slug: String, workspace: String?) async throws -> (WorkspaceGrant, Project) {
+        let grants = try workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
+        var found: [(WorkspaceGrant, Project)] = []
+        for grant in grants {
+            if let project = try await deps.registry.withWorkspace(grant, { try await $0.project(slug: slug) }),
+                project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
+            {
+                found.append((grant, project))
+            }
+        }
+        guard let first = found.first else { throw APIError.notFound("project '\(slug)' not found") }
+        if found.count > 1 {
+            throw APIError.conflict(
+                "project slug '\(slug)' exists in \(found.count) of your workspaces; pass ?workspace=<slug>",
+                details: ["workspaces": .array(found.map { .string($0.0.workspaceSlug) })])
+        }
+        return first
+    }
+
     func requireWrite(_ grant: WorkspaceGrant) throws {
         guard grant.role.canWrite else {
             throw APIError.forbidden("the viewer role cannot change anything in workspace '\(grant.workspaceSlug)'")
         }
     }
+}
+
+/// The server's own base URL. Settable once the listener is bound, since port 0 picks a port at start.
+public final class PublicURL: Sendable {
+    private let storage: Mutex<String>
+
+    public init(_ value: String) { storage = Mutex(value) }
+
+    public var value: String { storage.withLock { $0 } }
+
+    public func set(_ value: String) { storage.withLock { $0 = value } }
 }

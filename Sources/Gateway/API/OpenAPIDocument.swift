@@ -5,6 +5,8 @@ import Yams
 /// generated from) and served as JSON at `/v1/openapi.json`.
 public struct OpenAPIDocument: Sendable {
     public let json: Data
+    /// kensho/v1 as a standalone JSON Schema, cut from the same document's `KenshoRun` component.
+    public let kenshoSchema: Data
 
     /// - Parameter publicURL: replaces the document's `servers` so generated SDKs point at this deployment.
     public init(publicURL: String?) throws {
@@ -18,6 +20,37 @@ public struct OpenAPIDocument: Sendable {
             object["servers"] = [["url": publicURL, "description": "This Kaizen server"]]
         }
         self.json = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        self.kenshoSchema = try JSONSerialization.data(
+            withJSONObject: Self.jsonSchema(root: "KenshoRun", document: object), options: [.sortedKeys])
+    }
+
+    /// A JSON Schema 2020-12 document for one component and everything it references,
+    /// with `#/components/schemas/X` references rewritten to `#/$defs/X`.
+    static func jsonSchema(root: String, document: [String: Any]) -> [String: Any] {
+        let schemas = ((document["components"] as? [String: Any])?["schemas"] as? [String: Any]) ?? [:]
+        var defs: [String: Any] = [:]
+        var pending = [root]
+        func rewrite(_ node: Any) -> Any {
+            if let array = node as? [Any] { return array.map(rewrite) }
+            guard var dict = node as? [String: Any] else { return node }
+            if let ref = dict["$ref"] as? String, ref.hasPrefix("#/components/schemas/") {
+                let name = String(ref.dropFirst("#/components/schemas/".count))
+                if defs[name] == nil && !pending.contains(name) { pending.append(name) }
+                dict["$ref"] = "#/$defs/\(name)"
+            }
+            return dict.mapValues(rewrite)
+        }
+        while let name = pending.popLast() {
+            defs[name] = [:]  // reserve, so cycles terminate
+            defs[name] = rewrite(schemas[name] ?? [:])
+        }
+        return [
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://kaizen.dev/schemas/kensho-v1.json",
+            "title": "kensho/v1 run",
+            "$ref": "#/$defs/\(root)",
+            "$defs": defs,
+        ]
     }
 
     /// Rewrites `x-kaizen-nullable: {type: T, …}` into `type: [T, "null"], …`.
@@ -33,6 +66,10 @@ public struct OpenAPIDocument: Sendable {
         if let inner = dict.removeValue(forKey: "x-kaizen-nullable") as? [String: Any] {
             for (key, value) in inner where key != "type" { dict[key] = value }
             if let type = inner["type"] as? String { dict["type"] = [type, "null"] }
+            if let ref = inner["$ref"] {
+                dict["$ref"] = nil
+                dict["anyOf"] = [["$ref": ref], ["type": "null"]]
+            }
         }
         return dict.mapValues(expandNullable)
     }

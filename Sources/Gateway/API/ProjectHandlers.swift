@@ -30,16 +30,7 @@ extension KaizenAPI {
     func createProject(_ input: Operations.CreateProject.Input) async throws -> Operations.CreateProject.Output {
         let identity = try RequestIdentity.required()
         guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
-        let grant: WorkspaceGrant
-        if let slug = body.workspace {
-            grant = try self.grant(identity, workspace: slug)
-        } else if identity.grants.count == 1 {
-            grant = identity.grants[0]
-        } else {
-            throw APIError.validation(
-                pointer: "/workspace",
-                "is required: this token can act in \(identity.grants.count) workspaces")
-        }
+        let grant = try targetGrant(identity, workspace: body.workspace, pointer: "/workspace")
         try requireWrite(grant)
         let branch = body.defaultBranch ?? "main"
         let problems = ProjectRules.validate(slug: body.slug, name: body.name, defaultBranch: branch)
@@ -53,22 +44,7 @@ extension KaizenAPI {
 
     func getProject(_ input: Operations.GetProject.Input) async throws -> Operations.GetProject.Output {
         let identity = try RequestIdentity.required()
-        let slug = input.path.project
-        let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
-        var found: [(WorkspaceGrant, Project)] = []
-        for grant in grants {
-            if let project = try await deps.registry.withWorkspace(grant, { try await $0.project(slug: slug) }),
-                project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
-            {
-                found.append((grant, project))
-            }
-        }
-        guard let (grant, project) = found.first else { throw APIError.notFound("project '\(slug)' not found") }
-        if found.count > 1 {
-            throw APIError.conflict(
-                "project slug '\(slug)' exists in \(found.count) of your workspaces; pass ?workspace=<slug>",
-                details: ["workspaces": .array(found.map { .string($0.0.workspaceSlug) })])
-        }
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let detail = Components.Schemas.ProjectDetail(
             value1: .init(project, workspace: grant),
             value2: .init(

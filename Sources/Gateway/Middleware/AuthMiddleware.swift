@@ -8,8 +8,10 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let authenticator: Authenticator
     let limiter: RateLimiter
 
+    /// Health, version, the documents, and presigned uploads (authorized by their signature).
     static func isPublic(_ path: String) -> Bool {
-        !path.hasPrefix("/v1/") || path == "/v1/openapi.json"
+        !path.hasPrefix("/v1/") || path == "/v1/openapi.json" || path.hasPrefix("/v1/schemas/")
+            || path.hasPrefix("/v1/uploads/")
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws

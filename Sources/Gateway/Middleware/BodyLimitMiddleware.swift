@@ -10,10 +10,14 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes,
+            !request.uri.path.hasPrefix("/v1/uploads/")
+        {
             throw APIError.payloadTooLarge(limit: maxBytes)
         }
         if request.method == .get || request.method == .head { return try await next(request, context) }
+        // Attachments stream to disk, bounded by the size declared at init.
+        if request.uri.path.hasPrefix("/v1/uploads/") { return try await next(request, context) }
         var request = request
         do {
             _ = try await request.collectBody(upTo: maxBytes)

@@ -39,6 +39,24 @@ public struct CatalogStore: Sendable {
         }
     }
 
+    // MARK: server secrets
+
+    /// The named secret, created (32 random bytes, hex) by whichever node asks first.
+    public func serverSecret(_ name: String) async throws -> String {
+        var rng = SystemRandomNumberGenerator()
+        let candidate = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let logger = self.logger
+        return try await server.run { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO server_secrets (name, value) VALUES (\(name), \(candidate))
+                ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING value
+                """, logger: logger)
+            for try await value in rows.decode(String.self) { return value }
+            throw StorageError.configuration("server secret \(name) could not be read")
+        }
+    }
+
     // MARK: workspaces
 
     /// Places a new workspace on the logical shard holding the fewest workspaces.

@@ -62,5 +62,17 @@ enum CatalogSchema {
                 """,
                 "CREATE INDEX tokens_workspace_idx ON tokens (workspace_id)",
             ]),
+            Migration(
+            2, "server secrets",
+            [
+                // Shared by every node: e.g. the key that signs upload URLs.
+                """
+                CREATE TABLE server_secrets (
+                    name       text PRIMARY KEY,
+                    value      text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+            ]),
     ]
 }

@@ -32,5 +32,123 @@ enum ShardSchema {
                 )
                 """,
             ]),
+        Migration(
+            2, "ingest",
+            [
+                """
+                CREATE TABLE runs (
+                    workspace_id    text NOT NULL,
+                    id              text NOT NULL,
+                    project_id      text NOT NULL,
+                    external_run_id text NOT NULL,
+                    branch          text NOT NULL,
+                    commit_sha      text,
+                    build_url       text,
+                    status          text NOT NULL DEFAULT 'closed',
+                    started_at      timestamptz,
+                    finished_at     timestamptz,
+                    env             jsonb NOT NULL DEFAULT '{}',
+                    passed          integer NOT NULL,
+                    failed          integer NOT NULL,
+                    skipped         integer NOT NULL,
+                    broken          integer NOT NULL,
+                    flaky           integer NOT NULL,
+                    baseline_run_id text,
+                    new_failures    integer NOT NULL,
+                    fixed           integer NOT NULL,
+                    still_failing   integer NOT NULL,
+                    seq             bigint NOT NULL,
+                    created_at      timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id),
+                    CONSTRAINT runs_external_key UNIQUE (workspace_id, project_id, external_run_id)
+                )
+                """,
+                "CREATE INDEX runs_branch_idx ON runs (workspace_id, project_id, branch, seq DESC)",
+                "CREATE INDEX runs_project_idx ON runs (workspace_id, project_id, seq DESC)",
+                """
+                CREATE TABLE cases (
+                    workspace_id text NOT NULL,
+                    id           text NOT NULL,
+                    project_id   text NOT NULL,
+                    case_key     text NOT NULL,
+                    name         text NOT NULL,
+                    suite        text,
+                    full_name    text,
+                    file         text,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id),
+                    CONSTRAINT cases_key UNIQUE (workspace_id, project_id, case_key)
+                )
+                """,
+                """
+                CREATE TABLE case_results (
+                    workspace_id  text NOT NULL,
+                    run_id        text NOT NULL,
+                    ordinal       integer NOT NULL,
+                    case_id       text NOT NULL,
+                    status        text NOT NULL,
+                    duration_ms   bigint NOT NULL,
+                    attempts      integer NOT NULL,
+                    flaky         boolean NOT NULL,
+                    regression    text,
+                    error_type    text,
+                    error_message text,
+                    error_trace   text,
+                    labels        jsonb NOT NULL DEFAULT '{}',
+                    parameters    jsonb NOT NULL DEFAULT '{}',
+                    attachments   text[] NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (workspace_id, run_id, ordinal)
+                )
+                """,
+                "CREATE INDEX case_results_case_idx ON case_results (workspace_id, case_id, run_id)",
+                """
+                CREATE TABLE steps (
+                    workspace_id text NOT NULL,
+                    run_id       text NOT NULL,
+                    case_ordinal integer NOT NULL,
+                    ordinal      integer NOT NULL,
+                    parent       integer,
+                    depth        integer NOT NULL,
+                    name         text NOT NULL,
+                    status       text NOT NULL,
+                    duration_ms  bigint NOT NULL,
+                    attachments  text[] NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (workspace_id, run_id, case_ordinal, ordinal)
+                )
+                """,
+                """
+                CREATE TABLE blobs (
+                    workspace_id text NOT NULL,
+                    sha256       text NOT NULL,
+                    size         bigint NOT NULL,
+                    content_type text NOT NULL,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, sha256)
+                )
+                """,
+                """
+                CREATE TABLE upload_sessions (
+                    workspace_id    text NOT NULL,
+                    id              text NOT NULL,
+                    project_id      text NOT NULL,
+                    external_run_id text NOT NULL,
+                    attachments     jsonb NOT NULL,
+                    expires_at      timestamptz NOT NULL,
+                    created_at      timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                """
+                CREATE TABLE run_attachments (
+                    workspace_id  text NOT NULL,
+                    run_id        text NOT NULL,
+                    attachment_id text NOT NULL,
+                    sha256        text NOT NULL,
+                    size          bigint NOT NULL,
+                    content_type  text NOT NULL,
+                    PRIMARY KEY (workspace_id, run_id, attachment_id)
+                )
+                """,
+            ]),
     ]
 }

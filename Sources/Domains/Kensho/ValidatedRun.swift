@@ -1,0 +1,76 @@
+import Foundation
+
+/// A run that passed validation, normalized for storage and regression.
+public struct ValidatedRun: Sendable {
+    public let projectSlug: String
+    public let externalRunId: String
+    public let branch: String
+    public let commit: String?
+    public let buildURL: String?
+    public let startedAt: Date?
+    public let finishedAt: Date?
+    public let env: [String: String]
+    public let totals: RunTotals
+    public let cases: [ValidatedCase]
+    /// Every attachment id referenced by a case or step.
+    public let attachmentIDs: Set<String>
+}
+
+public struct ValidatedCase: Sendable, Hashable {
+    /// Stable identity across runs: the explicit `key`, else derived from suite, name and parameters.
+    public let key: String
+    public let name: String
+    public let suite: String?
+    public let fullName: String?
+    public let file: String?
+    public let status: CaseStatus
+    public let durationMs: Int64
+    /// Attempts made, the final one included (1 when never retried).
+    public let attempts: Int
+    /// Passed on a later attempt after an earlier one failed or broke.
+    public let flaky: Bool
+    public let error: KenshoError?
+    public let labels: [String: String]
+    public let parameters: [String: String]
+    /// The step tree flattened in pre-order.
+    public let steps: [FlatStep]
+    public let attachments: [String]
+}
+
+/// One node of a case's step tree; `parent` is the ordinal of the enclosing step.
+public struct FlatStep: Sendable, Hashable {
+    public let ordinal: Int
+    public let parent: Int?
+    public let depth: Int
+    public let name: String
+    public let status: CaseStatus
+    public let durationMs: Int64
+    public let attachments: [String]
+
+    public init(
+        ordinal: Int, parent: Int?, depth: Int, name: String, status: CaseStatus, durationMs: Int64, attachments: [String]
+    ) {
+        self.ordinal = ordinal
+        self.parent = parent
+        self.depth = depth
+        self.name = name
+        self.status = status
+        self.durationMs = durationMs
+        self.attachments = attachments
+    }
+}
+
+/// Rebuilds the nested tree from flattened steps (pre-order, parents before children).
+public struct StepNode: Sendable, Hashable {
+    public let step: FlatStep
+    public var children: [StepNode]
+
+    public static func tree(_ steps: [FlatStep]) -> [StepNode] {
+        var children: [Int?: [FlatStep]] = [:]
+        for step in steps { children[step.parent, default: []].append(step) }
+        func build(_ parent: Int?) -> [StepNode] {
+            (children[parent] ?? []).map { StepNode(step: $0, children: build($0.ordinal)) }
+        }
+        return build(nil)
+    }
+}

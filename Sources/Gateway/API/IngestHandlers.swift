@@ -1,0 +1,214 @@
+import Domains
+import Foundation
+import OpenAPIRuntime
+import Storage
+import Tenancy
+
+extension KaizenAPI {
+    func getKenshoSchema(_ input: Operations.GetKenshoSchema.Input) async throws -> Operations.GetKenshoSchema.Output {
+        let payload = try JSONDecoder().decode(
+            Operations.GetKenshoSchema.Output.Ok.Body.JsonPayload.self, from: deps.document.kenshoSchema)
+        return .ok(.init(body: .json(payload)))
+    }
+
+    func initKenshoIngest(_ input: Operations.InitKenshoIngest.Input) async throws -> Operations.InitKenshoIngest.Output {
+        let identity = try RequestIdentity.required()
+        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        let grant = try targetGrant(identity, workspace: body.workspaceSlug, pointer: "/workspaceSlug")
+        try requireWrite(grant)
+
+        var problems: [FieldProblem] = []
+        if body.externalRunId.isEmpty || body.externalRunId.count > 255 {
+            problems.append(.init(pointer: "/externalRunId", message: "must be 1–255 characters"))
+        }
+        let declarations = body.attachments ?? []
+        if declarations.count > 10_000 {
+            problems.append(.init(pointer: "/attachments", message: "at most 10000 attachments per run"))
+        }
+        var seen: Set<String> = []
+        for (index, item) in declarations.enumerated() {
+            let at = "/attachments/\(index)"
+            if !AttachmentRules.isValidID(item.id) {
+                problems.append(.init(pointer: "\(at)/id", message: "must be 1–128 of A-Z a-z 0-9 _ - ."))
+            } else if !seen.insert(item.id).inserted {
+                problems.append(.init(pointer: "\(at)/id", message: "is declared twice"))
+            }
+            if !AttachmentRules.isSHA256(item.sha256) {
+                problems.append(.init(pointer: "\(at)/sha256", message: "must be 64 lower-case hex digits"))
+            }
+            if item.size < 0 || Int64(item.size) > deps.ingest.maxAttachmentBytes {
+                problems.append(.init(pointer: "\(at)/size", message: "must be 0–\(deps.ingest.maxAttachmentBytes) bytes"))
+            }
+            if item.contentType.isEmpty || item.contentType.count > 255 {
+                problems.append(.init(pointer: "\(at)/contentType", message: "must be 1–255 characters"))
+            }
+        }
+        if !problems.isEmpty { throw APIError.validation(problems) }
+
+        let attachments = declarations.map {
+            DeclaredAttachment(id: $0.id, sha256: $0.sha256, size: Int64($0.size), contentType: $0.contentType)
+        }
+        let (session, stored) = try await deps.registry.withWorkspace(grant) { actor in
+            guard let project = try await actor.project(slug: body.projectSlug),
+                project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
+            else { throw APIError.notFound("project '\(body.projectSlug)' not found") }
+            return try await actor.createUploadSession(
+                project: project, externalRunId: body.externalRunId, attachments: attachments)
+        }
+        let expires = Int(Date().timeIntervalSince1970) + UploadSigner.urlLifetimeSeconds
+        let expiresAt = Date(timeIntervalSince1970: TimeInterval(expires))
+        var presigned: [Components.Schemas.PresignedUpload] = []
+        var already: [String] = []
+        for item in attachments {
+            if stored.contains(item.sha256) {
+                already.append(item.id)
+                continue
+            }
+            let signature = deps.ingest.signer.signature(
+                uploadID: session.id, attachmentID: item.id, workspaceID: grant.workspaceID, expires: expires)
+            let url = "\(deps.ingest.publicURL.value)/v1/uploads/\(session.id)/\(item.id)?workspace=\(grant.workspaceID)&expires=\(expires)&signature=\(signature)"
+            presigned.append(
+                .init(id: item.id, url: url, method: .put, expiresAt: expiresAt,
+                      fields: .init(additionalProperties: ["Content-Type": "application/octet-stream"])))
+        }
+        return .ok(
+            .init(body: .json(.init(uploadId: session.id, expiresAt: session.expiresAt, presigned: presigned, alreadyExists: already))))
+    }
+
+    func uploadAttachment(_ input: Operations.UploadAttachment.Input) async throws -> Operations.UploadAttachment.Output {
+        let q = input.query
+        let uploadID = input.path.uploadId
+        let attachmentID = input.path.attachmentId
+        switch deps.ingest.signer.verify(
+            uploadID: uploadID, attachmentID: attachmentID, workspaceID: q.workspace, expires: q.expires,
+            signature: q.signature, now: Date())
+        {
+        case .badSignature: throw APIError.unauthorized("the upload URL's signature does not match; request a new one with init")
+        case .expired: throw APIError.unauthorized("the upload URL expired; call init again for a fresh one")
+        case .valid: break
+        }
+        guard let workspace = try await deps.cluster.catalog.workspace(id: q.workspace) else {
+            throw APIError.notFound("upload session '\(uploadID)' not found")
+        }
+        let grant = WorkspaceGrant(workspaceID: workspace.id, workspaceSlug: workspace.slug, shardID: workspace.shardID, role: .member)
+        let session = try await deps.registry.withWorkspace(grant) { try await $0.uploadSession(id: uploadID) }
+        guard let session, let declared = session.attachments.first(where: { $0.id == attachmentID }) else {
+            throw APIError.notFound("attachment '\(attachmentID)' is not declared in upload session '\(uploadID)'")
+        }
+        guard case .binary(let body) = input.body else { throw APIError.badRequest("expected a binary body") }
+        do {
+            try await deps.ingest.blobs.write(body.map { Array($0) }, sha256: declared.sha256, size: declared.size)
+        } catch let error as FileBlobStore.WriteError {
+            switch error {
+            case .tooLarge(let declared):
+                throw APIError.payloadTooLarge(limit: Int(declared))
+            case .sizeMismatch(let declared, let received):
+                throw APIError.validation(pointer: "", "the body has \(received) bytes but \(declared) were declared at init")
+            case .digestMismatch(let declared, let received):
+                throw APIError.validation(pointer: "", "the body's sha256 is \(received) but \(declared) was declared at init")
+            }
+        }
+        try await deps.cluster.tenant(workspace.id, shard: workspace.shardID)
+            .recordBlob(sha256: declared.sha256, size: declared.size, contentType: declared.contentType)
+        return .created(.init(body: .json(.init(id: declared.id, sha256: declared.sha256, size: Int(declared.size)))))
+    }
+
+    func finalizeKenshoIngest(_ input: Operations.FinalizeKenshoIngest.Input) async throws
+        -> Operations.FinalizeKenshoIngest.Output
+    {
+        let identity = try RequestIdentity.required()
+        guard case .json(let document) = input.body else { throw APIError.badRequest("expected application/json") }
+        let validator = deps.ingest.validator
+        // Without a usable project slug there is nothing to look up: report every problem now.
+        guard let slug = document.project?.slug, Slug.problem(slug) == nil else {
+            throw Self.invalid(validator.validate(document, knownAttachments: []))
+        }
+        let (grant, project) = try await resolveProject(identity, slug: slug, workspace: nil)
+        try requireWrite(grant)
+
+        return try await deps.registry.withWorkspace(grant) { actor in
+            // A re-push of a stored run is answered from storage, whatever became of its upload session.
+            if let externalRunId = document.externalRunId,
+                let existing = try await actor.tenantStore().run(projectID: project.id, externalRunId: externalRunId)
+            {
+                let replay = try await actor.replay(existing)
+                return .ok(.init(body: .json(try self.finalizeResponse(replay))))
+            }
+            var uploaded: [DeclaredAttachment] = []
+            if let uploadID = document.uploadId {
+                guard let session = try await actor.uploadSession(id: uploadID) else {
+                    throw APIError.validation(pointer: "/uploadId", "no upload session '\(uploadID)' in this workspace")
+                }
+                if session.expiresAt < Date() {
+                    throw APIError.validation(pointer: "/uploadId", "the upload session expired; push again from init")
+                }
+                if session.projectID != project.id || session.externalRunId != document.externalRunId {
+                    throw APIError.validation(pointer: "/uploadId", "the upload session belongs to another project or externalRunId")
+                }
+                uploaded = session.attachments.filter { deps.ingest.blobs.exists($0.sha256) }
+            }
+            let run: ValidatedRun
+            switch validator.validate(document, knownAttachments: Set(uploaded.map(\.id))) {
+            case .valid(let valid): run = valid
+            case let outcome: throw Self.invalid(outcome)
+            }
+            let referenced = uploaded.filter { run.attachmentIDs.contains($0.id) }
+            let outcome = try await actor.finalize(
+                project: project, run: run, attachments: referenced, quota: deps.ingest.finalizeQuota)
+            return .ok(.init(body: .json(try self.finalizeResponse(outcome))))
+        }
+    }
+
+    static func invalid(_ outcome: KenshoValidator.Outcome) -> APIError {
+        guard case .invalid(let problems, let computed) = outcome else { return .internalError }
+        let base = APIError.validation(problems)
+        guard case .object(var details) = base.details else { return base }
+        if let computed {
+            details["computedTotals"] = [
+                "passed": .int(computed.passed), "failed": .int(computed.failed), "skipped": .int(computed.skipped),
+                "broken": .int(computed.broken), "flaky": .int(computed.flaky),
+            ]
+        }
+        return APIError(status: 422, code: base.code, message: base.message, details: .object(details))
+    }
+
+    func finalizeResponse(_ outcome: FinalizeOutcome) throws -> Components.Schemas.FinalizeResponse {
+        .init(
+            internalRunId: outcome.run.id, kenshoReportUrl: reportURL(outcome.run.id),
+            regression: try .init(outcome.run.regression, baseline: outcome.baseline),
+            totals: .init(outcome.run.totals), replayed: outcome.replayed)
+    }
+
+    func reportURL(_ runID: String) -> String { "\(deps.ingest.publicURL.value)/v1/runs/\(runID)" }
+}
+
+enum AttachmentRules {
+    static func isValidID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 128
+            && id.utf8.allSatisfy { c in
+                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45 || c == 46
+            }
+    }
+
+    static func isSHA256(_ value: String) -> Bool {
+        value.utf8.count == 64 && value.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+}
+
+extension Components.Schemas.Totals {
+    init(_ totals: RunTotals) {
+        self.init(
+            passed: totals.passed, failed: totals.failed, skipped: totals.skipped, broken: totals.broken,
+            flaky: totals.flaky)
+    }
+}
+
+extension Components.Schemas.Regression {
+    init(_ summary: RegressionSummary, baseline: RunRecord?) throws {
+        let ref: OpenAPIValueContainer =
+            try baseline.map {
+                try OpenAPIValueContainer(unvalidatedValue: ["id": $0.id, "externalRunId": $0.externalRunId, "branch": $0.branch])
+            } ?? nil
+        self.init(newFailures: summary.newFailures, fixed: summary.fixed, stillFailing: summary.stillFailing, baseline: ref)
+    }
+}
