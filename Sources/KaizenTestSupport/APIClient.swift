@@ -18,6 +18,12 @@ public struct APIClient: Sendable {
         public let headers: HTTPHeaders
         public let body: Data
 
+        public init(status: Int, headers: HTTPHeaders, body: Data) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
+
         /// The body as a JSON object or array (`[String: Any]` / `[Any]`).
         public var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
         public var object: [String: Any] { json as? [String: Any] ?? [:] }
@@ -41,6 +47,10 @@ public struct APIClient: Sendable {
     }
     public func post(_ path: String, raw: Data, contentType: String = "application/json") async throws -> Reply {
         try await send(.POST, path, body: raw, contentType: contentType)
+    }
+
+    public func put(_ path: String, raw: Data, contentType: String = "application/octet-stream") async throws -> Reply {
+        try await send(.PUT, path, body: raw, contentType: contentType)
     }
 
     public func send(

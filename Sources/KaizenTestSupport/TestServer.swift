@@ -45,6 +45,17 @@ public final class TestServer: Sendable {
         config.maxConnectionsPerServer = 8
         config.dataDirectory = NSTemporaryDirectory() + "kaizen-test-data-\(UUID().uuidString)"
         configure(&config)
+        return try await start(config: config)
+    }
+
+    /// A new server process-equivalent on the same databases and data directory (a restart).
+    public func restart() async throws -> TestServer {
+        await shutdown.shutdown()
+        _ = try? await task.value
+        return try await Self.start(config: config)
+    }
+
+    static func start(config: KaizenConfiguration) async throws -> TestServer {
         var logger = Logger(label: "kaizen.test-server")
         logger.logLevel = .warning
         let ready = ReadyBox()

@@ -7,7 +7,7 @@ import Testing
 @Suite struct RateLimitTests {
     @Test func overTheLimitIs429WithRetryAfterOnlyForThatClass() async throws {
         try await withServer(configure: {
-            $0.userRateLimit = .init(perMinute: 60, burstSeconds: 5)  // 1/s, bursts of 5
+            $0.userRateLimit = .init(perMinute: 6, burstSeconds: 50)  // one per 10 s, bursts of 5
             $0.workspaceRateLimit = .init(perMinute: 6000, burstSeconds: 10)
         }) { _, admin in
             let user = try await mint(admin, tokenClass: "user", role: "member", user: "busy@example.com")

@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import KaizenTestSupport
 import Storage
-import Synchronization
 import Testing
 
 /// The README's first set-up command, as a user runs it: the `kaizen` binary on its embedded
@@ -12,10 +11,10 @@ import Testing
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kaizen").path
     }
 
-    final class Output: Sendable {
-        let text = Mutex("")
-        func append(_ data: Data) { text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        var value: String { text.withLock { $0 } }
+    /// The server's output goes to a file, polled: no pipe that could fill up or need a reader thread.
+    struct Output: Sendable {
+        let path: String
+        var value: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
     }
 
     struct Running {
@@ -31,18 +30,27 @@ import Testing
         env["KAIZEN_DATA_DIR"] = dataDir
         env["KAIZEN_PORT"] = String(port)
         env["KAIZEN_DATABASE_URLS"] = nil
-        env["KAIZEN_LOG_LEVEL"] = "warning"
+        env["KAIZEN_LOG_LEVEL"] = "info"
         process.environment = env
-        let pipe = Pipe()
-        let output = Output()
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
-        process.standardOutput = pipe
-        process.standardError = pipe
+        let output = Output(path: "\(dataDir)-serve-\(UUID().uuidString.prefix(6)).log")
+        FileManager.default.createFile(atPath: output.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output.path))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
         try process.run()
+        try? handle.close()
         let deadline = Date().addingTimeInterval(180)
         while !output.value.contains("listening on") {
-            if !process.isRunning { Issue.record("kaizen exited: \(output.value)"); break }
-            if Date() > deadline { Issue.record("kaizen did not start: \(output.value)"); break }
+            if !process.isRunning {
+                Issue.record("kaizen exited: \(output.value)")
+                break
+            }
+            if Date() > deadline {
+                let pgLog = (try? String(contentsOfFile: dataDir + "/postgres/server.log", encoding: .utf8)) ?? "(none)"
+                Issue.record("kaizen did not start within 180 s.\noutput:\n\(output.value)\npostgres log:\n\(pgLog.suffix(2000))")
+                break
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         return Running(process: process, output: output)
@@ -87,7 +95,13 @@ import Testing
     @Test func firstStartSecondStartAndOperatorCommands() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no kaizen binary at \(Self.binary)")
         let dataDir = "/tmp/kaizen-e2e-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        defer {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+            where file.hasPrefix(String(dataDir.dropFirst(5))) {
+                try? FileManager.default.removeItem(atPath: "/tmp/" + file)
+            }
+        }
         let port = try EmbeddedPostgres.freePort()
         let base = "http://127.0.0.1:\(port)"
 
