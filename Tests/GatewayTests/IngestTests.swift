@@ -133,6 +133,12 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
             #expect(((tree.first?["steps"] as? [[String: Any]])?.first?["name"] as? String) == "wait for load")
             let links = detail.object["attachments"] as? [[String: Any]] ?? []
             #expect(Set(links.compactMap { $0["id"] as? String }) == ["att_log", "att_shot"])
+            let logLink = try #require(links.first { $0["id"] as? String == "att_log" }?["downloadUrl"] as? String)
+            let download = try await admin.get(String(logLink.dropFirst(server.baseURL.count)))
+            #expect(download.status == 200)
+            #expect(download.body == log)
+            #expect(download.headers.first(name: "Content-Type") == "application/octet-stream")
+            #expect(try await admin.with(token: nil).get(String(logLink.dropFirst(server.baseURL.count))).status == 401)
             #expect((detail.object["history"] as? [[String: Any]])?.count == 1)
             #expect((detail.object["error"] as? [String: Any])?["message"] as? String == "expected 1, got 2")
 

@@ -92,7 +92,10 @@ extension KaizenAPI {
             value2: .init(
                 steps: StepNode.tree(steps).map(node),
                 attachments: attachments.map {
-                    .init(id: $0.id, sha256: $0.sha256, size: Int($0.size), contentType: $0.contentType)
+                    .init(
+                        id: $0.id,
+                        downloadUrl: "\(deps.ingest.publicURL.value)/v1/runs/\(run.id)/attachments/\($0.id)",
+                        sha256: $0.sha256, size: Int($0.size), contentType: $0.contentType)
                 },
                 history: history.map {
                     .init(
@@ -100,6 +103,21 @@ extension KaizenAPI {
                         durationMs: Int($0.durationMs), errorMessage: $0.errorMessage, createdAt: $0.createdAt)
                 }))
         return .ok(.init(body: .json(detail)))
+    }
+
+    func downloadAttachment(_ input: Operations.DownloadAttachment.Input) async throws
+        -> Operations.DownloadAttachment.Output
+    {
+        let identity = try RequestIdentity.required()
+        let (grant, _, run) = try await findRun(identity, id: input.path.runId)
+        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
+        guard let attachment = try await store.runAttachments(runID: run.id, ids: [input.path.attachmentId]).first,
+            let handle = FileHandle(forReadingAtPath: deps.ingest.blobs.path(attachment.sha256))
+        else { throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'") }
+        // Read on demand, 64 KiB per chunk, as the client consumes: memory stays flat for large files.
+        let chunks = FileChunks(handle: handle, chunkSize: 64 * 1024)
+        let body = HTTPBody(chunks, length: .known(attachment.size), iterationBehavior: .single)
+        return .ok(.init(body: .binary(body)))
     }
 
     func listProjectRuns(_ input: Operations.ListProjectRuns.Input) async throws -> Operations.ListProjectRuns.Output {
@@ -173,4 +191,26 @@ extension Optional {
         guard let self else { return nil }
         return try await transform(self)
     }
+}
+
+/// A file read chunk by chunk as it is iterated (so the response applies back-pressure).
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ArraySlice<UInt8>
+    let handle: FileHandle
+    let chunkSize: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle
+        let chunkSize: Int
+
+        mutating func next() async throws -> ArraySlice<UInt8>? {
+            guard let data = try handle.read(upToCount: chunkSize), !data.isEmpty else {
+                try? handle.close()
+                return nil
+            }
+            return ArraySlice(data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle, chunkSize: chunkSize) }
 }
