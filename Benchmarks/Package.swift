@@ -10,6 +10,9 @@ let package = Package(
     dependencies: [
         .package(name: "kaizen", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
     ],
     targets: [
         .executableTarget(
@@ -21,6 +24,20 @@ let package = Package(
             ],
             path: "Benchmarks/GatewayLimits",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // End to end: a 10,000-case finalize over HTTP against raw COPY of the same rows, same server, same run.
+        //   swift run --package-path Benchmarks -c release IngestEndToEnd [cases]
+        .executableTarget(
+            name: "IngestEndToEnd",
+            dependencies: [
+                .product(name: "KaizenServer", package: "kaizen"),
+                .product(name: "Storage", package: "kaizen"),
+                .product(name: "Domains", package: "kaizen"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/IngestEndToEnd"
         ),
     ]
 )

@@ -110,6 +110,7 @@ public enum KaizenServerRunner {
                     logger: logger))
         }
         services.append(UpkeepService(registry: registry, limiter: limiter))
+        services.append(JobWorkerService(cluster: cluster, logger: logger))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

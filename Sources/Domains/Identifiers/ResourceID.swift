@@ -8,6 +8,7 @@ public enum IDPrefix: String, Sendable, CaseIterable {
     case upload = "upl"
     case token = "tok"
     case user = "usr"
+    case job = "job"
 }
 
 /// Creates and checks type-prefixed ULIDs.

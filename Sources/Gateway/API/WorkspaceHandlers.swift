@@ -51,3 +51,24 @@ extension Components.Schemas.Workspace {
         self.init(id: workspace.id, slug: workspace.slug, name: workspace.name, role: .init(role), createdAt: workspace.createdAt)
     }
 }
+
+extension KaizenAPI {
+    func listJobs(_ input: Operations.ListJobs.Input) async throws -> Operations.ListJobs.Output {
+        let identity = try RequestIdentity.required()
+        let grant = try grant(identity, workspace: input.path.workspace)
+        try requireAdmin(grant)
+        let limit = try pageSize(input.query.limit, default: 100)
+        let server = try deps.cluster.server(forShard: grant.shardID)
+        let jobs = try await JobQueue(server: server, logger: deps.logger)
+            .jobs(workspaceID: grant.workspaceID, state: input.query.state?.rawValue, limit: limit)
+        return .ok(
+            .init(
+                body: .json(
+                    jobs.map {
+                        .init(
+                            id: $0.id, kind: $0.kind, state: .init(rawValue: $0.state) ?? .queued, attempts: $0.attempts,
+                            maxAttempts: $0.maxAttempts, runAfter: $0.runAfter, lastError: $0.lastError,
+                            createdAt: $0.createdAt)
+                    })))
+    }
+}

@@ -104,6 +104,10 @@ extension TenantStore {
                     SELECT \(ws), \(new.id), * FROM UNNEST(\(attIDs)::text[], \(attShas)::text[], \(attSizes)::bigint[], \(attTypes)::text[])
                     """, logger: logger)
             }
+            // The post-ingest job commits with the run, so no stored run lacks its roll-up.
+            try await JobQueue.enqueue(
+                workspaceID: ws, kind: JobQueue.rollupKind, payload: #"{"runId":"\#(new.id)"}"#, on: connection,
+                logger: logger)
             return RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,

@@ -150,5 +150,67 @@ enum ShardSchema {
                 )
                 """,
             ]),
+            Migration(
+            3, "post-ingest jobs and roll-ups",
+            [
+                // A durable queue: claimed with FOR UPDATE SKIP LOCKED, retried with backoff, dead after max_attempts.
+                """
+                CREATE TABLE jobs (
+                    workspace_id text NOT NULL,
+                    id           text NOT NULL,
+                    kind         text NOT NULL,
+                    payload      jsonb NOT NULL,
+                    state        text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'dead')),
+                    attempts     integer NOT NULL DEFAULT 0,
+                    max_attempts integer NOT NULL DEFAULT 8,
+                    run_after    timestamptz NOT NULL DEFAULT now(),
+                    locked_at    timestamptz,
+                    last_error   text,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    updated_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                "CREATE INDEX jobs_ready_idx ON jobs (run_after) WHERE state = 'queued'",
+                "CREATE INDEX jobs_running_idx ON jobs (locked_at) WHERE state = 'running'",
+                "ALTER TABLE runs ADD COLUMN rolled_up_at timestamptz",
+                """
+                CREATE TABLE case_stats (
+                    workspace_id      text NOT NULL,
+                    case_id           text NOT NULL,
+                    project_id        text NOT NULL,
+                    first_seen_at     timestamptz NOT NULL,
+                    last_seen_at      timestamptz NOT NULL,
+                    last_run_id       text NOT NULL,
+                    last_status       text NOT NULL,
+                    last_failed_at    timestamptz,
+                    runs              integer NOT NULL,
+                    passed            integer NOT NULL,
+                    failed            integer NOT NULL,
+                    broken            integer NOT NULL,
+                    skipped           integer NOT NULL,
+                    flaky             integer NOT NULL,
+                    total_duration_ms bigint NOT NULL,
+                    PRIMARY KEY (workspace_id, case_id)
+                )
+                """,
+                "CREATE INDEX case_stats_project_idx ON case_stats (workspace_id, project_id)",
+                """
+                CREATE TABLE project_daily (
+                    workspace_id text NOT NULL,
+                    project_id   text NOT NULL,
+                    branch       text NOT NULL,
+                    day          date NOT NULL,
+                    runs         integer NOT NULL,
+                    passed       integer NOT NULL,
+                    failed       integer NOT NULL,
+                    broken       integer NOT NULL,
+                    skipped      integer NOT NULL,
+                    flaky        integer NOT NULL,
+                    duration_ms  bigint NOT NULL,
+                    PRIMARY KEY (workspace_id, project_id, branch, day)
+                )
+                """,
+            ]),
     ]
 }

@@ -1,0 +1,110 @@
+import Foundation
+import KaizenTestSupport
+import Logging
+import PostgresNIO
+import Storage
+import Testing
+
+@Suite struct PostIngestJobTests {
+    func waitForJobs(_ admin: APIClient, until done: Int, timeout: Double = 30) async throws -> [[String: Any]] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let jobs = try await admin.get("/v1/workspaces/default/jobs").array
+            if jobs.filter({ $0["state"] as? String == "done" }).count >= done || Date() > deadline { return jobs }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    @Test func rollUpsAgreeWithARecomputationFromRawResults() async throws {
+        try await withServer { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            for round in 0..<5 {
+                let cases = (0..<20).map { testCase("c\($0)", ($0 + round) % 4 == 0 ? "failed" : ($0 == 7 ? "skipped" : "passed")) }
+                let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(round)", cases: cases))
+                #expect(reply.status == 200)
+            }
+            // A re-push enqueues nothing and counts nothing twice.
+            let again = try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(externalRunId: "r0", cases: (0..<20).map { testCase("c\($0)", $0 % 4 == 0 ? "failed" : ($0 == 7 ? "skipped" : "passed")) }))
+            #expect(again.object["replayed"] as? Bool == true)
+
+            let jobs = try await waitForJobs(admin, until: 5)
+            #expect(jobs.count == 5)
+            #expect(jobs.allSatisfy { $0["state"] as? String == "done" && $0["kind"] as? String == "run.rollup" })
+
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let store = try server.cluster.tenant(ws.id, shard: ws.shardID)
+            // A retried job finds the run already rolled up.
+            let runs = try await store.runs(projectID: try #require(try await server.registry.withWorkspace(
+                .init(workspaceID: ws.id, workspaceSlug: ws.slug, shardID: ws.shardID, role: .admin)) { try await $0.project(slug: "web") }).id,
+                branch: nil, beforeSeq: nil, limit: 10)
+            #expect(try await store.rollUp(runID: try #require(runs.first).id) == false)
+
+            let logger = Logger(label: "t")
+            let mismatches = try await store.server.run { connection in
+                // Every case's roll-up equals what its raw results say.
+                try await connection.query(
+                    """
+                    SELECT count(*)::int FROM case_stats s
+                    JOIN (SELECT r.case_id, count(*) AS runs, sum((r.status = 'passed')::int) AS passed,
+                                 sum((r.status = 'failed')::int) AS failed, sum((r.status = 'skipped')::int) AS skipped,
+                                 sum(r.duration_ms) AS duration
+                          FROM case_results r WHERE r.workspace_id = \(ws.id) GROUP BY r.case_id) raw ON raw.case_id = s.case_id
+                    WHERE s.workspace_id = \(ws.id)
+                      AND (s.runs <> raw.runs OR s.passed <> raw.passed OR s.failed <> raw.failed OR s.skipped <> raw.skipped
+                           OR s.total_duration_ms <> raw.duration)
+                    """, logger: logger
+                ).collect().first?.decode(Int.self) ?? -1
+            }
+            #expect(mismatches == 0)
+            let (statsRows, dailyRuns, lastStatus) = try await store.server.run { connection in
+                let stats = try await connection.query("SELECT count(*)::int FROM case_stats WHERE workspace_id = \(ws.id)", logger: logger)
+                    .collect().first?.decode(Int.self) ?? -1
+                let daily = try await connection.query(
+                    "SELECT sum(runs)::int, sum(failed)::int FROM project_daily WHERE workspace_id = \(ws.id)", logger: logger
+                ).collect().first?.decode((Int, Int).self) ?? (-1, -1)
+                let last = try await connection.query(
+                    """
+                    SELECT s.last_status FROM case_stats s JOIN cases c ON c.workspace_id = s.workspace_id AND c.id = s.case_id
+                    WHERE s.workspace_id = \(ws.id) AND c.name = 'c0'
+                    """, logger: logger
+                ).collect().first?.decode(String.self) ?? ""
+                return (stats, daily, last)
+            }
+            #expect(statsRows == 20)
+            #expect(dailyRuns.0 == 5)
+            #expect(dailyRuns.1 == 25)  // 5 failing cases in each of 5 runs
+            #expect(lastStatus == "failed")  // the latest run (round 4) failed c0: (0 + 4) % 4 == 0
+        }
+    }
+
+    @Test func aJobThatKeepsFailingEndsDeadWithoutBlockingOthers() async throws {
+        try await withServer { server, admin in
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let queueServer = try server.cluster.server(forShard: ws.shardID)
+            try await queueServer.run { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO jobs (workspace_id, id, kind, payload, max_attempts)
+                    VALUES (\(ws.id), 'job_00000000000000000000000000', 'no.such.kind', '{}', 2)
+                    """, logger: Logger(label: "t"))
+            }
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            #expect(try await admin.post(
+                "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r", cases: [testCase("a", "passed")])).status == 200)
+            let deadline = Date().addingTimeInterval(30)
+            var dead: [[String: Any]] = []
+            var done: [[String: Any]] = []
+            repeat {
+                try await Task.sleep(for: .milliseconds(200))
+                dead = try await admin.get("/v1/workspaces/default/jobs?state=dead").array
+                done = try await admin.get("/v1/workspaces/default/jobs?state=done").array
+            } while (dead.isEmpty || done.isEmpty) && Date() < deadline
+            #expect(done.count == 1)
+            let failed = try #require(dead.first)
+            #expect(failed["attempts"] as? Int == 2)
+            #expect((failed["lastError"] as? String)?.contains("no.such.kind") == true)
+        }
+    }
+}
