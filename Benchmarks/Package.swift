@@ -25,6 +25,15 @@ let package = Package(
             path: "Benchmarks/GatewayLimits",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "Ingest",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Domains", package: "kaizen"),
+            ],
+            path: "Benchmarks/Ingest",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // End to end: a 10,000-case finalize over HTTP against raw COPY of the same rows, same server, same run.
         //   swift run --package-path Benchmarks -c release IngestEndToEnd [cases]
         .executableTarget(

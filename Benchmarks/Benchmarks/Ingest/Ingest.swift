@@ -1,0 +1,77 @@
+import Benchmark
+import Domains
+import Foundation
+
+/// Regression computation for 1k/10k/100k cases, and kensho/v1 decode + validate throughput.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .peakMemoryResident],
+        maxDuration: .seconds(5),
+        maxIterations: 200
+    )
+
+    func validatedRun(cases: Int, steps: Int, round: Int) -> ValidatedRun {
+        let run = KenshoRun(
+            project: .init(slug: "bench"), externalRunId: "r\(round)", branch: "main",
+            totals: nil,
+            cases: (0..<cases).map { i in
+                KenshoCase(
+                    name: "test_\(i)", suite: "Suite\(i % 50)", status: (i + round) % 10 == 0 ? "failed" : "passed",
+                    durationMs: 3,
+                    steps: (0..<steps).map { KenshoStep(name: "step \($0)", status: "passed", durationMs: 1) })
+            })
+        var withTotals = run
+        var totals = RunTotals()
+        for item in run.cases ?? [] { totals.count(CaseStatus(rawValue: item.status ?? "") ?? .passed, flaky: false) }
+        withTotals.totals = .init(passed: totals.passed, failed: totals.failed, skipped: 0, broken: 0, flaky: 0)
+        guard case .valid(let valid) = KenshoValidator().validate(withTotals, knownAttachments: []) else {
+            fatalError("benchmark input is invalid")
+        }
+        return valid
+    }
+
+    for count in [1_000, 10_000, 100_000] {
+        Benchmark("Regression: compute, \(count / 1000)k cases") { benchmark in
+            let current = validatedRun(cases: count, steps: 0, round: 1)
+            let baseline = Dictionary(
+                validatedRun(cases: count, steps: 0, round: 0).cases.map { ($0.key, $0.status) }, uniquingKeysWith: { a, _ in a })
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(RegressionSummary.compute(current.cases, baseline: baseline))
+            }
+        }
+    }
+
+    // 10,000 cases with 5 steps each, as JSON: decode into the lenient model, then validate.
+    let json: Data = {
+        let run = KenshoRun(
+            project: .init(slug: "bench"), externalRunId: "r", branch: "main",
+            totals: .init(passed: 9_000, failed: 1_000, skipped: 0, broken: 0, flaky: 0),
+            cases: (0..<10_000).map { i in
+                KenshoCase(
+                    name: "test_case_\(i)", suite: "Suite\(i % 50)", file: "Tests/Suite\(i % 50).swift",
+                    status: i % 10 == 0 ? "failed" : "passed", durationMs: Double(i % 100),
+                    error: i % 10 == 0 ? KenshoError(type: "AssertionError", message: "expected \(i) to equal \(i + 1)") : nil,
+                    labels: ["owner": "team-\(i % 7)"],
+                    steps: (0..<5).map { KenshoStep(name: "step \($0)", status: "passed", durationMs: 1) })
+            })
+        return try! JSONEncoder().encode(run)
+    }()
+    let megabytes = Double(json.count) / 1_000_000
+
+    Benchmark(
+        "Kensho: decode + validate, 10k cases x 5 steps (\(String(format: "%.1f", megabytes)) MB)",
+        configuration: .init(maxIterations: 30)
+    ) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let run = try JSONDecoder().decode(KenshoRun.self, from: json)
+            blackHole(KenshoValidator().validate(run, knownAttachments: []))
+        }
+    }
+
+    Benchmark("Kensho: decode only, 10k cases x 5 steps", configuration: .init(maxIterations: 30)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try JSONDecoder().decode(KenshoRun.self, from: json))
+        }
+    }
+}
