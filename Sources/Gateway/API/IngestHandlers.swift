@@ -123,7 +123,7 @@ extension KaizenAPI {
         guard let slug = document.project?.slug, Slug.problem(slug) == nil else {
             throw Self.invalid(validator.validate(document, knownAttachments: []))
         }
-        let (grant, project) = try await resolveProject(identity, slug: slug, workspace: nil)
+        let (grant, project) = try await resolveProject(identity, slug: slug, workspace: input.query.workspace)
         try requireWrite(grant)
 
         return try await deps.registry.withWorkspace(grant) { actor in

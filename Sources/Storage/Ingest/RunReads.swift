@@ -95,18 +95,18 @@ extension TenantStore {
         }
     }
 
-    public func runAttachments(runID: String, ids: [String]) async throws -> [RunAttachment] {
+    public func runAttachments(runID: String, ids: [String]) async throws -> [DeclaredAttachment] {
         guard !ids.isEmpty else { return [] }
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.run { connection in
-            var result: [RunAttachment] = []
+            var result: [DeclaredAttachment] = []
             let rows = try await connection.query(
                 """
                 SELECT attachment_id, sha256, size, content_type FROM run_attachments
                 WHERE workspace_id = \(ws) AND run_id = \(runID) AND attachment_id = ANY(\(ids)) ORDER BY attachment_id
                 """, logger: logger)
             for try await (id, sha, size, type) in rows.decode((String, String, Int64, String).self) {
-                result.append(RunAttachment(id: id, sha256: sha, size: size, contentType: type))
+                result.append(DeclaredAttachment(id: id, sha256: sha, size: size, contentType: type))
             }
             return result
         }

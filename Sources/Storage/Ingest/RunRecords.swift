@@ -41,7 +41,7 @@ public struct CaseResultRecord: Sendable, Hashable {
     public let attachments: [String]
 }
 
-/// An attachment declared at init.
+/// An attachment: declared at init, and once uploaded and referenced, linked to its run.
 public struct DeclaredAttachment: Sendable, Hashable, Codable {
     public let id: String
     public let sha256: String
@@ -75,14 +75,6 @@ public struct UploadSession: Sendable, Hashable {
         self.attachments = attachments
         self.expiresAt = expiresAt
     }
-}
-
-/// An attachment of a stored run, for download links.
-public struct RunAttachment: Sendable, Hashable {
-    public let id: String
-    public let sha256: String
-    public let size: Int64
-    public let contentType: String
 }
 
 /// One earlier result of a case, for its history on a branch.
