@@ -414,3 +414,31 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
         }
     }
 }
+
+@Suite struct IngestEncodingTests {
+    /// Text that COPY's format must escape survives the round trip byte for byte.
+    @Test func awkwardTextRoundTrips() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let name = "tab\there, newline\nthere, back\\slash, \"quotes\", {braces}, ünïcødé 🚀, \\N"
+            let message = "line 1\r\nline 2\t\\t literally\n\\N"
+            var item = testCase(name, "failed", steps: [["name": "step\twith\\odd\nchars", "status": "failed"]])
+            item["error"] = ["type": "E\\rr", "message": message, "trace": "at a\\b\n\tat c"]
+            item["labels"] = ["owner": "a\"b\\c\td"]
+            item["parameters"] = ["input": "x\ny"]
+            let finalize = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "odd", cases: [item]))
+            #expect(finalize.status == 200, "\(finalize.text)")
+            let runId = try #require(finalize.object["internalRunId"] as? String)
+            let listed = try #require((try await admin.get("/v1/runs/\(runId)/cases")).object["items"] as? [[String: Any]])
+            let only = try #require(listed.first)
+            #expect(only["name"] as? String == name)
+            #expect((only["error"] as? [String: Any])?["message"] as? String == message)
+            #expect((only["error"] as? [String: Any])?["trace"] as? String == "at a\\b\n\tat c")
+            #expect((only["labels"] as? [String: Any])?["owner"] as? String == "a\"b\\c\td")
+            #expect((only["parameters"] as? [String: Any])?["input"] as? String == "x\ny")
+            let caseId = try #require(only["caseId"] as? String)
+            let detail = try await admin.get("/v1/runs/\(runId)/cases/\(caseId)")
+            #expect((detail.object["steps"] as? [[String: Any]])?.first?["name"] as? String == "step\twith\\odd\nchars")
+        }
+    }
+}

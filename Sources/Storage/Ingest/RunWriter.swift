@@ -1,6 +1,7 @@
 import Domains
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// Everything one finalize writes.
@@ -70,32 +71,33 @@ extension TenantStore {
                 """, logger: logger)
             var createdAt = Date()
             for try await date in rows.decode(Date.self) { createdAt = date }
-            // Results join the inventory by key, so a case row created by a concurrent run is found too.
-            try await connection.query(
+            // The inventory ids of this run's cases (new or already known), by key.
+            var caseIDs: [String: String] = [:]
+            caseIDs.reserveCapacity(c.keys.count)
+            for try await (key, id) in try await connection.query(
                 """
-                INSERT INTO case_results (workspace_id, run_id, ordinal, case_id, status, duration_ms, attempts, flaky,
-                                          regression, error_type, error_message, error_trace, labels, parameters, attachments)
-                SELECT \(ws), \(new.id), u.ordinal, c.id, u.status, u.duration, u.attempts, u.flaky, NULLIF(u.regression, ''),
-                       NULLIF(u.error_type, ''), NULLIF(u.error_message, ''), NULLIF(u.error_trace, ''), u.labels::jsonb,
-                       u.parameters::jsonb, CASE WHEN u.attachments = '' THEN '{}'::text[] ELSE string_to_array(u.attachments, E'\\x1f') END
-                FROM UNNEST(\(c.ordinals)::integer[], \(c.keys)::text[], \(c.statuses)::text[], \(c.durations)::bigint[],
-                            \(c.attempts)::integer[], \(c.flaky)::boolean[], \(c.regression)::text[], \(c.errorTypes)::text[],
-                            \(c.errorMessages)::text[], \(c.errorTraces)::text[], \(c.labels)::text[], \(c.parameters)::text[],
-                            \(c.attachments)::text[])
-                     AS u(ordinal, key, status, duration, attempts, flaky, regression, error_type, error_message,
-                          error_trace, labels, parameters, attachments)
-                JOIN cases c ON c.workspace_id = \(ws) AND c.project_id = \(new.projectID) AND c.case_key = u.key
-                """, logger: logger)
+                SELECT case_key, id FROM cases
+                WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(c.keys))
+                """, logger: logger
+            ).decode((String, String).self) {
+                caseIDs[key] = id
+            }
+            // The two big tables go in with COPY, the fastest way into PostgreSQL.
+            let results = try c.resultRows(workspaceID: ws, runID: new.id, caseIDs: caseIDs)
+            try await connection.copyFrom(
+                table: "case_results",
+                columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
+                          "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments"],
+                logger: logger
+            ) { writer in try await writer.write(results) }
             if !c.stepCase.isEmpty {
-                try await connection.query(
-                    """
-                    INSERT INTO steps (workspace_id, run_id, case_ordinal, ordinal, parent, depth, name, status, duration_ms, attachments)
-                    SELECT \(ws), \(new.id), u.c, u.o, NULLIF(u.p, -1), u.d, u.n, u.s, u.ms,
-                           CASE WHEN u.a = '' THEN '{}'::text[] ELSE string_to_array(u.a, E'\\x1f') END
-                    FROM UNNEST(\(c.stepCase)::integer[], \(c.stepOrdinal)::integer[], \(c.stepParent)::integer[], \(c.stepDepth)::integer[],
-                                \(c.stepName)::text[], \(c.stepStatus)::text[], \(c.stepDuration)::bigint[], \(c.stepAttachments)::text[])
-                         AS u(c, o, p, d, n, s, ms, a)
-                    """, logger: logger)
+                let steps = c.stepRows(workspaceID: ws, runID: new.id)
+                try await connection.copyFrom(
+                    table: "steps",
+                    columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
+                              "duration_ms", "attachments"],
+                    logger: logger
+                ) { writer in try await writer.write(steps) }
             }
             if !attIDs.isEmpty {
                 try await connection.query(
@@ -169,5 +171,88 @@ struct RunColumns: Sendable {
                 stepAttachments.append(TenantStore.joinList(step.attachments))
             }
         }
+    }
+}
+
+extension RunColumns {
+    /// `case_results` rows in COPY text format.
+    func resultRows(workspaceID: String, runID: String, caseIDs: [String: String]) throws -> ByteBuffer {
+        var out = ByteBuffer()
+        out.reserveCapacity(ordinals.count * 160)
+        let prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
+        for i in ordinals.indices {
+            guard let caseID = caseIDs[keys[i]] else {
+                throw StorageError.configuration("case key \(keys[i]) has no inventory row")
+            }
+            out.writeString(prefix)
+            out.writeString(String(ordinals[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.field(caseID))
+            out.writeString("\t\(statuses[i])\t\(durations[i])\t\(attempts[i])\t\(flaky[i] ? "t" : "f")\t")
+            out.writeString(CopyText.nullable(regression[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(errorTypes[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(errorMessages[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(errorTraces[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.field(labels[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.field(parameters[i]))
+            out.writeString("\t")
+            out.writeString(CopyText.array(attachments[i]))
+            out.writeString("\n")
+        }
+        return out
+    }
+
+    /// `steps` rows in COPY text format.
+    func stepRows(workspaceID: String, runID: String) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.reserveCapacity(stepCase.count * 80)
+        let prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
+        for i in stepCase.indices {
+            out.writeString(prefix)
+            out.writeString("\(stepCase[i])\t\(stepOrdinal[i])\t")
+            out.writeString(stepParent[i] < 0 ? "\\N" : String(stepParent[i]))
+            out.writeString("\t\(stepDepth[i])\t")
+            out.writeString(CopyText.field(stepName[i]))
+            out.writeString("\t\(stepStatus[i])\t\(stepDuration[i])\t")
+            out.writeString(CopyText.array(stepAttachments[i]))
+            out.writeString("\n")
+        }
+        return out
+    }
+}
+
+/// PostgreSQL's COPY text format: fields separated by tabs, `\N` for NULL, backslash escapes.
+enum CopyText {
+    static func field(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return value }
+        var out = ""
+        out.reserveCapacity(value.utf8.count + 8)
+        for ch in value.unicodeScalars {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+
+    /// Empty means NULL (the column arrays use "" for absent optional text).
+    static func nullable(_ value: String) -> String { value.isEmpty ? "\\N" : field(value) }
+
+    /// A text[] literal from a U+001F-joined list, every element quoted.
+    static func array(_ joined: String) -> String {
+        if joined.isEmpty { return "{}" }
+        let elements = joined.split(separator: "\u{1F}", omittingEmptySubsequences: false).map { element in
+            "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        return field("{" + elements.joined(separator: ",") + "}")
     }
 }
