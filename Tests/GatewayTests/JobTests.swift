@@ -76,6 +76,20 @@ import Testing
             #expect(dailyRuns.0 == 5)
             #expect(dailyRuns.1 == 25)  // 5 failing cases in each of 5 runs
             #expect(lastStatus == "failed")  // the latest run (round 4) failed c0: (0 + 4) % 4 == 0
+
+            // Project stats come from the runs and the roll-ups.
+            let listed = try #require(try await admin.get("/v1/projects").array.first)
+            let stats = listed["stats"] as? [String: Any] ?? [:]
+            #expect(stats["lastRunAt"] is String)
+            // 5 runs of 20 cases: 25 failed, 5 skipped (c7 in 4 rounds + …), the rest passed.
+            let rate = try #require(stats["passRate30d"] as? Double)
+            #expect(rate > 0.7 && rate < 0.75)
+            let detail = try await admin.get("/v1/projects/web")
+            let extended = detail.object["extendedStats"] as? [String: Any] ?? [:]
+            #expect((extended["historyRange"] as? [String: Any])?["runCount"] as? Int == 5)
+            #expect((extended["historyRange"] as? [String: Any])?["firstRunAt"] is String)
+            #expect((extended["topFailingSuites"] as? [[String: Any]])?.first?["suite"] as? String == "Suite")
+            #expect((extended["topFailingSuites"] as? [[String: Any]])?.first?["failures"] as? Int == 25)
         }
     }
 

@@ -44,17 +44,19 @@ let benchmarks: @Sendable () -> Void = {
 
     // 10,000 cases with 5 steps each, as JSON: decode into the lenient model, then validate.
     let json: Data = {
+        func makeCase(_ i: Int) -> KenshoCase {
+            let failing = i % 10 == 0
+            let error: KenshoError? = failing ? KenshoError(type: "AssertionError", message: "expected \(i) to equal \(i + 1)") : nil
+            let steps: [KenshoStep] = (0..<5).map { KenshoStep(name: "step \($0)", status: "passed", durationMs: 1) }
+            return KenshoCase(
+                name: "test_case_\(i)", suite: "Suite\(i % 50)", file: "Tests/Suite\(i % 50).swift",
+                status: failing ? "failed" : "passed", durationMs: Double(i % 100), error: error,
+                labels: ["owner": "team-\(i % 7)"], steps: steps)
+        }
         let run = KenshoRun(
             project: .init(slug: "bench"), externalRunId: "r", branch: "main",
             totals: .init(passed: 9_000, failed: 1_000, skipped: 0, broken: 0, flaky: 0),
-            cases: (0..<10_000).map { i in
-                KenshoCase(
-                    name: "test_case_\(i)", suite: "Suite\(i % 50)", file: "Tests/Suite\(i % 50).swift",
-                    status: i % 10 == 0 ? "failed" : "passed", durationMs: Double(i % 100),
-                    error: i % 10 == 0 ? KenshoError(type: "AssertionError", message: "expected \(i) to equal \(i + 1)") : nil,
-                    labels: ["owner": "team-\(i % 7)"],
-                    steps: (0..<5).map { KenshoStep(name: "step \($0)", status: "passed", durationMs: 1) })
-            })
+            cases: (0..<10_000).map(makeCase))
         return try! JSONEncoder().encode(run)
     }()
     let megabytes = Double(json.count) / 1_000_000

@@ -1,6 +1,7 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
+import Storage
 import Tenancy
 
 extension KaizenAPI {
@@ -9,20 +10,24 @@ extension KaizenAPI {
         let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
         let registry = deps.registry
         // Workspaces may live on different servers: ask their actors concurrently.
-        let perWorkspace = try await withThrowingTaskGroup(of: (Int, [Project]).self) { group in
+        let cluster = deps.cluster
+        let perWorkspace = try await withThrowingTaskGroup(of: (Int, [Project], [String: ProjectStatsRecord]).self) { group in
             for (index, grant) in grants.enumerated() {
                 group.addTask {
                     let projects = try await registry.withWorkspace(grant) { try await $0.projects() }
-                    return (index, projects.filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) })
+                    let visible = projects.filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) }
+                    let stats = visible.isEmpty
+                        ? [:] : try await cluster.tenant(grant.workspaceID, shard: grant.shardID).projectStats()
+                    return (index, visible, stats)
                 }
             }
-            var result = [[Project]](repeating: [], count: grants.count)
-            for try await (index, projects) in group { result[index] = projects }
+            var result = [([Project], [String: ProjectStatsRecord])](repeating: ([], [:]), count: grants.count)
+            for try await (index, projects, stats) in group { result[index] = (projects, stats) }
             return result
         }
         var items: [Components.Schemas.Project] = []
-        for (grant, projects) in zip(grants, perWorkspace) {
-            items += projects.map { Components.Schemas.Project($0, workspace: grant) }
+        for (grant, (projects, stats)) in zip(grants, perWorkspace) {
+            items += projects.map { Components.Schemas.Project($0, workspace: grant, stats: stats[$0.id]) }
         }
         return .ok(.init(body: .json(items)))
     }
@@ -45,25 +50,34 @@ extension KaizenAPI {
     func getProject(_ input: Operations.GetProject.Input) async throws -> Operations.GetProject.Output {
         let identity = try RequestIdentity.required()
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
+        let stats = try await store.projectStats()[project.id]
+        let history = try await store.projectHistory(projectID: project.id)
         let detail = Components.Schemas.ProjectDetail(
-            value1: .init(project, workspace: grant),
+            value1: .init(project, workspace: grant, stats: stats),
             value2: .init(
                 extendedStats: .init(
-                    historyRange: .init(firstRunAt: .null, lastRunAt: .null, runCount: 0),
-                    topFailingSuites: [],
+                    historyRange: .init(
+                        firstRunAt: .timestamp(history.firstRunAt), lastRunAt: .timestamp(history.lastRunAt),
+                        runCount: history.runCount),
+                    topFailingSuites: history.topFailingSuites.map { .init(suite: $0.suite, failures: $0.failures) },
+                    // Defects arrive with the test-intelligence work; none can exist yet.
                     defects: .init(open: 0, acknowledged: 0))))
         return .ok(.init(body: .json(detail)))
     }
 }
 
 extension Components.Schemas.Project {
-    /// Run statistics stay null/0 until runs exist (ingest fills them from roll-ups).
-    init(_ project: Project, workspace: WorkspaceGrant) {
+    /// `lastRunAt` and `passRate30d` are null until the project has runs; `flakyCount` stays 0 until flaky
+    /// scoring exists.
+    init(_ project: Project, workspace: WorkspaceGrant, stats: ProjectStatsRecord? = nil) {
         self.init(
             id: project.id, slug: project.slug, name: project.name,
             workspace: .init(id: workspace.workspaceID, slug: workspace.workspaceSlug),
             accessMode: project.accessMode == .private ? ._private : .team, defaultBranch: project.defaultBranch,
-            createdAt: project.createdAt, stats: .init(lastRunAt: .null, passRate30d: .null, flakyCount: 0))
+            createdAt: project.createdAt,
+            stats: .init(
+                lastRunAt: .timestamp(stats?.lastRunAt), passRate30d: .number(stats?.passRate30d), flakyCount: 0))
     }
 }
 
