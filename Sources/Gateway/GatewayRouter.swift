@@ -11,6 +11,7 @@ public enum GatewayRouter {
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
         router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
         router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
+        router.add(middleware: KenshoDecodeMiddleware())
         // Compact JSON: pretty-printing only costs bytes and time on every response.
         try KaizenAPI(deps: deps).registerHandlers(
             on: router, configuration: Configuration(jsonEncodingOptions: []))

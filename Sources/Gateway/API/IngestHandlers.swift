@@ -117,7 +117,8 @@ extension KaizenAPI {
         -> Operations.FinalizeKenshoIngest.Output
     {
         let identity = try RequestIdentity.required()
-        guard case .json(let document) = input.body else { throw APIError.badRequest("expected application/json") }
+        guard case .json(let generated) = input.body else { throw APIError.badRequest("expected application/json") }
+        let document = PreparsedKensho.current ?? generated
         let validator = deps.ingest.validator
         // Without a usable project slug there is nothing to look up: report every problem now.
         guard let slug = document.project?.slug, Slug.problem(slug) == nil else {
