@@ -71,6 +71,15 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    let bytes = Array(json)
+    Benchmark("Kensho: single-pass KenshoJSON decode + validate (the finalize path)", configuration: .init(maxIterations: 50)) {
+        benchmark in
+        for _ in benchmark.scaledIterations {
+            let run = try KenshoJSON.decode(bytes)
+            blackHole(KenshoValidator().validate(run, knownAttachments: []))
+        }
+    }
+
     Benchmark("Kensho: decode only, 10k cases x 5 steps", configuration: .init(maxIterations: 30)) { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(try JSONDecoder().decode(KenshoRun.self, from: json))
