@@ -5,6 +5,7 @@ import KaizenServer
 import Logging
 import NIOCore
 import Storage
+import Synchronization
 import Tenancy
 
 /// A real Kaizen server on a free loopback port, on fresh databases on both test PostgreSQL servers.
@@ -51,8 +52,27 @@ public final class TestServer: Sendable {
     /// A new server process-equivalent on the same databases and data directory (a restart).
     public func restart() async throws -> TestServer {
         await shutdown.shutdown()
-        _ = try? await task.value
+        await Self.waitOrAbandon(task, seconds: 20)
         return try await Self.start(config: config)
+    }
+
+    /// Waits for the server task to end, but never forever: a shutdown stuck behind an unreachable
+    /// database must not hang the test run. After `seconds` the task is cancelled and left behind.
+    static func waitOrAbandon(_ task: Task<Void, any Error>, seconds: Double) async {
+        let once = OnceFlag()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Task {
+                _ = try? await task.value
+                if once.claim() { continuation.resume() }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                if once.claim() {
+                    task.cancel()
+                    continuation.resume()
+                }
+            }
+        }
     }
 
     static func start(config: KaizenConfiguration) async throws -> TestServer {
@@ -82,7 +102,7 @@ public final class TestServer: Sendable {
     /// Graceful shutdown; waits for the server to finish.
     public func stop() async {
         await shutdown.shutdown()
-        _ = try? await task.value
+        await Self.waitOrAbandon(task, seconds: 20)
         try? FileManager.default.removeItem(atPath: config.dataDirectory)
     }
 }
@@ -115,6 +135,19 @@ actor ReadyBox {
         if let info { return info }
         return try await withCheckedThrowingContinuation { continuation in
             if let info { continuation.resume(returning: info) } else { waiter = continuation }
+        }
+    }
+}
+
+/// True for the first caller of `claim` only.
+final class OnceFlag: Sendable {
+    private let claimed = Mutex(false)
+
+    func claim() -> Bool {
+        claimed.withLock { value in
+            if value { return false }
+            value = true
+            return true
         }
     }
 }
