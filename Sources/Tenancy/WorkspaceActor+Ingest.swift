@@ -65,7 +65,7 @@ extension WorkspaceActor {
     }
 
     func takeFinalizeQuota(projectID: String, projectSlug: String, quota: RateLimit) throws {
-        let now = MonotonicNanos.now()
+        let now = Clock.monotonicNanoseconds()
         let decision = finalizeQuota[projectID, default: TokenBucket(capacity: quota.capacity, nowNanos: now)]
             .take(capacity: quota.capacity, ratePerSecond: quota.ratePerSecond, nowNanos: now)
         if case .limited(let retryAfter) = decision {
@@ -132,16 +132,3 @@ extension WorkspaceActor {
 
     public func tenantStore() -> TenantStore { store }
 }
-
-/// Monotonic nanoseconds for quota buckets.
-enum MonotonicNanos {
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

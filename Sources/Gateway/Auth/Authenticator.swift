@@ -41,7 +41,7 @@ public final class Authenticator: Sendable {
             throw APIError.unauthorized("the bearer token is not a Kaizen token (expected krt_…)")
         }
         let hash = TokenSecret.hash(secret)
-        let now = MonotonicClock.nanoseconds()
+        let now = Clock.monotonicNanoseconds()
         let nowWall = Clock.nowMilliseconds()
         let stripe = self.stripe(hash)
         if let cached = stripe.entries.withLock({ $0[hash] }), now &- cached.fetchedNanos < ttlNanos {
@@ -74,18 +74,3 @@ public final class Authenticator: Sendable {
         }
     }
 }
-
-/// Monotonic nanoseconds for cache ages and token buckets.
-public enum MonotonicClock {
-    public static func nanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

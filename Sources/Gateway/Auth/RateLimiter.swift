@@ -28,7 +28,7 @@ public final class RateLimiter: Sendable {
     }
 
     /// Takes one token from the caller's bucket.
-    public func decide(tokenID: String, tokenClass: TokenClass, nowNanos: UInt64 = MonotonicClock.nanoseconds())
+    public func decide(tokenID: String, tokenClass: TokenClass, nowNanos: UInt64 = Clock.monotonicNanoseconds())
         -> TokenBucket.Decision
     {
         let limit = self.limit(for: tokenClass)
@@ -43,7 +43,7 @@ public final class RateLimiter: Sendable {
 
     /// Forgets buckets that have refilled completely: they behave exactly like new ones.
     @discardableResult
-    public func sweep(nowNanos: UInt64 = MonotonicClock.nanoseconds()) -> Int {
+    public func sweep(nowNanos: UInt64 = Clock.monotonicNanoseconds()) -> Int {
         var removed = 0
         // Conservative for both classes: a bucket is dropped only once it would be full under either.
         let largest = max(userLimit.capacity, workspaceLimit.capacity)
