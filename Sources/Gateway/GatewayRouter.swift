@@ -14,7 +14,7 @@ public enum GatewayRouter {
         router.add(middleware: KenshoDecodeMiddleware())
         // Compact JSON: pretty-printing only costs bytes and time on every response.
         try KaizenAPI(deps: deps).registerHandlers(
-            on: router, configuration: Configuration(jsonEncodingOptions: []))
+            on: router, configuration: Configuration(jsonEncodingOptions: []), middlewares: [RawLocationMiddleware()])
         return router
     }
 }

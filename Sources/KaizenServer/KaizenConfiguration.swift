@@ -24,6 +24,8 @@ public struct KaizenConfiguration: Sendable {
     public var authCacheSeconds: Double = 5
     public var publicURL: String?
     public var logLevel: String = "info"
+    /// Nil: attachments on the local filesystem under the data directory.
+    public var s3: S3Configuration?
 
     public init() {}
 
@@ -72,7 +74,41 @@ public struct KaizenConfiguration: Sendable {
         if let v = try double("KAIZEN_AUTH_CACHE_SECONDS") { config.authCacheSeconds = v }
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }
         if let v = env["KAIZEN_LOG_LEVEL"], !v.isEmpty { config.logLevel = v }
+        config.s3 = try s3Configuration(env)
         return config
+    }
+
+    static func s3Configuration(_ env: [String: String]) throws -> S3Configuration? {
+        func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
+        switch value("KAIZEN_BLOB_STORE")?.lowercased() ?? "filesystem" {
+        case "filesystem": return nil
+        case "s3": break
+        case let other: throw StorageError.configuration("KAIZEN_BLOB_STORE must be 'filesystem' or 's3', got '\(other)'")
+        }
+        let region = value("KAIZEN_S3_REGION") ?? value("AWS_REGION") ?? "us-east-1"
+        guard let bucket = value("KAIZEN_S3_BUCKET") else {
+            throw StorageError.configuration("KAIZEN_BLOB_STORE=s3 needs KAIZEN_S3_BUCKET")
+        }
+        guard let key = value("KAIZEN_S3_ACCESS_KEY_ID") ?? value("AWS_ACCESS_KEY_ID"),
+            let secret = value("KAIZEN_S3_SECRET_ACCESS_KEY") ?? value("AWS_SECRET_ACCESS_KEY")
+        else {
+            throw StorageError.configuration(
+                "KAIZEN_BLOB_STORE=s3 needs KAIZEN_S3_ACCESS_KEY_ID and KAIZEN_S3_SECRET_ACCESS_KEY (or the AWS_* ones)")
+        }
+        let endpoint = value("KAIZEN_S3_ENDPOINT")
+        let pathStyle: Bool
+        switch value("KAIZEN_S3_PATH_STYLE")?.lowercased() {
+        case nil: pathStyle = endpoint != nil  // self-hosted stores rarely have wildcard DNS for buckets
+        case "true", "1", "yes": pathStyle = true
+        case "false", "0", "no": pathStyle = false
+        case let other?: throw StorageError.configuration("KAIZEN_S3_PATH_STYLE must be true or false, got '\(other)'")
+        }
+        return S3Configuration(
+            endpoint: endpoint ?? "https://s3.\(region).amazonaws.com", bucket: bucket, region: region,
+            credentials: .init(
+                accessKeyID: key, secretAccessKey: secret,
+                sessionToken: value("KAIZEN_S3_SESSION_TOKEN") ?? value("AWS_SESSION_TOKEN")),
+            prefix: value("KAIZEN_S3_PREFIX") ?? "blobs/", pathStyle: pathStyle)
     }
 
     public var embeddedPostgresDirectory: String {

@@ -60,6 +60,14 @@ public enum KaizenServerRunner {
         await storage.close()
     }
 
+    static func blobBackend(_ config: KaizenConfiguration, logger: Logger) async throws -> BlobBackend {
+        guard let s3 = config.s3 else { return .filesystem(try FileBlobStore(root: config.blobDirectory)) }
+        let store = try S3BlobStore(s3)
+        try await store.checkBucket()
+        logger.info("attachments in S3", metadata: ["endpoint": "\(s3.endpoint)", "bucket": "\(s3.bucket)"])
+        return .s3(store)
+    }
+
     static func serve(
         storage: StorageHandle, config: KaizenConfiguration, logger: Logger, signals: [UnixSignal],
         onReady: @escaping @Sendable (ServerReady) async -> Void
@@ -70,7 +78,7 @@ public enum KaizenServerRunner {
         let limiter = RateLimiter(user: config.userRateLimit, workspace: config.workspaceRateLimit)
         let publicURL = PublicURL(config.publicURL ?? "http://\(config.host):\(config.port)")
         let ingest = IngestSettings(
-            blobs: try FileBlobStore(root: config.blobDirectory),
+            blobs: try await blobBackend(config, logger: logger),
             signer: UploadSigner(secretHex: try await cluster.catalog.serverSecret("upload-signing")),
             publicURL: publicURL, finalizeQuota: config.finalizeQuota,
             maxAttachmentBytes: config.maxAttachmentBytes)

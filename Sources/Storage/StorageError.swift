@@ -8,6 +8,8 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     case uniqueViolation(constraint: String)
     /// Embedded PostgreSQL could not be provisioned or started.
     case embedded(String)
+    /// The attachment store (an S3-compatible service) failed or does not answer.
+    case blobStore(String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,7 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
             return "database server \(server) (\(address)) is unavailable: \(underlying)"
         case .uniqueViolation(let constraint): return "unique constraint \(constraint) violated"
         case .embedded(let message): return message
+        case .blobStore(let message): return message
         }
     }
 }

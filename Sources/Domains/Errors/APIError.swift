@@ -66,8 +66,10 @@ public struct APIError: Error, Sendable, Equatable {
     }
     public static let internalError = APIError(
         status: 500, code: "internal", message: "internal server error; the incident was logged")
-    public static func unavailable(_ message: String, details: JSONValue = .null) -> APIError {
-        APIError(status: 503, code: "shard_unavailable", message: message, details: details, retryAfter: 5)
+    public static func unavailable(_ message: String, code: String = "shard_unavailable", details: JSONValue = .null)
+        -> APIError
+    {
+        APIError(status: 503, code: code, message: message, details: details, retryAfter: 5)
     }
 }
 

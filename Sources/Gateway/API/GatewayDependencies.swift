@@ -32,7 +32,7 @@ public struct GatewayDependencies: Sendable {
 
 /// What ingest needs beyond storage.
 public struct IngestSettings: Sendable {
-    public let blobs: FileBlobStore
+    public let blobs: BlobBackend
     public let signer: UploadSigner
     /// Base of presigned upload URLs and report links, e.g. `http://127.0.0.1:8080`.
     public let publicURL: PublicURL
@@ -41,7 +41,7 @@ public struct IngestSettings: Sendable {
     public let maxAttachmentBytes: Int64
 
     public init(
-        blobs: FileBlobStore, signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
+        blobs: BlobBackend, signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
         validator: KenshoValidator = KenshoValidator(), maxAttachmentBytes: Int64 = 1 << 30
     ) {
         self.blobs = blobs

@@ -64,18 +64,76 @@ extension KaizenAPI {
                 already.append(item.id)
                 continue
             }
-            let signature = deps.ingest.signer.signature(
-                uploadID: session.id, attachmentID: item.id, workspaceID: grant.workspaceID, expires: expires)
-            let url = "\(deps.ingest.publicURL.value)/v1/uploads/\(session.id)/\(item.id)?workspace=\(grant.workspaceID)&expires=\(expires)&signature=\(signature)"
+            let (url, headers) = uploadTarget(item, uploadID: session.id, workspaceID: grant.workspaceID, expires: expires)
             presigned.append(
                 .init(id: item.id, url: url, method: .put, expiresAt: expiresAt,
-                      fields: .init(additionalProperties: ["Content-Type": "application/octet-stream"])))
+                      fields: .init(additionalProperties: headers)))
         }
         return .ok(
             .init(body: .json(.init(uploadId: session.id, expiresAt: session.expiresAt, presigned: presigned, alreadyExists: already))))
     }
 
+    /// A presigned PUT for one attachment: Kaizen's own upload endpoint, or the S3 store directly.
+    func uploadTarget(_ item: DeclaredAttachment, uploadID: String, workspaceID: String, expires: Int)
+        -> (url: String, headers: [String: String])
+    {
+        switch deps.ingest.blobs {
+        case .filesystem:
+            let signature = deps.ingest.signer.signature(
+                uploadID: uploadID, attachmentID: item.id, workspaceID: workspaceID, expires: expires)
+            let url = "\(deps.ingest.publicURL.value)/v1/uploads/\(uploadID)/\(item.id)?workspace=\(workspaceID)&expires=\(expires)&signature=\(signature)"
+            return (url, ["Content-Type": "application/octet-stream"])
+        case .s3(let store):
+            return store.presignedPut(
+                sha256: item.sha256, contentType: item.contentType, expiresSeconds: UploadSigner.urlLifetimeSeconds)
+        }
+    }
+
+    /// The declared attachments of a session whose bytes are stored. With S3 the client uploaded past
+    /// Kaizen, so each blob the workspace does not already know is confirmed with a HEAD (size and,
+    /// where the store keeps it, checksum) and then recorded for later dedupe.
+    func storedAttachments(_ session: UploadSession, store: TenantStore) async throws -> [DeclaredAttachment] {
+        switch deps.ingest.blobs {
+        case .filesystem(let files):
+            return session.attachments.filter { files.exists($0.sha256) }
+        case .s3(let bucket):
+            let known = try await store.existingBlobs(Array(Set(session.attachments.map(\.sha256))))
+            let unknown = Dictionary(
+                session.attachments.filter { !known.contains($0.sha256) }.map { ($0.sha256, $0) },
+                uniquingKeysWith: { a, _ in a })
+            let confirmed = try await withThrowingTaskGroup(of: DeclaredAttachment?.self) { group in
+                var found: [DeclaredAttachment] = []
+                var pending = unknown.values.makeIterator()
+                func next() -> Bool {
+                    guard let item = pending.next() else { return false }
+                    group.addTask {
+                        guard let object = try await bucket.head(sha256: item.sha256), object.size == item.size,
+                            object.sha256 == nil || object.sha256 == item.sha256
+                        else { return nil }
+                        return item
+                    }
+                    return true
+                }
+                // At most 16 HEADs in flight: a run may declare thousands of attachments.
+                for _ in 0..<16 where !next() { break }
+                while let result = try await group.next() {
+                    if let result { found.append(result) }
+                    _ = next()
+                }
+                return found
+            }
+            for item in confirmed {
+                try await store.recordBlob(sha256: item.sha256, size: item.size, contentType: item.contentType)
+            }
+            let stored = known.union(confirmed.map(\.sha256))
+            return session.attachments.filter { stored.contains($0.sha256) }
+        }
+    }
+
     func uploadAttachment(_ input: Operations.UploadAttachment.Input) async throws -> Operations.UploadAttachment.Output {
+        guard case .filesystem(let files) = deps.ingest.blobs else {
+            throw APIError.notFound("this server keeps attachments in S3: PUT them to the presigned URL init returned")
+        }
         let q = input.query
         let uploadID = input.path.uploadId
         let attachmentID = input.path.attachmentId
@@ -97,7 +155,7 @@ extension KaizenAPI {
         }
         guard case .binary(let body) = input.body else { throw APIError.badRequest("expected a binary body") }
         do {
-            try await deps.ingest.blobs.write(body.map { Array($0) }, sha256: declared.sha256, size: declared.size)
+            try await files.write(body.map { Array($0) }, sha256: declared.sha256, size: declared.size)
         } catch let error as FileBlobStore.WriteError {
             switch error {
             case .tooLarge(let declared):
@@ -146,7 +204,7 @@ extension KaizenAPI {
                 if session.projectID != project.id || session.externalRunId != document.externalRunId {
                     throw APIError.validation(pointer: "/uploadId", "the upload session belongs to another project or externalRunId")
                 }
-                uploaded = session.attachments.filter { deps.ingest.blobs.exists($0.sha256) }
+                uploaded = try await self.storedAttachments(session, store: actor.tenantStore())
             }
             let run: ValidatedRun
             switch validator.validate(document, knownAttachments: Set(uploaded.map(\.id))) {

@@ -111,9 +111,21 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let (grant, _, run) = try await findRun(identity, id: input.path.runId)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        guard let attachment = try await store.runAttachments(runID: run.id, ids: [input.path.attachmentId]).first,
-            let handle = FileHandle(forReadingAtPath: deps.ingest.blobs.path(attachment.sha256))
-        else { throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'") }
+        guard let attachment = try await store.runAttachments(runID: run.id, ids: [input.path.attachmentId]).first else {
+            throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'")
+        }
+        let files: FileBlobStore
+        switch deps.ingest.blobs {
+        case .s3(let bucket):
+            let url = bucket.presignedGet(
+                sha256: attachment.sha256, filename: attachment.id, expiresSeconds: UploadSigner.urlLifetimeSeconds)
+            return .found(.init(headers: .init(location: url)))
+        case .filesystem(let store):
+            files = store
+        }
+        guard let handle = FileHandle(forReadingAtPath: files.path(attachment.sha256)) else {
+            throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'")
+        }
         // Read on demand, 64 KiB per chunk, as the client consumes: memory stays flat for large files.
         let chunks = FileChunks(handle: handle, chunkSize: 64 * 1024)
         let body = HTTPBody(chunks, length: .known(attachment.size), iterationBehavior: .single)

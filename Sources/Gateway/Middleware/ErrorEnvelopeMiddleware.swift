@@ -55,6 +55,8 @@ public enum ErrorMapping {
                     details: ["server": .int(server), "address": .string(address)])
             case .uniqueViolation(let constraint):
                 return .conflict("the resource already exists", details: ["constraint": .string(constraint)])
+            case .blobStore(let message):
+                return .unavailable("the attachment store failed: \(message); retry shortly", code: "blob_store_unavailable")
             case .configuration, .embedded:
                 return .internalError
             }
