@@ -42,8 +42,8 @@ public struct APIClient: Sendable {
 
     public func get(_ path: String) async throws -> Reply { try await send(.GET, path) }
     public func delete(_ path: String) async throws -> Reply { try await send(.DELETE, path) }
-    public func post(_ path: String, json: Any) async throws -> Reply {
-        try await send(.POST, path, body: try JSONSerialization.data(withJSONObject: json))
+    public func post(_ path: String, json: Any, timeout: TimeAmount = .seconds(30)) async throws -> Reply {
+        try await send(.POST, path, body: try JSONSerialization.data(withJSONObject: json), timeout: timeout)
     }
     public func post(_ path: String, raw: Data, contentType: String = "application/json") async throws -> Reply {
         try await send(.POST, path, body: raw, contentType: contentType)
@@ -55,7 +55,7 @@ public struct APIClient: Sendable {
 
     public func send(
         _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
-        headers extra: [(String, String)] = []
+        headers extra: [(String, String)] = [], timeout: TimeAmount = .seconds(30)
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -65,7 +65,7 @@ public struct APIClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         for (name, value) in extra { request.headers.add(name: name, value: value) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
         let buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
         return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: buffer))
     }
