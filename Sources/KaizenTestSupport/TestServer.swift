@@ -58,18 +58,20 @@ public final class TestServer: Sendable {
 
     /// Waits for the server task to end, but never forever: a shutdown stuck behind an unreachable
     /// database must not hang the test run. After `seconds` the task is cancelled and left behind.
-    static func waitOrAbandon(_ task: Task<Void, any Error>, seconds: Double) async {
+    /// True when the task ended by itself.
+    @discardableResult
+    static func waitOrAbandon(_ task: Task<Void, any Error>, seconds: Double) async -> Bool {
         let once = OnceFlag()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             Task {
                 _ = try? await task.value
-                if once.claim() { continuation.resume() }
+                if once.claim() { continuation.resume(returning: true) }
             }
             Task {
                 try? await Task.sleep(for: .seconds(seconds))
                 if once.claim() {
                     task.cancel()
-                    continuation.resume()
+                    continuation.resume(returning: false)
                 }
             }
         }
@@ -99,11 +101,13 @@ public final class TestServer: Sendable {
             registry: info.registry, config: config, shutdown: info.shutdown, task: task)
     }
 
-    /// Graceful shutdown; waits for the server to finish.
-    public func stop() async {
+    /// Graceful shutdown; waits for the server to finish. False when it had to be abandoned.
+    @discardableResult
+    public func stop() async -> Bool {
         await shutdown.shutdown()
-        await Self.waitOrAbandon(task, seconds: 20)
+        let finished = await Self.waitOrAbandon(task, seconds: 20)
         try? FileManager.default.removeItem(atPath: config.dataDirectory)
+        return finished
     }
 }
 

@@ -63,24 +63,38 @@ public final class PhysicalServer: Sendable {
     /// Bounds the wait for a connection, not the work done with it: while a server is down the pool
     /// keeps retrying to connect, and a request should get its 503 quickly instead of hanging.
     /// `operation` calls `set()` on the flag once it holds a connection; after that the deadline is void.
+    ///
+    /// The operation runs in its own task and the caller waits on a continuation, not on that task:
+    /// a connection request to an unreachable server does not always end when cancelled, and a
+    /// caller that is cancelled (a shutting-down worker) or timed out must not wait for it.
     private func leased<T: Sendable>(_ operation: @Sendable @escaping (Flag) async throws -> T) async throws -> T {
         let acquired = Flag()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await operation(acquired)
+        let outcome = Outcome<T>()
+        let work = Task {
+            do {
+                outcome.resume(with: .success(try await operation(acquired)))
+            } catch {
+                outcome.resume(with: .failure(error))
             }
-            group.addTask {
-                try await Task.sleep(for: self.acquireTimeout)
-                if acquired.isSet { return nil }
-                throw StorageError.serverUnavailable(
-                    server: self.index, address: self.url.description,
-                    underlying: "no connection within \(self.acquireTimeout)")
+        }
+        let deadline = Task {
+            try await Task.sleep(for: self.acquireTimeout)
+            if !acquired.isSet {
+                outcome.resume(
+                    with: .failure(
+                        StorageError.serverUnavailable(
+                            server: self.index, address: self.url.description,
+                            underlying: "no connection within \(self.acquireTimeout)")))
+                work.cancel()
             }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let value = next { return value }
-            }
-            throw CancellationError()
+        }
+        defer { deadline.cancel() }
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            work.cancel()
+            // Holding a connection, the work sees the cancellation and ends; waiting for one, it may not.
+            if !acquired.isSet { outcome.resume(with: .failure(CancellationError())) }
         }
     }
 
@@ -129,6 +143,50 @@ public final class PhysicalServer: Sendable {
             return StorageError.serverUnavailable(server: index, address: url.description, underlying: "\(error)")
         }
         return error
+    }
+}
+
+/// The first result of a race, delivered once to one waiter (whichever comes first: result or waiter).
+final class Outcome<T: Sendable>: Sendable {
+    private enum State {
+        case pending(CheckedContinuation<T, any Error>?)
+        case ready(Result<T, any Error>)
+        case delivered
+    }
+    private let state = Mutex<State>(.pending(nil))
+
+    func resume(with result: Result<T, any Error>) {
+        let waiter: CheckedContinuation<T, any Error>? = state.withLock { state in
+            switch state {
+            case .pending(let continuation?):
+                state = .delivered
+                return continuation
+            case .pending(nil):
+                state = .ready(result)
+                return nil
+            case .ready, .delivered:
+                return nil
+            }
+        }
+        waiter?.resume(with: result)
+    }
+
+    func value() async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready: Result<T, any Error>? = state.withLock { state in
+                switch state {
+                case .pending:
+                    state = .pending(continuation)
+                    return nil
+                case .ready(let result):
+                    state = .delivered
+                    return result
+                case .delivered:
+                    return .failure(CancellationError())
+                }
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
     }
 }
 
