@@ -39,10 +39,13 @@ extension WorkspaceActor {
             let seq = try await actor.nextRunSequence(projectID: project.id)
             let new = NewRun(
                 id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
-                regression: summary, buckets: buckets, seq: seq, attachments: attachments)
+                regression: summary, buckets: buckets, seq: seq, attachments: attachments,
+                knownCaseIDs: actor.caseIDs[project.id] ?? [:])
             let stored: RunRecord
             do {
-                stored = try await actor.store.persist(new)
+                let persisted = try await actor.store.persist(new)
+                stored = persisted.run
+                actor.rememberCaseIDs(persisted.caseIDs, projectID: project.id)
             } catch StorageError.uniqueViolation {
                 // Another node stored this externalRunId first: answer with its run.
                 actor.forgetRunCaches(projectID: project.id)
@@ -87,6 +90,23 @@ extension WorkspaceActor {
         let loaded = Baseline(run: run, statuses: try await store.caseStatuses(runID: run.id))
         if run.branch == branch { remember(loaded, projectID: project.id) }
         return loaded
+    }
+
+    /// At most `maxCachedCaseIDs` ids per workspace (about 100 bytes each): a workspace over it keeps
+    /// only the latest project's, and the others look theirs up again in their next transaction.
+    static let maxCachedCaseIDs = 250_000
+
+    func rememberCaseIDs(_ ids: [String: String], projectID: String) {
+        guard ids.count <= Self.maxCachedCaseIDs else {
+            caseIDs[projectID] = nil
+            return
+        }
+        caseIDs[projectID] = ids
+        var total = caseIDs.values.reduce(0) { $0 + $1.count }
+        while total > Self.maxCachedCaseIDs, let victim = caseIDs.keys.first(where: { $0 != projectID }) {
+            total -= caseIDs[victim]?.count ?? 0
+            caseIDs[victim] = nil
+        }
     }
 
     /// Keeps the latest run of a few branches per workspace; the rest reload from the shard.

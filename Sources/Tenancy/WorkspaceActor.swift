@@ -23,6 +23,9 @@ public actor WorkspaceActor {
     var baselines: [BaselineKey: Baseline] = [:]
     /// Per project: the finalize quota's bucket.
     var finalizeQuota: [String: TokenBucket] = [:]
+    /// Per project: inventory id by case key. Ids never change, so a cached id is always right; the
+    /// next finalize of the project then only sends the inventory its new cases.
+    var caseIDs: [String: [String: String]] = [:]
     /// Upload sessions by id (also persisted, so a restart loses nothing).
     var uploadSessions: [String: UploadSession] = [:]
 

@@ -16,11 +16,15 @@ public struct NewRun: Sendable {
     public let seq: Int64
     /// Attachments of the run that are stored (declared at init and present in the blob store).
     public let attachments: [DeclaredAttachment]
+    /// Inventory ids already known for case keys (the workspace actor's cache). Keys not in it are
+    /// inserted or looked up in the transaction; the ids of a project's cases never change.
+    public let knownCaseIDs: [String: String]
 
     public init(
         id: String, projectID: String, run: ValidatedRun, baselineRunID: String?, regression: RegressionSummary,
-        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment]
+        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: [String: String] = [:]
     ) {
+        self.knownCaseIDs = knownCaseIDs
         self.id = id
         self.projectID = projectID
         self.run = run
@@ -33,10 +37,16 @@ public struct NewRun: Sendable {
 }
 
 extension TenantStore {
-    /// Writes the run, its cases, results, steps and attachment links in one transaction, each table
-    /// with one `INSERT … SELECT FROM UNNEST(…)` of column arrays: a handful of statements whatever the
-    /// size of the run, and either the whole run is stored or nothing is.
-    public func persist(_ new: NewRun) async throws -> RunRecord {
+    /// What `persist` stored, and the inventory ids of the run's cases (for the caller's cache).
+    public struct Persisted: Sendable {
+        public let run: RunRecord
+        public let caseIDs: [String: String]
+    }
+
+    /// Writes the run, its cases, results, steps and attachment links in one transaction: new cases
+    /// with one `INSERT … SELECT FROM UNNEST(…)`, results and steps with `COPY`. A handful of
+    /// statements whatever the size of the run, and either the whole run is stored or nothing is.
+    public func persist(_ new: NewRun) async throws -> Persisted {
         let (logger, ws) = (self.logger, workspaceID)
         let run = new.run
         let encoder = JSONEncoder()
@@ -49,15 +59,33 @@ extension TenantStore {
         let totals = run.totals
         let summary = new.regression
 
+        // Only cases the cache does not know go through the inventory statements.
+        let unknown = new.knownCaseIDs.isEmpty
+            ? Array(run.cases.indices) : run.cases.indices.filter { new.knownCaseIDs[run.cases[$0].key] == nil }
+        let inventory = InventoryColumns(run, indices: unknown)
+
         return try await server.transaction { connection in
-            try await connection.query(
-                """
-                INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite, full_name, file)
-                SELECT \(ws), u.id, \(new.projectID), u.key, u.name, NULLIF(u.suite, ''), NULLIF(u.full_name, ''), NULLIF(u.file, '')
-                FROM UNNEST(\(c.newIDs)::text[], \(c.keys)::text[], \(c.names)::text[], \(c.suites)::text[], \(c.fullNames)::text[], \(c.files)::text[])
-                     AS u(id, key, name, suite, full_name, file)
-                ON CONFLICT (workspace_id, project_id, case_key) DO NOTHING
-                """, logger: logger)
+            var caseIDs = new.knownCaseIDs
+            if !inventory.keys.isEmpty {
+                try await connection.query(
+                    """
+                    INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite, full_name, file)
+                    SELECT \(ws), u.id, \(new.projectID), u.key, u.name, NULLIF(u.suite, ''), NULLIF(u.full_name, ''), NULLIF(u.file, '')
+                    FROM UNNEST(\(inventory.newIDs)::text[], \(inventory.keys)::text[], \(inventory.names)::text[], \(inventory.suites)::text[], \(inventory.fullNames)::text[], \(inventory.files)::text[])
+                         AS u(id, key, name, suite, full_name, file)
+                    ON CONFLICT (workspace_id, project_id, case_key) DO NOTHING
+                    """, logger: logger)
+                // The ids of the unknown keys, new or inserted meanwhile by another node.
+                caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
+                for try await (key, id) in try await connection.query(
+                    """
+                    SELECT case_key, id FROM cases
+                    WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(inventory.keys))
+                    """, logger: logger
+                ).decode((String, String).self) {
+                    caseIDs[key] = id
+                }
+            }
             let rows = try await connection.query(
                 """
                 INSERT INTO runs (workspace_id, id, project_id, external_run_id, branch, commit_sha, build_url, started_at,
@@ -71,17 +99,6 @@ extension TenantStore {
                 """, logger: logger)
             var createdAt = Date()
             for try await date in rows.decode(Date.self) { createdAt = date }
-            // The inventory ids of this run's cases (new or already known), by key.
-            var caseIDs: [String: String] = [:]
-            caseIDs.reserveCapacity(c.keys.count)
-            for try await (key, id) in try await connection.query(
-                """
-                SELECT case_key, id FROM cases
-                WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(c.keys))
-                """, logger: logger
-            ).decode((String, String).self) {
-                caseIDs[key] = id
-            }
             // The two big tables go in with COPY, the fastest way into PostgreSQL.
             let results = try c.resultRows(workspaceID: ws, runID: new.id, caseIDs: caseIDs)
             try await connection.copyFrom(
@@ -110,11 +127,12 @@ extension TenantStore {
             try await JobQueue.enqueue(
                 workspaceID: ws, kind: JobQueue.rollupKind, payload: #"{"runId":"\#(new.id)"}"#, on: connection,
                 logger: logger)
-            return RunRecord(
+            let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,
                 finishedAt: run.finishedAt, env: run.env, totals: totals, baselineRunID: new.baselineRunID,
                 regression: summary, seq: new.seq, createdAt: createdAt)
+            return Persisted(run: record, caseIDs: caseIDs)
         }
     }
 
@@ -124,21 +142,15 @@ extension TenantStore {
     }
 }
 
-/// The run as column arrays, one per table column, ready for UNNEST.
-struct RunColumns: Sendable {
+/// The `cases` inventory rows of some of a run's cases, as column arrays for UNNEST.
+struct InventoryColumns: Sendable {
     var newIDs = [String](), keys = [String](), names = [String](), suites = [String](), fullNames = [String](),
         files = [String]()
-    var ordinals = [Int32](), statuses = [String](), durations = [Int64](), attempts = [Int32](), flaky = [Bool](),
-        regression = [String](), errorTypes = [String](), errorMessages = [String](), errorTraces = [String](),
-        labels = [String](), parameters = [String](), attachments = [String]()
-    var stepCase = [Int32](), stepOrdinal = [Int32](), stepParent = [Int32](), stepDepth = [Int32](),
-        stepName = [String](), stepStatus = [String](), stepDuration = [Int64](), stepAttachments = [String]()
 
-    init(_ run: ValidatedRun, buckets: [RegressionBucket?], encoder: JSONEncoder) throws {
-        let count = run.cases.count
-        newIDs.reserveCapacity(count)
+    init(_ run: ValidatedRun, indices: [Int]) {
         let now = Clock.nowMilliseconds()
-        for item in run.cases {
+        for index in indices {
+            let item = run.cases[index]
             newIDs.append(ResourceID.make(.testCase, milliseconds: now))
             keys.append(item.key)
             names.append(item.name)
@@ -146,6 +158,20 @@ struct RunColumns: Sendable {
             fullNames.append(item.fullName ?? "")
             files.append(item.file ?? "")
         }
+    }
+}
+
+/// The run's results and steps as columns, one per table column.
+struct RunColumns: Sendable {
+    var keys = [String]()
+    var ordinals = [Int32](), statuses = [String](), durations = [Int64](), attempts = [Int32](), flaky = [Bool](),
+        regression = [String](), errorTypes = [String](), errorMessages = [String](), errorTraces = [String](),
+        labels = [String](), parameters = [String](), attachments = [String]()
+    var stepCase = [Int32](), stepOrdinal = [Int32](), stepParent = [Int32](), stepDepth = [Int32](),
+        stepName = [String](), stepStatus = [String](), stepDuration = [Int64](), stepAttachments = [String]()
+
+    init(_ run: ValidatedRun, buckets: [RegressionBucket?], encoder: JSONEncoder) throws {
+        keys = run.cases.map(\.key)
         for (index, item) in run.cases.enumerated() {
             ordinals.append(Int32(index))
             statuses.append(item.status.rawValue)
