@@ -424,7 +424,7 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
             let message = "line 1\r\nline 2\t\\t literally\n\\N"
             var item = testCase(name, "failed", steps: [["name": "step\twith\\odd\nchars", "status": "failed"]])
             item["error"] = ["type": "E\\rr", "message": message, "trace": "at a\\b\n\tat c"]
-            item["labels"] = ["owner": "a\"b\\c\td"]
+            item["labels"] = ["owner": "a\"b\\c\td", "ctl": "\u{01}bell\u{1F}", "k\"ey": "🚀"]
             item["parameters"] = ["input": "x\ny"]
             let finalize = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "odd", cases: [item]))
             #expect(finalize.status == 200, "\(finalize.text)")
@@ -435,6 +435,8 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
             #expect((only["error"] as? [String: Any])?["message"] as? String == message)
             #expect((only["error"] as? [String: Any])?["trace"] as? String == "at a\\b\n\tat c")
             #expect((only["labels"] as? [String: Any])?["owner"] as? String == "a\"b\\c\td")
+            #expect((only["labels"] as? [String: Any])?["ctl"] as? String == "\u{01}bell\u{1F}")
+            #expect((only["labels"] as? [String: Any])?["k\"ey"] as? String == "🚀")
             #expect((only["parameters"] as? [String: Any])?["input"] as? String == "x\ny")
             let caseId = try #require(only["caseId"] as? String)
             let detail = try await admin.get("/v1/runs/\(runId)/cases/\(caseId)")

@@ -53,7 +53,6 @@ extension TenantStore {
         encoder.outputFormatting = .sortedKeys
         let env = String(decoding: try encoder.encode(run.env), as: UTF8.self)
 
-        let c = try RunColumns(run, buckets: new.buckets, encoder: encoder)
         let attIDs = new.attachments.map(\.id), attShas = new.attachments.map(\.sha256),
             attSizes = new.attachments.map(\.size), attTypes = new.attachments.map(\.contentType)
         let totals = run.totals
@@ -99,22 +98,26 @@ extension TenantStore {
                 """, logger: logger)
             var createdAt = Date()
             for try await date in rows.decode(Date.self) { createdAt = date }
-            // The two big tables go in with COPY, the fastest way into PostgreSQL.
-            let results = try c.resultRows(workspaceID: ws, runID: new.id, caseIDs: caseIDs)
+            // The two big tables go in with COPY, the fastest way into PostgreSQL, in chunks so the
+            // server parses one while the next is built.
+            let copy = CopyRows(workspaceID: ws, runID: new.id)
             try await connection.copyFrom(
                 table: "case_results",
                 columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
                           "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments"],
                 logger: logger
-            ) { writer in try await writer.write(results) }
-            if !c.stepCase.isEmpty {
-                let steps = c.stepRows(workspaceID: ws, runID: new.id)
+            ) { writer in
+                try await copy.results(run.cases, buckets: new.buckets, caseIDs: caseIDs, to: writer)
+            }
+            if run.cases.contains(where: { !$0.steps.isEmpty }) {
                 try await connection.copyFrom(
                     table: "steps",
                     columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
                               "duration_ms", "attachments"],
                     logger: logger
-                ) { writer in try await writer.write(steps) }
+                ) { writer in
+                    try await copy.steps(run.cases, to: writer)
+                }
             }
             if !attIDs.isEmpty {
                 try await connection.query(
@@ -134,11 +137,6 @@ extension TenantStore {
                 regression: summary, seq: new.seq, createdAt: createdAt)
             return Persisted(run: record, caseIDs: caseIDs)
         }
-    }
-
-    /// Lists travel as one text per row (arrays of arrays do not UNNEST), split in SQL on U+001F.
-    static func joinList(_ items: [String]) -> String {
-        items.joined(separator: "\u{1F}")
     }
 }
 
@@ -161,94 +159,132 @@ struct InventoryColumns: Sendable {
     }
 }
 
-/// The run's results and steps as columns, one per table column.
-struct RunColumns: Sendable {
-    var keys = [String]()
-    var ordinals = [Int32](), statuses = [String](), durations = [Int64](), attempts = [Int32](), flaky = [Bool](),
-        regression = [String](), errorTypes = [String](), errorMessages = [String](), errorTraces = [String](),
-        labels = [String](), parameters = [String](), attachments = [String]()
-    var stepCase = [Int32](), stepOrdinal = [Int32](), stepParent = [Int32](), stepDepth = [Int32](),
-        stepName = [String](), stepStatus = [String](), stepDuration = [Int64](), stepAttachments = [String]()
+/// `case_results` and `steps` rows in COPY text format, written straight from the validated cases
+/// in chunks of about `chunkBytes`.
+struct CopyRows: Sendable {
+    static let chunkBytes = 128 * 1024
+    let prefix: String
 
-    init(_ run: ValidatedRun, buckets: [RegressionBucket?], encoder: JSONEncoder) throws {
-        keys = run.cases.map(\.key)
-        for (index, item) in run.cases.enumerated() {
-            ordinals.append(Int32(index))
-            statuses.append(item.status.rawValue)
-            durations.append(item.durationMs)
-            attempts.append(Int32(item.attempts))
-            flaky.append(item.flaky)
-            regression.append(buckets[index]?.rawValue ?? "")
-            errorTypes.append(item.error?.type ?? "")
-            errorMessages.append(item.error?.message ?? "")
-            errorTraces.append(item.error?.trace ?? "")
-            labels.append(item.labels.isEmpty ? "{}" : String(decoding: try encoder.encode(item.labels), as: UTF8.self))
-            parameters.append(
-                item.parameters.isEmpty ? "{}" : String(decoding: try encoder.encode(item.parameters), as: UTF8.self))
-            attachments.append(TenantStore.joinList(item.attachments))
-            for step in item.steps {
-                stepCase.append(Int32(index))
-                stepOrdinal.append(Int32(step.ordinal))
-                stepParent.append(Int32(step.parent ?? -1))
-                stepDepth.append(Int32(step.depth))
-                stepName.append(step.name)
-                stepStatus.append(step.status.rawValue)
-                stepDuration.append(step.durationMs)
-                stepAttachments.append(TenantStore.joinList(step.attachments))
+    init(workspaceID: String, runID: String) {
+        prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
+    }
+
+    func results(
+        _ cases: [ValidatedCase], buckets: [RegressionBucket?], caseIDs: [String: String], to writer: PostgresCopyFromWriter
+    ) async throws {
+        var out = Self.chunk()
+        for (index, item) in cases.enumerated() {
+            guard let caseID = caseIDs[item.key] else {
+                throw StorageError.configuration("case key \(item.key) has no inventory row")
+            }
+            out.writeString(prefix)
+            out.writeString(String(index))
+            out.writeString("\t")
+            out.writeString(CopyText.field(caseID))
+            out.writeString("\t")
+            out.writeString(item.status.rawValue)
+            out.writeString("\t")
+            out.writeString(String(item.durationMs))
+            out.writeString("\t")
+            out.writeString(String(item.attempts))
+            out.writeString(item.flaky ? "\tt\t" : "\tf\t")
+            out.writeString(buckets[index]?.rawValue ?? "\\N")
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(item.error?.type))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(item.error?.message))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(item.error?.trace))
+            out.writeString("\t")
+            out.writeString(CopyText.field(JSONText.object(item.labels)))
+            out.writeString("\t")
+            out.writeString(CopyText.field(JSONText.object(item.parameters)))
+            out.writeString("\t")
+            out.writeString(CopyText.array(item.attachments))
+            out.writeString("\n")
+            if out.readableBytes >= Self.chunkBytes {
+                try await writer.write(out)
+                out = Self.chunk()
             }
         }
+        if out.readableBytes > 0 { try await writer.write(out) }
+    }
+
+    func steps(_ cases: [ValidatedCase], to writer: PostgresCopyFromWriter) async throws {
+        var out = Self.chunk()
+        for (index, item) in cases.enumerated() {
+            let caseOrdinal = String(index)
+            for step in item.steps {
+                out.writeString(prefix)
+                out.writeString(caseOrdinal)
+                out.writeString("\t")
+                out.writeString(String(step.ordinal))
+                out.writeString("\t")
+                out.writeString(step.parent.map { String($0) } ?? "\\N")
+                out.writeString("\t")
+                out.writeString(String(step.depth))
+                out.writeString("\t")
+                out.writeString(CopyText.field(step.name))
+                out.writeString("\t")
+                out.writeString(step.status.rawValue)
+                out.writeString("\t")
+                out.writeString(String(step.durationMs))
+                out.writeString("\t")
+                out.writeString(CopyText.array(step.attachments))
+                out.writeString("\n")
+            }
+            if out.readableBytes >= Self.chunkBytes {
+                try await writer.write(out)
+                out = Self.chunk()
+            }
+        }
+        if out.readableBytes > 0 { try await writer.write(out) }
+    }
+
+    static func chunk() -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(chunkBytes + 8192)
+        return buffer
     }
 }
 
-extension RunColumns {
-    /// `case_results` rows in COPY text format.
-    func resultRows(workspaceID: String, runID: String, caseIDs: [String: String]) throws -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(ordinals.count * 160)
-        let prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
-        for i in ordinals.indices {
-            guard let caseID = caseIDs[keys[i]] else {
-                throw StorageError.configuration("case key \(keys[i]) has no inventory row")
-            }
-            out.writeString(prefix)
-            out.writeString(String(ordinals[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.field(caseID))
-            out.writeString("\t\(statuses[i])\t\(durations[i])\t\(attempts[i])\t\(flaky[i] ? "t" : "f")\t")
-            out.writeString(CopyText.nullable(regression[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.nullable(errorTypes[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.nullable(errorMessages[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.nullable(errorTraces[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.field(labels[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.field(parameters[i]))
-            out.writeString("\t")
-            out.writeString(CopyText.array(attachments[i]))
-            out.writeString("\n")
+/// A JSON object of strings, for jsonb columns (which normalize key order themselves).
+enum JSONText {
+    static func object(_ map: [String: String]) -> String {
+        if map.isEmpty { return "{}" }
+        var out = "{"
+        var first = true
+        for (key, value) in map {
+            if !first { out += "," }
+            first = false
+            string(key, into: &out)
+            out += ":"
+            string(value, into: &out)
         }
-        return out
+        return out + "}"
     }
 
-    /// `steps` rows in COPY text format.
-    func stepRows(workspaceID: String, runID: String) -> ByteBuffer {
-        var out = ByteBuffer()
-        out.reserveCapacity(stepCase.count * 80)
-        let prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
-        for i in stepCase.indices {
-            out.writeString(prefix)
-            out.writeString("\(stepCase[i])\t\(stepOrdinal[i])\t")
-            out.writeString(stepParent[i] < 0 ? "\\N" : String(stepParent[i]))
-            out.writeString("\t\(stepDepth[i])\t")
-            out.writeString(CopyText.field(stepName[i]))
-            out.writeString("\t\(stepStatus[i])\t\(stepDuration[i])\t")
-            out.writeString(CopyText.array(stepAttachments[i]))
-            out.writeString("\n")
+    static func string(_ value: String, into out: inout String) {
+        out += "\""
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+            out += value
+            out += "\""
+            return
         }
-        return out
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
     }
 }
 
@@ -270,13 +306,16 @@ enum CopyText {
         return out
     }
 
-    /// Empty means NULL (the column arrays use "" for absent optional text).
-    static func nullable(_ value: String) -> String { value.isEmpty ? "\\N" : field(value) }
+    /// Nil, or empty, is NULL.
+    static func nullable(_ value: String?) -> String {
+        guard let value, !value.isEmpty else { return "\\N" }
+        return field(value)
+    }
 
-    /// A text[] literal from a U+001F-joined list, every element quoted.
-    static func array(_ joined: String) -> String {
-        if joined.isEmpty { return "{}" }
-        let elements = joined.split(separator: "\u{1F}", omittingEmptySubsequences: false).map { element in
+    /// A text[] literal, every element quoted.
+    static func array(_ items: [String]) -> String {
+        if items.isEmpty { return "{}" }
+        let elements = items.map { element in
             "\"" + element.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         return field("{" + elements.joined(separator: ",") + "}")
