@@ -1,6 +1,8 @@
 import Domains
 import Foundation
+import HTTPTypes
 import Hummingbird
+import OpenAPIRuntime
 import Storage
 import Testing
 
@@ -18,6 +20,20 @@ import Testing
         let response = ErrorMapping.response(for: error)
         #expect(response.status.code == 500)
         #expect(!error.message.contains("hunter2"))
+    }
+
+    /// The runtime's error describes the whole request; what is logged must not carry the token.
+    @Test func loggedServerErrorsOmitRequestHeaders() {
+        var request = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/v1/ingest/kensho/finalize")
+        request.headerFields[.authorization] = "Bearer krt_verysecrettokenvalue"
+        let error = ServerError(
+            operationID: "finalizeKenshoIngest", request: request, requestBody: nil, requestMetadata: .init(),
+            causeDescription: "User handler threw an error.", underlyingError: SecretBug())
+        #expect(String(reflecting: error).contains("krt_verysecrettokenvalue"))  // why this test exists
+        let logged = ErrorMapping.logDescription(error)
+        #expect(!logged.contains("krt_"))
+        #expect(logged.contains("finalizeKenshoIngest"))
+        #expect(logged.contains("password=hunter2"))  // the underlying error is what operators need
     }
 
     @Test func storageFailuresMapToTheirStatuses() {

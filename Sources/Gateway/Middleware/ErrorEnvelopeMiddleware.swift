@@ -22,7 +22,10 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
             } else if apiError.status >= 500 {
                 logger.error(
                     "request failed",
-                    metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
+                    metadata: [
+                        "method": "\(request.method)", "path": "\(request.uri.path)",
+                        "error": "\(ErrorMapping.logDescription(error))",
+                    ])
             }
             return ErrorMapping.response(for: apiError)
         }
@@ -31,6 +34,16 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Classifies errors from every layer into the API's error vocabulary.
 public enum ErrorMapping {
+    /// What to log of an unexpected error. The OpenAPI runtime's `ServerError` describes the whole
+    /// request, headers included, so it would put bearer tokens in the log: keep only the operation
+    /// and the underlying error.
+    static func logDescription(_ error: any Error) -> String {
+        if let error = error as? ServerError {
+            return "\(error.operationID): \(String(reflecting: error.underlyingError))"
+        }
+        return String(reflecting: error)
+    }
+
     public static func apiError(for error: any Error, method: String, path: String) -> APIError {
         switch error {
         case let error as APIError:
