@@ -202,12 +202,9 @@ struct CopyRows: Sendable {
             out.writeString("\t")
             out.writeString(CopyText.array(item.attachments))
             out.writeString("\n")
-            if out.readableBytes >= Self.chunkBytes {
-                try await writer.write(out)
-                out = Self.chunk()
-            }
+            try await Self.flush(&out, to: writer, ifAtLeast: Self.chunkBytes)
         }
-        if out.readableBytes > 0 { try await writer.write(out) }
+        try await Self.flush(&out, to: writer, ifAtLeast: 1)
     }
 
     func steps(_ cases: [ValidatedCase], to writer: PostgresCopyFromWriter) async throws {
@@ -233,18 +230,22 @@ struct CopyRows: Sendable {
                 out.writeString(CopyText.array(step.attachments))
                 out.writeString("\n")
             }
-            if out.readableBytes >= Self.chunkBytes {
-                try await writer.write(out)
-                out = Self.chunk()
-            }
+            try await Self.flush(&out, to: writer, ifAtLeast: Self.chunkBytes)
         }
-        if out.readableBytes > 0 { try await writer.write(out) }
+        try await Self.flush(&out, to: writer, ifAtLeast: 1)
     }
 
     static func chunk() -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(chunkBytes + 8192)
         return buffer
+    }
+
+    /// Sends the buffer once it holds `bytes` or more, and starts a new one.
+    static func flush(_ out: inout ByteBuffer, to writer: PostgresCopyFromWriter, ifAtLeast bytes: Int) async throws {
+        guard out.readableBytes >= bytes else { return }
+        try await writer.write(out)
+        out = chunk()
     }
 }
 
