@@ -151,4 +151,20 @@ extension WorkspaceActor {
     }
 
     public func tenantStore() -> TenantStore { store }
+
+    // MARK: reads
+
+    static let cachedRuns = 256
+
+    /// A run of this workspace, from the cache or the shard.
+    public func run(id: String) async throws -> RunRecord? {
+        if let cached = runs[id] { return cached }
+        guard let loaded = try await store.run(id: id) else { return nil }
+        if runs[id] == nil {
+            if runOrder.count >= Self.cachedRuns { runs[runOrder.removeFirst()] = nil }
+            runs[id] = loaded
+            runOrder.append(id)
+        }
+        return loaded
+    }
 }

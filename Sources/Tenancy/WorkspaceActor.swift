@@ -26,6 +26,9 @@ public actor WorkspaceActor {
     /// Per project: inventory id by case key. Ids never change, so a cached id is always right; the
     /// next finalize of the project then only sends the inventory its new cases.
     var caseIDs: [String: [String: String]] = [:]
+    /// Recently read runs by id. A stored run never changes, so the cache needs no invalidation.
+    var runs: [String: RunRecord] = [:]
+    var runOrder: [String] = []
     /// Upload sessions by id (also persisted, so a restart loses nothing).
     var uploadSessions: [String: UploadSession] = [:]
 

@@ -10,7 +10,7 @@ extension KaizenAPI {
         guard ResourceID.isValid(id, prefix: .run) else { throw APIError.notFound("run '\(id)' not found") }
         for grant in identity.grants {
             let found = try await deps.registry.withWorkspace(grant) { actor -> (Project, RunRecord)? in
-                guard let run = try await actor.tenantStore().run(id: id) else { return nil }
+                guard let run = try await actor.run(id: id) else { return nil }
                 guard let project = try await actor.projects().first(where: { $0.id == run.projectID }) else { return nil }
                 return (project, run)
             }
@@ -25,7 +25,7 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let (grant, project, run) = try await findRun(identity, id: input.path.runId)
         let baseline = try await run.baselineRunID.flatMapAsync { id in
-            try await self.deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).run(id: id)
+            try await self.deps.registry.withWorkspace(grant) { try await $0.run(id: id) }
         }
         return .ok(.init(body: .json(try schema(run, project: project, baseline: baseline))))
     }

@@ -19,7 +19,8 @@ extension KaizenAPI {
                 "database server \(index) does not answer\(index == 0 ? " (it holds the catalog)" : ""): \(problem)",
                 details: ["catalog": .string(health.failures[0] == nil ? "ok" : "unavailable"), "servers": details])
         }
-        return .ok(.init(body: .json(.init(status: .ok, catalog: .ok, servers: servers))))
+        return .ok(
+            .init(body: .json(.init(status: .ok, catalog: .ok, servers: servers, workspaceActors: deps.registry.count))))
     }
 
     func getVersion(_ input: Operations.GetVersion.Input) async throws -> Operations.GetVersion.Output {

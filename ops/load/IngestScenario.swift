@@ -1,0 +1,215 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import Storage
+
+/// Scenario 1 and 2: K concurrent CI pipelines across W workspaces push complete runs (init →
+/// uploads → finalize) over HTTP/2; every answer is checked against the generator; then raw COPY of
+/// the same rows into the same PostgreSQL, with the same concurrency, is the limit.
+struct IngestScenario {
+    let pipelines: Int
+    let workspaces: Int
+    let cases: Int
+    let runsPerPipeline: Int
+
+    struct Pushed: Sendable {
+        let run: GeneratedRun
+        let workspaceToken: String
+        let runID: String
+    }
+
+    func run(_ environment: LoadEnvironment, findings: Findings) async throws {
+        findings.say("\n## CI ingestion: \(pipelines) pipelines × \(runsPerPipeline) runs of \(cases) cases, \(workspaces) workspaces")
+        let server = try await KaizenProcess.start(
+            environment, name: "ingest",
+            settings: ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"])
+        let tenants = try await Tenants.open(server, logger: environment.logger)
+        let client = makeLoadClient()
+        defer {
+            tenants.close()
+        }
+        var tokens: [String] = []
+        for w in 0..<workspaces { tokens.append(try await tenants.make("load-\(w)").token) }
+
+        // Generate every run before the clock starts: the harness shares the cores with the server.
+        var plans: [[GeneratedRun]] = []
+        for p in 0..<pipelines {
+            var generator = PipelineGenerator(project: "p\(p)", cases: cases, seed: UInt64(p + 1) * 7919)
+            plans.append((0..<runsPerPipeline).map { _ in generator.next() })
+            let caller = Caller(client: client, base: server.tlsURL, token: tokens[p % workspaces])
+            let created = try await caller.post("/v1/projects", json: ["slug": "p\(p)", "name": "Pipeline \(p)"])
+            guard created.status == 201 else { throw HarnessError("project p\(p): \(created.status) \(created.text)") }
+        }
+
+        let rssBefore = server.memory.rss
+        let started = now()
+        let results = try await withThrowingTaskGroup(of: (Tally, Tally, [Pushed], [String]).self) { group in
+            for p in 0..<pipelines {
+                let caller = Caller(client: client, base: server.tlsURL, token: tokens[p % workspaces])
+                let plan = plans[p]
+                group.addTask { try await Self.pipeline(caller, plan) }
+            }
+            var all: [(Tally, Tally, [Pushed], [String])] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let elapsed = now() - started
+        let memory = server.memory
+
+        var finalize = Tally(), requests = Tally()
+        var pushed: [Pushed] = []
+        for (f, r, p, problems) in results {
+            finalize.merge(f)
+            requests.merge(r)
+            pushed += p
+            for problem in problems { findings.check(false, problem) }
+        }
+        let totalCases = pushed.reduce(0) { $0 + $1.run.caseCount }
+        let kaizenRate = Double(totalCases) / elapsed
+        findings.say("- pushed \(pushed.count) runs, \(totalCases) cases in \(String(format: "%.1f", elapsed)) s: "
+            + String(format: "%.2f runs/s, %.0f cases/s", Double(pushed.count) / elapsed, kaizenRate))
+        findings.say("- finalize latency: \(finalize.percentiles())")
+        findings.say("- responses: \(requests.statusLine()); HTTP/2: \(requests.http2) of \(requests.responses) API responses")
+        findings.say("- server RSS: \(megabytes(rssBefore)) before, \(megabytes(memory.rss)) after, peak \(megabytes(memory.peak))")
+        findings.check(requests.serverErrors == 0, "ingest: \(requests.serverErrors) responses were 5xx")
+        findings.check(pushed.count == pipelines * runsPerPipeline, "ingest: \(pushed.count) of \(pipelines * runsPerPipeline) runs pushed")
+
+        // Read every run back: stored once, totals and regression as generated.
+        var wrong = 0
+        for item in pushed {
+            let caller = Caller(client: client, base: server.tlsURL, token: item.workspaceToken)
+            let reply = try await caller.get("/v1/runs/\(item.runID)")
+            let totals = reply.object["totals"] as? [String: Any] ?? [:]
+            let regression = reply.object["regression"] as? [String: Any] ?? [:]
+            let e = item.run.expected
+            let ok = reply.status == 200 && totals["passed"] as? Int == e.passed && totals["failed"] as? Int == e.failed
+                && totals["skipped"] as? Int == e.skipped && totals["flaky"] as? Int == e.flaky
+                && regression["newFailures"] as? Int == e.newFailures && regression["fixed"] as? Int == e.fixed
+                && regression["stillFailing"] as? Int == e.stillFailing
+            if !ok { wrong += 1 }
+        }
+        for p in 0..<pipelines {
+            let caller = Caller(client: client, base: server.tlsURL, token: tokens[p % workspaces])
+            let listed = try await caller.get("/v1/projects/p\(p)/runs?limit=200")
+            let count = (listed.object["items"] as? [Any])?.count ?? -1
+            findings.check(count == runsPerPipeline, "project p\(p) lists \(count) runs, pushed \(runsPerPipeline)")
+        }
+        findings.check(wrong == 0, "ingest: \(wrong) runs read back with wrong totals or regression")
+        findings.say("- read back: \(pushed.count - wrong) of \(pushed.count) runs with the generator's totals and regression")
+        try await client.shutdown()
+        await server.stop()
+
+        // The limit: COPY of the same result and step rows, same server, same concurrency.
+        let copyRate = try await copyLimit(environment, runs: pushed.map(\.run))
+        findings.say(String(format: "- limit, raw COPY of the same rows into the same PostgreSQL (%d connections): %.0f cases/s", pipelines, copyRate))
+        findings.say(String(format: "- **Kaizen ingest = %.0f %% of raw COPY** (target ≥ 50 %%)", 100 * kaizenRate / copyRate))
+    }
+
+    /// One pipeline: its runs in order, each init → uploads → finalize, checked as it goes.
+    static func pipeline(_ caller: Caller, _ plan: [GeneratedRun]) async throws -> (Tally, Tally, [Pushed], [String]) {
+        var finalize = Tally(), requests = Tally()
+        var pushed: [Pushed] = []
+        var problems: [String] = []
+        for run in plan {
+            let initReply = try await caller.post(
+                "/v1/ingest/kensho/init",
+                json: [
+                    "projectSlug": run.project, "externalRunId": run.externalRunId,
+                    "attachments": run.attachments.map {
+                        ["id": $0.id, "sha256": $0.sha256, "size": $0.bytes.count, "contentType": "application/octet-stream"]
+                    },
+                ])
+            requests.record(status: initReply.status, version: initReply.version)
+            guard initReply.status == 200, let uploadId = initReply.object["uploadId"] as? String else {
+                problems.append("init of \(run.externalRunId): \(initReply.status) \(initReply.text)")
+                continue
+            }
+            let already = Set(initReply.object["alreadyExists"] as? [String] ?? [])
+            if pushed.count > 0 && !already.contains("env-log") {
+                problems.append("\(run.externalRunId): the shared attachment was not deduplicated")
+            }
+            for target in initReply.object["presigned"] as? [[String: Any]] ?? [] {
+                guard let id = target["id"] as? String, let url = target["url"] as? String,
+                    let attachment = run.attachments.first(where: { $0.id == id })
+                else { continue }
+                let upload = try await caller.send(
+                    .PUT, url, body: attachment.bytes, contentType: "application/octet-stream",
+                    headers: target["fields"] as? [String: String] ?? [:], absolute: true)
+                requests.record(status: upload.status, version: upload.version)
+                if upload.status != 201 { problems.append("upload \(id) of \(run.externalRunId): \(upload.status)") }
+            }
+            let reply = try await caller.send(.POST, "/v1/ingest/kensho/finalize", body: run.document(uploadId: uploadId))
+            requests.record(status: reply.status, version: reply.version)
+            finalize.record(status: reply.status, version: reply.version, micros: reply.micros)
+            guard reply.status == 200, let runID = reply.object["internalRunId"] as? String else {
+                problems.append("finalize of \(run.externalRunId): \(reply.status) \(reply.text)")
+                continue
+            }
+            let regression = reply.object["regression"] as? [String: Any] ?? [:]
+            let e = run.expected
+            if regression["newFailures"] as? Int != e.newFailures || regression["fixed"] as? Int != e.fixed
+                || regression["stillFailing"] as? Int != e.stillFailing
+            {
+                problems.append("\(run.externalRunId): regression \(regression), expected new \(e.newFailures) fixed \(e.fixed) still \(e.stillFailing)")
+            }
+            pushed.append(Pushed(run: run, workspaceToken: caller.token ?? "", runID: runID))
+        }
+        return (finalize, requests, pushed, problems)
+    }
+
+    /// Cases per second when the same rows go in with raw COPY (text), one connection per pipeline.
+    func copyLimit(_ environment: LoadEnvironment, runs: [GeneratedRun]) async throws -> Double {
+        let url = try await environment.database("copylimit")
+        let servers = try StorageCluster.makeServers(urls: [url], maxConnectionsPerServer: pipelines + 1, logger: environment.logger)
+        let pools = Task { await StorageCluster.runPools(servers) }
+        defer { pools.cancel() }
+        _ = try await StorageCluster.open(servers: servers, logicalShards: 1, logger: environment.logger)
+        let byPipeline = Dictionary(grouping: runs, by: \.project).values.map { $0 }
+        // Rows are built before the clock starts: the limit is PostgreSQL's ingest, not our formatting.
+        let prepared = byPipeline.map { runs in runs.enumerated().map { Self.copyRows($0.element, runNumber: $0.offset) } }
+        let started = now()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for rows in prepared {
+                group.addTask {
+                    for (results, steps) in rows {
+                        try await servers[0].transaction { connection in
+                            try await connection.copyFrom(
+                                table: "case_results",
+                                columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts",
+                                          "flaky", "regression", "error_type", "error_message", "error_trace", "labels",
+                                          "parameters", "attachments"],
+                                logger: environment.logger
+                            ) { try await $0.write(results) }
+                            try await connection.copyFrom(
+                                table: "steps",
+                                columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name",
+                                          "status", "duration_ms", "attachments"],
+                                logger: environment.logger
+                            ) { try await $0.write(steps) }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = now() - started
+        return Double(runs.reduce(0) { $0 + $1.caseCount }) / elapsed
+    }
+
+    static func copyRows(_ run: GeneratedRun, runNumber: Int) -> (ByteBuffer, ByteBuffer) {
+        var results = ByteBuffer(), steps = ByteBuffer()
+        let runID = "\(run.externalRunId)-copy"
+        for (i, status) in run.statuses.enumerated() {
+            let error = status == .failed ? "AssertionError\texpected \(i) to equal \(i + runNumber)\tat Suite\(i % 40).test_\(i)" : "\\N\t\\N\t\\N"
+            results.writeString(
+                "ws\t\(runID)\t\(i)\tcase_\(run.project)_\(i)\t\(status.rawValue)\t\(i % 97 + 1)\t1\tf\t\\N\t\(error)\t{\"owner\":\"team-\(i % 6)\"}\t{}\t{}\n")
+            for s in 0..<3 {
+                let stepStatus = status == .failed && s == 2 ? "failed" : (status == .skipped ? "skipped" : "passed")
+                steps.writeString("ws\t\(runID)\t\(i)\t\(s)\t\\N\t0\tstep \(s)\t\(stepStatus)\t1\t{}\n")
+            }
+        }
+        return (results, steps)
+    }
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import KaizenServer
+import Logging
+
+/// `kaizen-load`: the load harness. Every scenario starts its own Kaizen server (a child process)
+/// on an embedded PostgreSQL on loopback, stops by itself, checks what it got and prints Markdown.
+@main
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kaizen-load",
+        abstract: "Load scenarios for Kaizen, each measured against a limit in the same run.",
+        subcommands: [All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, ServerRole.self, BareRole.self],
+        defaultSubcommand: All.self)
+}
+
+/// Runs scenarios on one environment; exits non-zero when a check failed.
+func harness(_ body: (LoadEnvironment, Findings) async throws -> Void) async throws {
+    let environment = try await LoadEnvironment.start()
+    let findings = Findings()
+    findings.say("# kaizen-load on \(machine()), \(Date())")
+    do {
+        try await body(environment, findings)
+    } catch {
+        await environment.stop()
+        throw error
+    }
+    await environment.stop()
+    if !findings.failures.isEmpty {
+        print("\n\(findings.failures.count) check(s) failed")
+        throw ExitCode(1)
+    }
+    print("\nall checks passed")
+}
+
+struct IngestOptions: ParsableArguments {
+    @Option(help: "Concurrent CI pipelines.") var pipelines = 4
+    @Option(help: "Workspaces the pipelines are spread over.") var workspaces = 2
+    @Option(help: "Cases per run.") var cases = 10_000
+    @Option(help: "Runs each pipeline pushes.") var runs = 5
+
+    var scenario: IngestScenario {
+        IngestScenario(pipelines: pipelines, workspaces: workspaces, cases: cases, runsPerPipeline: runs)
+    }
+}
+
+struct ReadOptions: ParsableArguments {
+    @Option(help: "Seconds of h2load per server.") var seconds = 10
+    @Option(help: "h2load connections.") var connections = 8
+    @Option(help: "Concurrent streams per connection.") var streams = 16
+}
+
+struct All: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every scenario, in order.")
+    @OptionGroup var ingest: IngestOptions
+    @OptionGroup var reads: ReadOptions
+    @Option(help: "Workspaces touched in the many-tenants scenario.") var tenants = 1_000
+
+    func run() async throws {
+        try await harness { environment, findings in
+            try await ingest.scenario.run(environment, findings: findings)
+            try await ReadScenario(seconds: reads.seconds, connections: reads.connections, streams: reads.streams)
+                .run(environment, findings: findings)
+            try await LimitsScenario(seconds: 10).run(environment, findings: findings)
+            try await TenantsScenario(workspaces: tenants).run(environment, findings: findings)
+        }
+    }
+}
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "CI ingestion load, against raw COPY.")
+    @OptionGroup var options: IngestOptions
+    func run() async throws { try await harness { try await options.scenario.run($0, findings: $1) } }
+}
+
+struct Reads: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cached authenticated reads with h2load, against a bare Hummingbird server.")
+    @OptionGroup var options: ReadOptions
+    func run() async throws {
+        try await harness {
+            try await ReadScenario(seconds: options.seconds, connections: options.connections, streams: options.streams)
+                .run($0, findings: $1)
+        }
+    }
+}
+
+struct Limits: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Clients over their rate limit next to clients within it.")
+    @Option(help: "Seconds of load.") var seconds: Double = 10
+    func run() async throws { try await harness { try await LimitsScenario(seconds: seconds).run($0, findings: $1) } }
+}
+
+struct TenantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tenants", abstract: "Many workspaces touched: memory per actor and eviction.")
+    @Option(help: "Workspaces to touch.") var workspaces = 1_000
+    func run() async throws { try await harness { try await TenantsScenario(workspaces: workspaces).run($0, findings: $1) } }
+}
+
+/// The server under test, in a child process configured by `KAIZEN_*` (like `kaizen serve`).
+struct ServerRole: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_server", shouldDisplay: false)
+    func run() async throws {
+        let config = try KaizenConfiguration.fromEnvironment()
+        var logger = Logger(label: "kaizen")
+        logger.logLevel = .warning
+        try await KaizenServerRunner.run(config: config, logger: logger)
+    }
+}
+
+struct BareRole: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_bare", shouldDisplay: false)
+    @Option var port: Int
+    @Option var body: String
+    func run() async throws { try await BareServer.run(port: port, bodyFile: body) }
+}
