@@ -10,6 +10,7 @@ public enum GatewayRouter {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
         router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
+        router.add(middleware: CachedRunReadMiddleware(cache: deps.runResponses))
         router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
         router.add(middleware: KenshoDecodeMiddleware())
         // Compact JSON: pretty-printing only costs bytes and time on every response.

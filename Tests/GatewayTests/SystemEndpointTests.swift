@@ -12,6 +12,7 @@ import Testing
             let servers = health.object["servers"] as? [[String: Any]] ?? []
             #expect(servers.count == 2)
             #expect(servers.allSatisfy { $0["status"] as? String == "ok" })
+            #expect(health.object["workspaceActors"] as? Int != nil)
 
             let version = try await anonymous.get("/version")
             #expect(version.status == 200)

@@ -14,6 +14,8 @@ public struct GatewayDependencies: Sendable {
     public let version: String
     public let logger: Logger
     public let ingest: IngestSettings
+    /// Encoded `GET /v1/runs/:id` answers (runs never change).
+    public let runResponses = RunResponseCache()
 
     public init(
         cluster: StorageCluster, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,

@@ -24,6 +24,7 @@ extension KaizenAPI {
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {
         let identity = try RequestIdentity.required()
         let (grant, project, run) = try await findRun(identity, id: input.path.runId)
+        RunReadFill.current?.set(workspaceID: grant.workspaceID, accessMode: project.accessMode)
         let baseline = try await run.baselineRunID.flatMapAsync { id in
             try await self.deps.registry.withWorkspace(grant) { try await $0.run(id: id) }
         }
