@@ -40,6 +40,21 @@ let package = Package(
             path: "Benchmarks/Ingest",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "GatewayPath",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Gateway", package: "kaizen"),
+                .product(name: "Storage", package: "kaizen"),
+                .product(name: "Tenancy", package: "kaizen"),
+                .product(name: "Domains", package: "kaizen"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/GatewayPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // End to end: a 10,000-case finalize over HTTP against raw COPY of the same rows, same server, same run.
         //   swift run --package-path Benchmarks -c release IngestEndToEnd [cases]
         .executableTarget(

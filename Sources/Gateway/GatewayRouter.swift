@@ -7,7 +7,14 @@ import OpenAPIRuntime
 /// handlers generated from `openapi.yaml`.
 public enum GatewayRouter {
     public static func build(_ deps: GatewayDependencies, maxBodyBytes: Int) throws -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+        try build(deps, maxBodyBytes: maxBodyBytes, context: BasicRequestContext.self)
+    }
+
+    /// The same router for another request context (benchmarks drive the responder without sockets).
+    public static func build<Context: RequestContext>(
+        _ deps: GatewayDependencies, maxBodyBytes: Int, context: Context.Type
+    ) throws -> Router<Context> {
+        let router = Router(context: Context.self)
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
         router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
         router.add(middleware: CachedRunReadMiddleware(cache: deps.runResponses))

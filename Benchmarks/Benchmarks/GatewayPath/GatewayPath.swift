@@ -1,0 +1,190 @@
+import Benchmark
+import Domains
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Storage
+import Tenancy
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway's request path without sockets, as Hummingbird's own benchmarks drive a responder:
+/// Kaizen's full router (error envelope, auth, rate limit, cache, generated handlers, workspace
+/// actors) against a bare Hummingbird router answering the same bytes; and routing a call to a
+/// workspace actor against a bare actor hop. One embedded PostgreSQL serves the first requests
+/// (token lookup, project load); what is measured is the steady state after them.
+struct BenchContext: RequestContext {
+    typealias Source = BenchSource
+    var coreContext: CoreRequestContextStorage
+    init(source: Source) { self.coreContext = CoreRequestContextStorage(source: source) }
+}
+
+struct BenchSource: RequestContextSource {
+    let logger = Logger(label: "bench")
+}
+
+struct DiscardingWriter: ResponseBodyWriter {
+    func write(_ buffer: ByteBuffer) async throws {}
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+actor Bare {
+    var calls = 0
+    func touch() { calls += 1 }
+}
+
+struct Fixture: Sendable {
+    let responder: any HTTPResponder<BenchContext>
+    let token: String
+    let runID: String
+    let registry: WorkspaceRegistry
+    let grants: [WorkspaceGrant]
+    let runBody: ByteBuffer
+
+    static let root = "/tmp/kaizen-bench-gateway-\(getpid())"
+
+    static func make() async throws -> Fixture {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let postgres = EmbeddedPostgres(directory: root + "/pg", database: "kaizen", logger: logger)
+        let url = try await postgres.start().url
+        atexit {
+            EmbeddedPostgres(directory: Fixture.root + "/pg", logger: Logger(label: "bench")).stopBlocking()
+            try? FileManager.default.removeItem(atPath: Fixture.root)
+        }
+        let servers = try StorageCluster.makeServers(urls: [url], maxConnectionsPerServer: 8, logger: logger)
+        Task { await StorageCluster.runPools(servers) }
+        let cluster = try await StorageCluster.open(servers: servers, logicalShards: 4, logger: logger)
+        let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: 3600, logger: logger)
+        let unlimited = RateLimit(perMinute: 1_000_000_000)
+        let deps = GatewayDependencies(
+            cluster: cluster, registry: registry, authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: 3600),
+            limiter: RateLimiter(user: unlimited, workspace: unlimited), document: try OpenAPIDocument(publicURL: "http://bench"),
+            version: "bench", logger: logger,
+            ingest: IngestSettings(
+                blobs: .filesystem(try FileBlobStore(root: root + "/blobs")), signer: UploadSigner(secretHex: "00"),
+                publicURL: PublicURL("http://bench"), finalizeQuota: unlimited))
+        let responder = try GatewayRouter.build(deps, maxBodyBytes: 64 << 20, context: BenchContext.self).buildResponder()
+
+        let workspace = try await cluster.catalog.createWorkspace(slug: "bench", name: "Bench")
+        let (_, token) = try await cluster.catalog.createToken(
+            .init(name: "bench", tokenClass: .workspace, workspaceID: workspace.id, role: .admin, userID: nil, createdBy: nil,
+                  expiresAt: nil))
+        func call(_ method: HTTPRequest.Method, _ path: String, _ json: String? = nil) async throws -> ByteBuffer {
+            var head = HTTPRequest(method: method, scheme: "http", authority: "bench", path: path)
+            head.headerFields[.authorization] = "Bearer \(token)"
+            if json != nil { head.headerFields[.contentType] = "application/json" }
+            let request = Request(head: head, body: .init(buffer: ByteBuffer(string: json ?? "")))
+            let response = try await responder.respond(to: request, context: BenchContext(source: BenchSource()))
+            let sink = Sink()
+            try await response.body.write(CollectingWriter(sink: sink))
+            guard response.status.code < 300 else { fatalError("\(method) \(path): \(response.status) \(String(buffer: sink.buffer))") }
+            return sink.buffer
+        }
+        _ = try await call(.post, "/v1/projects", #"{"slug":"web","name":"Web"}"#)
+        let cases = (0..<20).map { #"{"name":"case \#($0)","status":"passed","durationMs":1}"# }.joined(separator: ",")
+        let finalize = try await call(
+            .post, "/v1/ingest/kensho/finalize",
+            #"{"schemaVersion":"kensho/v1","project":{"slug":"web"},"externalRunId":"b1","branch":"main","totals":{"passed":20,"failed":0,"skipped":0,"broken":0,"flaky":0},"cases":[\#(cases)]}"#)
+        let runID = (try JSONSerialization.jsonObject(with: Data(buffer: finalize)) as? [String: Any])?["internalRunId"] as! String
+        let runBody = try await call(.get, "/v1/runs/\(runID)")
+
+        var grants: [WorkspaceGrant] = []
+        for index in 0..<1_000 {
+            let ws = try await cluster.catalog.createWorkspace(slug: "route-\(index)", name: "R")
+            grants.append(WorkspaceGrant(workspaceID: ws.id, workspaceSlug: ws.slug, shardID: ws.shardID, role: .admin))
+        }
+        for grant in grants { try await registry.withWorkspace(grant) { _ in } }
+        return Fixture(responder: responder, token: token, runID: runID, registry: registry, grants: grants, runBody: runBody)
+    }
+}
+
+final class Sink: @unchecked Sendable {
+    // Written by one request's body writer, read after it finished: never concurrently.
+    var buffer = ByteBuffer()
+}
+
+struct CollectingWriter: ResponseBodyWriter {
+    let sink: Sink
+    func write(_ buffer: ByteBuffer) async throws {
+        var copy = buffer
+        sink.buffer.writeBuffer(&copy)
+    }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+let fixture = Task { try await Fixture.make() }
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        maxDuration: .seconds(3),
+        maxIterations: 100_000,
+        thresholds: [.wallClock: .relaxed, .mallocCountTotal: .relaxed]
+    )
+
+    func request(_ path: String, token: String) -> Request {
+        var head = HTTPRequest(method: .get, scheme: "http", authority: "bench", path: path)
+        head.headerFields[.authorization] = "Bearer \(token)"
+        return Request(head: head, body: .init(buffer: ByteBuffer()))
+    }
+
+    Benchmark("Gateway: GET /v1/runs/:id, full router, cached run") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await f.responder.respond(to: request("/v1/runs/\(f.runID)", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    Benchmark("Gateway: GET /v1/projects, full router (actor, JSON encoding)") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await f.responder.respond(to: request("/v1/projects", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    Benchmark("Limit: bare Hummingbird router, one route, the same run bytes") { benchmark in
+        let f = try await fixture.value
+        let router = Router(context: BenchContext.self)
+        let body = f.runBody
+        router.get("/v1/runs/:id") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        }
+        let responder = router.buildResponder()
+        let context = BenchContext(source: BenchSource())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await responder.respond(to: request("/v1/runs/\(f.runID)", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    Benchmark("Routing: a call on one of 1,000 live workspace actors") { benchmark in
+        let f = try await fixture.value
+        var index = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try await f.registry.withWorkspace(f.grants[index]) { actor in blackHole(await actor.lastWriteSequence) }
+            index = index == f.grants.count - 1 ? 0 : index + 1
+        }
+    }
+
+    Benchmark("Limit: a call on one actor, no lookup") { benchmark in
+        let bare = Bare()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            await bare.touch()
+        }
+    }
+}
