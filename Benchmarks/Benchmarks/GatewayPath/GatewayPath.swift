@@ -122,10 +122,10 @@ let fixture = Task { try await Fixture.make() }
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        metrics: [.wallClock, .mallocCountTotal, .throughput],
         maxDuration: .seconds(3),
         maxIterations: 100_000,
-        thresholds: [.wallClock: .relaxed, .mallocCountTotal: .relaxed]
+        thresholds: BenchmarkTolerances.thresholds
     )
 
     func request(_ path: String, token: String) -> Request {
@@ -134,7 +134,7 @@ let benchmarks: @Sendable () -> Void = {
         return Request(head: head, body: .init(buffer: ByteBuffer()))
     }
 
-    Benchmark("Gateway: GET /v1/runs/:id, full router, cached run") { benchmark in
+    Benchmark("Gateway.getRun.cached.fullRouter") { benchmark in
         let f = try await fixture.value
         let context = BenchContext(source: BenchSource())
         benchmark.startMeasurement()
@@ -144,7 +144,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Gateway: GET /v1/projects, full router (actor, JSON encoding)") { benchmark in
+    Benchmark("Gateway.listProjects.fullRouter") { benchmark in
         let f = try await fixture.value
         let context = BenchContext(source: BenchSource())
         benchmark.startMeasurement()
@@ -154,7 +154,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Limit: bare Hummingbird router, one route, the same run bytes") { benchmark in
+    Benchmark("Gateway.limit.bareHummingbirdRouter") { benchmark in
         let f = try await fixture.value
         let router = Router(context: BenchContext.self)
         let body = f.runBody
@@ -170,7 +170,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Routing: a call on one of 1,000 live workspace actors") { benchmark in
+    Benchmark("Routing.workspaceActor.of1000") { benchmark in
         let f = try await fixture.value
         var index = 0
         benchmark.startMeasurement()
@@ -180,11 +180,23 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Limit: a call on one actor, no lookup") { benchmark in
+    Benchmark("Routing.limit.bareActorCall") { benchmark in
         let bare = Bare()
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             await bare.touch()
         }
     }
+}
+
+/// How far a run may drift from the p90 stored in `Benchmarks/Thresholds` before
+/// `swift package benchmark thresholds check` fails: generous on time (a shared 2-core machine is
+/// noisy), tight on allocations (they do not vary by machine load).
+enum BenchmarkTolerances {
+    static var thresholds: [BenchmarkMetric: BenchmarkThresholds] {[
+        .wallClock: .init(relative: [.p90: 50.0]),
+        .throughput: .init(relative: [.p90: 50.0]),
+        .mallocCountTotal: .init(relative: [.p90: 10.0], absolute: [.p90: 10]),
+        .peakMemoryResident: .init(relative: [.p90: 50.0]),
+    ]}
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds the load harness (release) and runs load scenarios against Kaizen on loopback, each with
+# its limit measured in the same run. Prints Markdown; exits non-zero if any check failed.
+#   ops/load.sh                 # every scenario (≈ 1 minute after the build)
+#   ops/load.sh ingest --pipelines 8 --cases 10000 --runs 5
+#   ops/load.sh reads | limits | tenants --workspaces 1000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v h2load >/dev/null || { echo "ops/load.sh: h2load is missing (apt-get install nghttp2-client)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "ops/load.sh: openssl is missing" >&2; exit 1; }
+swift build --package-path Benchmarks -c release --product kaizen-load
+if [ $# -eq 0 ]; then set -- all; fi
+exec Benchmarks/.build/release/kaizen-load "$@"
