@@ -22,6 +22,8 @@ public struct KaizenConfiguration: Sendable {
     public var maxAttachmentBytes: Int64 = 1 << 30
     public var actorIdleSeconds: Double = 300
     public var authCacheSeconds: Double = 5
+    /// On SIGTERM, how long in-flight requests may take before the rest is cancelled.
+    public var shutdownGraceSeconds: Double = 30
     public var publicURL: String?
     public var logLevel: String = "info"
     /// Nil: attachments on the local filesystem under the data directory.
@@ -72,6 +74,7 @@ public struct KaizenConfiguration: Sendable {
         if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }
         if let v = try double("KAIZEN_AUTH_CACHE_SECONDS") { config.authCacheSeconds = v }
+        if let v = try double("KAIZEN_SHUTDOWN_GRACE_SECONDS") { config.shutdownGraceSeconds = v }
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }
         if let v = env["KAIZEN_LOG_LEVEL"], !v.isEmpty { config.logLevel = v }
         config.s3 = try s3Configuration(env)

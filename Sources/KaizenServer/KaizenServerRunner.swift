@@ -128,8 +128,13 @@ public enum KaizenServerRunner {
                         host: config.host, port: port, tlsPort: tlsPort, firstRun: firstRun, cluster: cluster,
                         registry: registry, shutdown: shutdown))
             })
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: signals, logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: signals, logger: logger)
+        // Bounded shutdown: in-flight requests get the grace period to finish, then everything is
+        // cancelled, so a database that stopped answering cannot hold the process up.
+        groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownGraceSeconds * 1000))
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         await shutdown.attach(group)
         try await group.run()
     }

@@ -2,6 +2,7 @@ import Domains
 import Foundation
 import Logging
 import Storage
+import Synchronization
 
 /// Opens the storage cluster the configuration names, provisioning the embedded PostgreSQL when
 /// no database URLs are configured. Shared by `kaizen serve` and the operator subcommands.
@@ -10,8 +11,13 @@ public final class StorageHandle: Sendable {
     let poolTask: Task<Void, Never>
     let embedded: EmbeddedPostgres?
     let startedEmbedded: Bool
+    let logger: Logger
 
-    init(cluster: StorageCluster, poolTask: Task<Void, Never>, embedded: EmbeddedPostgres?, startedEmbedded: Bool) {
+    init(
+        cluster: StorageCluster, poolTask: Task<Void, Never>, embedded: EmbeddedPostgres?, startedEmbedded: Bool,
+        logger: Logger
+    ) {
+        self.logger = logger
         self.cluster = cluster
         self.poolTask = poolTask
         self.embedded = embedded
@@ -37,7 +43,8 @@ public final class StorageHandle: Sendable {
         try? await Task.sleep(for: .milliseconds(20))
         do {
             let cluster = try await StorageCluster.open(servers: servers, logicalShards: config.logicalShards, logger: logger)
-            return StorageHandle(cluster: cluster, poolTask: poolTask, embedded: embedded, startedEmbedded: startedEmbedded)
+            return StorageHandle(
+                cluster: cluster, poolTask: poolTask, embedded: embedded, startedEmbedded: startedEmbedded, logger: logger)
         } catch {
             poolTask.cancel()
             await poolTask.value
@@ -49,8 +56,31 @@ public final class StorageHandle: Sendable {
     /// Closes the pools and stops the embedded PostgreSQL if this process started it.
     public func close() async {
         poolTask.cancel()
-        await poolTask.value
+        // A pool whose server stopped answering may not wind down promptly; do not wait forever.
+        if !(await Self.waitAtMost(seconds: 5, for: poolTask)) {
+            logger.warning("database pools did not close within 5 s; exiting without them")
+        }
         if startedEmbedded { await embedded?.stop() }
+    }
+
+    /// True when `task` ended within `seconds`; the wait ends at the deadline either way.
+    static func waitAtMost(seconds: Double, for task: Task<Void, Never>) async -> Bool {
+        final class Waiter: Sendable {
+            let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+            func resume(_ value: Bool) { continuation.withLock { $0.take() }?.resume(returning: value) }
+        }
+        let waiter = Waiter()
+        return await withCheckedContinuation { continuation in
+            waiter.continuation.withLock { $0 = continuation }
+            Task {
+                await task.value
+                waiter.resume(true)
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                waiter.resume(false)
+            }
+        }
     }
 }
 

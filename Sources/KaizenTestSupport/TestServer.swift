@@ -45,6 +45,7 @@ public final class TestServer: Sendable {
         config.logicalShards = 8
         config.maxConnectionsPerServer = 8
         config.dataDirectory = NSTemporaryDirectory() + "kaizen-test-data-\(UUID().uuidString)"
+        config.shutdownGraceSeconds = 8
         configure(&config)
         return try await start(config: config)
     }
