@@ -10,6 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kaizen", targets: ["kaizen"]),
+        .executable(name: "kensho", targets: ["kensho"]),
+        .library(name: "KaizenClient", targets: ["KaizenClient"]),
         .library(name: "Domains", targets: ["Domains"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Tenancy", targets: ["Tenancy"]),
@@ -32,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams.git", "5.0.0"..<"7.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.1.0"),
     ],
     targets: [
         // Pure logic: no I/O.
@@ -112,6 +115,41 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The API client, generated from the same openapi.yaml as the server stubs.
+        .target(
+            name: "KaizenClient",
+            dependencies: [
+                "Domains",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
+        // What the kensho CLI does: push, retries, CI detection, JUnit and Allure conversion.
+        .target(
+            name: "KenshoKit",
+            dependencies: [
+                "Domains", "KaizenClient",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kensho",
+            dependencies: [
+                "KenshoKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Test harness: throwaway PostgreSQL clusters and a live server on real sockets.
         .target(
             name: "KaizenTestSupport",
@@ -139,6 +177,12 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "KenshoTests",
+            dependencies: ["KenshoKit", "KaizenClient", "KaizenTestSupport", "Domains", "kensho"],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

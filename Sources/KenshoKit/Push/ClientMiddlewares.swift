@@ -1,0 +1,126 @@
+import Synchronization
+import Foundation
+import HTTPTypes
+import OpenAPIRuntime
+
+/// A failure the user should read: the server's error envelope, or why the server could not be reached.
+public struct KenshoFailure: Error, CustomStringConvertible, Sendable {
+    public let status: Int?
+    public let code: String?
+    public let message: String
+    public let details: String?
+
+    public var description: String {
+        var text = status.map { "Kaizen answered \($0)\(code.map { " \($0)" } ?? ""): \(message)" } ?? message
+        if let details, !details.isEmpty { text += "\n" + details }
+        return text
+    }
+
+    public init(status: Int?, code: String?, message: String, details: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+}
+
+/// Retries 429, 5xx and network errors with exponential backoff and full jitter, honouring
+/// `Retry-After`. Every Kaizen call the CLI makes is safe to repeat: finalize is idempotent on
+/// externalRunId, a repeated init only opens another upload session.
+public struct RetryPolicy: Sendable {
+    public var attempts: Int
+    public var baseDelay: Double
+    public var maxDelay: Double
+
+    public init(attempts: Int = 6, baseDelay: Double = 0.5, maxDelay: Double = 30) {
+        self.attempts = max(1, attempts)
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// Seconds to wait before attempt `attempt + 1` (attempt counts from 1).
+    public func delay(afterAttempt attempt: Int, retryAfter: Double?) -> Double {
+        if let retryAfter { return min(maxDelay, max(0, retryAfter)) }
+        let ceiling = min(maxDelay, baseDelay * pow(2, Double(attempt - 1)))
+        return Double.random(in: (ceiling / 2)...ceiling)
+    }
+
+    public static func retryable(status: Int) -> Bool { status == 429 || status == 502 || status == 503 || status == 504 || status == 500 }
+}
+
+/// Counts what the retry layer did, for `--json` and the tests.
+public final class RetryLog: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+    public init() {}
+    func note(_ status: Int) { counts.withLock { $0[status, default: 0] += 1 } }
+    /// Retried responses by status (0: network error).
+    public var retried: [Int: Int] { counts.withLock { $0 } }
+}
+
+struct RetryMiddleware: ClientMiddleware {
+    let policy: RetryPolicy
+    let log: RetryLog
+
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        // Buffer the body once so every attempt can send it (bodies here are JSON, bounded by the server's limit).
+        var bytes: [UInt8]?
+        if let body { bytes = try await [UInt8](collecting: body, upTo: 512 << 20) }
+        var attempt = 1
+        while true {
+            do {
+                let (response, responseBody) = try await next(request, bytes.map { HTTPBody($0) }, baseURL)
+                let status = response.status.code
+                guard RetryPolicy.retryable(status: status), attempt < policy.attempts else {
+                    return (response, responseBody)
+                }
+                log.note(status)
+                let retryAfter = response.headerFields[.retryAfter].flatMap(Double.init)
+                try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: retryAfter)))
+            } catch let error as CancellationError {
+                throw error
+            } catch {
+                guard attempt < policy.attempts else {
+                    throw KenshoFailure(status: nil, code: nil, message: "could not reach Kaizen at \(baseURL.absoluteString): \(error)")
+                }
+                log.note(0)
+                try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: nil)))
+            }
+            attempt += 1
+        }
+    }
+}
+
+/// Turns every non-2xx answer into a `KenshoFailure` carrying the envelope's code, message and
+/// JSON-pointer problems, so the typed client only ever sees successes.
+struct EnvelopeMiddleware: ClientMiddleware {
+    func intercept(
+        _ request: HTTPRequest, body: HTTPBody?, baseURL: URL, operationID: String,
+        next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?)
+    ) async throws -> (HTTPResponse, HTTPBody?) {
+        let (response, responseBody) = try await next(request, body, baseURL)
+        guard response.status.code >= 400 else { return (response, responseBody) }
+        var data = Data()
+        if let responseBody { data = try await Data(collecting: responseBody, upTo: 1 << 20) }
+        throw Self.failure(status: response.status.code, body: data)
+    }
+
+    static func failure(status: Int, body: Data) -> KenshoFailure {
+        let envelope = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        let error: [String: Any] = envelope?["error"] as? [String: Any] ?? [:]
+        let details: [String: Any] = error["details"] as? [String: Any] ?? [:]
+        let problems: [[String: Any]] = details["errors"] as? [[String: Any]] ?? []
+        var lines: [String] = []
+        for problem in problems.prefix(20) {
+            let pointer = problem["pointer"] as? String ?? "?"
+            let message = problem["message"] as? String ?? ""
+            lines.append("  \(pointer): \(message)")
+        }
+        let message = error["message"] as? String ?? String(decoding: body.prefix(300), as: UTF8.self)
+        return KenshoFailure(status: status, code: error["code"] as? String, message: message, details: lines.joined(separator: "\n"))
+    }
+}
+
+
