@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import KenshoKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `kensho`: push test results to Kaizen from any CI in one line.
+@main
+struct KenshoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kensho",
+        abstract: "Push test results to Kaizen; convert JUnit XML and Allure results to kensho/v1.",
+        subcommands: [PushCommand.self, ConvertCommand.self],
+        defaultSubcommand: PushCommand.self)
+}
+
+enum FailOn: String, ExpressibleByArgument, CaseIterable {
+    case newFailures = "new-failures"
+    case failures
+    case never
+}
+
+struct PushCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Push a results directory (run.json + attachments/), or JUnit/Allure results converted on the fly.",
+        discussion: """
+            Exit status: 0 pushed (and --fail-on not triggered), 1 --fail-on triggered, 2 usage or input error,
+            3 the server refused the push or could not be reached.
+            """)
+
+    @Argument(help: "Results directory with run.json and attachments/.") var directory = "./kensho-results"
+    @Option(help: "Kaizen server URL (or KAIZEN_URL).") var url: String?
+    @Option(help: "API token (or KAIZEN_TOKEN).") var token: String?
+    @Option(help: "Project slug, when run.json has none (or KAIZEN_PROJECT).") var project: String?
+    @Option(help: "Workspace slug, when the token can act in several.") var workspace: String?
+    @Option(help: "External run id (default: from the CI system, else derived from the results).") var externalRunId: String?
+    @Option(help: "Branch (default: from run.json, the CI system or git).") var branch: String?
+    @Option(help: "Convert these JUnit XML files (globs allowed) instead of reading DIRECTORY/run.json.") var junit: [String] = []
+    @Option(help: "Convert this allure-results directory instead of reading DIRECTORY/run.json.") var allure: String?
+    @Option(help: "Exit 1 on: new-failures, failures (any failing case), never.") var failOn: FailOn = .newFailures
+    @Option(help: "Attempts per request on 429, 5xx and network errors.") var retries = 6
+    @Option(help: "Parallel attachment uploads.") var parallel = 4
+    @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Print only errors.") var quiet = false
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let base = url ?? env["KAIZEN_URL"], let serverURL = URL(string: base), serverURL.scheme != nil else {
+            throw CLIError.usage("set the server with --url or KAIZEN_URL (e.g. https://kaizen.example.com)")
+        }
+        guard let token = token ?? env["KAIZEN_TOKEN"], !token.isEmpty else {
+            throw CLIError.usage("set an API token with --token or KAIZEN_TOKEN")
+        }
+        var source = directory
+        do {
+            if !junit.isEmpty || allure != nil {
+                let converted = try allure.map { try AllureConverter.convert(directory: $0) }
+                    ?? JUnitConverter.convert(files: try files(junit))
+                source = NSTemporaryDirectory() + "kensho-\(UUID().uuidString)"
+                try converted.write(to: source)
+            }
+        } catch let error as ConversionError {
+            throw CLIError.input(error.description)
+        }
+        defer { if source != directory { try? FileManager.default.removeItem(atPath: source) } }
+
+        let interactive = isatty(1) == 1 && !quiet && !json
+        let options = PushOptions(
+            directory: source, serverURL: serverURL, token: token, project: project, workspace: workspace,
+            externalRunId: externalRunId, branch: branch, environment: env, retry: RetryPolicy(attempts: retries),
+            uploadConcurrency: parallel)
+        let result: PushResult
+        do {
+            let progress: (@Sendable (String) -> Void)? = interactive ? { @Sendable line in Terminal.progress(line) } : nil
+            result = try await Push.run(options, progress: progress)
+        } catch let failure as KenshoFailure {
+            if interactive { Terminal.progress("") }
+            throw CLIError.server(failure.description)
+        }
+        if interactive { Terminal.progress("") }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else if !quiet {
+            print(Summary.text(result))
+        }
+        let failing = result.totals.failed + result.totals.broken
+        switch failOn {
+        case .newFailures where result.newFailures > 0: throw ExitCode(1)
+        case .failures where failing > 0: throw ExitCode(1)
+        default: break
+        }
+    }
+
+    func files(_ patterns: [String]) throws -> [String] {
+        let found = Glob.expand(patterns)
+        guard !found.isEmpty else { throw CLIError.input("no JUnit files match \(patterns.joined(separator: " "))") }
+        return found
+    }
+}
+
+struct ConvertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert", abstract: "Convert test results to a kensho/v1 results directory.",
+        subcommands: [JUnit.self, Allure.self])
+
+    struct JUnit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "junit", abstract: "JUnit XML files (globs allowed) to run.json + attachments/.")
+        @Argument(help: "JUnit XML files or globs, e.g. 'build/test-results/**/*.xml'.") var files: [String]
+        @Option(name: .shortAndLong, help: "Output directory.") var output = "./kensho-results"
+
+        func run() async throws {
+            let found = Glob.expand(files)
+            guard !found.isEmpty else { throw CLIError.input("no JUnit files match \(files.joined(separator: " "))") }
+            do {
+                let converted = try JUnitConverter.convert(files: found)
+                try converted.write(to: output)
+                print(Summary.converted(converted, into: output, from: "\(found.count) JUnit file(s)"))
+            } catch let error as ConversionError {
+                throw CLIError.input(error.description)
+            }
+        }
+    }
+
+    struct Allure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "allure", abstract: "An allure-results directory to run.json + attachments/.")
+        @Argument(help: "The allure-results directory.") var directory: String
+        @Option(name: .shortAndLong, help: "Output directory.") var output = "./kensho-results"
+
+        func run() async throws {
+            do {
+                let converted = try AllureConverter.convert(directory: directory)
+                try converted.write(to: output)
+                print(Summary.converted(converted, into: output, from: directory))
+            } catch let error as ConversionError {
+                throw CLIError.input(error.description)
+            }
+        }
+    }
+}
+
+/// Errors shown as one line (no stack trace), with the documented exit status.
+enum CLIError: Error, CustomStringConvertible {
+    case usage(String)
+    case input(String)
+    case server(String)
+
+    var description: String {
+        switch self {
+        case .usage(let message), .input(let message), .server(let message): "kensho: \(message)"
+        }
+    }
+}
+
+enum Terminal {
+    /// Rewrites one status line on a terminal.
+    static func progress(_ line: String) {
+        FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+    }
+}
+
+enum Summary {
+    static func text(_ r: PushResult) -> String {
+        var lines: [String] = []
+        let t = r.totals
+        lines.append(
+            "\(r.replayed ? "Already pushed" : "Pushed") \(r.externalRunId) to \(r.project): \(t.passed) passed, \(t.failed) failed, "
+                + "\(t.broken) broken, \(t.skipped) skipped\(t.flaky > 0 ? ", \(t.flaky) flaky" : "")")
+        lines.append(
+            "Regression vs \(r.baselineRunId ?? "nothing (first run)"): \(r.newFailures) new failures, \(r.fixed) fixed, \(r.stillFailing) still failing")
+        for name in r.newFailureNames { lines.append("  ✗ \(name)") }
+        if r.newFailures > r.newFailureNames.count { lines.append("  … and \(r.newFailures - r.newFailureNames.count) more") }
+        if r.uploaded + r.deduplicated > 0 {
+            lines.append("Attachments: \(r.uploaded) uploaded, \(r.deduplicated) already stored")
+        }
+        lines.append("Report: \(r.reportUrl)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func converted(_ run: ConvertedRun, into directory: String, from source: String) -> String {
+        let t = run.run.totals
+        return "Converted \(source): \(run.run.cases?.count ?? 0) cases (\(t?.passed ?? 0) passed, \(t?.failed ?? 0) failed, "
+            + "\(t?.broken ?? 0) broken, \(t?.skipped ?? 0) skipped), \(run.attachments.count) attachments → \(directory)"
+    }
+}
+
+extension KenshoCommand {
+    /// Maps errors to the documented exit statuses and prints them as one line.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            switch error {
+            case .usage, .input: Foundation.exit(2)
+            case .server: Foundation.exit(3)
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
