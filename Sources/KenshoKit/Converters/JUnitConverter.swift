@@ -124,14 +124,15 @@ public enum JUnitConverter {
 
         var openElements: [String] { stack }
 
+        /// libxml2's error numbers (XMLParser.ErrorCode raw values), in words.
         static func describe(_ error: any Error) -> String {
-            switch XMLParser.ErrorCode(rawValue: (error as NSError).code) {
-            case .tagNameMismatchError: "a closing tag does not match the element it closes"
-            case .prematureDocumentEndError: "the document ends before its elements are closed"
-            case .emptyDocumentError: "the document is empty"
-            case .invalidCharacterError, .invalidCharacterInEntityError: "an invalid character"
-            case .unfinishedTagError, .gtRequiredError, .ltRequiredError: "an unfinished tag"
-            case .attributeNotFinishedError, .attributeNotStartedError, .attributeRedefinedError: "a malformed attribute"
+            switch (error as NSError).code {
+            case 76: "a closing tag does not match the element it closes"
+            case 5, 77: "the document ends before its elements are closed"
+            case 4: "the document is empty"
+            case 9, 10: "an invalid character"
+            case 38, 39, 40, 41, 42: "a malformed attribute"
+            case 73, 74: "an unfinished tag"
             default: (error as NSError).localizedDescription
             }
         }
