@@ -103,28 +103,29 @@ public enum Push {
             serverURL: options.serverURL, token: options.token,
             middlewares: [EnvelopeMiddleware(), RetryMiddleware(policy: options.retry, log: log)])
 
-        let initResponse = try await client.initKenshoIngest(
+        let initResponse = try await unwrapped { try await client.initKenshoIngest(
             body: .json(
                 .init(
                     workspaceSlug: options.workspace, projectSlug: project, externalRunId: externalRunId,
                     attachments: attachments.map {
                         .init(id: $0.id, sha256: $0.sha256, size: $0.size, contentType: $0.contentType)
-                    })))
+                    }))) }
         let started = try initResponse.ok.body.json
         let byID = Dictionary(uniqueKeysWithValues: attachments.map { ($0.id, $0) })
         let uploaded = try await upload(
             started.presigned, files: byID, options: options, log: log, progress: progress)
         run.uploadId = started.uploadId
 
-        let finalized = try await client.finalizeKenshoIngest(
-            query: .init(workspace: options.workspace), body: .json(run)
-        ).ok.body.json
+        let finalized = try await unwrapped {
+            try await client.finalizeKenshoIngest(query: .init(workspace: options.workspace), body: .json(run))
+        }.ok.body.json
         var names: [String] = []
         if finalized.regression.newFailures > 0 {
-            let page = try await client.listRunRegression(
-                path: .init(runId: finalized.internalRunId),
-                query: .init(bucket: .newFailure, limit: PushResult.listedNewFailures)
-            ).ok.body.json
+            let page = try await unwrapped {
+                try await client.listRunRegression(
+                    path: .init(runId: finalized.internalRunId),
+                    query: .init(bucket: .newFailure, limit: PushResult.listedNewFailures))
+            }.ok.body.json
             names = page.items.map { item in [item.suite, item.name].compactMap { $0 }.joined(separator: " › ") }
         }
         let baseline = finalized.regression.baseline.value as? [String: (any Sendable)?]
@@ -139,6 +140,17 @@ public enum Push {
             newFailures: regression.newFailures, fixed: regression.fixed, stillFailing: regression.stillFailing,
             baselineRunId: baselineID, newFailureNames: names, uploaded: uploaded,
             deduplicated: started.alreadyExists.count, retries: retries)
+    }
+
+    /// The generated client wraps what its middlewares throw; the user should see the failure itself.
+    static func unwrapped<T>(_ call: () async throws -> T) async throws -> T {
+        do {
+            return try await call()
+        } catch let error as ClientError {
+            if let failure = error.underlyingError as? KenshoFailure { throw failure }
+            if error.underlyingError is CancellationError { throw CancellationError() }
+            throw KenshoFailure(status: nil, code: nil, message: "\(error.operationID): \(error.underlyingError)")
+        }
     }
 
     /// Fills what run.json leaves out: flags first, then the CI system's variables, then git; a

@@ -1,0 +1,198 @@
+import Foundation
+import KaizenServer
+import KaizenTestSupport
+import Testing
+
+@testable import KenshoKit
+
+/// `kensho push` against a live Kaizen started by the test harness (real PostgreSQL, real sockets).
+@Suite struct PushTests {
+    /// The Allure fixture converted into a results directory, as `kensho convert allure` writes it.
+    static func allureResults() throws -> String {
+        let directory = NSTemporaryDirectory() + "kensho-results-\(UUID().uuidString)"
+        try AllureConverter.convert(directory: fixture("allure/allure-pytest")).write(to: directory)
+        return directory
+    }
+
+    static func withProject<T: Sendable>(
+        configure: (inout KaizenConfiguration) -> Void = { _ in }, _ body: (TestServer, APIClient) async throws -> T
+    ) async throws -> T {
+        let server = try await TestServer.start(configure: configure)
+        do {
+            let admin = APIClient(baseURL: server.baseURL, token: server.adminToken)
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let result = try await body(server, admin)
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    func options(_ server: TestServer, _ directory: String, externalRunId: String = "ci-1") -> PushOptions {
+        PushOptions(
+            directory: directory, serverURL: URL(string: server.baseURL)!, token: server.adminToken, project: "web",
+            externalRunId: externalRunId, branch: "main", environment: [:],
+            retry: RetryPolicy(attempts: 6, baseDelay: 0.05, maxDelay: 3))
+    }
+
+    @Test func pushesConvertedResultsWithAttachmentsAndRepushesIdempotently() async throws {
+        let directory = try Self.allureResults()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await Self.withProject { server, admin in
+            let first = try await Push.run(options(server, directory))
+            #expect(first.replayed == false)
+            #expect(first.uploaded == 3)
+            #expect(first.totals.passed == 4 && first.totals.failed == 1 && first.totals.broken == 1 && first.totals.flaky == 1)
+            #expect(first.newFailures == 2)
+            #expect(Set(first.newFailureNames) == ["test_shop › test_total_is_wrong", "test_shop › test_broken_fixture_error"])
+            #expect(first.reportUrl.hasSuffix("/v1/runs/\(first.runId)"))
+            let run = try await admin.get("/v1/runs/\(first.runId)")
+            #expect(run.status == 200)
+            #expect(run.object["externalRunId"] as? String == "ci-1")
+
+            // An attachment pushed with the run downloads back byte for byte.
+            let cases = try await admin.get("/v1/runs/\(first.runId)/cases")
+            let item = try #require((cases.object["items"] as? [[String: Any]])?.first { $0["name"] as? String == "test_quantity[1]" })
+            let detail = try await admin.get("/v1/runs/\(first.runId)/cases/\(item["caseId"] as! String)")
+            let link = try #require((detail.object["attachments"] as? [[String: Any]])?.first?["downloadUrl"] as? String)
+            let downloaded = try await admin.get(String(link.dropFirst(server.baseURL.count)))
+            let id = URL(string: link)!.lastPathComponent
+            #expect(downloaded.body == FileManager.default.contents(atPath: "\(directory)/attachments/\(id)"))
+
+            // The same push again: the same run, nothing uploaded twice.
+            let again = try await Push.run(options(server, directory))
+            #expect(again.replayed == true)
+            #expect(again.runId == first.runId)
+            #expect(again.uploaded == 0 && again.deduplicated == 3)
+        }
+    }
+
+    @Test func anInterruptedPushCompletesTheSameRunWhenRunAgain() async throws {
+        let directory = try Self.allureResults()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await Self.withProject { server, admin in
+            var interrupted = options(server, directory, externalRunId: "ci-interrupted")
+            interrupted.uploadConcurrency = 1
+            interrupted.interruptAfterUploads = 1
+            await #expect(throws: PushInterrupted.self) { try await Push.run(interrupted) }
+            #expect(((try await admin.get("/v1/projects/web/runs")).object["items"] as? [Any])?.isEmpty == true)
+
+            let resumed = try await Push.run(options(server, directory, externalRunId: "ci-interrupted"))
+            #expect(resumed.replayed == false)
+            #expect(resumed.deduplicated == 1)  // the upload that made it before the interruption
+            #expect(resumed.uploaded == 2)
+            let runs = (try await admin.get("/v1/projects/web/runs")).object["items"] as? [[String: Any]] ?? []
+            #expect(runs.count == 1)
+            #expect(runs.first?["id"] as? String == resumed.runId)
+        }
+    }
+
+    @Test func aServerAnswering429IsRetriedUntilItAccepts() async throws {
+        let directory = try Self.allureResults()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Two requests of burst, then one per second: init and finalize pass, the regression read is limited.
+        try await Self.withProject(configure: {
+            $0.workspaceRateLimit = .init(perMinute: 60, burstSeconds: 2)
+        }) { server, _ in
+            try await Task.sleep(for: .seconds(2.5))  // the bucket refills after the project was created
+            let result = try await Push.run(options(server, directory, externalRunId: "ci-limited"))
+            #expect(result.retries >= 1)
+            #expect(result.newFailureNames.count == 2)
+        }
+    }
+
+    @Test func failuresAreTheServersEnvelope() async throws {
+        let directory = try Self.allureResults()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await Self.withProject { server, _ in
+            var wrong = options(server, directory)
+            wrong.project = "nope"
+            await #expect {
+                try await Push.run(wrong)
+            } throws: { error in
+                guard let failure = error as? KenshoFailure else { return false }
+                return failure.status == 404 && failure.message.contains("nope")
+            }
+        }
+    }
+}
+
+/// The `kensho` binary as CI runs it: configuration from the environment, exit statuses.
+@Suite struct KenshoBinaryTests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kensho").path
+    }
+
+    func kensho(_ arguments: [String], env: [String: String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: Self.binary)
+                    process.arguments = arguments
+                    var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GITHUB_") && !$0.key.hasPrefix("KAIZEN_") }
+                    for (key, value) in env { environment[key] = value }
+                    process.environment = environment
+                    let log = NSTemporaryDirectory() + "kensho-\(UUID().uuidString).log"
+                    FileManager.default.createFile(atPath: log, contents: nil)
+                    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+                    process.standardOutput = handle
+                    process.standardError = handle
+                    try process.run()
+                    process.waitUntilExit()
+                    try handle.close()
+                    defer { try? FileManager.default.removeItem(atPath: log) }
+                    return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+                })
+            }
+        }
+    }
+
+    @Test func exitStatusesAndOutputs() async throws {
+        let junit = fixture("junit/pytest-xunit1.xml")
+        try await PushTests.withProject { server, _ in
+            let env = ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web",
+                       "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "77", "GITHUB_JOB": "unit", "GITHUB_REF_NAME": "main",
+                       "GITHUB_SHA": "0123abc"]
+            // Default --fail-on new-failures: the first run's failures are all new.
+            let first = try await kensho(["push", "--junit", junit], env: env)
+            #expect(first.status == 1, "\(first.output)")
+            #expect(first.output.contains("3 new failures"))
+            #expect(first.output.contains("✗ test_shop.TestCart › test_total_is_wrong"))
+            #expect(first.output.contains("Report: \(server.baseURL)/v1/runs/run_"))
+
+            // The same CI job again: the same run (idempotent), now reported as already pushed.
+            let never = try await kensho(["push", "--junit", junit, "--fail-on", "never", "--json"], env: env)
+            #expect(never.status == 0, "\(never.output)")
+            let json = try JSONSerialization.jsonObject(with: Data(never.output.utf8)) as? [String: Any]
+            #expect(json?["replayed"] as? Bool == true)
+            #expect(json?["externalRunId"] as? String == "gha-77-1-unit")
+
+            var next = env
+            next["GITHUB_RUN_ID"] = "78"
+            let failures = try await kensho(["push", "--junit", junit, "--fail-on", "failures", "--quiet"], env: next)
+            #expect(failures.status == 1)
+            #expect(failures.output.isEmpty)  // nothing new failed: quiet prints nothing, failures still exit 1
+
+            next["GITHUB_RUN_ID"] = "79"
+            let ok = try await kensho(["push", "--junit", junit], env: next)
+            #expect(ok.status == 0, "\(ok.output)")  // no new failures since run 78
+            #expect(ok.output.contains("0 new failures"))
+
+            var badToken = env
+            badToken["KAIZEN_TOKEN"] = "krt_notarealtokennotarealtokennotarealtoken12"
+            let refused = try await kensho(["push", "--junit", junit], env: badToken)
+            #expect(refused.status == 3)
+            #expect(refused.output.contains("Kaizen answered 401"))
+
+            let noURL = try await kensho(["push", "--junit", junit], env: ["KAIZEN_TOKEN": "x"])
+            #expect(noURL.status == 2)
+            #expect(noURL.output.contains("--url or KAIZEN_URL"))
+
+            let noFiles = try await kensho(["push", "--junit", "/nonexistent/*.xml"], env: env)
+            #expect(noFiles.status == 2)
+        }
+    }
+}
