@@ -44,7 +44,7 @@ import Testing
             try Data(Self.script.utf8).write(to: URL(fileURLWithPath: root + "/use.py"))
 
             let generate = try await shell(
-                ["openapi-python-client", "generate", "--path", root + "/openapi.json", "--output-path",
+                ["python3", "-m", "openapi_python_client", "generate", "--path", root + "/openapi.json", "--output-path",
                  root + "/kaizen_client_py", "--meta", "none"], in: root)
             #expect(generate.status == 0, "openapi-python-client failed (pip install openapi-python-client): \(generate.output)")
             let used = try await shell(["python3", root + "/use.py", root, server.baseURL, server.adminToken], in: root)
