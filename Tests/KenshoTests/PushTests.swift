@@ -126,28 +126,9 @@ import Testing
     }
 
     func kensho(_ arguments: [String], env: [String: String]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: Self.binary)
-                    process.arguments = arguments
-                    var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GITHUB_") && !$0.key.hasPrefix("KAIZEN_") }
-                    for (key, value) in env { environment[key] = value }
-                    process.environment = environment
-                    let log = NSTemporaryDirectory() + "kensho-\(UUID().uuidString).log"
-                    FileManager.default.createFile(atPath: log, contents: nil)
-                    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-                    process.standardOutput = handle
-                    process.standardError = handle
-                    try process.run()
-                    process.waitUntilExit()
-                    try handle.close()
-                    defer { try? FileManager.default.removeItem(atPath: log) }
-                    return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
-                })
-            }
-        }
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GITHUB_") && !$0.key.hasPrefix("KAIZEN_") }
+        for (key, value) in env { environment[key] = value }
+        return try await runProcess(Self.binary, arguments, environment: environment)
     }
 
     @Test func exitStatusesAndOutputs() async throws {

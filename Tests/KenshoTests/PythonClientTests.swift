@@ -60,24 +60,6 @@ import Testing
     }
 
     func shell(_ arguments: [String], in directory: String) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                    process.arguments = arguments
-                    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-                    let log = directory + "/\(UUID().uuidString).log"
-                    FileManager.default.createFile(atPath: log, contents: nil)
-                    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-                    process.standardOutput = handle
-                    process.standardError = handle
-                    try process.run()
-                    process.waitUntilExit()
-                    try handle.close()
-                    return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
-                })
-            }
-        }
+        try await runProcess("/usr/bin/env", arguments, directory: directory)
     }
 }
