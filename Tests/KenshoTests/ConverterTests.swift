@@ -174,3 +174,20 @@ func byName(_ run: ConvertedRun) -> [String: KenshoCase] {
         }
     }
 }
+
+@Suite struct GlobTests {
+    @Test func starsAndDoubleStars() throws {
+        let root = NSTemporaryDirectory() + "glob-\(UUID().uuidString)"
+        for path in ["a/x.xml", "a/b/y.xml", "a/b/c/z.xml", "a/note.txt"] {
+            let full = "\(root)/\(path)"
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: full, contents: Data())
+        }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(Glob.expand(["\(root)/a/*.xml"]) == ["\(root)/a/x.xml"])
+        #expect(Glob.expand(["\(root)/a/**/*.xml"]) == ["\(root)/a/b/c/z.xml", "\(root)/a/b/y.xml", "\(root)/a/x.xml"])
+        #expect(Glob.expand(["\(root)/a/b/?.xml"]) == ["\(root)/a/b/y.xml"])
+        #expect(Glob.expand(["\(root)/a/note.txt"]) == ["\(root)/a/note.txt"])
+        #expect(Glob.expand(["\(root)/none/*.xml"]).isEmpty)
+    }
+}

@@ -58,7 +58,9 @@ public enum Glob {
             let base = pattern.split(separator: "/", omittingEmptySubsequences: false)
                 .prefix { !$0.contains("*") && !$0.contains("?") }.joined(separator: "/")
             let root = base.isEmpty ? "." : base
+            // Foundation escapes "/" as well on some platforms; accept both spellings of "**/".
             let regex = "^" + NSRegularExpression.escapedPattern(for: pattern)
+                .replacingOccurrences(of: "\\/", with: "/")
                 .replacingOccurrences(of: "\\*\\*/", with: "(.*/)?")
                 .replacingOccurrences(of: "\\*\\*", with: ".*")
                 .replacingOccurrences(of: "\\*", with: "[^/]*")
