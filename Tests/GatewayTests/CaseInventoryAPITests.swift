@@ -1,0 +1,83 @@
+import Foundation
+import KaizenTestSupport
+import Testing
+
+/// The case inventory and case detail on a crafted history with known answers.
+@Suite struct CaseInventoryAPITests {
+    func waitForRollUps(_ admin: APIClient, runs: Int) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let done = try await admin.get("/v1/workspaces/default/jobs?state=done").array.count
+            if done >= runs { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("roll-up jobs did not finish")
+    }
+
+    @Test func inventoryFiltersSortsPagesAndDetails() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            // Three runs: "login" fails in runs 1 and 3, "cart" is flaky in run 2, "search" always passes,
+            // "export" is skipped in run 1 then passes.
+            let history: [[[String: Any]]] = [
+                [testCase("login", "failed", suite: "Auth"), testCase("cart", "passed", suite: "Shop"),
+                 testCase("search", "passed", suite: "Shop"), testCase("export", "skipped", suite: "Admin")],
+                [testCase("login", "passed", suite: "Auth"), testCase("cart", "passed", suite: "Shop", retries: ["failed"]),
+                 testCase("search", "passed", suite: "Shop"), testCase("export", "passed", suite: "Admin")],
+                [testCase("login", "failed", suite: "Auth"), testCase("cart", "passed", suite: "Shop"),
+                 testCase("search", "passed", suite: "Shop"), testCase("export", "passed", suite: "Admin")],
+            ]
+            for (index, cases) in history.enumerated() {
+                let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(index)", cases: cases))
+                #expect(reply.status == 200, "\(reply.text)")
+            }
+            try await waitForRollUps(admin, runs: 3)
+
+            let all = try await admin.get("/v1/projects/web/cases")
+            #expect(all.status == 200, "\(all.text)")
+            let items = all.object["items"] as? [[String: Any]] ?? []
+            #expect(items.map { $0["name"] as? String } == ["cart", "export", "login", "search"])
+            #expect(all.object["nextCursor"] is NSNull)
+            let login = try #require(items.first { $0["name"] as? String == "login" })
+            #expect(login["runs"] as? Int == 3 && login["failed"] as? Int == 2 && login["passed"] as? Int == 1)
+            #expect(login["lastStatus"] as? String == "failed")
+            #expect((login["passRate"] as? Double).map { abs($0 - 1.0 / 3) < 1e-9 } == true)
+            #expect(login["lastFailedAt"] is String)
+            let export = try #require(items.first { $0["name"] as? String == "export" })
+            #expect(export["passRate"] as? Double == 1.0)  // skipped runs do not count
+            #expect(export["lastFailedAt"] is NSNull)
+
+            #expect(try await admin.get("/v1/projects/web/cases?status=failed").object["items"].flatMap { ($0 as? [[String: Any]])?.map { $0["name"] as? String } } == ["login"])
+            #expect(try await admin.get("/v1/projects/web/cases?flaky=true").object["items"].flatMap { ($0 as? [[String: Any]])?.map { $0["name"] as? String } } == ["cart"])
+            #expect(try await admin.get("/v1/projects/web/cases?suite=Shop").object["items"].flatMap { ($0 as? [[String: Any]])?.count } == 2)
+            #expect(try await admin.get("/v1/projects/web/cases?q=SEAR").object["items"].flatMap { ($0 as? [[String: Any]])?.map { $0["name"] as? String } } == ["search"])
+            let worst = try await admin.get("/v1/projects/web/cases?sort=-failures&limit=1")
+            #expect((worst.object["items"] as? [[String: Any]])?.first?["name"] as? String == "login")
+
+            // Keyset pages cover every case once, in order, for each sort.
+            for sort in ["name", "-failures", "-lastFailedAt"] {
+                var seen: [String] = []
+                var cursor: String?
+                repeat {
+                    let page = try await admin.get("/v1/projects/web/cases?sort=\(sort)&limit=1" + (cursor.map { "&cursor=\($0)" } ?? ""))
+                    #expect(page.status == 200)
+                    seen += (page.object["items"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                    cursor = page.object["nextCursor"] as? String
+                } while cursor != nil && seen.count < 10
+                #expect(Set(seen) == ["cart", "export", "login", "search"] && seen.count == 4, "\(sort): \(seen)")
+            }
+            #expect(try await admin.get("/v1/projects/web/cases?cursor=bogus").status == 400)
+            #expect(try await admin.get("/v1/projects/web/cases?sort=worst").status == 400)
+
+            let detail = try await admin.get("/v1/cases/\(login["id"] as! String)")
+            #expect(detail.status == 200, "\(detail.text)")
+            #expect((detail.object["project"] as? [String: Any])?["slug"] as? String == "web")
+            let recent = detail.object["recent"] as? [[String: Any]] ?? []
+            #expect(recent.map { $0["externalRunId"] as? String } == ["r2", "r1", "r0"])
+            #expect(recent.first?["errorMessage"] as? String == "expected 1, got 2")
+            #expect(try await admin.get("/v1/cases/case_00000000000000000000000000").status == 404)
+            #expect(try await admin.get("/v1/cases/nonsense").status == 404)
+            #expect(try await admin.get("/v1/projects/nope/cases").status == 404)
+        }
+    }
+}
