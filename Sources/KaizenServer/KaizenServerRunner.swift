@@ -131,9 +131,9 @@ public enum KaizenServerRunner {
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: signals, logger: logger)
         // Bounded shutdown: in-flight requests get the grace period to finish, then everything is
-        // cancelled, so a database that stopped answering cannot hold the process up.
+        // cancelled, so a database that stopped answering cannot hold the process up. (No
+        // maximumCancellationDuration: ServiceLifecycle answers an overrun with fatalError.)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownGraceSeconds * 1000))
-        groupConfiguration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: groupConfiguration)
         await shutdown.attach(group)
         try await group.run()

@@ -74,3 +74,30 @@ import Storage
 enum EmbeddedPostgresPort {
     static func free() throws -> Int { try EmbeddedPostgres.freePort() }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct SilentConnectionTests {
+    /// A client that connects and never speaks (connection pools park such connections) must not hold
+    /// a graceful shutdown up: its protocol is unknown, so it has no request to finish.
+    @Test func aSilentConnectionDoesNotHoldShutdownUp() async throws {
+        let server = try await TestServer.start()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        try await Task.sleep(for: .milliseconds(200))  // accepted, waiting for its first bytes
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(await server.stop())
+        #expect(clock.now - started < .seconds(5), "shutdown waited for a connection that never spoke")
+    }
+}

@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import NIOHTTP2
 import NIOTLS
+import ServiceLifecycle
+import Synchronization
 
 /// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one plaintext port, as nginx and Envoy do:
 /// the first bytes of a connection are compared with the HTTP/2 connection preface
@@ -50,7 +52,24 @@ public struct HTTPVersionSniffingChannel: HTTPChannelHandler {
 
     public func handle(value: Value, logger: Logger) async {
         do {
-            switch try await value.negotiated.get() {
+            // A connection that has not sent its first bytes has no request in flight: on graceful
+            // shutdown or cancellation close it, or waiting for its verdict would hold the server up
+            // (clients such as AsyncHTTPClient park unused connections in their pools).
+            let settled = Settled()
+            value.negotiated.whenComplete { _ in settled.flag.store(true, ordering: .relaxed) }
+            let negotiated = try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    try await value.negotiated.get()
+                } onGracefulShutdown: {
+                    // On the channel's loop, where the verdict also lands: no race with it.
+                    value.channel.eventLoop.execute {
+                        if !settled.flag.load(ordering: .relaxed) { value.channel.close(promise: nil) }
+                    }
+                }
+            } onCancel: {
+                value.channel.close(promise: nil)
+            }
+            switch negotiated {
             case .http1_1(let connection): await http1.handle(value: connection, logger: logger)
             case .http2(let connection): await http2.handle(value: connection, logger: logger)
             }
@@ -58,6 +77,7 @@ public struct HTTPVersionSniffingChannel: HTTPChannelHandler {
             logger.debug("connection closed before its protocol was known: \(error)")
         }
     }
+
 }
 
 /// Buffers the first bytes until they match or diverge from the HTTP/2 preface, then announces
@@ -90,4 +110,9 @@ final class HTTPPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(buffer))
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
+}
+
+/// Set once a connection's protocol is known.
+final class Settled: Sendable {
+    let flag = Atomic<Bool>(false)
 }
