@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 import Storage
 import Tenancy
 import UnixSignals
@@ -117,6 +118,7 @@ public enum KaizenServerRunner {
                     onServerRunning: { channel in await ports.record(tls: channel.localAddress?.port ?? config.tlsPort) },
                     logger: logger))
         }
+        let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
         services.append(UpkeepService(registry: registry, limiter: limiter))
         services.append(JobWorkerService(cluster: cluster, logger: logger))
         let shutdown = ShutdownHandle()
@@ -128,6 +130,8 @@ public enum KaizenServerRunner {
                         host: config.host, port: port, tlsPort: tlsPort, firstRun: firstRun, cluster: cluster,
                         registry: registry, shutdown: shutdown))
             })
+        // Last, so that it is the first told of a graceful shutdown (services stop in reverse order).
+        services.append(watchdog)
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: signals, logger: logger)
         // Bounded shutdown: in-flight requests get the grace period to finish, then everything is
@@ -136,7 +140,70 @@ public enum KaizenServerRunner {
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(config.shutdownGraceSeconds * 1000))
         let group = ServiceGroup(configuration: groupConfiguration)
         await shutdown.attach(group)
-        try await group.run()
+        let running = Task { try await group.run() }
+        switch await watchdog.race(running) {
+        case .finished(let result):
+            try result.get()
+        case .overdue:
+            logger.error(
+                "shutdown did not finish \(config.shutdownGraceSeconds + 4) s after it began; leaving the rest behind")
+        }
+    }
+}
+
+/// Bounds the whole shutdown: once graceful shutdown begins, the service group gets the grace period
+/// plus a few seconds for cancellation; if something still does not return (a driver call that
+/// ignores cancellation), the server stops waiting for it instead of hanging the process.
+final class ShutdownWatchdog: Service, Sendable {
+    enum Ending: Sendable {
+        case finished(Result<Void, any Error>)
+        case overdue
+    }
+
+    let limit: Duration
+    private let waiter = Mutex<(continuation: CheckedContinuation<Ending, Never>?, early: Ending?)>((nil, nil))
+
+    init(limit: Duration) { self.limit = limit }
+
+    func run() async throws {
+        // Returns when the group begins a graceful shutdown, throws when it is cancelled: either way
+        // the group is ending, and the timer starts.
+        try? await gracefulShutdown()
+        let limit = self.limit
+        // Unstructured: the timer must outlive this service, which ends with the group.
+        Task {
+            try? await Task.sleep(for: limit)
+            self.end(.overdue)
+        }
+    }
+
+    /// The group's result, or `.overdue` when the limit passed first.
+    func race(_ group: Task<Void, any Error>) async -> Ending {
+        Task {
+            let result = await group.result
+            self.end(.finished(result))
+        }
+        return await withCheckedContinuation { continuation in
+            let early: Ending? = waiter.withLock { state in
+                if let early = state.early { return early }
+                state.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(returning: early) }
+        }
+    }
+
+    private func end(_ ending: Ending) {
+        let continuation: CheckedContinuation<Ending, Never>? = waiter.withLock { state in
+            if let continuation = state.continuation {
+                state.continuation = nil
+                state.early = ending
+                return continuation
+            }
+            if state.early == nil { state.early = ending }
+            return nil
+        }
+        continuation?.resume(returning: ending)
     }
 }
 

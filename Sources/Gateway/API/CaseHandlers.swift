@@ -93,3 +93,49 @@ extension Components.Schemas.CaseSummary {
             avgDurationMs: r.runs > 0 ? Int(r.totalDurationMs / Int64(r.runs)) : 0)
     }
 }
+
+extension KaizenAPI {
+    func listRunFailureGroups(_ input: Operations.ListRunFailureGroups.Input) async throws
+        -> Operations.ListRunFailureGroups.Output
+    {
+        let identity = try RequestIdentity.required()
+        let (grant, _, run) = try await findRun(identity, id: input.path.runId)
+        let groups = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).runFailureGroups(runID: run.id)
+        return .ok(
+            .init(
+                body: .json(
+                    groups.map { group in
+                        .init(
+                            fingerprint: group.fingerprint, errorType: group.errorType, sampleMessage: group.sampleMessage,
+                            count: group.count, cases: group.cases.map { .init(caseId: $0.id, name: $0.name) },
+                            isNew: group.firstSeenRunID.map { OpenAPIValueContainer(booleanLiteral: $0 == run.id) } ?? nil)
+                    })))
+    }
+
+    func listProjectFailureGroups(_ input: Operations.ListProjectFailureGroups.Input) async throws
+        -> Operations.ListProjectFailureGroups.Output
+    {
+        let identity = try RequestIdentity.required()
+        let size = try pageSize(input.query.limit, default: 100)
+        let before = try input.query.cursor.map { try CaseCursor.decode($0) }
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).projectFailureGroups(
+            projectID: project.id, before: before.map { ($0.number ?? 0, $0.id) }, limit: size + 1)
+        let page = rows.prefix(size)
+        var next: OpenAPIValueContainer = nil
+        if rows.count > size, let last = page.last {
+            next = OpenAPIValueContainer(
+                stringLiteral: try CaseCursor.encode(CasePosition(text: nil, number: last.lastSeenMicros, id: last.fingerprint)))
+        }
+        return .ok(
+            .init(
+                body: .json(
+                    .init(
+                        items: page.map {
+                            .init(
+                                fingerprint: $0.fingerprint, errorType: $0.errorType, sampleMessage: $0.sampleMessage,
+                                firstSeenRunId: $0.firstSeenRunID, firstSeenAt: $0.firstSeenAt, lastSeenRunId: $0.lastSeenRunID,
+                                lastSeenAt: $0.lastSeenAt, runs: $0.runs, occurrences: $0.occurrences)
+                        }, nextCursor: next))))
+    }
+}

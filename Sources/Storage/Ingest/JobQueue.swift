@@ -173,6 +173,25 @@ extension TenantStore {
                     skipped = project_daily.skipped + EXCLUDED.skipped, flaky = project_daily.flaky + EXCLUDED.flaky,
                     duration_ms = project_daily.duration_ms + EXCLUDED.duration_ms
                 """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
+                                            first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
+                SELECT u.workspace_id, u.project_id, r.fingerprint, min(r.error_type), min(left(r.error_message, 500)),
+                       u.id, u.created_at, u.id, u.created_at, 1, count(*)
+                FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID) AND r.fingerprint IS NOT NULL
+                GROUP BY u.workspace_id, u.project_id, u.id, u.created_at, r.fingerprint
+                ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
+                    first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
+                                             THEN EXCLUDED.first_seen_run_id ELSE failure_groups.first_seen_run_id END,
+                    first_seen_at = LEAST(failure_groups.first_seen_at, EXCLUDED.first_seen_at),
+                    last_seen_run_id = CASE WHEN EXCLUDED.last_seen_at >= failure_groups.last_seen_at
+                                            THEN EXCLUDED.last_seen_run_id ELSE failure_groups.last_seen_run_id END,
+                    last_seen_at = GREATEST(failure_groups.last_seen_at, EXCLUDED.last_seen_at),
+                    runs = failure_groups.runs + 1,
+                    occurrences = failure_groups.occurrences + EXCLUDED.occurrences
+                """, logger: logger)
             return true
         }
     }

@@ -104,7 +104,8 @@ extension TenantStore {
             try await connection.copyFrom(
                 table: "case_results",
                 columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
-                          "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments"],
+                          "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments",
+                          "fingerprint"],
                 logger: logger
             ) { writer in
                 try await copy.results(run.cases, buckets: new.buckets, caseIDs: caseIDs, to: writer)
@@ -201,6 +202,12 @@ struct CopyRows: Sendable {
             out.writeString(CopyText.field(JSONText.object(item.parameters)))
             out.writeString("\t")
             out.writeString(CopyText.array(item.attachments))
+            out.writeString("\t")
+            if item.status.isFailing {
+                out.writeString(FailureFingerprint.of(type: item.error?.type, message: item.error?.message, trace: item.error?.trace))
+            } else {
+                out.writeString("\\N")
+            }
             out.writeString("\n")
             try await Self.flush(&out, to: writer, ifAtLeast: Self.chunkBytes)
         }

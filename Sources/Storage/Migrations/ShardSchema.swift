@@ -212,5 +212,29 @@ enum ShardSchema {
                 )
                 """,
             ]),
+        Migration(
+            4, "failure clusters",
+            [
+                // Set at ingest for failing results (Domains.FailureFingerprint); null otherwise.
+                "ALTER TABLE case_results ADD COLUMN fingerprint text",
+                // One row per cluster and project, maintained by the post-ingest roll-up.
+                """
+                CREATE TABLE failure_groups (
+                    workspace_id       text NOT NULL,
+                    project_id         text NOT NULL,
+                    fingerprint        text NOT NULL,
+                    error_type         text,
+                    sample_message     text,
+                    first_seen_run_id  text NOT NULL,
+                    first_seen_at      timestamptz NOT NULL,
+                    last_seen_run_id   text NOT NULL,
+                    last_seen_at       timestamptz NOT NULL,
+                    runs               integer NOT NULL,
+                    occurrences        integer NOT NULL,
+                    PRIMARY KEY (workspace_id, project_id, fingerprint)
+                )
+                """,
+                "CREATE INDEX failure_groups_recent_idx ON failure_groups (workspace_id, project_id, last_seen_at DESC)",
+            ]),
     ]
 }
