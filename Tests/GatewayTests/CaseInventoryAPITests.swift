@@ -4,16 +4,6 @@ import Testing
 
 /// The case inventory and case detail on a crafted history with known answers.
 @Suite struct CaseInventoryAPITests {
-    func waitForRollUps(_ admin: APIClient, runs: Int) async throws {
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let done = try await admin.get("/v1/workspaces/default/jobs?state=done").array.count
-            if done >= runs { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("roll-up jobs did not finish")
-    }
-
     @Test func inventoryFiltersSortsPagesAndDetails() async throws {
         try await withServer { _, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)

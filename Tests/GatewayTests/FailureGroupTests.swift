@@ -11,15 +11,6 @@ import Testing
         return item
     }
 
-    func waitForRollUps(_ admin: APIClient, runs: Int) async throws {
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if try await admin.get("/v1/workspaces/default/jobs?state=done").array.count >= runs { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("roll-up jobs did not finish")
-    }
-
     @Test func clustersPerRunAndAcrossTheProject() async throws {
         try await withServer { _, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)

@@ -118,7 +118,6 @@ extension TenantStore {
     {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.run { connection in
-            var result: [CaseHistoryEntry] = []
             let rows = try await connection.query(
                 """
                 SELECT u.id, u.external_run_id, u.branch, r.status, r.duration_ms, r.error_message, u.created_at
@@ -126,16 +125,7 @@ extension TenantStore {
                 WHERE u.workspace_id = \(ws) AND u.project_id = \(projectID) AND u.branch = \(branch) AND r.case_id = \(caseID)
                 ORDER BY u.seq DESC LIMIT \(limit)
                 """, logger: logger)
-            for try await (run, external, branch, status, duration, message, created) in rows.decode(
-                (String, String, String, String, Int64, String?, Date).self)
-            {
-                result.append(
-                    CaseHistoryEntry(
-                        runID: run, externalRunId: external, branch: branch,
-                        status: CaseStatus(rawValue: status) ?? .broken, durationMs: duration, errorMessage: message,
-                        createdAt: created))
-            }
-            return result
+            return try await Self.historyEntries(rows)
         }
     }
 }

@@ -142,7 +142,6 @@ extension TenantStore {
     public func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry] {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.run { connection in
-            var result: [CaseHistoryEntry] = []
             let rows = try await connection.query(
                 """
                 SELECT u.id, u.external_run_id, u.branch, r.status, r.duration_ms, r.error_message, u.created_at
@@ -150,17 +149,23 @@ extension TenantStore {
                 WHERE r.workspace_id = \(ws) AND r.case_id = \(caseID)
                 ORDER BY u.created_at DESC, u.id DESC LIMIT \(limit)
                 """, logger: logger)
-            for try await (run, external, branch, status, duration, message, created) in rows.decode(
-                (String, String, String, String, Int64, String?, Date).self)
-            {
-                result.append(
-                    CaseHistoryEntry(
-                        runID: run, externalRunId: external, branch: branch,
-                        status: CaseStatus(rawValue: status) ?? .broken, durationMs: duration, errorMessage: message,
-                        createdAt: created))
-            }
-            return result
+            return try await Self.historyEntries(rows)
         }
+    }
+
+    /// Rows of (run id, external id, branch, status, duration, error message, created at).
+    static func historyEntries(_ rows: PostgresRowSequence) async throws -> [CaseHistoryEntry] {
+        var result: [CaseHistoryEntry] = []
+        for try await (run, external, branch, status, duration, message, created) in rows.decode(
+            (String, String, String, String, Int64, String?, Date).self)
+        {
+            result.append(
+                CaseHistoryEntry(
+                    runID: run, externalRunId: external, branch: branch,
+                    status: CaseStatus(rawValue: status) ?? .broken, durationMs: duration, errorMessage: message,
+                    createdAt: created))
+        }
+        return result
     }
 
     static func decodeCases(_ rows: PostgresRowSequence) async throws -> [CaseSummaryRecord] {
