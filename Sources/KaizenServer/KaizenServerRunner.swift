@@ -141,7 +141,14 @@ public enum KaizenServerRunner {
         let group = ServiceGroup(configuration: groupConfiguration)
         await shutdown.attach(group)
         let running = Task { try await group.run() }
-        switch await watchdog.race(running) {
+        // The group runs in its own task so that the watchdog can stop waiting for it; cancelling
+        // this task must still reach it.
+        let ending = await withTaskCancellationHandler {
+            await watchdog.race(running)
+        } onCancel: {
+            running.cancel()
+        }
+        switch ending {
         case .finished(let result):
             try result.get()
         case .overdue:

@@ -102,6 +102,16 @@ public final class TestServer: Sendable {
             registry: info.registry, config: config, shutdown: info.shutdown, task: task)
     }
 
+    /// Stops the server by cancelling its task (as a parent task's cancellation would). False when
+    /// it did not end within `seconds`.
+    @discardableResult
+    public func cancel(within seconds: Double = 20) async -> Bool {
+        task.cancel()
+        let finished = await Self.waitOrAbandon(task, seconds: seconds)
+        try? FileManager.default.removeItem(atPath: config.dataDirectory)
+        return finished
+    }
+
     /// Graceful shutdown; waits for the server to finish. False when it had to be abandoned.
     @discardableResult
     public func stop() async -> Bool {

@@ -101,3 +101,13 @@ import Glibc
         #expect(clock.now - started < .seconds(5), "shutdown waited for a connection that never spoke")
     }
 }
+
+@Suite struct CancellationTests {
+    /// Cancelling the task that runs the server stops it (benchmarks and embedders stop it this way).
+    @Test func cancellingTheServerTaskStopsIt() async throws {
+        let server = try await TestServer.start()
+        let admin = APIClient(baseURL: server.baseURL, token: server.adminToken)
+        #expect(try await admin.get("/v1/projects").status == 200)
+        #expect(await server.cancel(within: 15))
+    }
+}
