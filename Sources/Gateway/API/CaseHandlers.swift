@@ -68,15 +68,11 @@ extension KaizenAPI {
 /// Keyset cursors of the case inventory: the last row's sort key and id, base64url JSON.
 enum CaseCursor {
     static func encode(_ position: CasePosition) throws -> String {
-        try JSONEncoder().encode(position).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Cursor.base64url(try JSONEncoder().encode(position))
     }
 
     static func decode(_ cursor: String) throws -> CasePosition {
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let position = try? JSONDecoder().decode(CasePosition.self, from: data)
+        guard let data = Cursor.bytes(cursor), let position = try? JSONDecoder().decode(CasePosition.self, from: data)
         else { throw APIError.badRequest("the cursor is not one this server issued") }
         return position
     }

@@ -165,19 +165,27 @@ extension KaizenAPI {
 
 /// Opaque page cursors: a position, base64url-encoded so clients do not build them by hand.
 enum Cursor {
-    static func encode(_ position: Int64) -> String {
-        Data("p:\(position)".utf8).base64EncodedString()
+    static func encode(_ position: Int64) -> String { base64url(Data("p:\(position)".utf8)) }
+
+    static func decode(_ cursor: String) throws -> Int64 {
+        guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix("p:"), let value = Int64(text.dropFirst(2))
+        else { throw APIError.badRequest("the cursor is not one this server issued") }
+        return value
+    }
+
+    /// Base64url without padding (RFC 4648 §5).
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func decode(_ cursor: String) throws -> Int64 {
+    /// The bytes of a base64url cursor, or nil when it is not one.
+    static func bytes(_ cursor: String) -> Data? {
         var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix("p:"), let value = Int64(text.dropFirst(2))
-        else { throw APIError.badRequest("the cursor is not one this server issued") }
-        return value
+        return Data(base64Encoded: base64)
     }
 }
 
