@@ -49,6 +49,13 @@ public struct APIClient: Sendable {
         try await send(.POST, path, body: raw, contentType: contentType)
     }
 
+    public func put(_ path: String, json: Any) async throws -> Reply {
+        try await send(.PUT, path, body: try JSONSerialization.data(withJSONObject: json))
+    }
+    public func patch(_ path: String, json: Any) async throws -> Reply {
+        try await send(.PATCH, path, body: try JSONSerialization.data(withJSONObject: json))
+    }
+
     public func put(_ path: String, raw: Data, contentType: String = "application/octet-stream") async throws -> Reply {
         try await send(.PUT, path, body: raw, contentType: contentType)
     }

@@ -9,6 +9,8 @@ public enum IDPrefix: String, Sendable, CaseIterable {
     case token = "tok"
     case user = "usr"
     case job = "job"
+    case defect = "dft"
+    case event = "evt"
 }
 
 /// Creates and checks type-prefixed ULIDs.

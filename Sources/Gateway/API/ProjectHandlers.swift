@@ -53,6 +53,7 @@ extension KaizenAPI {
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
         let stats = try await store.projectStats()[project.id]
         let history = try await store.projectHistory(projectID: project.id)
+        let defects = try await store.defectCounts(projectID: project.id)
         let detail = Components.Schemas.ProjectDetail(
             value1: .init(project, workspace: grant, stats: stats),
             value2: .init(
@@ -61,15 +62,15 @@ extension KaizenAPI {
                         firstRunAt: .timestamp(history.firstRunAt), lastRunAt: .timestamp(history.lastRunAt),
                         runCount: history.runCount),
                     topFailingSuites: history.topFailingSuites.map { .init(suite: $0.suite, failures: $0.failures) },
-                    // Defects arrive with the test-intelligence work; none can exist yet.
-                    defects: .init(open: 0, acknowledged: 0))))
+                    defects: .init(
+                        open: defects[.open] ?? 0, acknowledged: defects[.acknowledged] ?? 0,
+                        resolved: defects[.resolved] ?? 0, falsePositive: defects[.falsePositive] ?? 0))))
         return .ok(.init(body: .json(detail)))
     }
 }
 
 extension Components.Schemas.Project {
-    /// `lastRunAt` and `passRate30d` are null until the project has runs; `flakyCount` stays 0 until flaky
-    /// scoring exists.
+    /// `lastRunAt` and `passRate30d` are null until the project has runs.
     init(_ project: Project, workspace: WorkspaceGrant, stats: ProjectStatsRecord? = nil) {
         self.init(
             id: project.id, slug: project.slug, name: project.name,
@@ -77,7 +78,8 @@ extension Components.Schemas.Project {
             accessMode: project.accessMode == .private ? ._private : .team, defaultBranch: project.defaultBranch,
             createdAt: project.createdAt,
             stats: .init(
-                lastRunAt: .timestamp(stats?.lastRunAt), passRate30d: .number(stats?.passRate30d), flakyCount: 0))
+                lastRunAt: .timestamp(stats?.lastRunAt), passRate30d: .number(stats?.passRate30d),
+                flakyCount: stats?.flakyCount ?? 0))
     }
 }
 

@@ -174,6 +174,15 @@ enum Cursor {
         return value
     }
 
+    /// A cursor after (or before) an id, for lists ordered by id.
+    static func encode(id: String) -> String { base64url(Data("i:\(id)".utf8)) }
+
+    static func decodeID(_ cursor: String) throws -> String {
+        guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("i:"), text.count > 2
+        else { throw APIError.badRequest("the cursor is not one this server issued") }
+        return String(text.dropFirst(2))
+    }
+
     /// Base64url without padding (RFC 4648 §5).
     static func base64url(_ data: Data) -> String {
         data.base64EncodedString()

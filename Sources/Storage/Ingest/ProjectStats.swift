@@ -8,6 +8,8 @@ public struct ProjectStatsRecord: Sendable, Hashable {
     public let lastRunAt: Date?
     /// Passed ÷ (passed + failed + broken) over the last 30 days of daily roll-ups; nil without runs.
     public let passRate30d: Double?
+    /// Cases the flakiness scoring currently calls flaky.
+    public let flakyCount: Int
 }
 
 public struct ProjectHistoryRecord: Sendable, Hashable {
@@ -39,11 +41,13 @@ extension TenantStore {
                        (SELECT sum(d.passed)::float8 / NULLIF(sum(d.passed + d.failed + d.broken), 0)
                         FROM project_daily d
                         WHERE d.workspace_id = p.workspace_id AND d.project_id = p.id
-                          AND d.day >= (now() AT TIME ZONE 'UTC')::date - 29)
+                          AND d.day >= (now() AT TIME ZONE 'UTC')::date - 29),
+                       (SELECT count(*)::int FROM case_stats s
+                        WHERE s.workspace_id = p.workspace_id AND s.project_id = p.id AND s.is_flaky)
                 FROM projects p WHERE p.workspace_id = \(ws)
                 """, logger: logger)
-            for try await (id, last, rate) in rows.decode((String, Date?, Double?).self) {
-                result[id] = ProjectStatsRecord(lastRunAt: last, passRate30d: rate)
+            for try await (id, last, rate, flaky) in rows.decode((String, Date?, Double?, Int).self) {
+                result[id] = ProjectStatsRecord(lastRunAt: last, passRate30d: rate, flakyCount: flaky)
             }
             return result
         }

@@ -236,5 +236,108 @@ enum ShardSchema {
                 """,
                 "CREATE INDEX failure_groups_recent_idx ON failure_groups (workspace_id, project_id, last_seen_at DESC)",
             ]),
+        Migration(
+            5, "flakiness, annotations, defects and events",
+            [
+                // Per project: the flaky policy in force (FlakyPolicy JSON); absent means the default.
+                """
+                CREATE TABLE project_settings (
+                    workspace_id text NOT NULL,
+                    project_id   text NOT NULL,
+                    flaky_policy jsonb NOT NULL,
+                    updated_by   text NOT NULL,
+                    updated_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, project_id)
+                )
+                """,
+                // Per case and branch: the recent outcomes (FlakyHistory) and their verdict under the policy.
+                """
+                CREATE TABLE case_windows (
+                    workspace_id  text NOT NULL,
+                    case_id       text NOT NULL,
+                    branch        text NOT NULL,
+                    project_id    text NOT NULL,
+                    outcomes      text NOT NULL,
+                    evidence      text[] NOT NULL,
+                    results       integer NOT NULL,
+                    flips         integer NOT NULL,
+                    retry_passes  integer NOT NULL,
+                    score         float8 NOT NULL,
+                    is_flaky      boolean NOT NULL,
+                    last_flip_at  timestamptz,
+                    updated_at    timestamptz NOT NULL,
+                    PRIMARY KEY (workspace_id, case_id, branch)
+                )
+                """,
+                "CREATE INDEX case_windows_project_idx ON case_windows (workspace_id, project_id)",
+                // The case's verdict: that of its flakiest branch.
+                "ALTER TABLE case_stats ADD COLUMN is_flaky boolean NOT NULL DEFAULT false",
+                "ALTER TABLE case_stats ADD COLUMN flaky_score float8 NOT NULL DEFAULT 0",
+                "ALTER TABLE case_stats ADD COLUMN flaky_branch text",
+                "ALTER TABLE case_stats ADD COLUMN flaky_since timestamptz",
+                "CREATE INDEX case_stats_flaky_idx ON case_stats (workspace_id, project_id, flaky_score DESC) WHERE is_flaky",
+                // What people say about a case (PATCH /v1/cases/:id), and who said it when.
+                "ALTER TABLE cases ADD COLUMN owner text",
+                "ALTER TABLE cases ADD COLUMN labels text[] NOT NULL DEFAULT '{}'",
+                "ALTER TABLE cases ADD COLUMN annotated_by text",
+                "ALTER TABLE cases ADD COLUMN annotated_at timestamptz",
+                "CREATE INDEX cases_labels_idx ON cases USING gin (labels)",
+                """
+                CREATE TABLE defects (
+                    workspace_id  text NOT NULL,
+                    id            text NOT NULL,
+                    project_id    text NOT NULL,
+                    title         text NOT NULL,
+                    external_url  text,
+                    status        text NOT NULL CHECK (status IN ('open', 'acknowledged', 'resolved', 'false_positive')),
+                    created_by    text NOT NULL,
+                    created_at    timestamptz NOT NULL DEFAULT now(),
+                    updated_by    text NOT NULL,
+                    updated_at    timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                "CREATE INDEX defects_project_idx ON defects (workspace_id, project_id, id DESC)",
+                // A defect covers cases and failure clusters (kind 'case' → case id, 'group' → fingerprint).
+                """
+                CREATE TABLE defect_links (
+                    workspace_id text NOT NULL,
+                    defect_id    text NOT NULL,
+                    project_id   text NOT NULL,
+                    kind         text NOT NULL CHECK (kind IN ('case', 'group')),
+                    target       text NOT NULL,
+                    linked_by    text NOT NULL,
+                    linked_at    timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, defect_id, kind, target)
+                )
+                """,
+                "CREATE INDEX defect_links_target_idx ON defect_links (workspace_id, project_id, kind, target)",
+                // Runs with a failure attributed to the defect: counted exactly, whichever link matched.
+                """
+                CREATE TABLE defect_runs (
+                    workspace_id text NOT NULL,
+                    defect_id    text NOT NULL,
+                    run_id       text NOT NULL,
+                    run_at       timestamptz NOT NULL,
+                    PRIMARY KEY (workspace_id, defect_id, run_id)
+                )
+                """,
+                // Backfilling a defect's runs from a cluster's history, without scanning the project.
+                "CREATE INDEX case_results_fingerprint_idx ON case_results (workspace_id, fingerprint) WHERE fingerprint IS NOT NULL",
+                // Stored now, delivered by webhooks later.
+                """
+                CREATE TABLE events (
+                    workspace_id text NOT NULL,
+                    id           text NOT NULL,
+                    project_id   text NOT NULL,
+                    kind         text NOT NULL,
+                    subject_id   text NOT NULL,
+                    payload      jsonb NOT NULL,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                "CREATE INDEX events_project_idx ON events (workspace_id, project_id, id DESC)",
+            ]),
     ]
 }

@@ -1,0 +1,135 @@
+import Domains
+import Foundation
+import OpenAPIRuntime
+import Storage
+import Tenancy
+
+extension KaizenAPI {
+    func listDefects(_ input: Operations.ListDefects.Input) async throws -> Operations.ListDefects.Output {
+        let identity = try RequestIdentity.required()
+        let size = try pageSize(input.query.limit, default: 50)
+        let before = try input.query.cursor.map { try Cursor.decodeID($0) }
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defects(
+            projectID: project.id, status: input.query.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, before: before,
+            limit: size + 1)
+        let page = rows.prefix(size)
+        let next: OpenAPIValueContainer =
+            rows.count > size ? page.last.map { OpenAPIValueContainer(stringLiteral: Cursor.encode(id: $0.id)) } ?? nil : nil
+        return .ok(.init(body: .json(.init(items: page.map { .init($0, project: project) }, nextCursor: next))))
+    }
+
+    func createDefect(_ input: Operations.CreateDefect.Input) async throws -> Operations.CreateDefect.Output {
+        let identity = try RequestIdentity.required()
+        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        var change = DefectChange(
+            title: body.title, externalURL: body.externalUrl.map { $0.isEmpty ? nil : $0 },
+            status: body.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, caseIDs: body.cases,
+            fingerprints: body.failureGroups)
+        try Self.checkShape(change)
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        try requireWrite(grant)
+        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
+        try await checkLinks(&change, store: store, project: project)
+        let record = try await store.createDefect(projectID: project.id, change: change, by: identity.actor)
+        return .created(.init(body: .json(.init(record, project: project))))
+    }
+
+    func getDefect(_ input: Operations.GetDefect.Input) async throws -> Operations.GetDefect.Output {
+        let identity = try RequestIdentity.required()
+        let (_, project, record) = try await findDefect(identity, id: input.path.defectId)
+        return .ok(.init(body: .json(.init(record, project: project))))
+    }
+
+    func updateDefect(_ input: Operations.UpdateDefect.Input) async throws -> Operations.UpdateDefect.Output {
+        let identity = try RequestIdentity.required()
+        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        var change = DefectChange(
+            title: body.title, externalURL: body.externalUrl.map { $0.isEmpty ? nil : $0 },
+            status: body.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, caseIDs: body.cases,
+            fingerprints: body.failureGroups)
+        try Self.checkShape(change)
+        let (grant, project, _) = try await findDefect(identity, id: input.path.defectId)
+        try requireWrite(grant)
+        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
+        try await checkLinks(&change, store: store, project: project)
+        guard let record = try await store.updateDefect(id: input.path.defectId, change: change, by: identity.actor) else {
+            throw APIError.notFound("defect '\(input.path.defectId)' not found")
+        }
+        return .ok(.init(body: .json(.init(record, project: project))))
+    }
+
+    func findDefect(_ identity: Identity, id: String) async throws -> (WorkspaceGrant, Project, DefectRecord) {
+        guard ResourceID.isValid(id, prefix: .defect) else { throw APIError.notFound("defect '\(id)' not found") }
+        for grant in identity.grants {
+            guard let record = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defect(id: id),
+                let project = try await deps.registry.withWorkspace(grant, { try await $0.projects() })
+                    .first(where: { $0.id == record.projectID }),
+                project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
+            else { continue }
+            return (grant, project, record)
+        }
+        throw APIError.notFound("defect '\(id)' not found")
+    }
+
+    /// Problems a request shows on its own, before anything is looked up.
+    static func checkShape(_ change: DefectChange) throws {
+        var problems: [FieldProblem] = []
+        if let title = change.title {
+            let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.isEmpty || title.count > 500 {
+                problems.append(.init(pointer: "/title", message: "must be 1–500 characters, not only spaces"))
+            }
+        }
+        if case .some(.some(let url)) = change.externalURL {
+            let parsed = URL(string: url)
+            if url.count > 2000 || !["http", "https"].contains(parsed?.scheme?.lowercased() ?? "") || parsed?.host == nil {
+                problems.append(.init(pointer: "/externalUrl", message: "must be an http(s) URL of at most 2000 characters"))
+            }
+        }
+        if let cases = change.caseIDs, cases.count > 1000 {
+            problems.append(.init(pointer: "/cases", message: "at most 1000 cases"))
+        }
+        if let groups = change.fingerprints, groups.count > 100 {
+            problems.append(.init(pointer: "/failureGroups", message: "at most 100 failure groups"))
+        }
+        if !problems.isEmpty { throw APIError.validation(problems) }
+    }
+
+    /// Every linked case and cluster must be the project's; duplicates are dropped.
+    func checkLinks(_ change: inout DefectChange, store: TenantStore, project: Project) async throws {
+        var problems: [FieldProblem] = []
+        if let cases = change.caseIDs {
+            let known = try await store.existingCases(projectID: project.id, ids: cases)
+            for (index, id) in cases.enumerated() where !known.contains(id) {
+                problems.append(.init(pointer: "/cases/\(index)", message: "no case '\(id)' in project '\(project.slug)'"))
+            }
+            change.caseIDs = Array(Set(cases)).sorted()
+        }
+        if let groups = change.fingerprints {
+            let known = try await store.existingFailureGroups(projectID: project.id, fingerprints: groups)
+            for (index, fingerprint) in groups.enumerated() where !known.contains(fingerprint) {
+                problems.append(
+                    .init(pointer: "/failureGroups/\(index)", message: "no failure group '\(fingerprint)' in project '\(project.slug)'"))
+            }
+            change.fingerprints = Array(Set(groups)).sorted()
+        }
+        if !problems.isEmpty { throw APIError.validation(problems) }
+    }
+}
+
+extension Components.Schemas.Defect {
+    init(_ d: DefectRecord, project: Project) {
+        self.init(
+            id: d.id, project: .init(id: project.id, slug: project.slug), title: d.title,
+            externalUrl: d.externalURL.map { OpenAPIValueContainer(stringLiteral: $0) } ?? nil, status: .init(d.status),
+            createdBy: d.createdBy, createdAt: d.createdAt, updatedBy: d.updatedBy, updatedAt: d.updatedAt,
+            cases: d.cases.map { .init(caseId: $0.id, name: $0.name) },
+            failureGroups: d.failureGroups.map {
+                .init(fingerprint: $0.fingerprint, errorType: $0.errorType, sampleMessage: $0.sampleMessage)
+            },
+            affectedRuns: d.affectedRuns,
+            lastAffectedRunId: d.lastAffectedRunID.map { OpenAPIValueContainer(stringLiteral: $0) } ?? nil,
+            lastAffectedAt: .timestamp(d.lastAffectedAt))
+    }
+}

@@ -1,0 +1,36 @@
+import Domains
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A stored domain event (`flaky.detected`, `defect.opened`); webhooks will deliver them.
+public struct EventRecord: Sendable, Hashable {
+    public let id: String
+    public let kind: String
+    public let subjectID: String
+    /// The event's JSON object, as stored.
+    public let payload: String
+    public let createdAt: Date
+}
+
+extension TenantStore {
+    /// A page of the project's events, newest first, optionally of one kind.
+    public func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] {
+        let (logger, ws) = (self.logger, workspaceID)
+        let kind = kind ?? ""
+        let before = before ?? "~"
+        return try await server.run { connection in
+            var out: [EventRecord] = []
+            for try await (id, kind, subject, payload, created) in try await connection.query(
+                """
+                SELECT id, kind, subject_id, payload::text, created_at FROM events
+                WHERE workspace_id = \(ws) AND project_id = \(projectID) AND (\(kind) = '' OR kind = \(kind)) AND id < \(before)
+                ORDER BY id DESC LIMIT \(limit)
+                """, logger: logger
+            ).decode((String, String, String, String, Date).self) {
+                out.append(EventRecord(id: id, kind: kind, subjectID: subject, payload: payload, createdAt: created))
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import Domains
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The run a roll-up is folding in.
+struct RollUpSubject: Sendable {
+    let runID: String
+    let projectID: String
+    let branch: String
+    let createdAt: Date
+    let executed: Int
+    let failing: Int
+}
+
+extension TenantStore {
+    /// Folds one run into the roll-ups (case stats, daily project series, failure clusters, flakiness
+    /// windows, defect attribution), exactly once: the run is marked rolled up in the same transaction,
+    /// so a retried or duplicated job finds nothing left to do. Returns false then.
+    ///
+    /// Roll-ups of one project are serialized by a transaction-scoped advisory lock, because the
+    /// flakiness windows are read, extended and written back in order.
+    @discardableResult
+    public func rollUp(runID: String) async throws -> Bool {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.transaction { connection in
+            var subject: RollUpSubject?
+            for try await (project, branch, created, executed, failing) in try await connection.query(
+                """
+                UPDATE runs SET rolled_up_at = now() WHERE workspace_id = \(ws) AND id = \(runID) AND rolled_up_at IS NULL
+                RETURNING project_id, branch, created_at, passed + failed + broken, failed + broken
+                """,
+                logger: logger
+            ).decode((String, String, Date, Int, Int).self) {
+                subject = RollUpSubject(
+                    runID: runID, projectID: project, branch: branch, createdAt: created, executed: executed, failing: failing)
+            }
+            guard let subject else { return false }
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended(\(ws + "/" + subject.projectID), 7))", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
+                                        last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms)
+                SELECT r.workspace_id, r.case_id, u.project_id, u.created_at, u.created_at, u.id, r.status,
+                       CASE WHEN r.status IN ('failed', 'broken') THEN u.created_at END, 1,
+                       (r.status = 'passed')::int, (r.status = 'failed')::int, (r.status = 'broken')::int,
+                       (r.status = 'skipped')::int, r.flaky::int, r.duration_ms
+                FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
+                ON CONFLICT (workspace_id, case_id) DO UPDATE SET
+                    first_seen_at = LEAST(case_stats.first_seen_at, EXCLUDED.first_seen_at),
+                    last_run_id = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
+                                       THEN EXCLUDED.last_run_id ELSE case_stats.last_run_id END,
+                    last_status = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
+                                       THEN EXCLUDED.last_status ELSE case_stats.last_status END,
+                    last_seen_at = GREATEST(case_stats.last_seen_at, EXCLUDED.last_seen_at),
+                    last_failed_at = GREATEST(case_stats.last_failed_at, EXCLUDED.last_failed_at),
+                    runs = case_stats.runs + 1,
+                    passed = case_stats.passed + EXCLUDED.passed,
+                    failed = case_stats.failed + EXCLUDED.failed,
+                    broken = case_stats.broken + EXCLUDED.broken,
+                    skipped = case_stats.skipped + EXCLUDED.skipped,
+                    flaky = case_stats.flaky + EXCLUDED.flaky,
+                    total_duration_ms = case_stats.total_duration_ms + EXCLUDED.total_duration_ms
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO project_daily (workspace_id, project_id, branch, day, runs, passed, failed, broken, skipped, flaky, duration_ms)
+                SELECT u.workspace_id, u.project_id, u.branch, (u.created_at AT TIME ZONE 'UTC')::date, 1, u.passed, u.failed,
+                       u.broken, u.skipped, u.flaky,
+                       COALESCE((SELECT sum(duration_ms) FROM case_results r WHERE r.workspace_id = u.workspace_id AND r.run_id = u.id), 0)
+                FROM runs u WHERE u.workspace_id = \(ws) AND u.id = \(runID)
+                ON CONFLICT (workspace_id, project_id, branch, day) DO UPDATE SET
+                    runs = project_daily.runs + 1, passed = project_daily.passed + EXCLUDED.passed,
+                    failed = project_daily.failed + EXCLUDED.failed, broken = project_daily.broken + EXCLUDED.broken,
+                    skipped = project_daily.skipped + EXCLUDED.skipped, flaky = project_daily.flaky + EXCLUDED.flaky,
+                    duration_ms = project_daily.duration_ms + EXCLUDED.duration_ms
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
+                                            first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
+                SELECT u.workspace_id, u.project_id, r.fingerprint, min(r.error_type), min(left(r.error_message, 500)),
+                       u.id, u.created_at, u.id, u.created_at, 1, count(*)
+                FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID) AND r.fingerprint IS NOT NULL
+                GROUP BY u.workspace_id, u.project_id, u.id, u.created_at, r.fingerprint
+                ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
+                    first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
+                                             THEN EXCLUDED.first_seen_run_id ELSE failure_groups.first_seen_run_id END,
+                    first_seen_at = LEAST(failure_groups.first_seen_at, EXCLUDED.first_seen_at),
+                    last_seen_run_id = CASE WHEN EXCLUDED.last_seen_at >= failure_groups.last_seen_at
+                                            THEN EXCLUDED.last_seen_run_id ELSE failure_groups.last_seen_run_id END,
+                    last_seen_at = GREATEST(failure_groups.last_seen_at, EXCLUDED.last_seen_at),
+                    runs = failure_groups.runs + 1,
+                    occurrences = failure_groups.occurrences + EXCLUDED.occurrences
+                """, logger: logger)
+            let policy = try await Self.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
+            try await Self.rollUpFlakiness(subject, policy: policy, workspaceID: ws, on: connection, logger: logger)
+            try await Self.attributeToDefects(subject, workspaceID: ws, on: connection, logger: logger)
+            return true
+        }
+    }
+
+    /// Appends the run's outcomes to each case's window on its branch, rescores those windows, lifts
+    /// the flakiest branch's verdict into `case_stats`, and stores `flaky.detected` for cases that
+    /// just became flaky. Runs judged infrastructure failures are skipped entirely.
+    static func rollUpFlakiness(
+        _ run: RollUpSubject, policy: FlakyPolicy, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        if policy.isInfrastructureFailure(executed: run.executed, failed: run.failing) { return }
+        var ids: [String] = []
+        var histories: [FlakyHistory] = []
+        var seen: [String: Int] = [:]
+        for try await (caseID, status, retried, outcomes, evidence) in try await connection.query(
+            """
+            SELECT r.case_id, r.status, r.flaky, w.outcomes, w.evidence
+            FROM case_results r
+            LEFT JOIN case_windows w ON w.workspace_id = r.workspace_id AND w.case_id = r.case_id AND w.branch = \(run.branch)
+            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status <> 'skipped'
+            """, logger: logger
+        ).decode((String, String, Bool, String?, [String]?).self) {
+            guard let status = CaseStatus(rawValue: status), let outcome = FlakyOutcome(status: status, retried: retried)
+            else { continue }
+            if let index = seen[caseID] {
+                histories[index].append(outcome, runID: run.runID)
+                continue
+            }
+            var history = FlakyHistory(outcomes: outcomes ?? "", evidence: evidence ?? [])
+            history.append(outcome, runID: run.runID)
+            seen[caseID] = ids.count
+            ids.append(caseID)
+            histories.append(history)
+        }
+        guard !ids.isEmpty else { return }
+        let verdicts = histories.map { $0.verdict(policy) }
+        try await connection.query(
+            """
+            INSERT INTO case_windows (workspace_id, case_id, branch, project_id, outcomes, evidence, results, flips,
+                                      retry_passes, score, is_flaky, last_flip_at, updated_at)
+            SELECT \(ws), t.case_id, \(run.branch), \(run.projectID), t.outcomes,
+                   CASE WHEN t.evidence = '' THEN '{}'::text[] ELSE string_to_array(t.evidence, ',') END,
+                   t.results, t.flips, t.retry_passes, t.score, t.is_flaky,
+                   CASE WHEN t.flipped THEN \(run.createdAt)::timestamptz END, now()
+            FROM UNNEST(\(ids)::text[], \(histories.map(\.outcomes))::text[], \(histories.map { $0.evidence.joined(separator: ",") })::text[],
+                        \(verdicts.map(\.results))::int[], \(verdicts.map(\.flips))::int[], \(verdicts.map(\.retryPasses))::int[],
+                        \(verdicts.map(\.score))::float8[], \(verdicts.map(\.isFlaky))::bool[], \(histories.map(\.lastEventWasEvidence))::bool[])
+                 AS t(case_id, outcomes, evidence, results, flips, retry_passes, score, is_flaky, flipped)
+            ON CONFLICT (workspace_id, case_id, branch) DO UPDATE SET
+                outcomes = EXCLUDED.outcomes, evidence = EXCLUDED.evidence, results = EXCLUDED.results,
+                flips = EXCLUDED.flips, retry_passes = EXCLUDED.retry_passes, score = EXCLUDED.score,
+                is_flaky = EXCLUDED.is_flaky, last_flip_at = COALESCE(EXCLUDED.last_flip_at, case_windows.last_flip_at),
+                updated_at = EXCLUDED.updated_at
+            """, logger: logger)
+        let became = try await liftVerdicts(caseIDs: ids, workspaceID: ws, on: connection, logger: logger)
+        guard !became.isEmpty else { return }
+        var eventIDs: [String] = []
+        var subjects: [String] = []
+        var payloads: [String] = []
+        for caseID in became {
+            guard let index = seen[caseID] else { continue }
+            let verdict = verdicts[index]
+            let payload: [String: Any] = [
+                "caseId": caseID, "branch": run.branch, "runId": run.runID, "score": verdict.score,
+                "flips": verdict.flips, "retryPasses": verdict.retryPasses, "results": verdict.results,
+                "evidenceRunIds": histories[index].evidence,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
+            eventIDs.append(ResourceID.make(.event))
+            subjects.append(caseID)
+            payloads.append(String(decoding: data, as: UTF8.self))
+        }
+        try await recordEvents(
+            ids: eventIDs, projectID: run.projectID, kind: "flaky.detected", subjects: subjects, payloads: payloads,
+            workspaceID: ws, on: connection, logger: logger)
+    }
+
+    /// Copies each case's flakiest branch verdict into `case_stats`; returns the cases that just became flaky.
+    static func liftVerdicts(caseIDs: [String], workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
+        async throws -> [String]
+    {
+        var became: [String] = []
+        // `flaky_since` is set to this transaction's now() only on a false → true transition, which is
+        // how the RETURNING clause tells new flaky cases from ones that already were.
+        for try await caseID in try await connection.query(
+            """
+            UPDATE case_stats s SET is_flaky = b.is_flaky, flaky_score = b.score, flaky_branch = b.branch,
+                   flaky_since = CASE WHEN NOT b.is_flaky THEN NULL WHEN s.is_flaky THEN s.flaky_since ELSE now() END
+            FROM (SELECT DISTINCT ON (case_id) case_id, branch, score, is_flaky FROM case_windows
+                  WHERE workspace_id = \(ws) AND case_id = ANY(\(caseIDs)::text[])
+                  ORDER BY case_id, is_flaky DESC, score DESC, branch) b
+            WHERE s.workspace_id = \(ws) AND s.case_id = b.case_id
+            RETURNING s.case_id, s.is_flaky AND s.flaky_since = now()
+            """, logger: logger
+        ).decode((String, Bool).self) where caseID.1 {
+            became.append(caseID.0)
+        }
+        return became
+    }
+
+    static func recordEvents(
+        ids: [String], projectID: String, kind: String, subjects: [String], payloads: [String], workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        guard !ids.isEmpty else { return }
+        try await connection.query(
+            """
+            INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
+            SELECT \(ws), t.id, \(projectID), \(kind), t.subject, t.payload::jsonb
+            FROM UNNEST(\(ids)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, subject, payload)
+            """, logger: logger)
+    }
+
+    /// Counts the run against every defect whose cases or clusters it failed in.
+    static func attributeToDefects(_ run: RollUpSubject, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
+        async throws
+    {
+        try await connection.query(
+            """
+            INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
+            SELECT DISTINCT l.workspace_id, l.defect_id, \(run.runID), \(run.createdAt)::timestamptz
+            FROM case_results r
+            JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(run.projectID)
+                 AND ((l.kind = 'case' AND l.target = r.case_id) OR (l.kind = 'group' AND l.target = r.fingerprint))
+            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status IN ('failed', 'broken')
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+}
