@@ -20,11 +20,11 @@ func withServer<T: Sendable>(
     }
 }
 
-/// Waits until `runs` post-ingest roll-up jobs of the `default` workspace are done (30 s at most).
-func waitForRollUps(_ admin: APIClient, runs: Int) async throws {
+/// Waits until `runs` post-ingest roll-up jobs of the workspace are done (30 s at most).
+func waitForRollUps(_ admin: APIClient, workspace: String = "default", runs: Int) async throws {
     let deadline = Date().addingTimeInterval(30)
     while Date() < deadline {
-        if try await admin.get("/v1/workspaces/default/jobs?state=done").array.count >= runs { return }
+        if try await admin.get("/v1/workspaces/\(workspace)/jobs?state=done").array.count >= runs { return }
         try await Task.sleep(for: .milliseconds(100))
     }
     Issue.record("roll-up jobs did not finish")

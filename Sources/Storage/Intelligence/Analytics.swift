@@ -23,7 +23,7 @@ extension TenantStore {
                        sum(skipped)::int, sum(flaky)::int, sum(duration_ms)::int8
                 FROM project_daily
                 WHERE workspace_id = \(ws) AND project_id = ANY(\(projectIDs)::text[])
-                  AND day > (now() AT TIME ZONE 'UTC')::date - \(days) AND (\(branch) = '' OR branch = \(branch))
+                  AND day > (now() AT TIME ZONE 'UTC')::date - \(days)::int AND (\(branch) = '' OR branch = \(branch))
                 GROUP BY day
                 """, logger: logger
             ).decode((String, Int, Int, Int, Int, Int, Int, Int64).self) {
@@ -45,7 +45,7 @@ extension TenantStore {
                        sum(flaky)::int, sum(duration_ms)::int8
                 FROM project_daily
                 WHERE workspace_id = \(ws) AND project_id = ANY(\(projectIDs)::text[])
-                  AND day > (now() AT TIME ZONE 'UTC')::date - \(days)
+                  AND day > (now() AT TIME ZONE 'UTC')::date - \(days)::int
                 GROUP BY project_id
                 """, logger: logger
             ).decode((String, Int, Int, Int, Int, Int, Int, Int64).self) {
