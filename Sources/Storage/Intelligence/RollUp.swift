@@ -11,6 +11,19 @@ struct RollUpSubject: Sendable {
     let createdAt: Date
     let executed: Int
     let failing: Int
+    let seq: Int64
+}
+
+/// Why a roll-up did not happen now.
+public enum RollUpError: Error, CustomStringConvertible {
+    /// An earlier run of the project is not rolled up yet; windows must be extended in finalize order.
+    case waitingForEarlierRun(String)
+
+    public var description: String {
+        switch self {
+        case .waitingForEarlierRun(let id): "waiting for the roll-up of the earlier run \(id)"
+        }
+    }
 }
 
 extension TenantStore {
@@ -18,26 +31,39 @@ extension TenantStore {
     /// windows, defect attribution), exactly once: the run is marked rolled up in the same transaction,
     /// so a retried or duplicated job finds nothing left to do. Returns false then.
     ///
-    /// Roll-ups of one project are serialized by a transaction-scoped advisory lock, because the
-    /// flakiness windows are read, extended and written back in order.
+    /// Roll-ups of one project are serialized by a transaction-scoped advisory lock, and go in finalize
+    /// order: while an earlier run of the project waits (its job failed and will be retried), this one
+    /// throws `RollUpError.waitingForEarlierRun`, unless `inOrder` is false (a job's last attempt, so a
+    /// dead job cannot hold the project's roll-ups back forever).
     @discardableResult
-    public func rollUp(runID: String) async throws -> Bool {
+    public func rollUp(runID: String, inOrder: Bool = true) async throws -> Bool {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.transaction { connection in
             var subject: RollUpSubject?
-            for try await (project, branch, created, executed, failing) in try await connection.query(
+            for try await (project, branch, created, executed, failing, seq) in try await connection.query(
                 """
                 UPDATE runs SET rolled_up_at = now() WHERE workspace_id = \(ws) AND id = \(runID) AND rolled_up_at IS NULL
-                RETURNING project_id, branch, created_at, passed + failed + broken, failed + broken
+                RETURNING project_id, branch, created_at, passed + failed + broken, failed + broken, seq
                 """,
                 logger: logger
-            ).decode((String, String, Date, Int, Int).self) {
+            ).decode((String, String, Date, Int, Int, Int64).self) {
                 subject = RollUpSubject(
-                    runID: runID, projectID: project, branch: branch, createdAt: created, executed: executed, failing: failing)
+                    runID: runID, projectID: project, branch: branch, createdAt: created, executed: executed, failing: failing,
+                    seq: seq)
             }
             guard let subject else { return false }
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended(\(ws + "/" + subject.projectID), 7))", logger: logger)
+            if inOrder {
+                for try await earlier in try await connection.query(
+                    """
+                    SELECT id FROM runs WHERE workspace_id = \(ws) AND project_id = \(subject.projectID)
+                      AND seq < \(subject.seq) AND rolled_up_at IS NULL ORDER BY seq LIMIT 1
+                    """, logger: logger
+                ).decode(String.self) {
+                    throw RollUpError.waitingForEarlierRun(earlier)
+                }
+            }
             try await connection.query(
                 """
                 INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,

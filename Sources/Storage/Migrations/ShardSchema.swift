@@ -338,6 +338,8 @@ enum ShardSchema {
                 )
                 """,
                 "CREATE INDEX events_project_idx ON events (workspace_id, project_id, id DESC)",
+                // Roll-ups of a project go in finalize order; this finds an earlier run still waiting.
+                "CREATE INDEX runs_pending_rollup_idx ON runs (workspace_id, project_id, seq) WHERE rolled_up_at IS NULL",
             ]),
     ]
 }
