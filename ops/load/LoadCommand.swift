@@ -10,7 +10,9 @@ struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kaizen-load",
         abstract: "Load scenarios for Kaizen, each measured against a limit in the same run.",
-        subcommands: [All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, ServerRole.self, BareRole.self],
+        subcommands: [
+            All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, History.self, ServerRole.self, BareRole.self,
+        ],
         defaultSubcommand: All.self)
 }
 
@@ -94,6 +96,14 @@ struct TenantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tenants", abstract: "Many workspaces touched: memory per actor and eviction.")
     @Option(help: "Workspaces to touch.") var workspaces = 1_000
     func run() async throws { try await harness { try await TenantsScenario(workspaces: workspaces).run($0, findings: $1) } }
+}
+
+struct History: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "Intelligence reads over months of history (10 million case results by default).")
+    @Option(help: "Runs in the seeded history.") var runs = 1_000
+    @Option(help: "Cases per run.") var cases = 10_000
+    func run() async throws { try await harness { try await HistoryScenario(runs: runs, cases: cases).run($0, findings: $1) } }
 }
 
 /// The server under test, in a child process configured by `KAIZEN_*` (like `kaizen serve`).
