@@ -261,7 +261,8 @@ extension TenantStore {
             """, logger: logger)
     }
 
-    /// Recounts the runs a defect struck from its links (index lookups by case and by fingerprint).
+    /// Recounts the runs a defect struck from its links: one index lookup per linked case (case, run)
+    /// and per linked cluster (fingerprint), never a scan of the project's results.
     /// Later runs are added by the roll-up of each run.
     static func recountDefectRuns(defectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
         async throws
@@ -271,12 +272,16 @@ extension TenantStore {
         try await connection.query(
             """
             INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
-            SELECT DISTINCT \(ws), \(defectID), u.id, u.created_at
-            FROM defect_links l
-            JOIN case_results r ON r.workspace_id = l.workspace_id
-                 AND ((l.kind = 'case' AND r.case_id = l.target) OR (l.kind = 'group' AND r.fingerprint = l.target))
-            JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id AND u.project_id = l.project_id
-            WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND r.status IN ('failed', 'broken')
+            SELECT \(ws), \(defectID), u.id, u.created_at
+            FROM (SELECT r.run_id FROM defect_links l
+                  JOIN case_results r ON r.workspace_id = l.workspace_id AND r.case_id = l.target
+                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'case' AND r.status IN ('failed', 'broken')
+                  UNION
+                  SELECT r.run_id FROM defect_links l
+                  JOIN case_results r ON r.workspace_id = l.workspace_id AND r.fingerprint = l.target
+                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'group' AND r.status IN ('failed', 'broken')) hit
+            JOIN runs u ON u.workspace_id = \(ws) AND u.id = hit.run_id
+            JOIN defects d ON d.workspace_id = \(ws) AND d.id = \(defectID) AND d.project_id = u.project_id
             """, logger: logger)
     }
 
