@@ -4,6 +4,7 @@
 #   ops/load.sh                 # every scenario (≈ 1 minute after the build)
 #   ops/load.sh ingest --pipelines 8 --cases 10000 --runs 5
 #   ops/load.sh reads | limits | tenants --workspaces 1000
+#   ops/load.sh history [--runs 1000 --cases 10000]   # 10 million results; ≈ 6 minutes, not part of 'all'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v h2load >/dev/null || { echo "ops/load.sh: h2load is missing (apt-get install nghttp2-client)" >&2; exit 1; }

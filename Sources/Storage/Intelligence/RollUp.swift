@@ -138,6 +138,7 @@ extension TenantStore {
         if policy.isInfrastructureFailure(executed: run.executed, failed: run.failing) { return }
         var ids: [String] = []
         var histories: [FlakyHistory] = []
+        var before: [FlakyVerdict?] = []
         var seen: [String: Int] = [:]
         for try await (caseID, status, retried, outcomes, evidence) in try await connection.query(
             """
@@ -154,6 +155,7 @@ extension TenantStore {
                 continue
             }
             var history = FlakyHistory(outcomes: outcomes ?? "", evidence: evidence ?? [])
+            before.append(outcomes == nil ? nil : history.verdict(policy))
             history.append(outcome, runID: run.runID)
             seen[caseID] = ids.count
             ids.append(caseID)
@@ -179,7 +181,12 @@ extension TenantStore {
                 is_flaky = EXCLUDED.is_flaky, last_flip_at = COALESCE(EXCLUDED.last_flip_at, case_windows.last_flip_at),
                 updated_at = EXCLUDED.updated_at
             """, logger: logger)
-        let became = try await liftVerdicts(caseIDs: ids, workspaceID: ws, on: connection, logger: logger)
+        // Only windows whose verdict moved can change a case's verdict; most stable cases stay at 0.
+        let moved = ids.indices.filter { index in
+            guard let old = before[index] else { return true }
+            return old.isFlaky != verdicts[index].isFlaky || old.score != verdicts[index].score
+        }.map { ids[$0] }
+        let became = moved.isEmpty ? [] : try await liftVerdicts(caseIDs: moved, workspaceID: ws, on: connection, logger: logger)
         guard !became.isEmpty else { return }
         var eventIDs: [String] = []
         var subjects: [String] = []
