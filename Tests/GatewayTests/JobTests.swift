@@ -121,4 +121,46 @@ import Testing
             #expect((failed["lastError"] as? String)?.contains("no.such.kind") == true)
         }
     }
+
+    /// Roll-ups of a project wait for an earlier run whose job will be retried, but not for one whose
+    /// job is dead: a poison run must not hold the project's later roll-ups back.
+    @Test func aDeadRollUpDoesNotStallLaterRuns() async throws {
+        try await withServer { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let queueServer = try server.cluster.server(forShard: ws.shardID)
+            let logger = Logger(label: "t")
+            try await queueServer.run { connection in
+                try await connection.query(
+                    """
+                    CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.external_run_id = 'poison' AND NEW.rolled_up_at IS NOT NULL THEN
+                            RAISE EXCEPTION 'this run cannot be rolled up';
+                        END IF;
+                        RETURN NEW;
+                    END $$
+                    """, logger: logger)
+                try await connection.query(
+                    "CREATE TRIGGER test_poison BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION test_poison()", logger: logger)
+                // Jobs enqueued from now on give up after their first failure.
+                try await connection.query("ALTER TABLE jobs ALTER COLUMN max_attempts SET DEFAULT 1", logger: logger)
+            }
+            #expect(try await admin.post(
+                "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "poison", cases: [testCase("a", "failed")])).status == 200)
+            #expect(try await admin.post(
+                "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "later", cases: [testCase("a", "passed")])).status == 200)
+            let deadline = Date().addingTimeInterval(30)
+            var cases: [[String: Any]] = []
+            repeat {
+                try await Task.sleep(for: .milliseconds(200))
+                cases = try await admin.get("/v1/projects/web/cases").object["items"] as? [[String: Any]] ?? []
+            } while cases.first?["runs"] as? Int != 1 && Date() < deadline
+            // Only the later run is rolled up; the poison run's job is dead with its error.
+            #expect(cases.first?["runs"] as? Int == 1 && cases.first?["lastStatus"] as? String == "passed")
+            let dead = try await admin.get("/v1/workspaces/default/jobs?state=dead").array
+            #expect(dead.count == 1)
+            #expect((dead.first?["lastError"] as? String)?.isEmpty == false)
+        }
+    }
 }

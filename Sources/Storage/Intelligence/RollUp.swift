@@ -32,9 +32,9 @@ extension TenantStore {
     /// so a retried or duplicated job finds nothing left to do. Returns false then.
     ///
     /// Roll-ups of one project are serialized by a transaction-scoped advisory lock, and go in finalize
-    /// order: while an earlier run of the project waits (its job failed and will be retried), this one
-    /// throws `RollUpError.waitingForEarlierRun`, unless `inOrder` is false (a job's last attempt, so a
-    /// dead job cannot hold the project's roll-ups back forever).
+    /// order: while an earlier run of the project waits with a live job (it failed and will be
+    /// retried), this one throws `RollUpError.waitingForEarlierRun`. A dead job is not waited for, and
+    /// with `inOrder` false (a job's last attempt) nothing is.
     @discardableResult
     public func rollUp(runID: String, inOrder: Bool = true) async throws -> Bool {
         let (logger, ws) = (self.logger, workspaceID)
@@ -57,8 +57,11 @@ extension TenantStore {
             if inOrder {
                 for try await earlier in try await connection.query(
                     """
-                    SELECT id FROM runs WHERE workspace_id = \(ws) AND project_id = \(subject.projectID)
-                      AND seq < \(subject.seq) AND rolled_up_at IS NULL ORDER BY seq LIMIT 1
+                    SELECT r.id FROM runs r WHERE r.workspace_id = \(ws) AND r.project_id = \(subject.projectID)
+                      AND r.seq < \(subject.seq) AND r.rolled_up_at IS NULL
+                      AND EXISTS (SELECT 1 FROM jobs j WHERE j.workspace_id = r.workspace_id
+                                  AND j.state IN ('queued', 'running') AND j.payload->>'runId' = r.id)
+                    ORDER BY r.seq LIMIT 1
                     """, logger: logger
                 ).decode(String.self) {
                     throw RollUpError.waitingForEarlierRun(earlier)
@@ -140,22 +143,36 @@ extension TenantStore {
         var histories: [FlakyHistory] = []
         var before: [FlakyVerdict?] = []
         var seen: [String: Int] = [:]
-        for try await (caseID, status, retried, outcomes, evidence) in try await connection.query(
+        // Two single-scan reads rather than a join: a join's plan on a freshly filled `case_windows`
+        // (no statistics yet) can degrade to a scan per result.
+        var results: [(String, CaseStatus, Bool)] = []
+        for try await (caseID, status, retried) in try await connection.query(
             """
-            SELECT r.case_id, r.status, r.flaky, w.outcomes, w.evidence
-            FROM case_results r
-            LEFT JOIN case_windows w ON w.workspace_id = r.workspace_id AND w.case_id = r.case_id AND w.branch = \(run.branch)
-            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status <> 'skipped'
+            SELECT case_id, status, flaky FROM case_results
+            WHERE workspace_id = \(ws) AND run_id = \(run.runID) AND status <> 'skipped'
             """, logger: logger
-        ).decode((String, String, Bool, String?, [String]?).self) {
-            guard let status = CaseStatus(rawValue: status), let outcome = FlakyOutcome(status: status, retried: retried)
-            else { continue }
+        ).decode((String, String, Bool).self) {
+            if let status = CaseStatus(rawValue: status) { results.append((caseID, status, retried)) }
+        }
+        guard !results.isEmpty else { return }
+        var stored: [String: (String, [String])] = [:]
+        for try await (caseID, outcomes, evidence) in try await connection.query(
+            """
+            SELECT case_id, outcomes, evidence FROM case_windows
+            WHERE workspace_id = \(ws) AND branch = \(run.branch) AND case_id = ANY(\(results.map(\.0))::text[])
+            """, logger: logger
+        ).decode((String, String, [String]).self) {
+            stored[caseID] = (outcomes, evidence)
+        }
+        for (caseID, status, retried) in results {
+            guard let outcome = FlakyOutcome(status: status, retried: retried) else { continue }
             if let index = seen[caseID] {
                 histories[index].append(outcome, runID: run.runID)
                 continue
             }
-            var history = FlakyHistory(outcomes: outcomes ?? "", evidence: evidence ?? [])
-            before.append(outcomes == nil ? nil : history.verdict(policy))
+            let old = stored[caseID]
+            var history = FlakyHistory(outcomes: old?.0 ?? "", evidence: old?.1 ?? [])
+            before.append(old == nil ? nil : history.verdict(policy))
             history.append(outcome, runID: run.runID)
             seen[caseID] = ids.count
             ids.append(caseID)

@@ -340,6 +340,8 @@ enum ShardSchema {
                 "CREATE INDEX events_project_idx ON events (workspace_id, project_id, id DESC)",
                 // Roll-ups of a project go in finalize order; this finds an earlier run still waiting.
                 "CREATE INDEX runs_pending_rollup_idx ON runs (workspace_id, project_id, seq) WHERE rolled_up_at IS NULL",
+                // …and whether that run's roll-up job is still alive (a dead one is not waited for).
+                "CREATE INDEX jobs_live_run_idx ON jobs (workspace_id, (payload->>'runId')) WHERE state IN ('queued', 'running')",
             ]),
     ]
 }
