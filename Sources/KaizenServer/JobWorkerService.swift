@@ -25,7 +25,8 @@ struct JobWorkerService: Service {
         while !Task.isCancelled {
             var claimed: [JobRecord] = []
             do {
-                claimed = try await queue.claim(limit: 16)
+                // Ids are time-ordered: oldest first, so a project's roll-ups meet in finalize order.
+                claimed = try await queue.claim(limit: 16).sorted { $0.id < $1.id }
             } catch {
                 logger.debug("job queue unavailable: \(error)")
             }
@@ -52,7 +53,9 @@ struct JobWorkerService: Service {
         switch job.kind {
         case JobQueue.rollupKind:
             let payload = try JSONDecoder().decode(RollupPayload.self, from: Data(job.payload.utf8))
-            try await TenantStore(server: server, workspaceID: job.workspaceID, logger: logger).rollUp(runID: payload.runId)
+            // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
+            try await TenantStore(server: server, workspaceID: job.workspaceID, logger: logger)
+                .rollUp(runID: payload.runId, inOrder: job.attempts < job.maxAttempts)
         default:
             throw JobError.unknownKind(job.kind)
         }
