@@ -8,7 +8,10 @@ import Storage
 /// batch with `SKIP LOCKED`, so several Kaizen nodes can work the same queues side by side.
 struct JobWorkerService: Service {
     let cluster: StorageCluster
+    /// Finalizes in flight on this node: before each job the worker waits for them, up to `yieldLimit`.
+    let activity: IngestActivity
     let logger: Logger
+    var yieldLimit: Duration = .seconds(2)
     var idleDelay: Duration = .milliseconds(250)
 
     func run() async throws {
@@ -31,6 +34,7 @@ struct JobWorkerService: Service {
                 logger.debug("job queue unavailable: \(error)")
             }
             for job in claimed {
+                await activity.quiet(upTo: yieldLimit)
                 do {
                     try await perform(job, on: queue.server)
                     try await queue.complete(job)

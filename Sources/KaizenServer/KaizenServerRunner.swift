@@ -120,7 +120,7 @@ public enum KaizenServerRunner {
         }
         let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
         services.append(UpkeepService(registry: registry, limiter: limiter))
-        services.append(JobWorkerService(cluster: cluster, logger: logger))
+        services.append(JobWorkerService(cluster: cluster, activity: deps.ingestActivity, logger: logger))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

@@ -16,6 +16,8 @@ public struct GatewayDependencies: Sendable {
     public let ingest: IngestSettings
     /// Encoded `GET /v1/runs/:id` answers (runs never change).
     public let runResponses = RunResponseCache()
+    /// Finalizes in flight, which the job worker yields to.
+    public let ingestActivity = IngestActivity()
 
     public init(
         cluster: StorageCluster, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,

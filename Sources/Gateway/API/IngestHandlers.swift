@@ -174,6 +174,10 @@ extension KaizenAPI {
     func finalizeKenshoIngest(_ input: Operations.FinalizeKenshoIngest.Input) async throws
         -> Operations.FinalizeKenshoIngest.Output
     {
+        try await deps.ingestActivity.during { try await finalize(input) }
+    }
+
+    func finalize(_ input: Operations.FinalizeKenshoIngest.Input) async throws -> Operations.FinalizeKenshoIngest.Output {
         let identity = try RequestIdentity.required()
         guard case .json(let generated) = input.body else { throw APIError.badRequest("expected application/json") }
         let document = PreparsedKensho.current ?? generated
