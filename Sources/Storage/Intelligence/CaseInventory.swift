@@ -92,8 +92,10 @@ extension TenantStore {
             binds.append(value)
             return "$\(binds.count)"
         }
+        let (ws, project) = (bind(workspaceID), bind(projectID))
+        // Both sides name the project, so the planner can walk either side's order index.
         var conditions = [
-            "c.workspace_id = \(bind(workspaceID))", "c.project_id = \(bind(projectID))",
+            "c.workspace_id = \(ws)", "c.project_id = \(project)", "s.workspace_id = \(ws)", "s.project_id = \(project)",
         ]
         if let status = filter.lastStatus { conditions.append("s.last_status = \(bind(status.rawValue))") }
         if let suite = filter.suite { conditions.append("c.suite = \(bind(suite))") }
@@ -116,10 +118,10 @@ extension TenantStore {
             key = sort == .failures
                 ? "(s.failed + s.broken)::bigint"
                 : "COALESCE((extract(epoch FROM s.last_failed_at) * 1000)::bigint, 0)"
-            order = "\(key) DESC, c.id ASC"
+            order = "\(key) DESC, s.case_id ASC"
             if let after {
                 let value = bind(after.number ?? 0)
-                conditions.append("(\(key) < \(value) OR (\(key) = \(value) AND c.id > \(bind(after.id))))")
+                conditions.append("(\(key) < \(value) OR (\(key) = \(value) AND s.case_id > \(bind(after.id))))")
             }
         }
         let sql = """

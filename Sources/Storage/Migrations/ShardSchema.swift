@@ -282,6 +282,12 @@ enum ShardSchema {
                 "ALTER TABLE cases ADD COLUMN annotated_by text",
                 "ALTER TABLE cases ADD COLUMN annotated_at timestamptz",
                 "CREATE INDEX cases_labels_idx ON cases USING gin (labels)",
+                // Two of the inventory's orders, so a page is an ordered index range, not a sort of the project.
+                "CREATE INDEX cases_name_idx ON cases (workspace_id, project_id, name, id)",
+                """
+                CREATE INDEX case_stats_failures_idx
+                ON case_stats (workspace_id, project_id, ((failed + broken)::bigint) DESC, case_id)
+                """,
                 """
                 CREATE TABLE defects (
                     workspace_id  text NOT NULL,
