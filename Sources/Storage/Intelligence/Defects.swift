@@ -130,8 +130,9 @@ extension TenantStore {
                 ids: [ResourceID.make(.event)], projectID: projectID, kind: "defect.opened", subjects: [id],
                 payloads: [String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)],
                 workspaceID: ws, on: connection, logger: logger)
+            // Read back in the transaction that wrote it: absent only if the INSERT above silently did nothing.
             guard let record = try await Self.defect(id: id, workspaceID: ws, on: connection, logger: logger) else {
-                throw PostgresDecodingError.Code.missingData
+                throw DefectNotWritten(id: id)
             }
             return record
         }
@@ -335,4 +336,10 @@ extension TenantStore {
             createdBy: head.4, createdAt: head.5, updatedBy: head.6, updatedAt: head.7, cases: cases, failureGroups: groups,
             affectedRuns: affected, lastAffectedRunID: lastRun, lastAffectedAt: lastAt)
     }
+}
+
+/// A defect that its own transaction cannot read back; never expected, reported as a 500.
+struct DefectNotWritten: Error, CustomStringConvertible {
+    let id: String
+    var description: String { "defect \(id) was not found right after it was written" }
 }
