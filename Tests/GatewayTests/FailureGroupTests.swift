@@ -64,6 +64,9 @@ import Testing
             #expect(acrossTimeout["occurrences"] as? Int == 4)
             #expect(acrossTimeout["firstSeenRunId"] as? String == firstId)
             #expect(acrossTimeout["lastSeenRunId"] as? String == secondId)
+            #expect(acrossTimeout["affectedCases"] as? Int == 3)  // a (twice), bb, ccc
+            let struck = (acrossTimeout["cases"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+            #expect(struck.first == "a" && Set(struck) == ["a", "bb", "ccc"])
 
             var seen: [String] = []
             var cursor: String?

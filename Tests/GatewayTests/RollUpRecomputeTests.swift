@@ -146,6 +146,7 @@ import Testing
             var cases: [String: Totals] = [:]
             var daily: [String: [Int64]] = [:]
             var clusters: [String: (runs: Int, occurrences: Int)] = [:]
+            var clusterCases: [String: Int] = [:]
             var windows: [String: FlakyHistory] = [:]
             var defectRuns = Set<String>()
             let policy = FlakyPolicy.default
@@ -181,6 +182,7 @@ import Testing
                 for (fingerprint, group) in Dictionary(grouping: rows.filter { $0.fingerprint != nil }, by: { $0.fingerprint! }) {
                     clusters[fingerprint, default: (0, 0)].runs += 1
                     clusters[fingerprint, default: (0, 0)].occurrences += group.count
+                    for r in group { clusterCases["\(fingerprint)|\(r.caseID)", default: 0] += 1 }
                 }
                 if rows.contains(where: { $0.fingerprint == timeout && $0.status.isFailing }) { defectRuns.insert(run.id) }
                 let executed = rows.filter { $0.status != .skipped }.count
@@ -218,6 +220,18 @@ import Testing
                 ).decode((String, Int, Int).self) {
                     clusterRows[fingerprint] = (runs, occurrences)
                 }
+                var affected: [String: Int] = [:]
+                for try await (fingerprint, count) in try await connection.query(
+                    "SELECT fingerprint, affected_cases FROM failure_groups WHERE workspace_id = \(ws.id)", logger: logger
+                ).decode((String, Int).self) {
+                    affected[fingerprint] = count
+                }
+                var perCase: [String: Int] = [:]
+                for try await (key, occurrences) in try await connection.query(
+                    "SELECT fingerprint || '|' || case_id, occurrences FROM failure_group_cases WHERE workspace_id = \(ws.id)", logger: logger
+                ).decode((String, Int).self) {
+                    perCase[key] = occurrences
+                }
                 var windowRows: [String: (String, Bool, Double)] = [:]
                 for try await (caseID, branch, outcomes, flaky, score) in try await connection.query(
                     "SELECT case_id, branch, outcomes, is_flaky, score FROM case_windows WHERE workspace_id = \(ws.id)", logger: logger
@@ -230,12 +244,15 @@ import Testing
                 ).decode(String.self) {
                     flakyCases.insert(caseID)
                 }
-                return (caseRows, dailyRows, clusterRows, windowRows, flakyCases)
+                return (caseRows, dailyRows, clusterRows, windowRows, flakyCases, affected, perCase)
             }
             #expect(stored.0 == cases)
             #expect(stored.1 == daily)
             #expect(stored.2.mapValues { [$0.runs, $0.occurrences] } == clusters.mapValues { [$0.runs, $0.occurrences] })
             #expect(stored.3.mapValues(\.0) == windows.mapValues(\.outcomes))
+            #expect(stored.6 == clusterCases)
+            let expectedAffected = Dictionary(grouping: clusterCases.keys, by: { String($0.split(separator: "|")[0]) }).mapValues(\.count)
+            #expect(stored.5 == expectedAffected)
             for (key, history) in windows {
                 let verdict = history.verdict(policy)
                 #expect(stored.3[key]?.1 == verdict.isFlaky && stored.3[key].map { abs($0.2 - verdict.score) < 1e-12 } == true, "\(key)")

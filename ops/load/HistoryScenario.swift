@@ -300,6 +300,17 @@ struct HistoryScenario {
             FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
             WHERE r.workspace_id = \(ws) AND r.fingerprint IS NOT NULL GROUP BY r.fingerprint
             """,
+            """
+            INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
+            SELECT \(ws), \(projectID), r.fingerprint, r.case_id, count(*), max(u.created_at)
+            FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+            WHERE r.workspace_id = \(ws) AND r.fingerprint IS NOT NULL GROUP BY r.fingerprint, r.case_id
+            """,
+            """
+            UPDATE failure_groups g SET affected_cases = c.n
+            FROM (SELECT fingerprint, count(*)::int AS n FROM failure_group_cases WHERE workspace_id = \(ws) GROUP BY fingerprint) c
+            WHERE g.workspace_id = \(ws) AND g.fingerprint = c.fingerprint
+            """,
             // Windows: the latest 100 outcomes per case and branch, infrastructure runs left out;
             // scored afterwards by the server (PUT flaky-policy).
             """

@@ -192,7 +192,8 @@ extension KaizenAPI {
                             .init(
                                 fingerprint: $0.fingerprint, errorType: $0.errorType, sampleMessage: $0.sampleMessage,
                                 firstSeenRunId: $0.firstSeenRunID, firstSeenAt: $0.firstSeenAt, lastSeenRunId: $0.lastSeenRunID,
-                                lastSeenAt: $0.lastSeenAt, runs: $0.runs, occurrences: $0.occurrences)
+                                lastSeenAt: $0.lastSeenAt, runs: $0.runs, occurrences: $0.occurrences,
+                                affectedCases: $0.affectedCases, cases: $0.recentCases.map { .init(caseId: $0.id, name: $0.name) })
                         }, nextCursor: next))))
     }
 }

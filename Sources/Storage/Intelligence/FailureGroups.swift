@@ -33,6 +33,10 @@ public struct FailureGroupRecord: Sendable, Hashable {
     public let occurrences: Int
     /// `lastSeenAt` in microseconds, exact, for page cursors.
     public let lastSeenMicros: Int64
+    /// Distinct cases the cluster struck, all runs.
+    public let affectedCases: Int
+    /// Up to 5 of them, most recently struck first.
+    public let recentCases: [RunFailureGroupRecord.CaseRef]
 }
 
 extension TenantStore {
@@ -77,22 +81,31 @@ extension TenantStore {
             var out: [FailureGroupRecord] = []
             let rows = try await connection.query(
                 """
-                SELECT fingerprint, error_type, sample_message, first_seen_run_id, first_seen_at, last_seen_run_id,
-                       last_seen_at, runs, occurrences, (extract(epoch FROM last_seen_at) * 1000000)::bigint
-                FROM failure_groups
-                WHERE workspace_id = \(ws) AND project_id = \(projectID)
+                SELECT g.fingerprint, g.error_type, g.sample_message, g.first_seen_run_id, g.first_seen_at, g.last_seen_run_id,
+                       g.last_seen_at, g.runs, g.occurrences, (extract(epoch FROM g.last_seen_at) * 1000000)::bigint,
+                       g.affected_cases, COALESCE(recent.ids, '{}'), COALESCE(recent.names, '{}')
+                FROM failure_groups g
+                LEFT JOIN LATERAL (
+                    SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
+                           array_agg(t.name ORDER BY t.last_seen_at DESC, t.case_id) AS names
+                    FROM (SELECT fc.case_id, fc.last_seen_at, c.name FROM failure_group_cases fc
+                          JOIN cases c ON c.workspace_id = fc.workspace_id AND c.id = fc.case_id
+                          WHERE fc.workspace_id = g.workspace_id AND fc.project_id = g.project_id AND fc.fingerprint = g.fingerprint
+                          ORDER BY fc.last_seen_at DESC, fc.case_id LIMIT 5) t) recent ON true
+                WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID)
                   AND (NOT \(paged)
-                       OR ((extract(epoch FROM last_seen_at) * 1000000)::bigint, fingerprint) < (\(beforeAt), \(beforePrint)))
-                ORDER BY last_seen_at DESC, fingerprint DESC LIMIT \(limit)
+                       OR ((extract(epoch FROM g.last_seen_at) * 1000000)::bigint, g.fingerprint) < (\(beforeAt), \(beforePrint)))
+                ORDER BY g.last_seen_at DESC, g.fingerprint DESC LIMIT \(limit)
                 """, logger: logger)
-            for try await (fingerprint, type, message, firstRun, firstAt, lastRun, lastAt, runs, occurrences, micros) in rows.decode(
-                (String, String?, String?, String, Date, String, Date, Int32, Int32, Int64).self)
+            for try await (fingerprint, type, message, firstRun, firstAt, lastRun, lastAt, runs, occurrences, micros, affected, ids, names)
+                in rows.decode((String, String?, String?, String, Date, String, Date, Int32, Int32, Int64, Int32, [String], [String]).self)
             {
                 out.append(
                     FailureGroupRecord(
                         fingerprint: fingerprint, errorType: type, sampleMessage: message, firstSeenRunID: firstRun,
                         firstSeenAt: firstAt, lastSeenRunID: lastRun, lastSeenAt: lastAt, runs: Int(runs),
-                        occurrences: Int(occurrences), lastSeenMicros: micros))
+                        occurrences: Int(occurrences), lastSeenMicros: micros, affectedCases: Int(affected),
+                        recentCases: zip(ids, names).map { RunFailureGroupRecord.CaseRef(id: $0.0, name: $0.1) }))
             }
             return out
         }

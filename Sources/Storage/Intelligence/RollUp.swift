@@ -125,6 +125,23 @@ extension TenantStore {
                     runs = failure_groups.runs + 1,
                     occurrences = failure_groups.occurrences + EXCLUDED.occurrences
                 """, logger: logger)
+            // Cases per cluster: new (cluster, case) pairs raise the cluster's affected-case count.
+            try await connection.query(
+                """
+                WITH hit AS (
+                    SELECT fingerprint, case_id, count(*)::int AS n FROM case_results
+                    WHERE workspace_id = \(ws) AND run_id = \(runID) AND fingerprint IS NOT NULL GROUP BY fingerprint, case_id),
+                upserted AS (
+                    INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
+                    SELECT \(ws), \(subject.projectID), fingerprint, case_id, n, \(subject.createdAt)::timestamptz FROM hit
+                    ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
+                        occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
+                        last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
+                    RETURNING fingerprint, xmax = 0 AS inserted)
+                UPDATE failure_groups g SET affected_cases = g.affected_cases + c.n
+                FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
+                WHERE g.workspace_id = \(ws) AND g.project_id = \(subject.projectID) AND g.fingerprint = c.fingerprint
+                """, logger: logger)
             let policy = try await Self.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
             try await Self.rollUpFlakiness(subject, policy: policy, workspaceID: ws, on: connection, logger: logger)
             try await Self.attributeToDefects(subject, workspaceID: ws, on: connection, logger: logger)

@@ -328,6 +328,19 @@ enum ShardSchema {
                     PRIMARY KEY (workspace_id, defect_id, run_id)
                 )
                 """,
+                // The cases a cluster struck across the project, and how often; their count on the cluster.
+                """
+                CREATE TABLE failure_group_cases (
+                    workspace_id text NOT NULL,
+                    project_id   text NOT NULL,
+                    fingerprint  text NOT NULL,
+                    case_id      text NOT NULL,
+                    occurrences  integer NOT NULL,
+                    last_seen_at timestamptz NOT NULL,
+                    PRIMARY KEY (workspace_id, project_id, fingerprint, case_id)
+                )
+                """,
+                "ALTER TABLE failure_groups ADD COLUMN affected_cases integer NOT NULL DEFAULT 0",
                 // Backfilling a defect's runs from a cluster's history, without scanning the project.
                 "CREATE INDEX case_results_fingerprint_idx ON case_results (workspace_id, fingerprint) WHERE fingerprint IS NOT NULL",
                 // Stored now, delivered by webhooks later.
