@@ -341,6 +341,11 @@ enum ShardSchema {
                 )
                 """,
                 "ALTER TABLE failure_groups ADD COLUMN affected_cases integer NOT NULL DEFAULT 0",
+                // A cluster's most recently struck cases, read 5 at a time.
+                """
+                CREATE INDEX failure_group_cases_recent_idx
+                ON failure_group_cases (workspace_id, project_id, fingerprint, last_seen_at DESC, case_id)
+                """,
                 // Backfilling a defect's runs from a cluster's history, without scanning the project.
                 "CREATE INDEX case_results_fingerprint_idx ON case_results (workspace_id, fingerprint) WHERE fingerprint IS NOT NULL",
                 // Stored now, delivered by webhooks later.
