@@ -37,9 +37,7 @@ extension KaizenAPI {
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).events(
             projectID: project.id, kind: input.query.kind?.rawValue, before: before, limit: size + 1)
-        let page = rows.prefix(size)
-        let next: OpenAPIValueContainer =
-            rows.count > size ? page.last.map { OpenAPIValueContainer(stringLiteral: Cursor.encode(id: $0.id)) } ?? nil : nil
+        let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(id: $0.id) }
         let items = try page.compactMap { event -> Components.Schemas.Event? in
             guard let kind = Components.Schemas.Event.KindPayload(rawValue: event.kind) else { return nil }
             let payload = try JSONDecoder().decode(OpenAPIObjectContainer.self, from: Data(event.payload.utf8))

@@ -17,11 +17,7 @@ extension KaizenAPI {
             flakyOnly: q.flaky ?? false, label: q.label, owner: q.owner)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
             .cases(projectID: project.id, filter: filter, sort: sort, after: after, limit: size + 1)
-        let page = rows.prefix(size)
-        var next: OpenAPIValueContainer = nil
-        if rows.count > size, let last = page.last {
-            next = OpenAPIValueContainer(stringLiteral: try CaseCursor.encode(position(of: last, sort: sort)))
-        }
+        let (page, next) = try Cursor.page(rows, size: size) { try CaseCursor.encode(position(of: $0, sort: sort)) }
         return .ok(.init(body: .json(.init(items: page.map(Components.Schemas.CaseSummary.init), nextCursor: next))))
     }
 
@@ -178,11 +174,8 @@ extension KaizenAPI {
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).projectFailureGroups(
             projectID: project.id, before: before.map { ($0.number ?? 0, $0.id) }, limit: size + 1)
-        let page = rows.prefix(size)
-        var next: OpenAPIValueContainer = nil
-        if rows.count > size, let last = page.last {
-            next = OpenAPIValueContainer(
-                stringLiteral: try CaseCursor.encode(CasePosition(text: nil, number: last.lastSeenMicros, id: last.fingerprint)))
+        let (page, next) = try Cursor.page(rows, size: size) {
+            try CaseCursor.encode(CasePosition(text: nil, number: $0.lastSeenMicros, id: $0.fingerprint))
         }
         return .ok(
             .init(
@@ -217,9 +210,4 @@ extension Components.Schemas.DefectStatus {
     init(_ status: DefectStatus) {
         self = Self(rawValue: status.rawValue) ?? .open
     }
-}
-
-extension Identity {
-    /// Who did it, for "changed by" fields: the user, or the workspace token when there is none.
-    var actor: String { userID ?? tokenID }
 }

@@ -13,20 +13,16 @@ extension KaizenAPI {
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defects(
             projectID: project.id, status: input.query.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, before: before,
             limit: size + 1)
-        let page = rows.prefix(size)
-        let next: OpenAPIValueContainer =
-            rows.count > size ? page.last.map { OpenAPIValueContainer(stringLiteral: Cursor.encode(id: $0.id)) } ?? nil : nil
+        let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(id: $0.id) }
         return .ok(.init(body: .json(.init(items: page.map { .init($0, project: project) }, nextCursor: next))))
     }
 
     func createDefect(_ input: Operations.CreateDefect.Input) async throws -> Operations.CreateDefect.Output {
         let identity = try RequestIdentity.required()
         guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
-        var change = DefectChange(
-            title: body.title, externalURL: body.externalUrl.map { $0.isEmpty ? nil : $0 },
-            status: body.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, caseIDs: body.cases,
-            fingerprints: body.failureGroups)
-        try Self.checkShape(change)
+        var change = try Self.change(
+            title: body.title, externalUrl: body.externalUrl, status: body.status, cases: body.cases,
+            failureGroups: body.failureGroups)
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireWrite(grant)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
@@ -44,11 +40,9 @@ extension KaizenAPI {
     func updateDefect(_ input: Operations.UpdateDefect.Input) async throws -> Operations.UpdateDefect.Output {
         let identity = try RequestIdentity.required()
         guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
-        var change = DefectChange(
-            title: body.title, externalURL: body.externalUrl.map { $0.isEmpty ? nil : $0 },
-            status: body.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, caseIDs: body.cases,
-            fingerprints: body.failureGroups)
-        try Self.checkShape(change)
+        var change = try Self.change(
+            title: body.title, externalUrl: body.externalUrl, status: body.status, cases: body.cases,
+            failureGroups: body.failureGroups)
         let (grant, project, _) = try await findDefect(identity, id: input.path.defectId)
         try requireWrite(grant)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
@@ -72,7 +66,19 @@ extension KaizenAPI {
         throw APIError.notFound("defect '\(id)' not found")
     }
 
-    /// Problems a request shows on its own, before anything is looked up.
+    /// The change a create or update body asks for (an empty `externalUrl` clears it), checked for
+    /// the problems it shows on its own, before anything is looked up.
+    static func change(
+        title: String?, externalUrl: String?, status: Components.Schemas.DefectStatus?, cases: [String]?,
+        failureGroups: [String]?
+    ) throws -> DefectChange {
+        let change = DefectChange(
+            title: title, externalURL: externalUrl.map { $0.isEmpty ? nil : $0 },
+            status: status.flatMap { DefectStatus(rawValue: $0.rawValue) }, caseIDs: cases, fingerprints: failureGroups)
+        try checkShape(change)
+        return change
+    }
+
     static func checkShape(_ change: DefectChange) throws {
         var problems: [FieldProblem] = []
         if let title = change.title {

@@ -14,12 +14,9 @@ extension KaizenAPI {
         let rows = try await store.flakyCases(
             projectID: project.id,
             after: after.map { (Double(bitPattern: UInt64(bitPattern: $0.number ?? 0)), $0.id) }, limit: size + 1)
-        let page = rows.prefix(size)
-        var next: OpenAPIValueContainer = nil
-        if rows.count > size, let last = page.last {
-            // The score's exact bits, so the next page starts exactly after this row.
-            let position = CasePosition(text: nil, number: Int64(bitPattern: last.score.bitPattern), id: last.caseID)
-            next = OpenAPIValueContainer(stringLiteral: try CaseCursor.encode(position))
+        // The score's exact bits, so the next page starts exactly after the last row.
+        let (page, next) = try Cursor.page(rows, size: size) {
+            try CaseCursor.encode(CasePosition(text: nil, number: Int64(bitPattern: $0.score.bitPattern), id: $0.caseID))
         }
         return .ok(
             .init(

@@ -174,6 +174,16 @@ enum Cursor {
         return value
     }
 
+    /// A page fetched with one row more than `size`: its rows, and the cursor after its last row
+    /// (`null` when nothing follows).
+    static func page<Row>(_ rows: [Row], size: Int, after: (Row) throws -> String) rethrows
+        -> (rows: ArraySlice<Row>, next: OpenAPIValueContainer)
+    {
+        let page = rows.prefix(size)
+        guard rows.count > size, let last = page.last else { return (page, nil) }
+        return (page, OpenAPIValueContainer(stringLiteral: try after(last)))
+    }
+
     /// A cursor after (or before) an id, for lists ordered by id.
     static func encode(id: String) -> String { base64url(Data("i:\(id)".utf8)) }
 

@@ -11,3 +11,8 @@ public enum RequestIdentity {
         return identity
     }
 }
+
+extension Identity {
+    /// Who did it, for "changed by" fields: the user, or the workspace token when there is none.
+    var actor: String { userID ?? tokenID }
+}

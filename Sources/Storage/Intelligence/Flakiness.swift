@@ -77,17 +77,20 @@ extension TenantStore {
             var caseIDs: [String] = []
             var branches: [String] = []
             var verdicts: [FlakyVerdict] = []
-            var evidence: [String: [String]] = [:]
+            // Per case, the window its verdict is lifted from (the same choice as `liftVerdicts`).
+            var chosen: [String: FlakyWindowVerdict] = [:]
             for try await (caseID, branch, outcomes, runs) in try await connection.query(
                 """
                 SELECT case_id, branch, outcomes, evidence FROM case_windows
                 WHERE workspace_id = \(ws) AND project_id = \(projectID) FOR UPDATE
                 """, logger: logger
             ).decode((String, String, String, [String]).self) {
+                let window = FlakyWindowVerdict(
+                    branch: branch, verdict: FlakyHistory(outcomes: outcomes, evidence: runs).verdict(policy), evidence: runs)
                 caseIDs.append(caseID)
                 branches.append(branch)
-                verdicts.append(FlakyHistory(outcomes: outcomes, evidence: runs).verdict(policy))
-                evidence[caseID] = runs
+                verdicts.append(window.verdict)
+                if chosen[caseID].map({ window.outranks($0) }) ?? true { chosen[caseID] = window }
             }
             if !caseIDs.isEmpty {
                 try await connection.query(
@@ -100,23 +103,11 @@ extension TenantStore {
                          AS t(case_id, branch, results, flips, retry_passes, score, is_flaky)
                     WHERE w.workspace_id = \(ws) AND w.case_id = t.case_id AND w.branch = t.branch
                     """, logger: logger)
-                let unique = Array(Set(caseIDs))
-                let became = try await Self.liftVerdicts(caseIDs: unique, workspaceID: ws, on: connection, logger: logger)
-                var payloads: [String] = []
-                for caseID in became {
-                    let best = zip(caseIDs.indices, caseIDs).filter { $0.1 == caseID }.map(\.0)
-                        .max { verdicts[$0].score < verdicts[$1].score }
-                    let verdict = best.map { verdicts[$0] }
-                    let payload: [String: Any] = [
-                        "caseId": caseID, "branch": best.map { branches[$0] } ?? "", "score": verdict?.score ?? 0,
-                        "flips": verdict?.flips ?? 0, "retryPasses": verdict?.retryPasses ?? 0,
-                        "results": verdict?.results ?? 0, "evidenceRunIds": evidence[caseID] ?? [], "reason": "policy",
-                    ]
-                    payloads.append(String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self))
-                }
-                try await Self.recordEvents(
-                    ids: became.map { _ in ResourceID.make(.event) }, projectID: projectID, kind: "flaky.detected",
-                    subjects: became, payloads: payloads, workspaceID: ws, on: connection, logger: logger)
+                let became = try await Self.liftVerdicts(
+                    caseIDs: Array(chosen.keys), workspaceID: ws, on: connection, logger: logger)
+                try await Self.recordFlakyDetected(
+                    became, windows: chosen, detail: ["reason": "policy"], projectID: projectID, workspaceID: ws,
+                    on: connection, logger: logger)
             }
             return FlakyPolicyRecord(policy: policy, updatedBy: actor, updatedAt: updatedAt)
         }

@@ -14,6 +14,20 @@ struct RollUpSubject: Sendable {
     let seq: Int64
 }
 
+/// One branch's window of a case and its verdict.
+struct FlakyWindowVerdict {
+    let branch: String
+    let verdict: FlakyVerdict
+    let evidence: [String]
+
+    /// The order `liftVerdicts` picks a case's verdict by: flaky first, then score, then branch name.
+    func outranks(_ other: FlakyWindowVerdict) -> Bool {
+        if verdict.isFlaky != other.verdict.isFlaky { return verdict.isFlaky }
+        if verdict.score != other.verdict.score { return verdict.score > other.verdict.score }
+        return branch < other.branch
+    }
+}
+
 /// Why a roll-up did not happen now.
 public enum RollUpError: Error, CustomStringConvertible {
     /// An earlier run of the project is not rolled up yet; windows must be extended in finalize order.
@@ -221,26 +235,39 @@ extension TenantStore {
             return old.isFlaky != verdicts[index].isFlaky || old.score != verdicts[index].score
         }.map { ids[$0] }
         let became = moved.isEmpty ? [] : try await liftVerdicts(caseIDs: moved, workspaceID: ws, on: connection, logger: logger)
-        guard !became.isEmpty else { return }
-        var eventIDs: [String] = []
-        var subjects: [String] = []
-        var payloads: [String] = []
+        // A case that just became flaky did so on this branch: no other window of it changed.
+        var windows: [String: FlakyWindowVerdict] = [:]
         for caseID in became {
             guard let index = seen[caseID] else { continue }
-            let verdict = verdicts[index]
-            let payload: [String: Any] = [
-                "caseId": caseID, "branch": run.branch, "runId": run.runID, "score": verdict.score,
-                "flips": verdict.flips, "retryPasses": verdict.retryPasses, "results": verdict.results,
-                "evidenceRunIds": histories[index].evidence,
+            windows[caseID] = FlakyWindowVerdict(branch: run.branch, verdict: verdicts[index], evidence: histories[index].evidence)
+        }
+        try await recordFlakyDetected(
+            became, windows: windows, detail: ["runId": run.runID], projectID: run.projectID, workspaceID: ws,
+            on: connection, logger: logger)
+    }
+
+    /// `flaky.detected` for each case, described by the window that made it flaky; `detail` adds
+    /// what caused it (the run, or a policy change).
+    static func recordFlakyDetected(
+        _ caseIDs: [String], windows: [String: FlakyWindowVerdict], detail: [String: String], projectID: String,
+        workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var subjects: [String] = []
+        var payloads: [String] = []
+        for caseID in caseIDs {
+            guard let window = windows[caseID] else { continue }
+            var payload: [String: Any] = [
+                "caseId": caseID, "branch": window.branch, "score": window.verdict.score, "flips": window.verdict.flips,
+                "retryPasses": window.verdict.retryPasses, "results": window.verdict.results, "evidenceRunIds": window.evidence,
             ]
+            for (key, value) in detail { payload[key] = value }
             let data = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
-            eventIDs.append(ResourceID.make(.event))
             subjects.append(caseID)
             payloads.append(String(decoding: data, as: UTF8.self))
         }
         try await recordEvents(
-            ids: eventIDs, projectID: run.projectID, kind: "flaky.detected", subjects: subjects, payloads: payloads,
-            workspaceID: ws, on: connection, logger: logger)
+            ids: subjects.map { _ in ResourceID.make(.event) }, projectID: projectID, kind: "flaky.detected",
+            subjects: subjects, payloads: payloads, workspaceID: ws, on: connection, logger: logger)
     }
 
     /// Copies each case's flakiest branch verdict into `case_stats`; returns the cases that just became flaky.
