@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", "5.0.0"..<"7.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.1.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
     ],
     targets: [
         // Pure logic: no I/O.
@@ -139,6 +140,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
@@ -164,7 +166,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "DomainsTests", dependencies: ["Domains"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DomainsTests",
+            dependencies: ["Domains", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "KaizenTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
@@ -182,7 +187,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KenshoTests",
-            dependencies: ["KenshoKit", "KaizenClient", "KaizenTestSupport", "Domains", "kensho"],
+            dependencies: [
+                "KenshoKit", "KaizenClient", "KaizenTestSupport", "Domains", "kensho",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -3,16 +3,26 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Storage
+import Synchronization
 
 /// Runs the post-ingest jobs of every physical server: one polling loop per server, claiming a
 /// batch with `SKIP LOCKED`, so several Kaizen nodes can work the same queues side by side.
+///
+/// Claims are leases: while a batch runs, a heartbeat renews the leases of its unfinished jobs every
+/// third of the lease, so a job is taken back by another node (or this one, restarted) within
+/// `lease` of its worker dying — never while a live worker is still on it.
 struct JobWorkerService: Service {
     let cluster: StorageCluster
     /// Finalizes in flight on this node: before each job the worker waits for them, up to `yieldLimit`.
     let activity: IngestActivity
     let logger: Logger
+    var lease: Duration = .seconds(15)
     var yieldLimit: Duration = .seconds(2)
     var idleDelay: Duration = .milliseconds(250)
+    /// How soon a roll-up that waits for an earlier run of its project is tried again (no attempt spent).
+    var waitDelay: Duration = .milliseconds(500)
+    /// Names this process's leases in the queue.
+    let workerID = "\(ProcessInfo.processInfo.hostName)/\(getpid())/\(UUID().uuidString.prefix(8))"
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -29,23 +39,44 @@ struct JobWorkerService: Service {
             var claimed: [JobRecord] = []
             do {
                 // Ids are time-ordered: oldest first, so a project's roll-ups meet in finalize order.
-                claimed = try await queue.claim(limit: 16).sorted { $0.id < $1.id }
+                claimed = try await queue.claim(limit: 16, worker: workerID, lease: lease).sorted { $0.id < $1.id }
             } catch {
                 logger.debug("job queue unavailable: \(error)")
             }
-            for job in claimed {
+            if !claimed.isEmpty { await runBatch(claimed, on: queue) }
+            if claimed.isEmpty {
+                do { try await Task.sleep(for: idleDelay) } catch { return }
+            }
+        }
+    }
+
+    /// Runs a claimed batch in order while a heartbeat keeps the leases of its unfinished jobs alive.
+    func runBatch(_ batch: [JobRecord], on queue: JobQueue) async {
+        let remaining = HeldJobs(batch)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: lease / 3) } catch { return }
+                    let held = remaining.jobs.withLock { $0 }
+                    do { try await queue.renew(held, worker: workerID, lease: lease) } catch {
+                        logger.debug("could not renew job leases: \(error)")
+                    }
+                }
+            }
+            for job in batch {
                 await activity.quiet(upTo: yieldLimit)
                 do {
                     try await perform(job, on: queue.server)
                     try await queue.complete(job)
+                } catch RollUpError.waitingForEarlierRun(let earlier) {
+                    try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
                 } catch {
                     logger.warning("job failed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "error": "\(error)"])
                     try? await queue.fail(job, error: "\(error)")
                 }
+                remaining.jobs.withLock { $0.removeAll { $0.id == job.id && $0.workspaceID == job.workspaceID } }
             }
-            if claimed.isEmpty {
-                do { try await Task.sleep(for: idleDelay) } catch { return }
-            }
+            group.cancelAll()
         }
     }
 
@@ -58,6 +89,7 @@ struct JobWorkerService: Service {
         case JobQueue.rollupKind:
             let payload = try JSONDecoder().decode(RollupPayload.self, from: Data(job.payload.utf8))
             // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
+            // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
             try await TenantStore(server: server, workspaceID: job.workspaceID, logger: logger)
                 .rollUp(runID: payload.runId, inOrder: job.attempts < job.maxAttempts)
         default:
@@ -73,4 +105,10 @@ struct JobWorkerService: Service {
             }
         }
     }
+}
+
+/// The jobs of a batch not finished yet: what the heartbeat renews.
+final class HeldJobs: Sendable {
+    let jobs: Mutex<[JobRecord]>
+    init(_ jobs: [JobRecord]) { self.jobs = Mutex(jobs) }
 }

@@ -28,6 +28,17 @@ public struct KaizenConfiguration: Sendable {
     public var logLevel: String = "info"
     /// Nil: attachments on the local filesystem under the data directory.
     public var s3: S3Configuration?
+    public var workspaceCreation: WorkspaceCreationPolicy = .members
+    /// A connection with no request in flight (HTTP/1.1) or no open stream (HTTP/2) is closed after this.
+    public var idleTimeoutSeconds: Double = 60
+    /// How long a job claim lasts unless its worker renews it; a crashed node's jobs run elsewhere after this.
+    public var jobLeaseSeconds: Double = 15
+    /// Clocks (monotonic nanoseconds) of the rate limits and of the per-workspace quotas; nil is the
+    /// real clock. Tests inject their own so that nothing depends on how fast the machine is.
+    public var rateLimitClock: (@Sendable () -> UInt64)?
+    public var quotaClock: (@Sendable () -> UInt64)?
+    /// A new connection must send its first bytes within this time.
+    public var headerTimeoutSeconds: Double = 10
 
     public init() {}
 
@@ -78,6 +89,15 @@ public struct KaizenConfiguration: Sendable {
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }
         if let v = env["KAIZEN_LOG_LEVEL"], !v.isEmpty { config.logLevel = v }
         config.s3 = try s3Configuration(env)
+        if let v = try double("KAIZEN_JOB_LEASE_SECONDS") { config.jobLeaseSeconds = max(1, v) }
+        if let v = try double("KAIZEN_IDLE_TIMEOUT_SECONDS") { config.idleTimeoutSeconds = max(1, v) }
+        if let v = try double("KAIZEN_HEADER_TIMEOUT_SECONDS") { config.headerTimeoutSeconds = max(1, v) }
+        if let v = env["KAIZEN_WORKSPACE_CREATION"], !v.isEmpty {
+            guard let policy = WorkspaceCreationPolicy(rawValue: v.lowercased()) else {
+                throw StorageError.configuration("KAIZEN_WORKSPACE_CREATION must be 'members' or 'operators', got '\(v)'")
+            }
+            config.workspaceCreation = policy
+        }
         return config
     }
 

@@ -75,8 +75,12 @@ public enum KaizenServerRunner {
     ) async throws {
         let cluster = storage.cluster
         let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
-        let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: config.actorIdleSeconds, logger: logger)
-        let limiter = RateLimiter(user: config.userRateLimit, workspace: config.workspaceRateLimit)
+        let registry = WorkspaceRegistry(
+            cluster: cluster, idleSeconds: config.actorIdleSeconds, logger: logger,
+            clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
+        let limiter = RateLimiter(
+            user: config.userRateLimit, workspace: config.workspaceRateLimit,
+            clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() })
         let publicURL = PublicURL(config.publicURL ?? "http://\(config.host):\(config.port)")
         let ingest = IngestSettings(
             blobs: try await blobBackend(config, logger: logger),
@@ -88,19 +92,28 @@ public enum KaizenServerRunner {
             authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: config.authCacheSeconds),
             limiter: limiter,
             document: try OpenAPIDocument(publicURL: publicURL.value),
-            version: KaizenVersion.current, logger: logger, ingest: ingest)
+            version: KaizenVersion.current, logger: logger, ingest: ingest,
+            workspaceCreation: config.workspaceCreation)
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
+        // Idle connections are closed: HTTP/1.1 with no request in flight (which also bounds how long
+        // a request head may take), HTTP/2 with no open stream, and a connection that says nothing.
+        let idle = TimeAmount.milliseconds(Int64(config.idleTimeoutSeconds * 1000))
+        let http1 = HTTP1Channel.Configuration(idleTimeout: idle)
         let http2: HTTP2ChannelConfiguration = {
-            var http2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(120), gracefulCloseTimeout: .seconds(5))
+            var http2 = HTTP2ChannelConfiguration(
+                idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000)), gracefulCloseTimeout: .seconds(5),
+                streamConfiguration: http1)
             http2.maxAgeTimeout = nil  // the initializer drops it; no forced reconnects
             return http2
         }()
+        let firstBytes = TimeAmount.milliseconds(Int64(config.headerTimeoutSeconds * 1000))
         let plaintext = Application(
             responder: responder,
             server: HTTPServerBuilder { responder in
-                HTTPVersionSniffingChannel(configuration: http2, responder: responder)
+                HTTPVersionSniffingChannel(
+                    configuration: http2, http1: http1, firstBytesTimeout: firstBytes, responder: responder)
             },
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "kaizen"),
             onServerRunning: { channel in await ports.record(plaintext: channel.localAddress?.port ?? config.port) },
@@ -120,7 +133,10 @@ public enum KaizenServerRunner {
         }
         let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
         services.append(UpkeepService(registry: registry, limiter: limiter))
-        services.append(JobWorkerService(cluster: cluster, activity: deps.ingestActivity, logger: logger))
+        services.append(
+            JobWorkerService(
+                cluster: cluster, activity: deps.ingestActivity, logger: logger,
+                lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000))))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

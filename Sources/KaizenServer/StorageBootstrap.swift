@@ -31,6 +31,7 @@ public final class StorageHandle: Sendable {
         if urls.isEmpty {
             let postgres = EmbeddedPostgres(directory: config.embeddedPostgresDirectory, logger: logger)
             try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+            try EmbeddedPostgres.restrictParent(config.dataDirectory)
             let started = try await postgres.start()
             urls = [started.url]
             embedded = postgres

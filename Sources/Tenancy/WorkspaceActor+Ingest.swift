@@ -68,12 +68,13 @@ extension WorkspaceActor {
     }
 
     func takeFinalizeQuota(projectID: String, projectSlug: String, quota: RateLimit) throws {
-        let now = Clock.monotonicNanoseconds()
-        let decision = finalizeQuota[projectID, default: TokenBucket(capacity: quota.capacity, nowNanos: now)]
-            .take(capacity: quota.capacity, ratePerSecond: quota.ratePerSecond, nowNanos: now)
+        // A rolling window, as documented: at most `perMinute` finalizes in any 60 s, all at once if need be.
+        let now = clock()
+        let decision = finalizeQuota[projectID, default: SlidingWindowLog()]
+            .take(limit: quota.perMinute, windowNanos: 60_000_000_000, nowNanos: now)
         if case .limited(let retryAfter) = decision {
             throw APIError.rateLimited(
-                "project '\(projectSlug)' is over its quota of \(quota.perMinute) finalizes per minute; retry in \(retryAfter)s",
+                "project '\(projectSlug)' is over its quota of \(quota.perMinute) finalizes in any 60 seconds; retry in \(retryAfter)s",
                 retryAfter: retryAfter, details: ["limitPerMinute": .int(quota.perMinute), "project": .string(projectSlug)])
         }
     }

@@ -21,8 +21,8 @@ public actor WorkspaceActor {
     var runSeqs: [String: Int64] = [:]
     /// Per project and branch: the latest run and its case statuses, the next finalize's baseline.
     var baselines: [BaselineKey: Baseline] = [:]
-    /// Per project: the finalize quota's bucket.
-    var finalizeQuota: [String: TokenBucket] = [:]
+    /// Per project: the finalizes of the last minute (the quota's rolling window).
+    var finalizeQuota: [String: SlidingWindowLog] = [:]
     /// Per project: inventory id by case key. Ids never change, so a cached id is always right; the
     /// next finalize of the project then only sends the inventory its new cases.
     var caseIDs: [String: [String: String]] = [:]
@@ -36,11 +36,18 @@ public actor WorkspaceActor {
     public private(set) var writesInLane = 0
     public private(set) var maxWritesInLane = 0
 
-    public init(workspaceID: String, shardID: Int, store: TenantStore, logger: Logger) {
+    /// Monotonic nanoseconds, for the quotas; injected so tests need not wait for real time to pass.
+    let clock: @Sendable () -> UInt64
+
+    public init(
+        workspaceID: String, shardID: Int, store: TenantStore, logger: Logger,
+        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+    ) {
         self.workspaceID = workspaceID
         self.shardID = shardID
         self.store = store
         self.logger = logger
+        self.clock = clock
     }
 
     // MARK: sequencing

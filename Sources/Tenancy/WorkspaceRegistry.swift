@@ -23,8 +23,14 @@ public final class WorkspaceRegistry: Sendable {
     let cluster: StorageCluster
     let idleNanos: UInt64
     let logger: Logger
+    /// Handed to every actor (its quotas' clock).
+    let clock: @Sendable () -> UInt64
 
-    public init(cluster: StorageCluster, idleSeconds: Double, logger: Logger, stripeCount: Int = 64) {
+    public init(
+        cluster: StorageCluster, idleSeconds: Double, logger: Logger, stripeCount: Int = 64,
+        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+    ) {
+        self.clock = clock
         self.cluster = cluster
         self.idleNanos = UInt64(max(0, idleSeconds) * 1e9)
         self.logger = logger
@@ -56,7 +62,7 @@ public final class WorkspaceRegistry: Sendable {
                 entries[workspaceID] = entry
                 return entry.actor
             }
-            let actor = WorkspaceActor(workspaceID: workspaceID, shardID: shardID, store: store, logger: logger)
+            let actor = WorkspaceActor(workspaceID: workspaceID, shardID: shardID, store: store, logger: logger, clock: clock)
             entries[workspaceID] = Entry(actor: actor, inFlight: 1, lastUsedNanos: now)
             return actor
         }

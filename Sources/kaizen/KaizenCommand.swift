@@ -158,7 +158,7 @@ struct TokenCommand: AsyncParsableCommand {
                     let seconds = ttlSeconds ?? TokenRules.defaultUserTTLSeconds
                     return try await cluster.catalog.createToken(
                         .init(
-                            name: name ?? "user token", tokenClass: .user, workspaceID: ws.id, role: nil, userID: account.id,
+                            name: name ?? "user token", tokenClass: .user, workspaceID: ws.id, role: role, userID: account.id,
                             createdBy: "kaizen-cli", expiresAt: Date().addingTimeInterval(TimeInterval(seconds))))
                 }
             }

@@ -27,8 +27,9 @@ struct PushCommand: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push a results directory (run.json + attachments/), or JUnit/Allure results converted on the fly.",
         discussion: """
-            Exit status: 0 pushed (and --fail-on not triggered), 1 --fail-on triggered, 2 usage or input error,
-            3 the server refused the push or could not be reached.
+            Exit status: 0 pushed (and --fail-on not triggered), 1 --fail-on triggered, 2 usage or input error
+            (no run.json, no project, no branch, unreadable results), 3 the server refused the push or could not
+            be reached.
             """)
 
     @Argument(help: "Results directory with run.json and attachments/.") var directory = "./kensho-results"
@@ -37,12 +38,15 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: "Project slug, when run.json has none (or KAIZEN_PROJECT).") var project: String?
     @Option(help: "Workspace slug, when the token can act in several.") var workspace: String?
     @Option(help: "External run id (default: from the CI system, else derived from the results).") var externalRunId: String?
-    @Option(help: "Branch (default: from run.json, the CI system or git).") var branch: String?
+    @Option(help: "Branch (or KAIZEN_BRANCH; default: from run.json, the CI system or git).") var branch: String?
     @Option(help: "Convert these JUnit XML files (globs allowed) instead of reading DIRECTORY/run.json.") var junit: [String] = []
     @Option(help: "Convert this allure-results directory instead of reading DIRECTORY/run.json.") var allure: String?
     @Option(help: "Exit 1 on: new-failures, failures (any failing case), never.") var failOn: FailOn = .newFailures
-    @Option(help: "Attempts per request on 429, 5xx and network errors.") var retries = 6
+    @Option(help: "Attempts per request on 429, 502–504 and dropped connections.") var retries = 6
     @Option(help: "Parallel attachment uploads.") var parallel = 4
+    @Option(help: "Give up on the whole push after this many seconds, retries included.") var timeout = 300
+    @Option(help: "Seconds to wait for a connection before that attempt fails.") var connectTimeout = 5
+    @Option(help: "Where to read the branch and commit from git outside CI (default: the current directory).") var gitDir: String?
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Print only errors.") var quiet = false
 
@@ -70,8 +74,10 @@ struct PushCommand: AsyncParsableCommand {
         let interactive = isatty(1) == 1 && !quiet && !json
         let options = PushOptions(
             directory: source, serverURL: serverURL, token: token, project: project, workspace: workspace,
-            externalRunId: externalRunId, branch: branch, environment: env, retry: RetryPolicy(attempts: retries),
-            uploadConcurrency: parallel)
+            externalRunId: externalRunId, branch: branch ?? env["KAIZEN_BRANCH"].flatMap { $0.isEmpty ? nil : $0 },
+            environment: env, retry: RetryPolicy(attempts: retries), uploadConcurrency: parallel,
+            gitDirectory: gitDir ?? FileManager.default.currentDirectoryPath,
+            connectTimeout: .seconds(max(1, connectTimeout)), timeout: .seconds(max(1, timeout)))
         let result: PushResult
         do {
             let progress: (@Sendable (String) -> Void)? = interactive ? { @Sendable line in Terminal.progress(line) } : nil
@@ -79,6 +85,9 @@ struct PushCommand: AsyncParsableCommand {
         } catch let failure as KenshoFailure {
             if interactive { Terminal.progress("") }
             throw CLIError.server(failure.description)
+        } catch let problem as KenshoInputError {
+            if interactive { Terminal.progress("") }
+            throw CLIError.input(problem.description)
         }
         if interactive { Terminal.progress("") }
         if json {
@@ -173,7 +182,7 @@ enum Summary {
             "\(r.replayed ? "Already pushed" : "Pushed") \(r.externalRunId) to \(r.project): \(t.passed) passed, \(t.failed) failed, "
                 + "\(t.broken) broken, \(t.skipped) skipped\(t.flaky > 0 ? ", \(t.flaky) flaky" : "")")
         lines.append(
-            "Regression vs \(r.baselineRunId ?? "nothing (first run)"): \(r.newFailures) new failures, \(r.fixed) fixed, \(r.stillFailing) still failing")
+            "Regression vs \(r.baselineRunId ?? "nothing (first run)"): \(count(r.newFailures, "new failure")), \(r.fixed) fixed, \(r.stillFailing) still failing")
         for name in r.newFailureNames { lines.append("  ✗ \(name)") }
         if r.newFailures > r.newFailureNames.count { lines.append("  … and \(r.newFailures - r.newFailureNames.count) more") }
         if r.uploaded + r.deduplicated > 0 {
@@ -182,6 +191,9 @@ enum Summary {
         lines.append("Report: \(r.reportUrl)")
         return lines.joined(separator: "\n")
     }
+
+    /// "1 new failure", "2 new failures".
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 
     static func converted(_ run: ConvertedRun, into directory: String, from source: String) -> String {
         let t = run.run.totals

@@ -1,5 +1,6 @@
 import Foundation
 import KaizenTestSupport
+import Storage
 import Testing
 
 /// Daily analytics and the cross-workspace overview, from the roll-ups.
@@ -69,8 +70,18 @@ import Testing
             try await waitForRollUps(opsAdmin, workspace: "ops", runs: 2)
 
             // A member of both workspaces: the private project of "ops" is not theirs to see.
+            // Each admin adds dana to their workspace; a token covering both is dana's own (sign-in's kind:
+            // no issuing workspace), since a token an admin mints is confined to that admin's workspace.
             _ = try await mint(opsAdmin, workspace: "ops", tokenClass: "user", role: "member", user: "dana@example.com")
-            let dana = try await mint(admin, tokenClass: "user", role: "member", user: "dana@example.com")
+            let confined = try await mint(admin, tokenClass: "user", role: "member", user: "dana@example.com")
+            #expect((try await confined.get("/v1/overview").object["summary"] as? [String: Any])?["workspaces"] as? Int == 1)
+            let catalog = server.cluster.catalog
+            let danaUser = try await catalog.upsertUser(email: "dana@example.com", name: nil)
+            let (_, own) = try await catalog.createToken(
+                .init(
+                    name: "dana signed in", tokenClass: .user, workspaceID: nil, role: nil, userID: danaUser.id,
+                    createdBy: nil, expiresAt: Date(timeIntervalSinceNow: 3600)))
+            let dana = admin.with(token: own)
             let overview = try await dana.get("/v1/overview?window=7d")
             #expect(overview.status == 200, "\(overview.text)")
             let summary = overview.object["summary"] as? [String: Any] ?? [:]

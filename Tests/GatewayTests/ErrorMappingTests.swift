@@ -43,6 +43,7 @@ import Testing
         #expect(down.status == 503)
         #expect(down.retryAfter != nil)
         #expect(down.details["server"] == .int(1))
+        #expect(!down.message.contains("h:5432") && down.details["address"] == nil)
         let duplicate = ErrorMapping.apiError(
             for: StorageError.uniqueViolation(constraint: "projects_slug_key"), method: "POST", path: "/v1/projects")
         #expect(duplicate.status == 409)

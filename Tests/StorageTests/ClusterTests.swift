@@ -148,7 +148,7 @@ let testLogger: Logger = {
         }
     }
 
-    @Test func userTokensGrantEveryMembership() async throws {
+    @Test func ownUserTokensGrantEveryMembershipIssuedOnesOnlyTheirWorkspace() async throws {
         try await withCluster { cluster, _ in
             let catalog = cluster.catalog
             let a = try await catalog.createWorkspace(slug: "alpha", name: "A")
@@ -166,6 +166,15 @@ let testLogger: Logger = {
             #expect(identity.grants.map(\.workspaceSlug) == ["alpha", "beta"])
             #expect(identity.grant(workspaceSlug: "beta")?.role == .viewer)
             #expect(identity.grant(workspaceSlug: "gamma") == nil)
+
+            // One issued by a workspace is confined to it and capped at its stored role.
+            let (_, issued) = try await catalog.createToken(
+                .init(
+                    name: "from beta", tokenClass: .user, workspaceID: a.id, role: .member, userID: user.id, createdBy: nil,
+                    expiresAt: Date(timeIntervalSinceNow: 3600)))
+            let confined = try #require(try await catalog.resolve(secretHash: TokenSecret.hash(issued)))
+            #expect(confined.grants.map(\.workspaceSlug) == ["alpha"])
+            #expect(confined.grant(workspaceSlug: "alpha")?.role == .member)
         }
     }
 }

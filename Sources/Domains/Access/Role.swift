@@ -27,3 +27,11 @@ public enum TokenClass: String, Sendable, CaseIterable, Codable {
     /// Short-lived, belongs to a user; grants what the user's memberships grant.
     case user
 }
+
+/// Who may create workspaces through the API (`KAIZEN_WORKSPACE_CREATION`).
+public enum WorkspaceCreationPolicy: String, Sendable, CaseIterable {
+    /// User tokens whose grants include a role above viewer; a viewer-only token never becomes an admin this way.
+    case members
+    /// Only operators, with `kaizen workspace create`.
+    case operators
+}

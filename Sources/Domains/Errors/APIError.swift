@@ -33,6 +33,19 @@ public struct APIError: Error, Sendable, Equatable {
     public static func badRequest(_ message: String, details: JSONValue = .null) -> APIError {
         APIError(status: 400, code: "bad_request", message: message, details: details)
     }
+    /// 400 for a query, path or header parameter: named in `details.parameter`, and as a pointer
+    /// `/<name>` in `details.errors` so clients read it like a body problem.
+    public static func invalidParameter(_ name: String, in location: String = "query", _ message: String) -> APIError {
+        APIError(
+            status: 400, code: "invalid_parameter", message: "\(location) parameter '\(name)' \(message)",
+            details: [
+                "parameter": .string(name), "in": .string(location),
+                "errors": .array([["pointer": .string("/" + jsonPointerEscape(name)), "message": .string(message)]]),
+            ])
+    }
+    public static func unsupportedMediaType(_ message: String) -> APIError {
+        APIError(status: 415, code: "unsupported_media_type", message: message)
+    }
     public static func unauthorized(_ message: String) -> APIError {
         APIError(status: 401, code: "unauthorized", message: message)
     }

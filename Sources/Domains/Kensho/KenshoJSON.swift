@@ -133,6 +133,9 @@ public struct KenshoJSON {
                     } else if (0xDC00..<0xE000).contains(scalar) {
                         throw malformed("unpaired surrogate")
                     }
+                    // PostgreSQL cannot store NUL: in the free text the gateway lets through
+                    // (messages, traces) it becomes U+FFFD; elsewhere NULTextMiddleware refused it.
+                    if scalar == 0 { scalar = 0xFFFD }
                     guard let unicode = Unicode.Scalar(scalar) else { throw malformed("invalid \\u escape") }
                     out.append(contentsOf: Array(String(Character(unicode)).utf8))
                 default:

@@ -11,6 +11,9 @@ public struct KenshoValidator: Sendable {
         public var maxMessageLength = 64 * 1024
         public var maxTraceLength = 1024 * 1024
         public var maxProblems = 100
+        /// The longest duration a case or step may report: 30 days. Far beyond any test, and small
+        /// enough that sums over a run and over a project's history stay well inside 64 bits.
+        public var maxDurationMs: Double = 30 * 24 * 3600 * 1000
 
         public init() {}
     }
@@ -127,9 +130,7 @@ public struct KenshoValidator: Sendable {
             problems.add("\(path)/name", "must be 1–\(limits.maxNameLength) characters")
         }
         let status = self.status(item.status, "\(path)/status", &problems)
-        if let duration = item.durationMs, duration < 0 || !duration.isFinite {
-            problems.add("\(path)/durationMs", "must be a non-negative number")
-        }
+        duration(item.durationMs, "\(path)/durationMs", &problems)
         if let key = item.key, key.isEmpty || key.count > 512 {
             problems.add("\(path)/key", "must be 1–512 characters")
         }
@@ -162,7 +163,7 @@ public struct KenshoValidator: Sendable {
         return ValidatedCase(
             key: item.key ?? Self.derivedKey(suite: suite, name: name, parameters: parameters),
             name: name, suite: suite, fullName: item.fullName, file: item.file, status: status,
-            durationMs: Int64((item.durationMs ?? 0).rounded()), attempts: (item.retries?.count ?? 0) + 1,
+            durationMs: Self.milliseconds(item.durationMs), attempts: (item.retries?.count ?? 0) + 1,
             flaky: status == .passed && attemptFailed, error: item.error, labels: item.labels ?? [:],
             parameters: parameters, steps: steps, attachments: item.attachments ?? [])
     }
@@ -183,6 +184,7 @@ public struct KenshoValidator: Sendable {
                 problems.add("\(at)/name", step.name == nil ? "is required" : "must be 1–\(limits.maxNameLength) characters")
             }
             let status = self.status(step.status, "\(at)/status", &problems)
+            duration(step.durationMs, "\(at)/durationMs", &problems)
             for (i, id) in (step.attachments ?? []).enumerated() where !known.contains(id) {
                 problems.add("\(at)/attachments/\(i)", "refers to attachment '\(id)', which was not declared at init and uploaded")
             }
@@ -190,9 +192,24 @@ public struct KenshoValidator: Sendable {
             steps.append(
                 FlatStep(
                     ordinal: ordinal, parent: parent, depth: depth, name: name, status: status ?? .broken,
-                    durationMs: Int64(max(0, step.durationMs ?? 0).rounded()), attachments: step.attachments ?? []))
+                    durationMs: Self.milliseconds(step.durationMs), attachments: step.attachments ?? []))
             flatten(step.steps ?? [], parent: ordinal, depth: depth + 1, path: "\(at)/steps", into: &steps, known, &problems)
         }
+    }
+
+    /// A duration must be a finite number in 0…maxDurationMs; anything else is reported, never converted.
+    func duration(_ value: Double?, _ pointer: String, _ problems: inout Problems) {
+        guard let value else { return }
+        if !value.isFinite || value < 0 || value > limits.maxDurationMs {
+            problems.add(pointer, "must be a number of milliseconds from 0 to \(Int64(limits.maxDurationMs)) (30 days)")
+        }
+    }
+
+    /// Milliseconds as stored. Only reached for values `duration` accepted; the guard keeps the
+    /// conversion total even so (a Double outside Int64's range would trap).
+    static func milliseconds(_ value: Double?) -> Int64 {
+        guard let value, value.isFinite, value > 0 else { return 0 }
+        return Int64(exactly: value.rounded()) ?? (value >= 9.2e18 ? Int64.max : 0)
     }
 
     func status(_ raw: String?, _ pointer: String, _ problems: inout Problems) -> CaseStatus? {

@@ -8,7 +8,7 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let q = input.query
         let size = try pageSize(q.limit, default: 100)
-        if let text = q.q, text.count > 200 { throw APIError.validation(pointer: "/q", "must be at most 200 characters") }
+        if let text = q.q, text.count > 200 { throw APIError.invalidParameter("q", "must be at most 200 characters") }
         let sort = q.sort.flatMap { CaseSort(rawValue: $0.rawValue) } ?? .name
         let after = try q.cursor.map { try CaseCursor.decode($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: q.workspace)
@@ -125,7 +125,7 @@ enum CaseCursor {
 
     static func decode(_ cursor: String) throws -> CasePosition {
         guard let data = Cursor.bytes(cursor), let position = try? JSONDecoder().decode(CasePosition.self, from: data)
-        else { throw APIError.badRequest("the cursor is not one this server issued") }
+        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
         return position
     }
 }

@@ -14,6 +14,7 @@ public struct GatewayDependencies: Sendable {
     public let version: String
     public let logger: Logger
     public let ingest: IngestSettings
+    public let workspaceCreation: WorkspaceCreationPolicy
     /// Encoded `GET /v1/runs/:id` answers (runs never change).
     public let runResponses = RunResponseCache()
     /// Finalizes in flight, which the job worker yields to.
@@ -21,9 +22,11 @@ public struct GatewayDependencies: Sendable {
 
     public init(
         cluster: StorageCluster, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
-        document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings
+        document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings,
+        workspaceCreation: WorkspaceCreationPolicy = .members
     ) {
         self.ingest = ingest
+        self.workspaceCreation = workspaceCreation
         self.cluster = cluster
         self.registry = registry
         self.authenticator = authenticator

@@ -28,12 +28,12 @@ extension KaizenAPI {
         var seen: Set<String> = []
         for (index, item) in declarations.enumerated() {
             let at = "/attachments/\(index)"
-            if !AttachmentRules.isValidID(item.id) {
-                problems.append(.init(pointer: "\(at)/id", message: "must be 1–128 of A-Z a-z 0-9 _ - ."))
+            if !AttachmentID.isValid(item.id) {
+                problems.append(.init(pointer: "\(at)/id", message: AttachmentID.rule))
             } else if !seen.insert(item.id).inserted {
                 problems.append(.init(pointer: "\(at)/id", message: "is declared twice"))
             }
-            if !AttachmentRules.isSHA256(item.sha256) {
+            if !AttachmentID.isSHA256(item.sha256) {
                 problems.append(.init(pointer: "\(at)/sha256", message: "must be 64 lower-case hex digits"))
             }
             if item.size < 0 || Int64(item.size) > deps.ingest.maxAttachmentBytes {
@@ -153,7 +153,11 @@ extension KaizenAPI {
         guard let session, let declared = session.attachments.first(where: { $0.id == attachmentID }) else {
             throw APIError.notFound("attachment '\(attachmentID)' is not declared in upload session '\(uploadID)'")
         }
-        guard case .binary(let body) = input.body else { throw APIError.badRequest("expected a binary body") }
+        let body: HTTPBody
+        switch input.body {
+        case .binary(let bytes): body = bytes
+        case .any(let bytes): body = bytes
+        }
         do {
             try await files.write(body.map { Array($0) }, sha256: declared.sha256, size: declared.size)
         } catch let error as FileBlobStore.WriteError {
@@ -243,19 +247,6 @@ extension KaizenAPI {
     }
 
     func reportURL(_ runID: String) -> String { "\(deps.ingest.publicURL.value)/v1/runs/\(runID)" }
-}
-
-enum AttachmentRules {
-    static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 128
-            && id.utf8.allSatisfy { c in
-                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45 || c == 46
-            }
-    }
-
-    static func isSHA256(_ value: String) -> Bool {
-        value.utf8.count == 64 && value.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-    }
 }
 
 extension Components.Schemas.Totals {

@@ -158,7 +158,7 @@ extension KaizenAPI {
 
     func pageSize(_ limit: Int?, default value: Int) throws -> Int {
         guard let limit else { return value }
-        guard (1...1000).contains(limit) else { throw APIError.validation(pointer: "/limit", "must be 1–1000") }
+        guard (1...1000).contains(limit) else { throw APIError.invalidParameter("limit", "must be 1–1000") }
         return limit
     }
 }
@@ -170,7 +170,7 @@ enum Cursor {
     static func decode(_ cursor: String) throws -> Int64 {
         guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8),
             text.hasPrefix("p:"), let value = Int64(text.dropFirst(2))
-        else { throw APIError.badRequest("the cursor is not one this server issued") }
+        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
         return value
     }
 
@@ -189,7 +189,7 @@ enum Cursor {
 
     static func decodeID(_ cursor: String) throws -> String {
         guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("i:"), text.count > 2
-        else { throw APIError.badRequest("the cursor is not one this server issued") }
+        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
         return String(text.dropFirst(2))
     }
 

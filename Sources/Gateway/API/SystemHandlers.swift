@@ -8,15 +8,16 @@ extension KaizenAPI {
         let health = await deps.cluster.health()
         let servers = health.servers.map { server in
             Components.Schemas.ServerHealth(
-                index: server.index, address: server.url.description,
-                status: health.failures[server.index] == nil ? .ok : .unavailable,
-                shards: health.shardMap.shards(onServer: server.index), error: health.failures[server.index])
+                index: server.index, status: health.failures[server.index] == nil ? .ok : .unavailable,
+                shards: health.shardMap.shards(onServer: server.index))
         }
         if let (index, problem) = health.failures.min(by: { $0.key < $1.key }) {
+            // Anonymous callers learn which server is down, not where it is or what it said.
+            deps.logger.warning("health check: database server \(index) (\(health.servers.first { $0.index == index }?.url.description ?? "?")) failed: \(problem)")
             let encoded = try JSONEncoder().encode(servers)
             let details = try JSONDecoder().decode(JSONValue.self, from: encoded)
             throw APIError.unavailable(
-                "database server \(index) does not answer\(index == 0 ? " (it holds the catalog)" : ""): \(problem)",
+                "database server \(index) does not answer\(index == 0 ? " (it holds the catalog)" : "")",
                 details: ["catalog": .string(health.failures[0] == nil ? "ok" : "unavailable"), "servers": details])
         }
         return .ok(

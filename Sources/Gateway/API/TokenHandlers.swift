@@ -38,6 +38,12 @@ extension KaizenAPI {
             }
         }
         if !problems.isEmpty { throw APIError.validation(problems) }
+        // A credential never carries more than its issuer could do: not a role above the minter's own.
+        let role = body.role?.domain ?? .member
+        if role > grant.role {
+            throw APIError.forbidden(
+                "a token cannot grant the role '\(role.rawValue)', which is above yours ('\(grant.role.rawValue)') in workspace '\(grant.workspaceSlug)'")
+        }
 
         let catalog = deps.cluster.catalog
         let created: (info: TokenInfo, secret: String)
@@ -45,18 +51,18 @@ extension KaizenAPI {
         case .workspace:
             created = try await catalog.createToken(
                 .init(
-                    name: body.name, tokenClass: .workspace, workspaceID: grant.workspaceID, role: body.role?.domain,
+                    name: body.name, tokenClass: .workspace, workspaceID: grant.workspaceID, role: role,
                     userID: nil, createdBy: identity.tokenID, expiresAt: nil))
         case .user:
             guard let userInput = body.user else { throw APIError.validation(pointer: "/user", "is required for user tokens") }
             let user = try await catalog.upsertUser(email: userInput.email.lowercased(), name: userInput.name)
-            try await catalog.setMembership(
-                workspaceID: grant.workspaceID, userID: user.id, role: body.role?.domain ?? .member)
+            try await catalog.setMembership(workspaceID: grant.workspaceID, userID: user.id, role: role)
             deps.authenticator.invalidate { $0.userID == user.id }
             let ttl = body.ttlSeconds ?? TokenRules.defaultUserTTLSeconds
+            // Scoped to this workspace and capped at `role`: never the person's other memberships.
             created = try await catalog.createToken(
                 .init(
-                    name: body.name, tokenClass: .user, workspaceID: grant.workspaceID, role: nil, userID: user.id,
+                    name: body.name, tokenClass: .user, workspaceID: grant.workspaceID, role: role, userID: user.id,
                     createdBy: identity.tokenID, expiresAt: Date().addingTimeInterval(TimeInterval(ttl))))
         }
         let token = Components.Schemas.Token(created.info, workspace: grant)

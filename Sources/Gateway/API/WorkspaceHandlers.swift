@@ -18,6 +18,15 @@ extension KaizenAPI {
             throw APIError.forbidden(
                 "workspace tokens are bound to one workspace and cannot create workspaces; use a user token or `kaizen workspace create`")
         }
+        switch deps.workspaceCreation {
+        case .operators:
+            throw APIError.forbidden("on this server only operators create workspaces (`kaizen workspace create`)")
+        case .members:
+            // A viewer-only token must not make its holder an admin somewhere.
+            guard identity.grants.contains(where: { $0.role.canWrite }) else {
+                throw APIError.forbidden("creating a workspace needs a role above viewer in one of your workspaces")
+            }
+        }
         guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
         var problems: [FieldProblem] = []
         if let problem = Slug.problem(body.slug) { problems.append(.init(pointer: "/slug", message: problem)) }
@@ -27,12 +36,13 @@ extension KaizenAPI {
         if !problems.isEmpty { throw APIError.validation(problems) }
         let workspace: Workspace
         do {
-            workspace = try await deps.cluster.catalog.createWorkspace(slug: body.slug, name: body.name)
+            workspace = try await deps.cluster.catalog.createWorkspace(
+                slug: body.slug, name: body.name, createdByToken: identity.tokenID)
         } catch StorageError.uniqueViolation {
             throw APIError.conflict("a workspace with slug '\(body.slug)' already exists", details: ["pointer": "/slug"])
         }
         try await deps.cluster.catalog.setMembership(workspaceID: workspace.id, userID: userID, role: .admin)
-        deps.authenticator.invalidate { $0.userID == userID }
+        deps.authenticator.invalidate { $0.userID == userID || $0.tokenID == identity.tokenID }
         return .created(.init(body: .json(.init(workspace, role: .admin))))
     }
 

@@ -14,10 +14,15 @@ public final class RateLimiter: Sendable {
     public let userLimit: RateLimit
     public let workspaceLimit: RateLimit
     let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+    /// Monotonic nanoseconds; injected by tests so that limits do not depend on the machine's speed.
+    public let clock: @Sendable () -> UInt64
 
-    public init(user: RateLimit, workspace: RateLimit) {
+    public init(
+        user: RateLimit, workspace: RateLimit, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+    ) {
         self.userLimit = user
         self.workspaceLimit = workspace
+        self.clock = clock
     }
 
     public func limit(for tokenClass: TokenClass) -> RateLimit {
@@ -28,9 +33,8 @@ public final class RateLimiter: Sendable {
     }
 
     /// Takes one token from the caller's bucket.
-    public func decide(tokenID: String, tokenClass: TokenClass, nowNanos: UInt64 = Clock.monotonicNanoseconds())
-        -> TokenBucket.Decision
-    {
+    public func decide(tokenID: String, tokenClass: TokenClass, nowNanos: UInt64? = nil) -> TokenBucket.Decision {
+        let nowNanos = nowNanos ?? clock()
         let limit = self.limit(for: tokenClass)
         let capacity = limit.capacity
         let rate = limit.ratePerSecond
@@ -43,7 +47,8 @@ public final class RateLimiter: Sendable {
 
     /// Forgets buckets that have refilled completely: they behave exactly like new ones.
     @discardableResult
-    public func sweep(nowNanos: UInt64 = Clock.monotonicNanoseconds()) -> Int {
+    public func sweep(nowNanos: UInt64? = nil) -> Int {
+        let nowNanos = nowNanos ?? clock()
         var removed = 0
         // Conservative for both classes: a bucket is dropped only once it would be full under either.
         let largest = max(userLimit.capacity, workspaceLimit.capacity)

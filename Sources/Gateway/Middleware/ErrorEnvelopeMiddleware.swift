@@ -62,10 +62,9 @@ public enum ErrorMapping {
             return decodingError(error)
         case let error as StorageError:
             switch error {
-            case .serverUnavailable(let server, let address, _):
-                return .unavailable(
-                    "database server \(server) (\(address)) does not answer; retry shortly",
-                    details: ["server": .int(server), "address": .string(address)])
+            case .serverUnavailable(let server, _, _):
+                // Which server, not where it is: the address is for the operator's log.
+                return .unavailable("database server \(server) does not answer; retry shortly", details: ["server": .int(server)])
             case .uniqueViolation(let constraint):
                 return .conflict("the resource already exists", details: ["constraint": .string(constraint)])
             case .blobStore(let message):
@@ -132,9 +131,16 @@ public enum ErrorMapping {
         let error: Body
     }
 
+    /// Stable key order and unescaped slashes, like every other answer.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
     public static func response(for error: APIError) -> Response {
         let body = Envelope(error: .init(code: error.code, message: error.message, details: error.details))
-        let data = (try? JSONEncoder().encode(body)) ?? Data(#"{"error":{"code":"internal","message":"internal server error","details":null}}"#.utf8)
+        let data = (try? ErrorMapping.encoder.encode(body)) ?? Data(#"{"error":{"code":"internal","message":"internal server error","details":null}}"#.utf8)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
         if error.status == 401 { headers[.wwwAuthenticate] = #"Bearer realm="kaizen""# }

@@ -25,14 +25,26 @@ public struct HTTPVersionSniffingChannel: HTTPChannelHandler {
 
     public var responder: Responder { http1.responder }
 
-    public init(configuration: HTTP2ChannelConfiguration, responder: @escaping Responder) {
-        self.http1 = HTTP1Channel(responder: responder, configuration: configuration.streamConfiguration)
+    /// Closes a connection that has not sent enough bytes to tell its protocol within this time.
+    let firstBytesTimeout: TimeAmount?
+
+    /// - Parameters:
+    ///   - http1: HTTP/1.1 connections; its `idleTimeout` closes a connection with no request in
+    ///     flight, which also bounds how long a request head may take to arrive.
+    ///   - firstBytesTimeout: how long a new connection may stay silent before it is closed.
+    public init(
+        configuration: HTTP2ChannelConfiguration, http1: HTTP1Channel.Configuration? = nil,
+        firstBytesTimeout: TimeAmount? = .seconds(10), responder: @escaping Responder
+    ) {
+        self.http1 = HTTP1Channel(responder: responder, configuration: http1 ?? configuration.streamConfiguration)
         self.http2 = HTTP2Channel(responder: responder, configuration: configuration)
+        self.firstBytesTimeout = firstBytesTimeout
     }
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let http1 = self.http1
         let http2 = self.http2
+        let firstBytesTimeout = self.firstBytesTimeout
         return channel.eventLoop.makeCompletedFuture {
             let negotiation = NIOTypedApplicationProtocolNegotiationHandler<
                 NIONegotiatedHTTPVersion<HTTP1Channel.Value, HTTP2Channel.Value>
@@ -44,7 +56,7 @@ public struct HTTPVersionSniffingChannel: HTTPChannelHandler {
                     return http1.setup(channel: channel, logger: logger).map { .http1_1($0) }
                 }
             }
-            try channel.pipeline.syncOperations.addHandler(HTTPPrefaceSniffer())
+            try channel.pipeline.syncOperations.addHandler(HTTPPrefaceSniffer(timeout: firstBytesTimeout))
             try channel.pipeline.syncOperations.addHandler(negotiation)
             return Value(negotiated: negotiation.protocolNegotiationResult, channel: channel)
         }
@@ -88,6 +100,32 @@ final class HTTPPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private var buffered: ByteBuffer?
+    private let timeout: TimeAmount?
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount?) { self.timeout = timeout }
+
+    // A connection that never sends its first bytes would otherwise stay open forever: neither
+    // protocol's own idle timer runs before the protocol is known.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startTimer(context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        guard let timeout, timer == nil else { return }
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -106,6 +144,8 @@ final class HTTPPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         buffered = nil
+        timer?.cancel()
+        timer = nil
         context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: matches ? "h2" : nil))
         context.fireChannelRead(wrapInboundOut(buffer))
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

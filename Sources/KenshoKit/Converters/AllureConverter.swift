@@ -55,25 +55,38 @@ public enum AllureConverter {
         guard let entries = try? fm.contentsOfDirectory(atPath: directory) else {
             throw ConversionError(file: directory, line: nil, message: "cannot read the directory")
         }
-        var results: [Result] = []
+        var results: [(name: String, data: Data)] = []
         for entry in entries.sorted() where entry.hasSuffix("-result.json") {
             let path = (directory as NSString).appendingPathComponent(entry)
             guard let data = fm.contents(atPath: path) else { continue }
+            results.append((path, data))
+        }
+        guard !results.isEmpty else {
+            throw ConversionError(file: directory, line: nil, message: "no *-result.json files: is this an allure-results directory?")
+        }
+        return try convert(results: results) { source in
+            fm.contents(atPath: (directory as NSString).appendingPathComponent(source))
+        }
+    }
+
+    /// The same from `*-result.json` documents in memory; `attachment` reads an attachment's
+    /// `source` file (nil when it is missing).
+    public static func convert(results documents: [(name: String, data: Data)], attachment: (String) -> Data?) throws
+        -> ConvertedRun
+    {
+        var results: [Result] = []
+        for (path, data) in documents {
             do {
                 results.append(try JSONDecoder().decode(Result.self, from: data))
             } catch {
                 throw ConversionError(file: path, line: nil, message: "not an Allure result: \(error)")
             }
         }
-        guard !results.isEmpty else {
-            throw ConversionError(file: directory, line: nil, message: "no *-result.json files: is this an allure-results directory?")
-        }
         var attachments: [String: Data] = [:]
         func attach(_ list: [Attachment]?) -> [String]? {
             guard let list, !list.isEmpty else { return nil }
             return list.compactMap { item in
-                let path = (directory as NSString).appendingPathComponent(item.source)
-                guard AttachmentName.isValid(item.source), let data = fm.contents(atPath: path) else { return nil }
+                guard AttachmentID.isValid(item.source), let data = attachment(item.source) else { return nil }
                 attachments[item.source] = data
                 return item.source
             }
@@ -103,7 +116,7 @@ public enum AllureConverter {
             for label in final.labels ?? [] where label.value != nil {
                 labels[label.name] = labels[label.name].map { "\($0),\(label.value!)" } ?? label.value
             }
-            let suite = labels["suite"] ?? labels["testClass"] ?? labels["parentSuite"] ?? labels["package"]
+            let identity = Self.identity(final, labels: labels)
             var parameters: [String: String] = [:]
             for parameter in final.parameters ?? [] { parameters[parameter.name] = parameter.value ?? "" }
             let retries = attempts.dropLast().map { attempt in
@@ -113,7 +126,7 @@ public enum AllureConverter {
             }
             cases.append(
                 KenshoCase(
-                    key: final.historyId.map { "allure:\($0)" }, name: final.name ?? "(unnamed)", suite: suite,
+                    key: identity.key, name: identity.name, suite: identity.suite,
                     fullName: final.fullName, status: status(final.status), durationMs: duration(final.start, final.stop),
                     retries: retries.isEmpty ? nil : Array(retries),
                     error: status(final.status) == "passed" ? nil : error(final.statusDetails),
@@ -133,9 +146,29 @@ public enum AllureConverter {
         }
     }
 
-    static func duration(_ start: Double?, _ stop: Double?) -> Double {
-        guard let start, let stop, stop >= start else { return 0 }
-        return stop - start
+    static func duration(_ start: Double?, _ stop: Double?) -> Double? {
+        Timestamps.milliseconds(from: start, to: stop)
+    }
+
+    /// Suite, name and key as the JUnit converter derives them for the same test, so switching
+    /// reporters does not make every failure "new": the suite is the class or module JUnit calls
+    /// `classname` — allure-pytest's `fullName` is `module.path#test` and its name carries the
+    /// parameters as pytest's id does (`test_square_even[5]`); Allure for Java names the class in
+    /// `testClass` and the method after it in `fullName`. The opaque `historyId` is a last resort.
+    static func identity(_ result: Result, labels: [String: String]) -> (suite: String?, name: String, key: String?) {
+        let name = result.name ?? "(unnamed)"
+        if let fullName = result.fullName, let hash = fullName.lastIndex(of: "#") {
+            let suite = String(fullName[..<hash])
+            return (suite, name, KenshoValidator.derivedKey(suite: suite, name: name, parameters: [:]))
+        }
+        if let testClass = labels["testClass"], let fullName = result.fullName, fullName.hasPrefix(testClass + ".") {
+            let method = String(fullName.dropFirst(testClass.count + 1))
+            return (testClass, method, KenshoValidator.derivedKey(suite: testClass, name: method, parameters: [:]))
+        }
+        if let suite = labels["testClass"] ?? labels["suite"] ?? labels["package"] ?? labels["parentSuite"] {
+            return (suite, name, KenshoValidator.derivedKey(suite: suite, name: name, parameters: [:]))
+        }
+        return (nil, name, result.historyId.map { "allure:\($0)" })
     }
 
     static func error(_ details: Details?) -> KenshoError? {
@@ -144,15 +177,5 @@ public enum AllureConverter {
         let type = firstLine?.split(separator: ":", maxSplits: 1).first.map(String.init)
             .flatMap { $0.contains(" ") ? nil : $0 }
         return KenshoError(type: type, message: details.message, trace: details.trace)
-    }
-}
-
-/// Attachment ids kensho/v1 accepts: 1–128 of A-Z a-z 0-9 _ - .
-enum AttachmentName {
-    static func isValid(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 128
-            && id.utf8.allSatisfy { c in
-                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45 || c == 46
-            }
     }
 }

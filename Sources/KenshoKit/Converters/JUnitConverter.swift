@@ -12,14 +12,31 @@ import FoundationXML
 /// `properties` → labels; `system-out`/`system-err` → text attachments.
 public enum JUnitConverter {
     public static func convert(files: [String]) throws -> ConvertedRun {
-        var cases: [KenshoCase] = []
-        var env: [String: String] = [:]
-        var attachments: [String: Data] = [:]
-        var keys: [String: Int] = [:]
+        var documents: [(name: String, data: Data)] = []
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConversionError(file: file, line: nil, message: "cannot read the file")
             }
+            documents.append((file, data))
+        }
+        return try convert(documents: documents)
+    }
+
+    /// The same from bytes in memory: `name` is what errors call each document.
+    ///
+    /// Within one document, repeated `<testcase>`s of one identity (classname and name) are the
+    /// attempts of one test — pytest-rerunfailures writes one record per attempt, Gradle without
+    /// `mergeReruns` too — so they become one case whose earlier attempts are its retries. Across
+    /// documents (merged shard reports) they stay distinct cases. Durations outside 0…30 days and
+    /// unparseable times are dropped, not passed on.
+    public static func convert(documents: [(name: String, data: Data)]) throws -> ConvertedRun {
+        var cases: [KenshoCase] = []
+        var env: [String: String] = [:]
+        var attachments: [String: Data] = [:]
+        var keys: [String: Int] = [:]
+        var started: Date?
+        var finished: Date?
+        for (file, data) in documents {
             let reader = Reader(file: file, firstAttachment: attachments.count)
             let parser = XMLParser(data: data)
             parser.delegate = reader
@@ -28,16 +45,16 @@ public enum JUnitConverter {
                 let reason = parser.parserError.map(Reader.describe) ?? "malformed XML"
                 throw ConversionError(file: file, line: parser.lineNumber, message: "not well-formed XML: \(reason)")
             }
-            if !reader.openElements.isEmpty {
+            if let open = reader.openElements.last {
                 throw ConversionError(
-                    file: file, line: parser.lineNumber, message: "not well-formed XML: <\(reader.openElements.last!)> is never closed")
+                    file: file, line: parser.lineNumber, message: "not well-formed XML: <\(open)> is never closed")
             }
             guard reader.sawTestElement else {
                 throw ConversionError(file: file, line: nil, message: "no <testsuite> or <testcase>: this is not JUnit XML")
             }
             for (key, value) in reader.env { env[key] = value }
-            for var item in reader.cases {
-                // Two cases with one identity (merged reports, repeated names) must stay two cases.
+            for var item in Self.mergingReruns(reader.cases) {
+                // Two cases with one identity in different reports must stay two cases.
                 let key = "\(item.suite ?? "")::\(item.name ?? "")"
                 let seen = keys[key, default: 0]
                 keys[key] = seen + 1
@@ -45,8 +62,39 @@ public enum JUnitConverter {
                 cases.append(item)
             }
             for (id, data) in reader.attachments { attachments[id] = data }
+            if let start = reader.startedAt { started = min(started ?? start, start) }
+            if let end = reader.finishedAt { finished = max(finished ?? end, end) }
         }
-        return ConvertedRun(cases: cases, env: env, attachments: attachments)
+        var converted = ConvertedRun(cases: cases, env: env, attachments: attachments)
+        converted.run.startedAt = started.map(Timestamps.format)
+        converted.run.finishedAt = finished.map(Timestamps.format)
+        return converted
+    }
+
+    /// Folds consecutive records of one test into one case: the last record is the final attempt,
+    /// the ones before it its retries (a rerun only follows a failure, so an earlier record that
+    /// says nothing of its outcome counts as failed).
+    static func mergingReruns(_ records: [KenshoCase]) -> [KenshoCase] {
+        var result: [KenshoCase] = []
+        for record in records {
+            guard var previous = result.last, previous.suite == record.suite, previous.name == record.name,
+                previous.file == record.file
+            else {
+                result.append(record)
+                continue
+            }
+            var attempts = previous.retries ?? []
+            let earlierStatus = previous.status == "passed" && previous.error == nil ? "failed" : (previous.status ?? "failed")
+            attempts.append(KenshoAttempt(status: earlierStatus, durationMs: previous.durationMs, error: previous.error))
+            attempts.append(contentsOf: record.retries ?? [])
+            previous = record
+            previous.retries = attempts
+            previous.durationMs = record.durationMs
+            previous.attachments = (result.last?.attachments ?? []) + (record.attachments ?? [])
+            if previous.attachments?.isEmpty == true { previous.attachments = nil }
+            result[result.count - 1] = previous
+        }
+        return result
     }
 
     final class Reader: NSObject, XMLParserDelegate {
@@ -57,6 +105,8 @@ public enum JUnitConverter {
         var problem: ConversionError?
         var sawTestElement = false
         var nextAttachment: Int
+        var startedAt: Date?
+        var finishedAt: Date?
 
         private var suites: [String] = []
         private var current: KenshoCase?
@@ -83,14 +133,21 @@ public enum JUnitConverter {
             case "testsuite":
                 sawTestElement = true
                 suites.append(attributes["name"] ?? "")
+                // pytest, Surefire and Ant write when the suite started (often without a zone: local time).
+                if let stamp = attributes["timestamp"].flatMap(Timestamps.parse) {
+                    startedAt = min(startedAt ?? stamp, stamp)
+                    let seconds = Timestamps.seconds(attributes["time"]) ?? 0
+                    let end = stamp.addingTimeInterval(seconds)
+                    finishedAt = max(finishedAt ?? end, end)
+                }
             case "testcase":
                 sawTestElement = true
-                let seconds = attributes["time"].flatMap { Double($0.replacingOccurrences(of: ",", with: "")) } ?? 0
+                let seconds = Timestamps.seconds(attributes["time"])
                 let suite = attributes["classname"].flatMap { $0.isEmpty ? nil : $0 } ?? suites.last.flatMap { $0.isEmpty ? nil : $0 }
                 current = KenshoCase(
                     name: attributes["name"] ?? "(unnamed)", suite: suite,
                     fullName: [suite, attributes["name"]].compactMap { $0 }.joined(separator: "."),
-                    file: attributes["file"], status: "passed", durationMs: max(0, seconds * 1000))
+                    file: attributes["file"], status: "passed", durationMs: seconds.map { $0 * 1000 })
                 currentRetries = []
                 outputs = []
             case "failure", "error", "skipped", "flakyFailure", "flakyError", "rerunFailure", "rerunError":

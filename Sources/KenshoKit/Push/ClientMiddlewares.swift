@@ -11,9 +11,11 @@ public struct KenshoFailure: Error, CustomStringConvertible, Sendable {
     public let details: String?
 
     public var description: String {
-        var text = status.map { "Kaizen answered \($0)\(code.map { " \($0)" } ?? ""): \(message)" } ?? message
-        if let details, !details.isEmpty { text += "\n" + details }
-        return text
+        // With a list of problems the message would repeat the first of them: the list says it all.
+        if let details, !details.isEmpty, let status {
+            return "Kaizen refused the request (\(status)\(code.map { " \($0)" } ?? "")):\n" + details
+        }
+        return status.map { "Kaizen answered \($0)\(code.map { " \($0)" } ?? ""): \(message)" } ?? message
     }
 
     public init(status: Int?, code: String?, message: String, details: String? = nil) {
@@ -45,14 +47,20 @@ public struct RetryPolicy: Sendable {
         return Double.random(in: (ceiling / 2)...ceiling)
     }
 
-    public static func retryable(status: Int) -> Bool { status == 429 || status == 502 || status == 503 || status == 504 || status == 500 }
+    /// What can succeed later: 429 and a gateway or server that is briefly unavailable. A 500 is a
+    /// server bug that repeating the same request will not fix.
+    public static func retryable(status: Int) -> Bool { status == 429 || status == 502 || status == 503 || status == 504 }
 }
 
 /// Counts what the retry layer did, for `--json` and the tests.
 public final class RetryLog: Sendable {
     private let counts = Mutex<[Int: Int]>([:])
+    private let answered = Atomic<Bool>(false)
     public init() {}
     func note(_ status: Int) { counts.withLock { $0[status, default: 0] += 1 } }
+    /// The server answered at least once during this push.
+    func reached() { answered.store(true, ordering: .relaxed) }
+    var hasReached: Bool { answered.load(ordering: .relaxed) }
     /// Retried responses by status (0: network error).
     public var retried: [Int: Int] { counts.withLock { $0 } }
 }
@@ -72,6 +80,7 @@ struct RetryMiddleware: ClientMiddleware {
         while true {
             do {
                 let (response, responseBody) = try await next(request, bytes.map { HTTPBody($0) }, baseURL)
+                log.reached()
                 let status = response.status.code
                 guard RetryPolicy.retryable(status: status), attempt < policy.attempts else {
                     return (response, responseBody)
@@ -82,8 +91,13 @@ struct RetryMiddleware: ClientMiddleware {
             } catch let error as CancellationError {
                 throw error
             } catch {
-                guard attempt < policy.attempts else {
-                    throw KenshoFailure(status: nil, code: nil, message: "could not reach Kaizen at \(baseURL.absoluteString): \(error)")
+                // A server never reached (refused, unknown host, TLS) is a wrong URL or a server that is
+                // down: say so at once. Once it has answered, a dropped connection is worth retrying.
+                let retry = TransportProblem.canSucceedLater(error) || (log.hasReached && TransportProblem.isConnectionFailure(error))
+                guard attempt < policy.attempts, retry else {
+                    throw KenshoFailure(
+                        status: nil, code: nil,
+                        message: "could not reach Kaizen at \(baseURL.absoluteString): \(TransportProblem.describe(error))")
                 }
                 log.note(0)
                 try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: nil)))
@@ -124,3 +138,9 @@ struct EnvelopeMiddleware: ClientMiddleware {
 }
 
 
+
+/// An input problem found before anything was sent (exit status 2).
+public struct KenshoInputError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

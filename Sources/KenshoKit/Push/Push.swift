@@ -20,12 +20,24 @@ public struct PushOptions: Sendable {
     public var uploadConcurrency: Int
     /// Stops after this many uploads, as if interrupted (tests of resumed pushes).
     public var interruptAfterUploads: Int?
+    /// Where git is asked for the branch and commit outside CI: where the user ran kensho, not the
+    /// directory a conversion was written to.
+    public var gitDirectory: String
+    /// How long opening a connection may take before that attempt fails.
+    public var connectTimeout: Duration
+    /// The whole push, retries included, gives up after this.
+    public var timeout: Duration
 
     public init(
         directory: String, serverURL: URL, token: String, project: String? = nil, workspace: String? = nil,
         externalRunId: String? = nil, branch: String? = nil, environment: [String: String] = [:],
-        retry: RetryPolicy = RetryPolicy(), uploadConcurrency: Int = 4, interruptAfterUploads: Int? = nil
+        retry: RetryPolicy = RetryPolicy(), uploadConcurrency: Int = 4, interruptAfterUploads: Int? = nil,
+        gitDirectory: String = FileManager.default.currentDirectoryPath, connectTimeout: Duration = .seconds(5),
+        timeout: Duration = .seconds(300)
     ) {
+        self.gitDirectory = gitDirectory
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
         self.directory = directory
         self.serverURL = serverURL
         self.token = token
@@ -80,28 +92,80 @@ public enum Push {
         let contentType: String
     }
 
+    /// Pushes, giving up after `options.timeout` with one sentence saying how far it got.
     public static func run(_ options: PushOptions, progress: (@Sendable (String) -> Void)? = nil) async throws -> PushResult {
+        // Input problems are found before any connection is made.
+        let prepared = try prepare(options)
+        var configuration = HTTPClient.Configuration()
+        let connect = options.connectTimeout.components
+        configuration.timeout = .init(
+            connect: .nanoseconds(connect.seconds * 1_000_000_000 + connect.attoseconds / 1_000_000_000))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        do {
+            let result = try await withThrowingTaskGroup(of: PushResult?.self) { group in
+                group.addTask { try await push(prepared, options: options, http: http, progress: progress) }
+                group.addTask {
+                    try await Task.sleep(for: options.timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let result = first else {
+                    throw KenshoFailure(
+                        status: nil, code: nil,
+                        message: "gave up after \(options.timeout.components.seconds) s (--timeout) without a complete push to \(options.serverURL.absoluteString)")
+                }
+                return result
+            }
+            try? await http.shutdown()
+            return result
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    struct Prepared: Sendable {
+        let run: KenshoRun
+        let project: String
+        let attachments: [LocalAttachment]
+    }
+
+    /// Reads and completes run.json and hashes its attachments: everything that needs no server.
+    static func prepare(_ options: PushOptions) throws -> Prepared {
         let runPath = (options.directory as NSString).appendingPathComponent("run.json")
         guard let data = FileManager.default.contents(atPath: runPath) else {
-            throw KenshoFailure(status: nil, code: nil, message: "no run.json in \(options.directory) (convert JUnit or Allure results first: kensho convert …)")
+            throw KenshoInputError("no run.json in \(options.directory) (convert JUnit or Allure results first: kensho convert …)")
         }
         var run: KenshoRun
         do {
             run = try KenshoJSON.decode(Array(data))
         } catch {
-            throw KenshoFailure(status: nil, code: nil, message: "\(runPath) is not valid JSON: \(error)")
+            throw KenshoInputError("\(runPath) is not valid kensho/v1 JSON: \(error)")
         }
         fillMetadata(&run, options: options, runJSON: data)
         guard let project = run.project?.slug, !project.isEmpty else {
-            throw KenshoFailure(status: nil, code: nil, message: "no project: set it in run.json, with --project or KAIZEN_PROJECT")
+            throw KenshoInputError("no project: set it in run.json, with --project or KAIZEN_PROJECT")
         }
-        let externalRunId = run.externalRunId ?? ""
-        let attachments = try hashAttachments(run, directory: options.directory)
+        guard run.branch != nil else {
+            throw KenshoInputError(
+                "no branch: not in a CI system kensho knows, and \(options.gitDirectory) is not a git checkout on a branch; "
+                    + "pass --branch (a run must never land in another branch's history)")
+        }
+        return Prepared(run: run, project: project, attachments: try hashAttachments(run, directory: options.directory))
+    }
 
+    static func push(
+        _ prepared: Prepared, options: PushOptions, http: HTTPClient, progress: (@Sendable (String) -> Void)?
+    ) async throws -> PushResult {
+        var run = prepared.run
+        let project = prepared.project
+        let attachments = prepared.attachments
+        let externalRunId = run.externalRunId ?? ""
         let log = RetryLog()
         let client = KaizenClient.make(
             serverURL: options.serverURL, token: options.token,
-            middlewares: [EnvelopeMiddleware(), RetryMiddleware(policy: options.retry, log: log)])
+            middlewares: [EnvelopeMiddleware(), RetryMiddleware(policy: options.retry, log: log)], httpClient: http,
+            timeout: .seconds(120))
 
         let initResponse = try await unwrapped { try await client.initKenshoIngest(
             body: .json(
@@ -113,7 +177,7 @@ public enum Push {
         let started = try initResponse.ok.body.json
         let byID = Dictionary(uniqueKeysWithValues: attachments.map { ($0.id, $0) })
         let uploaded = try await upload(
-            started.presigned, files: byID, options: options, log: log, progress: progress)
+            started.presigned, files: byID, options: options, http: http, log: log, progress: progress)
         run.uploadId = started.uploadId
 
         let finalized = try await unwrapped {
@@ -149,7 +213,7 @@ public enum Push {
         } catch let error as ClientError {
             if let failure = error.underlyingError as? KenshoFailure { throw failure }
             if error.underlyingError is CancellationError { throw CancellationError() }
-            throw KenshoFailure(status: nil, code: nil, message: "\(error.operationID): \(error.underlyingError)")
+            throw KenshoFailure(status: nil, code: nil, message: "\(error.operationID) failed: \(TransportProblem.describe(error.underlyingError))")
         }
     }
 
@@ -157,7 +221,7 @@ public enum Push {
     /// local run without an id gets one derived from its content, so pushing it again is idempotent.
     static func fillMetadata(_ run: inout KenshoRun, options: PushOptions, runJSON: Data) {
         let env = options.environment
-        let ci = CIMetadata.detect(env) ?? CIMetadata.fromGit(directory: options.directory)
+        let ci = CIMetadata.detect(env) ?? CIMetadata.fromGit(directory: options.gitDirectory)
         if run.schemaVersion == nil { run.schemaVersion = "kensho/v1" }
         if let project = options.project ?? (run.project?.slug == nil ? env["KAIZEN_PROJECT"] : nil) {
             run.project = .init(slug: project)
@@ -168,7 +232,8 @@ public enum Push {
                 ?? "local-" + SHA256.hash(data: runJSON).prefix(8).map { String(format: "%02x", $0) }.joined()
         }
         if let branch = options.branch { run.branch = branch }
-        if run.branch == nil { run.branch = ci?.branch ?? "main" }
+        // Unknown stays unknown: `prepare` refuses it rather than filing the run under a guessed branch.
+        if run.branch == nil { run.branch = ci?.branch }
         if run.commit == nil { run.commit = ci?.commit }
         if run.buildUrl == nil { run.buildUrl = ci?.buildURL }
     }
@@ -192,7 +257,7 @@ public enum Push {
         return try ids.map { id in
             let path = (folder as NSString).appendingPathComponent(id)
             guard let handle = FileHandle(forReadingAtPath: path) else {
-                throw KenshoFailure(status: nil, code: nil, message: "attachment '\(id)' is referenced by run.json but \(path) does not exist")
+                throw KenshoInputError("attachment '\(id)' is referenced by run.json but \(path) does not exist")
             }
             defer { try? handle.close() }
             var hasher = SHA256()
@@ -226,7 +291,7 @@ public enum Push {
     /// PUTs the files init asked for, at most `uploadConcurrency` at a time, each retried like API calls.
     static func upload(
         _ targets: [Components.Schemas.PresignedUpload], files: [String: LocalAttachment], options: PushOptions,
-        log: RetryLog, progress: (@Sendable (String) -> Void)?
+        http: HTTPClient, log: RetryLog, progress: (@Sendable (String) -> Void)?
     ) async throws -> Int {
         let total = targets.count
         var done = 0
@@ -234,7 +299,7 @@ public enum Push {
             var pending = targets.makeIterator()
             func startNext() -> Bool {
                 guard let target = pending.next(), let file = files[target.id] else { return false }
-                group.addTask { try await put(target, file: file, retry: options.retry, log: log) }
+                group.addTask { try await put(target, file: file, http: http, retry: options.retry, log: log) }
                 return true
             }
             for _ in 0..<max(1, options.uploadConcurrency) where !startNext() { break }
@@ -251,9 +316,10 @@ public enum Push {
         return done
     }
 
-    static func put(_ target: Components.Schemas.PresignedUpload, file: LocalAttachment, retry: RetryPolicy, log: RetryLog)
-        async throws
-    {
+    static func put(
+        _ target: Components.Schemas.PresignedUpload, file: LocalAttachment, http: HTTPClient, retry: RetryPolicy,
+        log: RetryLog
+    ) async throws {
         var attempt = 1
         while true {
             var request = HTTPClientRequest(url: target.url)
@@ -263,7 +329,8 @@ public enum Push {
             let data = try Data(contentsOf: URL(fileURLWithPath: file.path), options: .mappedIfSafe)
             request.body = .bytes(ByteBuffer(bytes: data))
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+                let response = try await http.execute(request, timeout: .seconds(600))
+                log.reached()
                 let body = try await response.body.collect(upTo: 1 << 20)
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) { return }
@@ -280,8 +347,10 @@ public enum Push {
             } catch let error as CancellationError {
                 throw error
             } catch {
-                guard attempt < retry.attempts else {
-                    throw KenshoFailure(status: nil, code: nil, message: "upload of attachment '\(file.id)' failed: \(error)")
+                guard attempt < retry.attempts, TransportProblem.canSucceedLater(error) else {
+                    throw KenshoFailure(
+                        status: nil, code: nil,
+                        message: "upload of attachment '\(file.id)' to \(target.url) failed: \(TransportProblem.describe(error))")
                 }
                 log.note(0)
                 try await Task.sleep(for: .seconds(retry.delay(afterAttempt: attempt, retryAfter: nil)))

@@ -60,14 +60,15 @@ public struct CatalogStore: Sendable {
     // MARK: workspaces
 
     /// Places a new workspace on the logical shard holding the fewest workspaces.
-    public func createWorkspace(slug: String, name: String) async throws -> Workspace {
+    /// `createdByToken`: the user token that asked for it, whose scope then includes it.
+    public func createWorkspace(slug: String, name: String, createdByToken: String? = nil) async throws -> Workspace {
         let id = ResourceID.make(.workspace)
         let logger = self.logger
         return try await server.run { connection in
             let rows = try await connection.query(
                 """
-                INSERT INTO workspaces (id, slug, name, shard_id)
-                SELECT \(id), \(slug), \(name), s.shard_id
+                INSERT INTO workspaces (id, slug, name, shard_id, created_by_token)
+                SELECT \(id), \(slug), \(name), s.shard_id, \(createdByToken)
                 FROM shards s LEFT JOIN workspaces w ON w.shard_id = s.shard_id
                 GROUP BY s.shard_id ORDER BY count(w.id), s.shard_id LIMIT 1
                 RETURNING shard_id, created_at
@@ -265,15 +266,23 @@ public struct CatalogStore: Sendable {
 
     /// Resolves a secret's hash to the caller's identity: nil for unknown, revoked or expired tokens.
     /// One round trip: the token joined with its workspace (workspace tokens) or the user's memberships.
+    ///
+    /// A user token's grants are the user's memberships *within its scope*: the workspace that issued
+    /// it and the workspaces created through it — never the person's other workspaces — each at most
+    /// at the role stored on the token (the issuer's cap). A membership removed is a grant gone.
+    /// Only a token with no issuing workspace covers all of a person's memberships: the person's own
+    /// (sign-in), never one a workspace admin mints.
     public func resolve(secretHash: String) async throws -> Identity? {
         let logger = self.logger
         return try await server.run { connection in
             let rows = try await connection.query(
                 """
                 SELECT t.id, t.class, t.user_id, (extract(epoch FROM t.expires_at) * 1000)::bigint,
-                       w.id, w.slug, w.shard_id, COALESCE(t.role, m.role)
+                       w.id, w.slug, w.shard_id, t.role, m.role, (w.created_by_token = t.id)
                 FROM tokens t
                 LEFT JOIN memberships m ON t.class = 'user' AND m.user_id = t.user_id
+                     AND (t.workspace_id IS NULL OR m.workspace_id = t.workspace_id
+                          OR m.workspace_id IN (SELECT c.id FROM workspaces c WHERE c.created_by_token = t.id))
                 LEFT JOIN workspaces w ON w.id = CASE WHEN t.class = 'user' THEN m.workspace_id ELSE t.workspace_id END
                 WHERE t.secret_hash = \(secretHash) AND t.revoked_at IS NULL
                   AND (t.expires_at IS NULL OR t.expires_at > now())
@@ -283,14 +292,27 @@ public struct CatalogStore: Sendable {
             var userID: String?
             var expires: Int64?
             var grants: [WorkspaceGrant] = []
-            for try await (id, cls, user, exp, wsID, wsSlug, shard, role) in rows.decode(
-                (String, String, String?, Int64?, String?, String?, Int?, String?).self)
+            for try await (id, cls, user, exp, wsID, wsSlug, shard, tokenRole, memberRole, createdByIt) in rows.decode(
+                (String, String, String?, Int64?, String?, String?, Int?, String?, String?, Bool?).self)
             {
                 tokenID = id
                 tokenClass = TokenClass(rawValue: cls) ?? .workspace
                 userID = user
                 expires = exp
-                if let wsID, let wsSlug, let shard, let role = role.flatMap(Role.init(rawValue:)) {
+                guard let wsID, let wsSlug, let shard else { continue }
+                let cap = tokenRole.flatMap(Role.init(rawValue:))
+                let role: Role?
+                switch tokenClass {
+                case .workspace: role = cap
+                case .user:
+                    // The cap applies in the issuing workspace; a workspace the token created is the user's own.
+                    if let member = memberRole.flatMap(Role.init(rawValue:)) {
+                        role = createdByIt == true ? member : min(member, cap ?? member)
+                    } else {
+                        role = nil
+                    }
+                }
+                if let role {
                     grants.append(WorkspaceGrant(workspaceID: wsID, workspaceSlug: wsSlug, shardID: shard, role: role))
                 }
             }

@@ -19,7 +19,8 @@ public struct JobRecord: Sendable, Hashable {
 
 /// The queue on one physical server. Jobs are enqueued in the transaction that creates their subject
 /// (a run), claimed with `FOR UPDATE SKIP LOCKED` so workers on several nodes never take the same
-/// job, retried with exponential backoff, and left `dead` with their last error after `max_attempts`.
+/// job, held on leases their worker renews (a crashed worker's jobs are taken back when the lease
+/// lapses), retried with exponential backoff, and left `dead` with their last error after `max_attempts`.
 public struct JobQueue: Sendable {
     public let server: PhysicalServer
     let logger: Logger
@@ -42,18 +43,23 @@ public struct JobQueue: Sendable {
             """, logger: logger)
     }
 
-    /// Claims up to `limit` due jobs, marking them running; also takes back jobs whose worker vanished.
-    public func claim(limit: Int, staleAfterSeconds: Int = 300) async throws -> [JobRecord] {
+    /// Claims up to `limit` due jobs for `worker`, each on a lease of `lease` that the worker renews
+    /// (`renew`) while it runs them. Jobs whose lease lapsed — their worker died or hangs — are
+    /// taken back first, so a crashed node's jobs are running elsewhere seconds after its leases end.
+    public func claim(limit: Int, worker: String, lease: Duration) async throws -> [JobRecord] {
         let logger = self.logger
+        let leaseSeconds = Self.seconds(lease)
         return try await server.transaction { connection in
             try await connection.query(
                 """
-                UPDATE jobs SET state = 'queued', locked_at = NULL, updated_at = now()
-                WHERE state = 'running' AND locked_at < now() - make_interval(secs => \(staleAfterSeconds))
+                UPDATE jobs SET state = 'queued', locked_at = NULL, lease_expires_at = NULL, leased_by = NULL,
+                       last_error = 'taken back: the lease of ' || COALESCE(leased_by, 'a worker') || ' lapsed', updated_at = now()
+                WHERE state = 'running' AND COALESCE(lease_expires_at, locked_at + interval '5 minutes') < now()
                 """, logger: logger)
             let rows = try await connection.query(
                 """
-                UPDATE jobs j SET state = 'running', locked_at = now(), attempts = j.attempts + 1, updated_at = now()
+                UPDATE jobs j SET state = 'running', locked_at = now(), attempts = j.attempts + 1, updated_at = now(),
+                       lease_expires_at = now() + make_interval(secs => \(leaseSeconds)), leased_by = \(worker)
                 FROM (SELECT workspace_id, id FROM jobs WHERE state = 'queued' AND run_after <= now()
                       ORDER BY run_after LIMIT \(limit) FOR UPDATE SKIP LOCKED) due
                 WHERE j.workspace_id = due.workspace_id AND j.id = due.id
@@ -64,12 +70,56 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// Extends the leases `worker` holds on `jobs`. Returns how many it still held.
+    @discardableResult
+    public func renew(_ jobs: [JobRecord], worker: String, lease: Duration) async throws -> Int {
+        guard !jobs.isEmpty else { return 0 }
+        let logger = self.logger
+        let (workspaces, ids) = (jobs.map(\.workspaceID), jobs.map(\.id))
+        let leaseSeconds = Self.seconds(lease)
+        return try await server.run { connection in
+            var renewed = 0
+            for try await _ in try await connection.query(
+                """
+                UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => \(leaseSeconds))
+                FROM UNNEST(\(workspaces)::text[], \(ids)::text[]) AS k(workspace_id, id)
+                WHERE j.workspace_id = k.workspace_id AND j.id = k.id AND j.state = 'running' AND j.leased_by = \(worker)
+                RETURNING j.id
+                """, logger: logger)
+            {
+                renewed += 1
+            }
+            return renewed
+        }
+    }
+
+    /// Puts a job back without spending an attempt: it could not run yet (an earlier run of its
+    /// project is still to be rolled up), which is no failure of its own.
+    public func postpone(_ job: JobRecord, by delay: Duration, reason: String) async throws {
+        let logger = self.logger
+        let seconds = Self.seconds(delay)
+        try await server.run { connection in
+            try await connection.query(
+                """
+                UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0), locked_at = NULL,
+                       lease_expires_at = NULL, leased_by = NULL, last_error = \(String(reason.prefix(2000))),
+                       run_after = now() + make_interval(secs => \(seconds)), updated_at = now()
+                WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)
+                """, logger: logger)
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let parts = duration.components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+
     public func complete(_ job: JobRecord) async throws {
         let logger = self.logger
         try await server.run { connection in
             try await connection.query(
                 """
-                UPDATE jobs SET state = 'done', locked_at = NULL, last_error = NULL, updated_at = now()
+                UPDATE jobs SET state = 'done', locked_at = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = now()
                 WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)
                 """, logger: logger)
         }
@@ -83,7 +133,7 @@ public struct JobQueue: Sendable {
         try await server.run { connection in
             try await connection.query(
                 """
-                UPDATE jobs SET state = \(dead ? "dead" : "queued"), locked_at = NULL, last_error = \(String(error.prefix(2000))),
+                UPDATE jobs SET state = \(dead ? "dead" : "queued"), locked_at = NULL, lease_expires_at = NULL, last_error = \(String(error.prefix(2000))),
                        run_after = now() + make_interval(secs => \(delay)), updated_at = now()
                 WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)
                 """, logger: logger)

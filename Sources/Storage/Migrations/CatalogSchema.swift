@@ -74,5 +74,13 @@ enum CatalogSchema {
                 )
                 """,
             ]),
+        Migration(
+            3, "token scopes",
+            [
+                // A user token acts only in the workspace that issued it, at most with the role stored on it,
+                // and in workspaces it created itself (issue 11: a credential never exceeds its issuer).
+                "ALTER TABLE workspaces ADD COLUMN created_by_token text",
+                "CREATE INDEX workspaces_created_by_token_idx ON workspaces (created_by_token) WHERE created_by_token IS NOT NULL",
+            ]),
     ]
 }

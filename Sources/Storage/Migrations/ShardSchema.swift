@@ -367,5 +367,13 @@ enum ShardSchema {
                 // …and whether that run's roll-up job is still alive (a dead one is not waited for).
                 "CREATE INDEX jobs_live_run_idx ON jobs (workspace_id, (payload->>'runId')) WHERE state IN ('queued', 'running')",
             ]),
+        Migration(
+            6, "job leases",
+            [
+                // A claim is a lease its worker renews; once it lapses any node takes the job back.
+                "ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz",
+                "ALTER TABLE jobs ADD COLUMN leased_by text",
+                "CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running'",
+            ]),
     ]
 }

@@ -21,15 +21,17 @@ enum ChildProcess {
 
     /// Runs on a GCD thread: waiting for a child must never block Swift's cooperative pool,
     /// which on a 2-core machine is two threads that every request handler needs.
-    static func runDetached(_ arguments: [String]) async throws -> Result {
+    static func runDetached(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Swift.Result<ChildProcess.Result, any Error> { try run(arguments) })
+                continuation.resume(with: Swift.Result<ChildProcess.Result, any Error> { try run(arguments, environment: extra) })
             }
         }
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// `environment` is added to this process's own: the way to hand a child a secret, since a
+    /// process's environment is readable only by its owner, unlike its command line.
+    static func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
         precondition(!arguments.isEmpty)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kaizen-exec-\(UUID().uuidString)").path
         let outPath = scratch + ".out"
@@ -48,7 +50,11 @@ enum ChildProcess {
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        var variables = ProcessInfo.processInfo.environment
+        for (key, value) in extra { variables[key] = value }
+        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
         guard spawned == 0 else {
             throw StorageError.embedded("could not run \(arguments[0]): \(String(cString: strerror(spawned)))")
         }

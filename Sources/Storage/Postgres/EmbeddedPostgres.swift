@@ -31,6 +31,11 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// Initializes the cluster if needed, starts it on a free loopback port, and creates the database.
+    ///
+    /// The cluster admits no one without its password (scram-sha-256 on loopback TCP, no Unix
+    /// socket): generated at `initdb`, kept in `passwordFile` (0600, in the 0700 data directory), so
+    /// another local account can neither connect — let alone `COPY … PROGRAM` as superuser — nor read it.
+    /// A cluster made by an older Kaizen with `--auth=trust` gets a password and the same rules on start.
     public func start() async throws -> Started {
         let bin = try Self.binDirectory()
         let fm = FileManager.default
@@ -46,12 +51,29 @@ public struct EmbeddedPostgres: Sendable {
             }
         }
         chmod(directory, 0o700)
+        var upgradeFromTrust = false
+        let password: String
         if !fm.fileExists(atPath: directory + "/PG_VERSION") {
             logger.info("initializing embedded PostgreSQL", metadata: ["directory": "\(directory)"])
+            password = Self.generatePassword()
+            // initdb wants an empty directory, so the password reaches it through a file beside it.
+            let pwfile = directory + ".initdb-pw"
+            try Self.writeSecret(password, to: pwfile, owner: runAs)
+            defer { unlink(pwfile) }
             try await Self.exec(
-                ["\(bin)/initdb", "-D", directory, "-U", username, "--auth=trust", "-E", "UTF8", "--locale=C", "-N"],
+                [
+                    "\(bin)/initdb", "-D", directory, "-U", username, "--auth=scram-sha-256", "--pwfile=\(pwfile)", "-E", "UTF8",
+                    "--locale=C", "-N",
+                ],
                 runAs: runAs)
+            try Self.writeSecret(password, to: passwordFile, owner: runAs)
+        } else if let stored = try? String(contentsOfFile: passwordFile, encoding: .utf8), !stored.isEmpty {
+            password = stored.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            password = Self.generatePassword()
+            upgradeFromTrust = true
         }
+        let hbaChanged = try writeHBA(owner: runAs)
         var startedByUs = false
         var port: Int
         if let running = runningPort() {
@@ -62,15 +84,85 @@ public struct EmbeddedPostgres: Sendable {
             let options = [
                 "-c listen_addresses=127.0.0.1", "-p \(port)", "-c unix_socket_directories=''",
                 "-c max_connections=300", "-c shared_buffers=256MB", "-c fsync=on",
+                "-c password_encryption=scram-sha-256",
             ].joined(separator: " ")
+            // An older cluster is started on the old rules once, to be given its password.
+            if upgradeFromTrust { try writeHBA(owner: runAs, method: "trust") }
             try await Self.exec(
                 ["\(bin)/pg_ctl", "-D", directory, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"],
                 runAs: runAs)
             startedByUs = true
         }
-        try await createDatabaseIfNeeded(port: port, bin: bin, runAs: runAs)
+        if upgradeFromTrust {
+            logger.info("embedded PostgreSQL: replacing trust authentication with a password")
+            try await setPassword(password, port: port, bin: bin, runAs: runAs)
+            try Self.writeSecret(password, to: passwordFile, owner: runAs)
+            try writeHBA(owner: runAs)
+        }
+        if upgradeFromTrust || hbaChanged {
+            try await Self.exec(["\(bin)/pg_ctl", "-D", directory, "reload"], runAs: runAs)
+        }
+        try await createDatabaseIfNeeded(port: port, bin: bin, runAs: runAs, password: password)
         return Started(
-            url: DatabaseURL(host: "127.0.0.1", port: port, username: username, database: database), startedByUs: startedByUs)
+            url: DatabaseURL(host: "127.0.0.1", port: port, username: username, password: password, database: database),
+            startedByUs: startedByUs)
+    }
+
+    /// Makes the directory holding the cluster owner-only: 0700, or, when we are root and
+    /// PostgreSQL runs as `postgres`, 0710 with the `postgres` group (it must traverse it, nothing more).
+    public static func restrictParent(_ path: String) throws {
+        if getuid() == 0, let group = getgrnam("postgres") {
+            guard posixChown(path, 0, group.pointee.gr_gid) == 0, chmod(path, 0o710) == 0 else {
+                throw StorageError.embedded("cannot restrict \(path): \(String(cString: strerror(errno)))")
+            }
+        } else if chmod(path, 0o700) != 0 {
+            throw StorageError.embedded("cannot restrict \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Where the superuser's password is kept: inside the 0700 data directory, mode 0600.
+    public var passwordFile: String { directory + "/kaizen.password" }
+
+    static func generatePassword() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+
+    /// Writes `secret` to a new file that only its owner can read (created 0600, never wider).
+    static func writeSecret(_ secret: String, to path: String, owner: String?) throws {
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw StorageError.embedded("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(secret.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else {
+            throw StorageError.embedded("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        if let owner, let pw = getpwnam(owner) { fchown(fd, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+    }
+
+    /// Loopback TCP with a password, nothing else. True when the file changed.
+    @discardableResult
+    func writeHBA(owner: String?, method: String = "scram-sha-256") throws -> Bool {
+        let path = directory + "/pg_hba.conf"
+        let content = """
+            # Written by Kaizen: loopback TCP with a password only (there is no Unix socket).
+            host all all 127.0.0.1/32 \(method)
+            host all all ::1/128 \(method)
+
+            """
+        if (try? String(contentsOfFile: path, encoding: .utf8)) == content { return false }
+        try Self.writeSecret(content, to: path, owner: owner)
+        return true
+    }
+
+    /// Sets the superuser's password through a 0600 SQL file (never on a command line).
+    func setPassword(_ password: String, port: Int, bin: String, runAs: String?) async throws {
+        let script = directory + "/.kaizen-set-password.sql"
+        try Self.writeSecret("ALTER ROLE \"\(username)\" PASSWORD '\(password)';\n", to: script, owner: runAs)
+        defer { unlink(script) }
+        let psql = FileManager.default.isExecutableFile(atPath: "\(bin)/psql") ? "\(bin)/psql" : "psql"
+        try await Self.exec([psql, "-h", "127.0.0.1", "-p", "\(port)", "-U", username, "-d", "postgres", "-qf", script], runAs: runAs)
     }
 
     /// Stops the server (fast shutdown: sessions are ended, data is flushed).
@@ -102,12 +194,14 @@ public struct EmbeddedPostgres: Sendable {
         return kill(pid, 0) == 0 ? port : nil
     }
 
-    func createDatabaseIfNeeded(port: Int, bin: String, runAs: String?) async throws {
+    func createDatabaseIfNeeded(port: Int, bin: String, runAs: String?, password: String) async throws {
         let psql = FileManager.default.isExecutableFile(atPath: "\(bin)/psql") ? "\(bin)/psql" : "psql"
         let base = [psql, "-h", "127.0.0.1", "-p", "\(port)", "-U", username, "-d", "postgres", "-tAc"]
-        let exists = try await Self.exec(base + ["SELECT 1 FROM pg_database WHERE datname = '\(database)'"], runAs: runAs)
+        let env = ["PGPASSWORD": password]
+        let exists = try await Self.exec(
+            base + ["SELECT 1 FROM pg_database WHERE datname = '\(database)'"], runAs: runAs, environment: env)
         if exists.trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
-            try await Self.exec(base + ["CREATE DATABASE \"\(database)\""], runAs: runAs)
+            try await Self.exec(base + ["CREATE DATABASE \"\(database)\""], runAs: runAs, environment: env)
         }
     }
 
@@ -156,9 +250,9 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Runs a command to completion off the cooperative pool, returning stdout.
     @discardableResult
-    static func exec(_ arguments: [String], runAs: String?) async throws -> String {
+    static func exec(_ arguments: [String], runAs: String?, environment: [String: String] = [:]) async throws -> String {
         let args = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
-        return try check(arguments, try await ChildProcess.runDetached(args))
+        return try check(arguments, try await ChildProcess.runDetached(args, environment: environment))
     }
 
     /// Blocking variant, for exit handlers and shutdown paths that are not async.
@@ -176,4 +270,9 @@ public struct EmbeddedPostgres: Sendable {
         }
         return result.stdout
     }
+}
+
+/// The C library's chown (the name is taken by `EmbeddedPostgres.chown` inside the type).
+private func posixChown(_ path: String, _ owner: uid_t, _ group: gid_t) -> Int32 {
+    chown(path, owner, group)
 }
