@@ -196,7 +196,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["kaizen", "KaizenTestSupport", "Storage"],
+            dependencies: [
+                "kaizen", "KaizenServer", "KaizenTestSupport", "Storage", "Domains",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -66,6 +66,7 @@ struct JobWorkerService: Service {
             for job in batch {
                 await activity.quiet(upTo: yieldLimit)
                 do {
+                    try await queue.begin(job)
                     try await perform(job, on: queue.server)
                     try await queue.complete(job)
                 } catch RollUpError.waitingForEarlierRun(let earlier) {

@@ -68,7 +68,7 @@ public struct APIClient: Sendable {
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            request.headers.add(name: "Content-Type", value: contentType)
+            if !contentType.isEmpty { request.headers.add(name: "Content-Type", value: contentType) }
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         for (name, value) in extra { request.headers.add(name: name, value: value) }

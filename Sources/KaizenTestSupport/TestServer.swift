@@ -78,7 +78,7 @@ public final class TestServer: Sendable {
         }
     }
 
-    static func start(config: KaizenConfiguration) async throws -> TestServer {
+    public static func start(config: KaizenConfiguration) async throws -> TestServer {
         var logger = Logger(label: "kaizen.test-server")
         logger.logLevel = .warning
         let ready = ReadyBox()

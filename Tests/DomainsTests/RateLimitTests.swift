@@ -64,3 +64,31 @@ import Testing
         #expect(jsonPointerEscape("a/b~c") == "a~1b~0c")
     }
 }
+
+/// The finalize quota: at most N in any rolling window, all N at once if need be.
+@Suite struct SlidingWindowLogTests {
+    @Test func atMostTheLimitInAnyRollingWindow() {
+        var log = SlidingWindowLog()
+        let minute: UInt64 = 60_000_000_000
+        let second: UInt64 = 1_000_000_000
+        // The whole quota at once…
+        for i in 0..<60 { #expect(log.take(limit: 60, windowNanos: minute, nowNanos: 10 * second) == .allowed(remaining: 59 - i)) }
+        // …then nothing until the first of them is a minute old, and Retry-After says when.
+        #expect(log.take(limit: 60, windowNanos: minute, nowNanos: 40 * second) == .limited(retryAfterSeconds: 30))
+        #expect(log.take(limit: 60, windowNanos: minute, nowNanos: 70 * second - 1) == .limited(retryAfterSeconds: 1))
+        #expect(log.take(limit: 60, windowNanos: minute, nowNanos: 70 * second) == .allowed(remaining: 59))
+        #expect(!log.isEmpty(windowNanos: minute, nowNanos: 100 * second))
+        #expect(log.isEmpty(windowNanos: minute, nowNanos: 131 * second))
+    }
+
+    @Test func spreadOutTheRateIsTheLimitPerWindow() {
+        var log = SlidingWindowLog()
+        let second: UInt64 = 1_000_000_000
+        var allowed = 0
+        // One attempt every 100 ms for 5 minutes against 60 per minute: exactly 300 pass.
+        for tick in 0..<3000 {
+            if case .allowed = log.take(limit: 60, windowNanos: 60 * second, nowNanos: UInt64(tick) * second / 10) { allowed += 1 }
+        }
+        #expect(allowed == 300)
+    }
+}

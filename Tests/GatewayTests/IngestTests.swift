@@ -45,10 +45,10 @@ func sha256Hex(_ data: Data) -> String {
 }
 
 /// PUTs bytes to a presigned URL (no bearer token).
-func put(_ url: String, _ data: Data) async throws -> APIClient.Reply {
+func put(_ url: String, _ data: Data, contentType: String? = "application/octet-stream") async throws -> APIClient.Reply {
     var request = HTTPClientRequest(url: url)
     request.method = .PUT
-    request.headers.add(name: "Content-Type", value: "application/octet-stream")
+    if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
     request.body = .bytes(ByteBuffer(bytes: data))
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
     let body = try await response.body.collect(upTo: 1 << 20)

@@ -1,5 +1,8 @@
 import Foundation
 import KaizenTestSupport
+import Synchronization
+import Gateway
+import Domains
 import Testing
 
 @Suite struct ProjectTests {
@@ -196,22 +199,32 @@ import Testing
         }
     }
 
+    /// Expiry without waiting for real time: an expired token is refused by the catalog, and an
+    /// identity cached while valid is refused once the (injected) wall clock passes its expiry.
     @Test func expiredUserTokenIs401() async throws {
         try await withServer { server, admin in
             let catalog = server.cluster.catalog
             let ws = try #require(try await catalog.workspace(slug: "default"))
             let user = try await catalog.upsertUser(email: "short@example.com", name: nil)
             try await catalog.setMembership(workspaceID: ws.id, userID: user.id, role: .member)
-            let (_, secret) = try await catalog.createToken(
-                .init(
-                    name: "brief", tokenClass: .user, workspaceID: ws.id, role: nil, userID: user.id, createdBy: nil,
-                    expiresAt: Date(timeIntervalSinceNow: 1.5)))
-            let client = admin.with(token: secret)
-            #expect(try await client.get("/v1/projects").status == 200)
-            try await Task.sleep(for: .seconds(2))
-            #expect(try await client.get("/v1/projects").status == 401)
+            func token(expiringIn seconds: TimeInterval) async throws -> String {
+                try await catalog.createToken(
+                    .init(
+                        name: "brief", tokenClass: .user, workspaceID: ws.id, role: .member, userID: user.id, createdBy: nil,
+                        expiresAt: Date(timeIntervalSinceNow: seconds))
+                ).secret
+            }
+            let expired = try await token(expiringIn: -60)
+            #expect(try await admin.with(token: expired).get("/v1/projects").status == 401)
+            let live = try await token(expiringIn: 3600)
+            #expect(try await admin.with(token: live).get("/v1/projects").status == 200)
+
+            let now = Mutex<UInt64>(Clock.nowMilliseconds())
+            let authenticator = Authenticator(catalog: catalog, cacheSeconds: 86_400, wallClock: { now.withLock { $0 } })
+            let identity = try await authenticator.authenticate(secret: Substring(live))
+            #expect(identity.expiresAtMilliseconds != nil)
+            now.withLock { $0 += 3_601_000 }  // an hour and a second later, still inside the cache's TTL
+            await #expect(throws: APIError.self) { try await authenticator.authenticate(secret: Substring(live)) }
         }
     }
 }
-
-import Domains

@@ -92,6 +92,78 @@ import Testing
         return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
+    func mode(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
+    /// Issue 11 §4: another local account can neither connect to the embedded PostgreSQL nor read a
+    /// blob; the password, the data directory and the blobs are the owner's alone.
+    func checkOwnerOnly(dataDir: String, admin: APIClient) async throws {
+        let blob = Data("secret attachment".utf8)
+        let digest = SHA256Hex.of(blob)
+        let started = try await admin.post(
+            "/v1/ingest/kensho/init",
+            json: ["projectSlug": "web", "externalRunId": "perm", "attachments": [
+                ["id": "a.txt", "sha256": digest, "size": blob.count, "contentType": "text/plain"]]])
+        let url = try #require((started.object["presigned"] as? [[String: Any]])?.first?["url"] as? String)
+        #expect(try await APIClient(baseURL: "", token: nil).put(url, raw: blob).status == 201)
+        let blobPath = "\(dataDir)/blobs/\(digest.prefix(2))/\(digest.dropFirst(2).prefix(2))/\(digest)"
+        #expect(FileManager.default.fileExists(atPath: blobPath))
+
+        #expect(mode(dataDir) & 0o007 == 0, "data directory mode \(String(mode(dataDir), radix: 8))")
+        #expect(mode(dataDir + "/postgres") == 0o700)
+        #expect(mode(dataDir + "/postgres/kaizen.password") == 0o600)
+        #expect(mode(dataDir + "/blobs") == 0o700)
+        #expect(mode(blobPath) == 0o600)
+        let hba = try String(contentsOfFile: dataDir + "/postgres/pg_hba.conf", encoding: .utf8)
+        #expect(hba.contains("scram-sha-256") && !hba.contains("trust"))
+
+        let pid = try String(contentsOfFile: dataDir + "/postgres/postmaster.pid", encoding: .utf8)
+        let port = try #require(pid.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(3).first.map(String.init))
+        let psql = (try? EmbeddedPostgres.binDirectory()).map { "\($0)/psql" }.flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil } ?? "psql"
+        let connect = [psql, "-h", "127.0.0.1", "-p", port, "-U", "kaizen", "-d", "postgres", "-w", "-tAc", "SELECT 1"]
+        // Without the password nobody gets in — not even this account (-w: never prompt).
+        let mine = try await runCommand(connect, environment: ["PGPASSWORD": ""])
+        #expect(mine.status != 0, "connected without a password: \(mine.output)")
+        #expect(mine.error.contains("password"), "\(mine.error)")
+        let password = try String(contentsOfFile: dataDir + "/postgres/kaizen.password", encoding: .utf8)
+        let withPassword = try await runCommand(connect, environment: ["PGPASSWORD": password])
+        #expect(withPassword.status == 0 && withPassword.output.contains("1"), "\(withPassword.error)")
+        if getuid() == 0 {
+            // Another local account: no way in, no blob, no password file.
+            let other = ["/usr/sbin/runuser", "-u", "nobody", "--"]
+            #expect(try await runCommand(other + connect, environment: ["PGPASSWORD": ""]).status != 0)
+            #expect(try await runCommand(other + ["/bin/cat", blobPath], environment: [:]).status != 0)
+            #expect(try await runCommand(other + ["/bin/cat", dataDir + "/postgres/kaizen.password"], environment: [:]).status != 0)
+            #expect(try await runCommand(other + ["/bin/ls", dataDir + "/blobs"], environment: [:]).status != 0)
+        }
+    }
+
+    /// Runs a command to completion off the cooperative pool.
+    func runCommand(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, output: String, error: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                    process.arguments = arguments
+                    var env = ProcessInfo.processInfo.environment
+                    for (key, value) in environment { env[key] = value }
+                    process.environment = env
+                    let out = Pipe()
+                    let err = Pipe()
+                    process.standardOutput = out
+                    process.standardError = err
+                    try process.run()
+                    let o = out.fileHandleForReading.readDataToEndOfFile()
+                    let e = err.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+                })
+            }
+        }
+    }
+
     @Test func firstStartSecondStartAndOperatorCommands() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "no kaizen binary at \(Self.binary)")
         let dataDir = "/tmp/kaizen-e2e-\(UUID().uuidString.prefix(8))"
@@ -114,6 +186,8 @@ import Testing
         let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let admin = APIClient(baseURL: base, token: token)
         #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+
+        try await checkOwnerOnly(dataDir: dataDir, admin: admin)
 
         // Operators mint tokens and create workspaces while the server runs.
         let minted = try await cli(
@@ -143,4 +217,10 @@ import Testing
         #expect(try await admin.get("/healthz").status == 200)
         #expect(try await stop(second, signal: SIGINT) == 0)
     }
+}
+
+import Crypto
+
+enum SHA256Hex {
+    static func of(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
 }

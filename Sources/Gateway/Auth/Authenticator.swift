@@ -24,9 +24,15 @@ public final class Authenticator: Sendable {
     let maxEntriesPerStripe = 4096
     let stripes: [Stripe] = (0..<32).map { _ in Stripe() }
 
-    public init(catalog: CatalogStore, cacheSeconds: Double) {
+    /// Epoch milliseconds, for the expiry of cached identities; injected by tests.
+    let wallClock: @Sendable () -> UInt64
+
+    public init(
+        catalog: CatalogStore, cacheSeconds: Double, wallClock: @escaping @Sendable () -> UInt64 = { Clock.nowMilliseconds() }
+    ) {
         self.catalog = catalog
         self.ttlNanos = UInt64(max(0, cacheSeconds) * 1e9)
+        self.wallClock = wallClock
     }
 
     private func stripe(_ hash: String) -> Stripe {
@@ -42,7 +48,7 @@ public final class Authenticator: Sendable {
         }
         let hash = TokenSecret.hash(secret)
         let now = Clock.monotonicNanoseconds()
-        let nowWall = Clock.nowMilliseconds()
+        let nowWall = wallClock()
         let stripe = self.stripe(hash)
         if let cached = stripe.entries.withLock({ $0[hash] }), now &- cached.fetchedNanos < ttlNanos {
             guard let identity = cached.identity else {

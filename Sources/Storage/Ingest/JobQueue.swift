@@ -53,13 +53,14 @@ public struct JobQueue: Sendable {
             try await connection.query(
                 """
                 UPDATE jobs SET state = 'queued', locked_at = NULL, lease_expires_at = NULL, leased_by = NULL,
+                       attempts = CASE WHEN started_at IS NULL THEN GREATEST(attempts - 1, 0) ELSE attempts END,
                        last_error = 'taken back: the lease of ' || COALESCE(leased_by, 'a worker') || ' lapsed', updated_at = now()
                 WHERE state = 'running' AND COALESCE(lease_expires_at, locked_at + interval '5 minutes') < now()
                 """, logger: logger)
             let rows = try await connection.query(
                 """
                 UPDATE jobs j SET state = 'running', locked_at = now(), attempts = j.attempts + 1, updated_at = now(),
-                       lease_expires_at = now() + make_interval(secs => \(leaseSeconds)), leased_by = \(worker)
+                       lease_expires_at = now() + make_interval(secs => \(leaseSeconds)), leased_by = \(worker), started_at = NULL
                 FROM (SELECT workspace_id, id FROM jobs WHERE state = 'queued' AND run_after <= now()
                       ORDER BY run_after LIMIT \(limit) FOR UPDATE SKIP LOCKED) due
                 WHERE j.workspace_id = due.workspace_id AND j.id = due.id
@@ -67,6 +68,15 @@ public struct JobQueue: Sendable {
                           j.last_error, j.created_at
                 """, logger: logger)
             return try await Self.decode(rows)
+        }
+    }
+
+    /// Marks a claimed job begun: from now on a crash of its worker counts as one of its attempts.
+    public func begin(_ job: JobRecord) async throws {
+        let logger = self.logger
+        try await server.run { connection in
+            try await connection.query(
+                "UPDATE jobs SET started_at = now() WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)", logger: logger)
         }
     }
 

@@ -373,6 +373,8 @@ enum ShardSchema {
                 // A claim is a lease its worker renews; once it lapses any node takes the job back.
                 "ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz",
                 "ALTER TABLE jobs ADD COLUMN leased_by text",
+                // Set when the worker begins the job: a job its dead worker never began gets its attempt back.
+                "ALTER TABLE jobs ADD COLUMN started_at timestamptz",
                 "CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running'",
             ]),
     ]

@@ -43,6 +43,19 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         try string.split(separator: ",").map { try DatabaseURL(parsing: String($0)) }
     }
 
+    /// The URL with its password, for handing to another process (`KAIZEN_DATABASE_URLS`); never log it.
+    public var urlWithCredentials: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = username
+        components.password = password
+        components.host = host
+        components.port = port
+        components.path = "/" + database
+        if requireTLS { components.queryItems = [URLQueryItem(name: "sslmode", value: "require")] }
+        return components.string ?? description
+    }
+
     /// Safe to log: never the password.
     public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
 

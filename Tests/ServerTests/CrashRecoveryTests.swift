@@ -1,0 +1,157 @@
+import Dispatch
+import Foundation
+import KaizenServer
+import KaizenTestSupport
+import Logging
+import PostgresNIO
+import Storage
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 11 §6: a node killed with -9 in the middle of a roll-up. Its job lease lapses and the job
+/// runs again elsewhere within seconds; the roll-up of the project's next run waits for it without
+/// spending attempts, and the two roll up in finalize order.
+@Suite(.serialized) struct CrashRecoveryTests {
+    static let logger = Logger(label: "kaizen.tests")
+
+    @Test func aKilledNodesJobsAreTakenBackAndRollUpsKeepTheirOrder() async throws {
+        let urls = try await TestPostgres.shared.freshDatabases()
+        let dataDir = NSTemporaryDirectory() + "kaizen-crash-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let port = try EmbeddedPostgres.freePort()
+        let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 4, logger: Self.logger)
+        let pools = Task { await StorageCluster.runPools(servers) }
+        defer { pools.cancel() }
+
+        // PostgreSQL notices a dead client within 200 ms even inside a long statement (for sessions
+        // opened from now on), so a killed node's transaction is rolled back at once.
+        for server in servers {
+            try await server.run { connection in
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "ALTER DATABASE \"\(server.url.database)\" SET client_connection_check_interval = '200ms'"),
+                    logger: Self.logger)
+            }
+        }
+
+        // A node of its own: the `kaizen` binary, 2-second job leases.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: EmbeddedDefaultTests.binary)
+        child.arguments = ["serve"]
+        var env = ProcessInfo.processInfo.environment
+        env["KAIZEN_DATA_DIR"] = dataDir
+        env["KAIZEN_PORT"] = String(port)
+        env["KAIZEN_DATABASE_URLS"] = urls.map(\.urlWithCredentials).joined(separator: ",")
+        env["KAIZEN_SHARDS"] = "8"
+        env["KAIZEN_JOB_LEASE_SECONDS"] = "2"
+        env["KAIZEN_LOG_LEVEL"] = "warning"
+        child.environment = env
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
+        let base = "http://127.0.0.1:\(port)"
+        let tokenPath = dataDir + "/first-token.txt"
+        try await waitUntil("the child server is up", seconds: 120) {
+            guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
+            return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
+        }
+        let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let admin = APIClient(baseURL: base, token: token)
+        #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+
+        // The first roll-up of run "slow" hangs inside its transaction (once): the node dies mid-way.
+        let catalog = try #require(servers.first)
+        let ws = try #require(try await CatalogStore(server: catalog, logger: Self.logger).workspace(slug: "default"))
+        let serverIndex = try await catalog.run { connection in
+            var index = 0
+            for try await value in try await connection.query(
+                "SELECT server_index FROM shards WHERE shard_id = \(ws.shardID)", logger: Self.logger
+            ).decode(Int.self) { index = value }
+            return index
+        }
+        let shardServer = servers[serverIndex]
+        try await shardServer.run { connection in
+            try await connection.query("CREATE SEQUENCE test_hangs", logger: Self.logger)
+            try await connection.query(
+                """
+                CREATE FUNCTION test_hang() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.external_run_id = 'slow' AND NEW.rolled_up_at IS NOT NULL AND nextval('test_hangs') = 1 THEN
+                        PERFORM pg_sleep(600);
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """, logger: Self.logger)
+            try await connection.query(
+                "CREATE TRIGGER test_hang BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION test_hang()", logger: Self.logger)
+        }
+        for id in ["slow", "after"] {
+            let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: id))
+            #expect(reply.status == 200, "\(reply.text)")
+        }
+        func job(_ runExternalID: String) async throws -> (state: String, attempts: Int, rolledUp: Date?) {
+            try await shardServer.run { connection in
+                let rows = try await connection.query(
+                    """
+                    SELECT j.state, j.attempts, r.rolled_up_at FROM jobs j JOIN runs r
+                      ON r.workspace_id = j.workspace_id AND r.id = j.payload->>'runId'
+                    WHERE r.external_run_id = \(runExternalID)
+                    """, logger: Self.logger)
+                for try await row in rows.decode((String, Int, Date?).self) { return row }
+                return ("missing", 0, nil)
+            }
+        }
+        try await waitUntil("the child claimed the slow roll-up", seconds: 60) { try await job("slow").state == "running" }
+
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        let killedAt = ContinuousClock.now
+
+        // Another node on the same databases picks the work up.
+        let node = try await TestServer.start(config: {
+            var config = KaizenConfiguration()
+            config.port = 0
+            config.databaseURLs = urls
+            config.logicalShards = 8
+            config.dataDirectory = dataDir
+            config.jobLeaseSeconds = 2
+            return config
+        }())
+        defer { Task { await node.stop() } }
+        try await waitUntil("both runs rolled up", seconds: 90) {
+            let slow = try await job("slow").state
+            let after = try await job("after").state
+            return slow == "done" && after == "done"
+        }
+        let recovered = ContinuousClock.now - killedAt
+        let slow = try await job("slow")
+        let after = try await job("after")
+        #expect(slow.attempts == 2, "the crashed attempt and the one that finished")
+        #expect(after.attempts == 1, "waiting for the earlier run spent no attempt")
+        let (slowAt, afterAt) = (try #require(slow.rolledUp), try #require(after.rolledUp))
+        #expect(slowAt <= afterAt, "rolled up out of finalize order")
+        print("crash recovery: both roll-ups done \(recovered) after kill -9 (lease 2 s)")
+        await node.stop()
+    }
+
+    func runDocument(externalRunId: String) -> [String: Any] {
+        [
+            "schemaVersion": "kensho/v1", "project": ["slug": "web"], "externalRunId": externalRunId, "branch": "main",
+            "totals": ["passed": 1, "failed": 0, "skipped": 0, "broken": 0, "flaky": 0],
+            "cases": [["name": "a", "status": "passed", "durationMs": 1]],
+        ]
+    }
+
+    func waitUntil(_ what: String, seconds: Double, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("timed out after \(seconds) s waiting until \(what)")
+        throw CancellationError()
+    }
+}
