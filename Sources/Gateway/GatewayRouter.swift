@@ -15,13 +15,15 @@ public enum GatewayRouter {
         _ deps: GatewayDependencies, maxBodyBytes: Int, context: Context.Type
     ) throws -> Router<Context> {
         let router = Router(context: Context.self)
+        let operations = QueryParameterRules(document: deps.document.json)
         router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
+        router.add(middleware: MethodNotAllowedMiddleware(rules: operations))
         router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
         router.add(middleware: CachedRunReadMiddleware(cache: deps.runResponses))
         router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
         router.add(middleware: ContentTypeMiddleware())
-        router.add(middleware: QueryParameterMiddleware(rules: QueryParameterRules(document: deps.document.json)))
+        router.add(middleware: QueryParameterMiddleware(rules: operations))
         router.add(middleware: NULTextMiddleware())
         router.add(middleware: KenshoDecodeMiddleware())
         // Compact JSON (pretty-printing only costs bytes), with stable key order and readable URLs.

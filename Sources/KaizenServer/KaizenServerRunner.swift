@@ -91,7 +91,7 @@ public enum KaizenServerRunner {
             cluster: cluster, registry: registry,
             authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: config.authCacheSeconds),
             limiter: limiter,
-            document: try OpenAPIDocument(publicURL: publicURL.value),
+            document: try OpenAPIDocument(publicURL: publicURL.value, maxAttachmentBytes: config.maxAttachmentBytes),
             version: KaizenVersion.current, logger: logger, ingest: ingest,
             workspaceCreation: config.workspaceCreation)
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()

@@ -33,7 +33,7 @@ extension KaizenAPI {
     func listProjectEvents(_ input: Operations.ListProjectEvents.Input) async throws -> Operations.ListProjectEvents.Output {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 50)
-        let before = try input.query.cursor.map { try Cursor.decodeID($0) }
+        let before = try input.query.cursor.flatMap { try Cursor.decodeID($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).events(
             projectID: project.id, kind: input.query.kind?.rawValue, before: before, limit: size + 1)

@@ -10,14 +10,14 @@ extension KaizenAPI {
         let size = try pageSize(q.limit, default: 100)
         if let text = q.q, text.count > 200 { throw APIError.invalidParameter("q", "must be at most 200 characters") }
         let sort = q.sort.flatMap { CaseSort(rawValue: $0.rawValue) } ?? .name
-        let after = try q.cursor.map { try CaseCursor.decode($0) }
+        let after = try q.cursor.map { try Cursor.decode($0) }.flatMap { $0.isStart ? nil : $0 }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: q.workspace)
         let filter = CaseFilter(
             lastStatus: q.status.flatMap { CaseStatus(rawValue: $0.rawValue) }, suite: q.suite, text: q.q,
             flakyOnly: q.flaky ?? false, label: q.label, owner: q.owner)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
             .cases(projectID: project.id, filter: filter, sort: sort, after: after, limit: size + 1)
-        let (page, next) = try Cursor.page(rows, size: size) { try CaseCursor.encode(position(of: $0, sort: sort)) }
+        let (page, next) = try Cursor.page(rows, size: size) { Cursor.encode(position(of: $0, sort: sort)) }
         return .ok(.init(body: .json(.init(items: page.map(Components.Schemas.CaseSummary.init), nextCursor: next))))
     }
 
@@ -117,19 +117,6 @@ extension KaizenAPI {
     }
 }
 
-/// Keyset cursors of the case inventory: the last row's sort key and id, base64url JSON.
-enum CaseCursor {
-    static func encode(_ position: CasePosition) throws -> String {
-        Cursor.base64url(try JSONEncoder().encode(position))
-    }
-
-    static func decode(_ cursor: String) throws -> CasePosition {
-        guard let data = Cursor.bytes(cursor), let position = try? JSONDecoder().decode(CasePosition.self, from: data)
-        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
-        return position
-    }
-}
-
 extension Components.Schemas.CaseSummary {
     init(_ r: CaseSummaryRecord) {
         let ran = r.runs - r.skipped
@@ -170,12 +157,12 @@ extension KaizenAPI {
     {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 100)
-        let before = try input.query.cursor.map { try CaseCursor.decode($0) }
+        let before = try input.query.cursor.map { try Cursor.decode($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).projectFailureGroups(
-            projectID: project.id, before: before.map { ($0.number ?? 0, $0.id) }, limit: size + 1)
+            projectID: project.id, before: before.flatMap { p in p.number.map { ($0, p.id) } }, limit: size + 1)
         let (page, next) = try Cursor.page(rows, size: size) {
-            try CaseCursor.encode(CasePosition(text: nil, number: $0.lastSeenMicros, id: $0.fingerprint))
+            Cursor.encode(CasePosition(text: nil, number: $0.lastSeenMicros, id: $0.fingerprint))
         }
         return .ok(
             .init(

@@ -8,7 +8,7 @@ extension KaizenAPI {
     func listDefects(_ input: Operations.ListDefects.Input) async throws -> Operations.ListDefects.Output {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 50)
-        let before = try input.query.cursor.map { try Cursor.decodeID($0) }
+        let before = try input.query.cursor.flatMap { try Cursor.decodeID($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defects(
             projectID: project.id, status: input.query.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, before: before,
@@ -88,8 +88,7 @@ extension KaizenAPI {
             }
         }
         if case .some(.some(let url)) = change.externalURL {
-            let parsed = URL(string: url)
-            if url.count > 2000 || !["http", "https"].contains(parsed?.scheme?.lowercased() ?? "") || parsed?.host == nil {
+            if url.count > 2000 || !Self.isTrackerURL(url) {
                 problems.append(.init(pointer: "/externalUrl", message: "must be an http(s) URL of at most 2000 characters"))
             }
         }
@@ -137,5 +136,19 @@ extension Components.Schemas.Defect {
             affectedRuns: d.affectedRuns,
             lastAffectedRunId: d.lastAffectedRunID.map { OpenAPIValueContainer(stringLiteral: $0) } ?? nil,
             lastAffectedAt: .timestamp(d.lastAffectedAt))
+    }
+}
+
+extension KaizenAPI {
+    /// `http(s)://host[/?#…]` with no whitespace or control characters: the rule the OpenAPI
+    /// document states as a pattern, checked the same way here.
+    static func isTrackerURL(_ url: String) -> Bool {
+        let lower = url.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") { rest = url.dropFirst(8) } else if lower.hasPrefix("http://") { rest = url.dropFirst(7) } else { return false }
+        func isPlain(_ c: Unicode.Scalar) -> Bool { !(c.value <= 0x20 || c.value == 0x7F || c.properties.isWhitespace) }
+        guard rest.unicodeScalars.allSatisfy(isPlain) else { return false }
+        let host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        return !host.isEmpty
     }
 }

@@ -7,16 +7,16 @@ extension KaizenAPI {
     func listFlakyCases(_ input: Operations.ListFlakyCases.Input) async throws -> Operations.ListFlakyCases.Output {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 100)
-        let after = try input.query.cursor.map { try CaseCursor.decode($0) }
+        let after = try input.query.cursor.map { try Cursor.decode($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
         let policy = try await store.flakyPolicy(projectID: project.id)
         let rows = try await store.flakyCases(
             projectID: project.id,
-            after: after.map { (Double(bitPattern: UInt64(bitPattern: $0.number ?? 0)), $0.id) }, limit: size + 1)
+            after: after.flatMap { p in p.number.map { (Cursor.score(fromBits: $0), p.id) } }, limit: size + 1)
         // The score's exact bits, so the next page starts exactly after the last row.
         let (page, next) = try Cursor.page(rows, size: size) {
-            try CaseCursor.encode(CasePosition(text: nil, number: Int64(bitPattern: $0.score.bitPattern), id: $0.caseID))
+            Cursor.encode(CasePosition(text: nil, number: Int64(bitPattern: $0.score.bitPattern), id: $0.caseID))
         }
         return .ok(
             .init(
@@ -66,10 +66,18 @@ extension Components.Schemas.FlakyPolicy {
 extension Components.Schemas.FlakyPolicyState {
     init(_ record: FlakyPolicyRecord) {
         self.init(
-            value1: .init(record.policy),
+            value1: .init(Components.Schemas.FlakyPolicy(record.policy)),
             value2: .init(
                 isDefault: record.updatedBy == nil,
                 updatedBy: record.updatedBy.map { OpenAPIValueContainer(stringLiteral: $0) } ?? nil,
                 updatedAt: .timestamp(record.updatedAt)))
+    }
+}
+
+extension Components.Schemas.FlakyPolicyFields {
+    init(_ p: Components.Schemas.FlakyPolicy) {
+        self.init(
+            window: p.window, threshold: p.threshold, minResults: p.minResults, minFlips: p.minFlips,
+            infraFailureRatio: p.infraFailureRatio, infraMinCases: p.infraMinCases)
     }
 }

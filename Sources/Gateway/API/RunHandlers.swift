@@ -61,7 +61,7 @@ extension KaizenAPI {
     ) async throws -> Components.Schemas.CaseResultPage {
         let identity = try RequestIdentity.required()
         let size = try pageSize(limit, default: 1000)
-        let after = try cursor.map { try Cursor.decode($0) } ?? -1
+        let after = try cursor.flatMap { try Cursor.decodeNumber($0) } ?? -1
         let (grant, _, run) = try await findRun(identity, id: runID)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
         let rows = try await store.caseResults(
@@ -136,7 +136,7 @@ extension KaizenAPI {
     func listProjectRuns(_ input: Operations.ListProjectRuns.Input) async throws -> Operations.ListProjectRuns.Output {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 50)
-        let before = try input.query.cursor.map { try Cursor.decode($0) }
+        let before = try input.query.cursor.flatMap { try Cursor.decodeNumber($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
         let runs = try await store.runs(projectID: project.id, branch: input.query.branch, beforeSeq: before, limit: size + 1)
@@ -160,51 +160,6 @@ extension KaizenAPI {
         guard let limit else { return value }
         guard (1...1000).contains(limit) else { throw APIError.invalidParameter("limit", "must be 1–1000") }
         return limit
-    }
-}
-
-/// Opaque page cursors: a position, base64url-encoded so clients do not build them by hand.
-enum Cursor {
-    static func encode(_ position: Int64) -> String { base64url(Data("p:\(position)".utf8)) }
-
-    static func decode(_ cursor: String) throws -> Int64 {
-        guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix("p:"), let value = Int64(text.dropFirst(2))
-        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
-        return value
-    }
-
-    /// A page fetched with one row more than `size`: its rows, and the cursor after its last row
-    /// (`null` when nothing follows).
-    static func page<Row>(_ rows: [Row], size: Int, after: (Row) throws -> String) rethrows
-        -> (rows: ArraySlice<Row>, next: OpenAPIValueContainer)
-    {
-        let page = rows.prefix(size)
-        guard rows.count > size, let last = page.last else { return (page, nil) }
-        return (page, OpenAPIValueContainer(stringLiteral: try after(last)))
-    }
-
-    /// A cursor after (or before) an id, for lists ordered by id.
-    static func encode(id: String) -> String { base64url(Data("i:\(id)".utf8)) }
-
-    static func decodeID(_ cursor: String) throws -> String {
-        guard let data = bytes(cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("i:"), text.count > 2
-        else { throw APIError.invalidParameter("cursor", "is not a cursor this server issued") }
-        return String(text.dropFirst(2))
-    }
-
-    /// Base64url without padding (RFC 4648 §5).
-    static func base64url(_ data: Data) -> String {
-        data.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    /// The bytes of a base64url cursor, or nil when it is not one.
-    static func bytes(_ cursor: String) -> Data? {
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
     }
 }
 

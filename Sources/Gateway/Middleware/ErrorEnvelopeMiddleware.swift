@@ -75,7 +75,7 @@ public enum ErrorMapping {
         case let error as HTTPError:
             switch error.status.code {
             case 404: return .notFound("no route for \(method) \(path)")
-            case 405: return APIError(status: 405, code: "bad_request", message: "\(method) is not allowed on \(path)")
+            case 405: return APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(path)")
             case 413: return .payloadTooLarge(limit: 0)
             case 400..<500:
                 return APIError(status: error.status.code, code: "bad_request", message: error.body ?? error.status.reasonPhrase)

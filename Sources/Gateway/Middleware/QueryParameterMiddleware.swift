@@ -31,6 +31,7 @@ struct QueryParameterRules: Sendable {
         let minimum: Int?
         let maximum: Int?
         let maxLength: Int?
+        let minLength: Int?
     }
 
     struct Operation: Sendable {
@@ -78,7 +79,8 @@ struct QueryParameterRules: Sendable {
                     return Parameter(
                         name: name, required: p["required"] as? Bool ?? false, kind: kind,
                         allowed: (schema["enum"] as? [Any])?.map { "\($0)" }, minimum: schema["minimum"] as? Int,
-                        maximum: schema["maximum"] as? Int, maxLength: schema["maxLength"] as? Int)
+                        maximum: schema["maximum"] as? Int, maxLength: schema["maxLength"] as? Int,
+                        minLength: schema["minLength"] as? Int)
                 }
                 operations.append(Operation(method: method.uppercased(), segments: segments, parameters: query))
             }
@@ -88,12 +90,18 @@ struct QueryParameterRules: Sendable {
 
     func parameters(method: String, path: String) -> [Parameter]? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        for op in operations where op.method == method && op.segments.count == parts.count {
-            if zip(op.segments, parts).allSatisfy({ segment, part in segment.map { $0 == part } ?? !part.isEmpty }) {
-                return op.parameters
-            }
-        }
-        return nil
+        return operations.first { $0.method == method && Self.matches($0, parts) }?.parameters
+    }
+
+    /// The methods declared on `path`, sorted; empty when the document has no such path.
+    func methods(path: String) -> [String] {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        return Set(operations.filter { Self.matches($0, parts) }.map(\.method)).sorted()
+    }
+
+    static func matches(_ op: Operation, _ parts: ArraySlice<Substring>) -> Bool {
+        op.segments.count == parts.count
+            && zip(op.segments, parts).allSatisfy { segment, part in segment.map { $0 == part } ?? !part.isEmpty }
     }
 
     static func check(_ query: FlatDictionary<Substring, Substring>, against parameters: [Parameter]) throws {
@@ -125,6 +133,10 @@ struct QueryParameterRules: Sendable {
                     throw APIError.invalidParameter(parameter.name, "must be true or false")
                 }
             case .string:
+                if let minLength = parameter.minLength, value.count < minLength {
+                    throw APIError.invalidParameter(
+                        parameter.name, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
+                }
                 if let maxLength = parameter.maxLength, value.count > maxLength {
                     throw APIError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
                 }
