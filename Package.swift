@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Tenancy", targets: ["Tenancy"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "KaizenServer", targets: ["KaizenServer"]),
+        .library(name: "KenshoConverters", targets: ["KenshoConverters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
@@ -131,11 +132,13 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // JUnit XML and Allure results to kensho/v1: Foundation and Domains only (also fuzzed alone).
+        .target(name: "KenshoConverters", dependencies: ["Domains"], swiftSettings: swiftSettings),
         // What the kensho CLI does: push, retries, CI detection, JUnit and Allure conversion.
         .target(
             name: "KenshoKit",
             dependencies: [
-                "Domains", "KaizenClient",
+                "Domains", "KaizenClient", "KenshoConverters",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -182,6 +185,9 @@ let package = Package(
                 "Gateway", "KaizenTestSupport", "KaizenServer", "Storage", "Domains",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -40,10 +40,20 @@ import Testing
                 ]
                 if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
                 let result = try await run(arguments)
+                // The whole report, for reading after a failure (CI keeps .build).
+                try? Data((result.output + result.error).utf8).write(
+                    to: URL(fileURLWithPath: Self.logDirectory + "/schemathesis-\(label).log"))
                 let summary = result.output.components(separatedBy: "FAILURES").last ?? result.output
                 #expect(result.status == 0, "schemathesis (\(label)) found problems:\n\(summary.suffix(12_000))\n\(result.error.suffix(2_000))")
             }
         }
+    }
+
+    static var logDirectory: String {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build").path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
     }
 
     static var templatePath: String {

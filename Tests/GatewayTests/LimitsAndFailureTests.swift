@@ -9,6 +9,8 @@ import Testing
         try await withServer(configure: {
             $0.userRateLimit = .init(perMinute: 6, burstSeconds: 50)  // one per 10 s, bursts of 5
             $0.workspaceRateLimit = .init(perMinute: 6000, burstSeconds: 10)
+            // Time stands still for the limiter: nothing refills, however slow the machine.
+            $0.rateLimitClock = { 1_000_000_000 }
         }) { _, admin in
             let user = try await mint(admin, tokenClass: "user", role: "member", user: "busy@example.com")
             var statuses: [Int] = []

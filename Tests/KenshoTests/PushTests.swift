@@ -130,10 +130,12 @@ import Testing
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kensho").path
     }
 
-    func kensho(_ arguments: [String], env: [String: String]) async throws -> (status: Int32, output: String) {
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("GITHUB_") && !$0.key.hasPrefix("KAIZEN_") }
+    func kensho(_ arguments: [String], env: [String: String], directory: String? = nil) async throws -> (status: Int32, output: String) {
+        // Not in any CI system the tests run in: kensho must not take its variables for the run's.
+        let ci = ["GITHUB_", "KAIZEN_", "GITLAB_", "CI_", "JENKINS_", "BUILD_", "CIRCLE", "BUILDKITE", "TF_BUILD", "SYSTEM_"]
+        var environment = ProcessInfo.processInfo.environment.filter { key, _ in !ci.contains { key.hasPrefix($0) } }
         for (key, value) in env { environment[key] = value }
-        return try await runProcess(Self.binary, arguments, environment: environment)
+        return try await runProcess(Self.binary, arguments, environment: environment, directory: directory)
     }
 
     @Test func exitStatusesAndOutputs() async throws {
@@ -189,6 +191,62 @@ import Testing
             #expect(allure.status == 0, "\(allure.output)")
             #expect(allure.output.contains("Pushed gha-80-1-unit to api: 4 passed, 1 failed, 1 broken, 1 skipped, 1 flaky"))
             #expect(allure.output.contains("Attachments: 3 uploaded"))
+        }
+    }
+
+    /// Issue 11 §8, as a new user meets it: a wrong port fails at once with one sentence; outside CI
+    /// the branch and commit come from the git checkout kensho runs in; with no branch known the
+    /// push is refused instead of landing in `main`; input problems exit 2.
+    @Test func aNewUserOutsideCI() async throws {
+        let junit = fixture("junit/pytest-xunit1.xml")
+        try await PushTests.withProject { server, admin in
+            // Nothing listens on this port: refused, immediately, said in one line.
+            let port = freeLoopbackPort()
+            let started = ContinuousClock.now
+            let wrong = try await kensho(
+                ["push", "--junit", junit, "--branch", "main"],
+                env: ["KAIZEN_URL": "http://127.0.0.1:\(port)", "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web"])
+            #expect(wrong.status == 3, "\(wrong.output)")
+            #expect(ContinuousClock.now - started < .seconds(60), "a refused connection took \(ContinuousClock.now - started)")
+            #expect(wrong.output.contains("could not reach Kaizen at http://127.0.0.1:\(port)"), "\(wrong.output)")
+            #expect(wrong.output.contains("connection refused"), "\(wrong.output)")
+            #expect(!wrong.output.contains("Client error") && !wrong.output.contains("operationInput"))
+            #expect(wrong.output.split(separator: "\n").count == 1, "\(wrong.output)")
+
+            // A git checkout on a feature branch: its branch and commit, read where kensho runs.
+            let repo = NSTemporaryDirectory() + "kensho-git-\(UUID().uuidString.prefix(8))"
+            defer { try? FileManager.default.removeItem(atPath: repo) }
+            try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+            for command in [
+                ["init", "-q", "-b", "feature-x"], ["-c", "user.email=t@example.com", "-c", "user.name=T", "commit", "-q", "--allow-empty", "-m", "x"],
+            ] {
+                #expect(try await runProcess("/usr/bin/git", ["-C", repo] + command).status == 0)
+            }
+            let sha = try await runProcess("/usr/bin/git", ["-C", repo, "rev-parse", "HEAD"]).output
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let env = ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web"]
+            let pushed = try await kensho(["push", "--junit", junit, "--fail-on", "never", "--json"], env: env, directory: repo)
+            #expect(pushed.status == 0, "\(pushed.output)")
+            let runs = try await admin.get("/v1/projects/web/runs").object["items"] as? [[String: Any]] ?? []
+            #expect(runs.first?["branch"] as? String == "feature-x")
+            #expect(runs.first?["commit"] as? String == sha)
+
+            // Not in CI, not in a checkout, no --branch: refused before anything is sent.
+            let nowhere = NSTemporaryDirectory() + "kensho-nogit-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: nowhere, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: nowhere) }
+            let noBranch = try await kensho(["push", "--junit", junit], env: env, directory: nowhere)
+            #expect(noBranch.status == 2, "\(noBranch.output)")
+            #expect(noBranch.output.contains("no branch"))
+            #expect(try await admin.get("/v1/projects/web/runs").object["items"] as? [Any] != nil)
+
+            // Input problems are exit 2: no run.json, no project.
+            let empty = try await kensho(["push", nowhere, "--branch", "main"], env: env)
+            #expect(empty.status == 2 && empty.output.contains("no run.json"), "\(empty.output)")
+            var noProject = env
+            noProject["KAIZEN_PROJECT"] = nil
+            let unnamed = try await kensho(["push", "--junit", junit, "--branch", "main"], env: noProject)
+            #expect(unnamed.status == 2 && unnamed.output.contains("no project"), "\(unnamed.output)")
         }
     }
 }

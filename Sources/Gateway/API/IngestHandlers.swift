@@ -138,7 +138,7 @@ extension KaizenAPI {
         let uploadID = input.path.uploadId
         let attachmentID = input.path.attachmentId
         switch deps.ingest.signer.verify(
-            uploadID: uploadID, attachmentID: attachmentID, workspaceID: q.workspace, expires: q.expires,
+            uploadID: uploadID, attachmentID: attachmentID, workspaceID: q.workspace, expires: Int(q.expires),
             signature: q.signature, now: Date())
         {
         case .badSignature: throw APIError.unauthorized("the upload URL's signature does not match; request a new one with init")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import OpenAPIRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -9,8 +10,15 @@ import Glibc
 
 /// Transport errors in words a CI log reader understands, and whether repeating can help.
 enum TransportProblem {
+    /// The transport's own error under the generated client's wrapping.
+    static func root(_ error: any Error) -> any Error {
+        if let wrapped = error as? ClientError { return root(wrapped.underlyingError) }
+        return error
+    }
+
     /// A timeout or a connection dropped mid-way: the server may answer a repeat.
     static func canSucceedLater(_ error: any Error) -> Bool {
+        let error = root(error)
         if let error = error as? HTTPClientError {
             return [.connectTimeout, .readTimeout, .remoteConnectionClosed, .writeTimeout].contains(error)
         }
@@ -21,12 +29,14 @@ enum TransportProblem {
 
     /// The connection could not be opened at all (refused, unknown host).
     static func isConnectionFailure(_ error: any Error) -> Bool {
+        let error = root(error)
         if error is NIOConnectionError { return true }
         if let error = error as? IOError { return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) }
         return false
     }
 
     static func describe(_ error: any Error) -> String {
+        let error = root(error)
         if let error = error as? HTTPClientError {
             switch error {
             case .connectTimeout: return "no connection within the connect timeout (is the host reachable and the port right?)"
