@@ -38,7 +38,7 @@ public enum JUnitConverter {
         var finished: Date?
         for (file, data) in documents {
             let reader = Reader(file: file, firstAttachment: attachments.count)
-            let parser = XMLParser(data: data)
+            let parser = XMLParser(data: try Self.wellFormedText(data, file: file))
             parser.delegate = reader
             guard parser.parse(), reader.problem == nil, parser.parserError == nil else {
                 if let problem = reader.problem { throw problem }
@@ -69,6 +69,36 @@ public enum JUnitConverter {
         converted.run.startedAt = started.map(Timestamps.format)
         converted.run.finishedAt = finished.map(Timestamps.format)
         return converted
+    }
+
+    /// The bytes FoundationXML can be trusted with. Its parser traps (instead of reporting an error)
+    /// on element and attribute names that are not valid UTF-8 — found by `ops/fuzz.sh` — so text
+    /// that is not UTF-8, or holds a NUL, which no XML document may, is refused here with the file
+    /// and line. Reports in UTF-16 (with a byte-order mark) are transcoded first.
+    static func wellFormedText(_ data: Data, file: String) throws -> Data {
+        if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]),
+            let text = String(data: data, encoding: .utf16)
+        {
+            return Data(text.utf8)
+        }
+        var line = 1
+        var decoder = UTF8()
+        var iterator = data.makeIterator()
+        loop: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                if scalar == "\n" { line += 1 }
+                if scalar.value == 0 {
+                    throw ConversionError(file: file, line: line, message: "not well-formed XML: a NUL character")
+                }
+            case .emptyInput:
+                break loop
+            case .error:
+                throw ConversionError(
+                    file: file, line: line, message: "not UTF-8 text (JUnit XML is UTF-8; re-encode the report)")
+            }
+        }
+        return data
     }
 
     /// Folds consecutive records of one test into one case: the last record is the final attempt,

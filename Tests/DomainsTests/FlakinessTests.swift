@@ -97,3 +97,15 @@ import Testing
         #expect(DailyCounts().value(.failures) == nil)
     }
 }
+
+@Suite struct FlakyPolicyBoundsTests {
+    /// Issue 11 §2: any integer a client sends is checked without arithmetic that could trap.
+    @Test func extremeIntegersAreProblemsNotTraps() {
+        for window in [Int.min, -1, 0, 1, 101, Int.max] {
+            let policy = FlakyPolicy(
+                window: window, threshold: 0.2, minResults: Int.min, minFlips: Int.max, infraFailureRatio: 0.5, infraMinCases: Int.min)
+            let pointers = Set(policy.problems().map(\.pointer))
+            #expect(pointers.isSuperset(of: ["/window", "/minResults", "/minFlips", "/infraMinCases"]), "\(window)")
+        }
+    }
+}

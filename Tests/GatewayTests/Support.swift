@@ -44,39 +44,9 @@ func mint(
     return admin.with(token: secret)
 }
 
-/// Runs a command to completion on a GCD thread (never blocking the cooperative pool the server
-/// under test needs), returning its exit status, stdout and stderr.
+/// Runs a command to completion off the cooperative pool: exit status, stdout and stderr.
 func run(_ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try runBlocking(arguments) })
-        }
-    }
-}
-
-private func runBlocking(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Drain stderr concurrently so neither pipe can fill up and stall the child.
-    let errData = Mutex(Data())
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) {
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        errData.withLock { $0 = data }
-    }
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return (
-        process.terminationStatus, String(decoding: output, as: UTF8.self),
-        String(decoding: errData.withLock { $0 }, as: UTF8.self)
-    )
+    try await runCommand(arguments)
 }
 
 import KaizenServer

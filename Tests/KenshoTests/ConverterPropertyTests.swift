@@ -50,6 +50,22 @@ import Testing
         }
     }
 
+    /// What `ops/fuzz.sh` found: FoundationXML traps on element names that are not UTF-8. Refused
+    /// with the file and line before the parser sees them.
+    @Test func invalidUTF8AndNULAreConversionErrorsNotTraps() throws {
+        var bytes = Array("<testsuites><tes".utf8) + [0xC0] + Array("suite name=\"s\"><testcase name=\"t\"/></testsuite></testsuites>".utf8)
+        #expect(throws: ConversionError.self) { try JUnitConverter.convert(documents: [("bad.xml", Data(bytes))]) }
+        bytes = Array("<testsuite name=\"s\">\n<testcase name=\"t\u{0}\"/></testsuite>".utf8)
+        do {
+            _ = try JUnitConverter.convert(documents: [("nul.xml", Data(bytes))])
+            Issue.record("a NUL was accepted")
+        } catch let error as ConversionError {
+            #expect(error.file == "nul.xml" && error.line == 2)
+        }
+        let utf16 = Data([0xFF, 0xFE]) + "<testsuite name=\"s\"><testcase name=\"é\"/></testsuite>".data(using: .utf16LittleEndian)!
+        #expect(try JUnitConverter.convert(documents: [("u16.xml", utf16)]).run.cases?.first?.name == "é")
+    }
+
     @Test func pytestRerunRecordsAreOneFlakyCase() throws {
         // pytest-rerunfailures 16.6.1 writes a record per attempt; the earlier ones say nothing.
         let xml = """
@@ -168,4 +184,16 @@ enum AllureDocuments {
         let chosen = fields.filter { _ in Int.random(in: 0..<4, using: &rng) != 0 }
         return "{" + chosen.joined(separator: ",") + "}"
     })
+}
+
+@Suite struct FailureMessageTests {
+    /// A 422 names each problem once: the list, not the message that repeats its first line.
+    @Test func aValidationFailureListsEachProblemOnce() {
+        let body = #"{"error":{"code":"validation_failed","message":"/branch: is required (and 1 more)","details":{"errors":[{"pointer":"/branch","message":"is required"},{"pointer":"/totals","message":"is required"}]}}}"#
+        let text = EnvelopeMiddleware.failure(status: 422, body: Data(body.utf8)).description
+        #expect(text.components(separatedBy: "/branch").count == 2, "\(text)")
+        #expect(text.contains("/totals: is required"))
+        let plain = EnvelopeMiddleware.failure(status: 404, body: Data(#"{"error":{"code":"not_found","message":"project 'x' not found","details":null}}"#.utf8))
+        #expect(plain.description == "Kaizen answered 404 not_found: project 'x' not found")
+    }
 }

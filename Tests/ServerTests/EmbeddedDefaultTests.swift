@@ -64,32 +64,9 @@ import Testing
         return running.process.terminationStatus
     }
 
-    /// Runs `kaizen` to completion on a GCD thread (never blocking the cooperative pool).
+    /// Runs `kaizen` to completion on the embedded default of `dataDir`.
     func cli(_ arguments: [String], dataDir: String) async throws -> (status: Int32, output: String, error: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try cliBlocking(arguments, dataDir: dataDir) })
-            }
-        }
-    }
-
-    func cliBlocking(_ arguments: [String], dataDir: String) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["KAIZEN_DATA_DIR"] = dataDir
-        env["KAIZEN_DATABASE_URLS"] = nil
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try await runCommand([Self.binary] + arguments, environment: ["KAIZEN_DATA_DIR": dataDir, "KAIZEN_DATABASE_URLS": ""])
     }
 
     func mode(_ path: String) -> Int {
@@ -136,31 +113,6 @@ import Testing
             #expect(try await runCommand(other + ["/bin/cat", blobPath], environment: [:]).status != 0)
             #expect(try await runCommand(other + ["/bin/cat", dataDir + "/postgres/kaizen.password"], environment: [:]).status != 0)
             #expect(try await runCommand(other + ["/bin/ls", dataDir + "/blobs"], environment: [:]).status != 0)
-        }
-    }
-
-    /// Runs a command to completion off the cooperative pool.
-    func runCommand(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, output: String, error: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                    process.arguments = arguments
-                    var env = ProcessInfo.processInfo.environment
-                    for (key, value) in environment { env[key] = value }
-                    process.environment = env
-                    let out = Pipe()
-                    let err = Pipe()
-                    process.standardOutput = out
-                    process.standardError = err
-                    try process.run()
-                    let o = out.fileHandleForReading.readDataToEndOfFile()
-                    let e = err.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-                })
-            }
         }
     }
 

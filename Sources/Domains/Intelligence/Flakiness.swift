@@ -50,8 +50,10 @@ public struct FlakyPolicy: Sendable, Hashable, Codable {
         if !(2...max(2, window)).contains(minResults) {
             out.append(.init(pointer: base + "/minResults", message: "must be between 2 and the window (\(window))"))
         }
-        if !(1...max(1, window - 1)).contains(minFlips) {
-            out.append(.init(pointer: base + "/minFlips", message: "must be between 1 and window - 1 (\(window - 1))"))
+        // Any Int may arrive here (Int.min included): no arithmetic that could overflow.
+        let flipsCeiling = max(1, min(window, Self.maxWindow) - 1)
+        if !(1...flipsCeiling).contains(minFlips) {
+            out.append(.init(pointer: base + "/minFlips", message: "must be between 1 and window - 1 (\(flipsCeiling))"))
         }
         if !(infraFailureRatio > 0 && infraFailureRatio <= 1) {
             out.append(.init(pointer: base + "/infraFailureRatio", message: "must be greater than 0 and at most 1"))

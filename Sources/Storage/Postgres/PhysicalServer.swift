@@ -99,7 +99,7 @@ public final class PhysicalServer: Sendable {
     }
 
     /// Cheap liveness probe for `/healthz`.
-    public func ping(timeout: Duration = .seconds(2)) async -> String? {
+    public func ping(timeout: Duration = .seconds(5)) async -> String? {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { _ = try await self.run { try await $0.query("SELECT 1", logger: self.logger) } }
