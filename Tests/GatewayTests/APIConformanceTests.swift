@@ -1,5 +1,6 @@
 import Foundation
 import KaizenTestSupport
+import Storage
 import Testing
 
 /// Issue 11 §10: the OpenAPI document tells the truth. Schemathesis (PyPI; `.ci/run` installs it)
@@ -24,6 +25,17 @@ import Testing
             let defect = try await admin.post("/v1/projects/web/defects", json: ["title": "Login breaks", "cases": [caseID]])
             let defectID = try #require(defect.object["id"] as? String, "\(defect.text)")
 
+            // The fuzzer's own credential: an admin's personal token (no issuing workspace, so no
+            // workspace lists it), which its stateful phase cannot find and revoke halfway through.
+            let catalog = server.cluster.catalog
+            let workspace = try #require(try await catalog.workspace(slug: "default"))
+            let user = try await catalog.upsertUser(email: "schemathesis@example.com", name: "Schemathesis")
+            try await catalog.setMembership(workspaceID: workspace.id, userID: user.id, role: .admin)
+            let (_, token) = try await catalog.createToken(
+                .init(
+                    name: "schemathesis", tokenClass: .user, workspaceID: nil, role: nil, userID: user.id, createdBy: nil,
+                    expiresAt: Date(timeIntervalSinceNow: 3600)))
+
             let root = NSTemporaryDirectory() + "kaizen-schemathesis-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: root) }
@@ -32,7 +44,7 @@ import Testing
                 .replacingOccurrences(of: "@CASE_ID@", with: caseID).replacingOccurrences(of: "@DEFECT_ID@", with: defectID)
             try Data(config.utf8).write(to: URL(fileURLWithPath: root + "/schemathesis.toml"))
 
-            for (label, token) in [("authenticated", server.adminToken), ("anonymous", nil)] {
+            for (label, token) in [("authenticated", token), ("anonymous", nil)] {
                 var arguments = [
                     "python3", "-c", "import sys; from schemathesis.cli import schemathesis as st; sys.argv[0] = 'schemathesis'; st()",
                     "--config-file", root + "/schemathesis.toml", "run", server.baseURL + "/v1/openapi.json",

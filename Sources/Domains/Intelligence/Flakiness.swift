@@ -51,7 +51,7 @@ public struct FlakyPolicy: Sendable, Hashable, Codable {
             out.append(.init(pointer: base + "/minResults", message: "must be between 2 and the window (\(window))"))
         }
         // Any Int may arrive here (Int.min included): no arithmetic that could overflow.
-        let flipsCeiling = max(1, min(window, Self.maxWindow) - 1)
+        let flipsCeiling = min(max(window, 2), Self.maxWindow) - 1
         if !(1...flipsCeiling).contains(minFlips) {
             out.append(.init(pointer: base + "/minFlips", message: "must be between 1 and window - 1 (\(flipsCeiling))"))
         }

@@ -196,12 +196,19 @@ public struct KenshoJSON {
         return value
     }
 
+    /// An integer as JSON Schema counts them: `3`, and also `3.0` or `3e2`; a fraction, or a value
+    /// beyond 64 bits, is a type mismatch pointing at the number (never a trap).
     mutating func int() throws -> Int {
         let byte = try peek()
         guard byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte) else { throw mismatch(Int.self, "an integer") }
+        let start = index
         let text = try numberText()
-        guard let value = Int(text) else { throw mismatch(Int.self, "an integer") }
-        return value
+        if let value = Int(text) { return value }
+        if let double = Double(text), double.isFinite, double.rounded() == double, let value = Int(exactly: double) {
+            return value
+        }
+        index = start  // the mismatch is about the number, not what follows it
+        throw mismatch(Int.self, "an integer")
     }
 
     /// Skips any value (for unknown keys).

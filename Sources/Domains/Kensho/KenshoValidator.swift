@@ -47,16 +47,16 @@ public struct KenshoValidator: Sendable {
         let externalRunId = run.externalRunId ?? ""
         if run.externalRunId == nil {
             problems.add("/externalRunId", "is required")
-        } else if externalRunId.isEmpty || externalRunId.count > 255 {
+        } else if externalRunId.isEmpty || externalRunId.unicodeScalars.count > 255 {
             problems.add("/externalRunId", "must be 1–255 characters")
         }
         let branch = run.branch ?? ""
         if run.branch == nil {
             problems.add("/branch", "is required")
-        } else if branch.isEmpty || branch.count > 255 || branch.contains(where: \.isWhitespace) {
+        } else if branch.isEmpty || branch.unicodeScalars.count > 255 || branch.contains(where: \.isWhitespace) {
             problems.add("/branch", "must be 1–255 characters without whitespace")
         }
-        if let commit = run.commit, commit.count > 255 { problems.add("/commit", "must be at most 255 characters") }
+        if let commit = run.commit, commit.unicodeScalars.count > 255 { problems.add("/commit", "must be at most 255 characters") }
         let startedAt = timestamp(run.startedAt, "/startedAt", &problems)
         let finishedAt = timestamp(run.finishedAt, "/finishedAt", &problems)
         if let startedAt, let finishedAt, finishedAt < startedAt {
@@ -126,12 +126,12 @@ public struct KenshoValidator: Sendable {
         let name = item.name ?? ""
         if item.name == nil {
             problems.add("\(path)/name", "is required")
-        } else if name.isEmpty || name.count > limits.maxNameLength {
+        } else if name.isEmpty || name.unicodeScalars.count > limits.maxNameLength {
             problems.add("\(path)/name", "must be 1–\(limits.maxNameLength) characters")
         }
         let status = self.status(item.status, "\(path)/status", &problems)
         duration(item.durationMs, "\(path)/durationMs", &problems)
-        if let key = item.key, key.isEmpty || key.count > 512 {
+        if let key = item.key, key.isEmpty || key.unicodeScalars.count > 512 {
             problems.add("\(path)/key", "must be 1–512 characters")
         }
         var attemptFailed = false
@@ -141,10 +141,10 @@ public struct KenshoValidator: Sendable {
             }
         }
         if let error = item.error {
-            if (error.message?.count ?? 0) > limits.maxMessageLength {
+            if (error.message?.unicodeScalars.count ?? 0) > limits.maxMessageLength {
                 problems.add("\(path)/error/message", "must be at most \(limits.maxMessageLength) characters")
             }
-            if (error.trace?.count ?? 0) > limits.maxTraceLength {
+            if (error.trace?.unicodeScalars.count ?? 0) > limits.maxTraceLength {
                 problems.add("\(path)/error/trace", "must be at most \(limits.maxTraceLength) characters")
             }
         }
@@ -180,7 +180,7 @@ public struct KenshoValidator: Sendable {
             let at = "\(path)/\(index)"
             if steps.count > limits.maxStepsPerCase { return }
             let name = step.name ?? ""
-            if name.isEmpty || name.count > limits.maxNameLength {
+            if name.isEmpty || name.unicodeScalars.count > limits.maxNameLength {
                 problems.add("\(at)/name", step.name == nil ? "is required" : "must be 1–\(limits.maxNameLength) characters")
             }
             let status = self.status(step.status, "\(at)/status", &problems)

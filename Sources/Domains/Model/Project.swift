@@ -51,10 +51,10 @@ public enum ProjectRules {
         if let problem = Slug.problem(slug) { problems.append(.init(pointer: "/slug", message: problem)) }
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { problems.append(.init(pointer: "/name", message: "must not be empty")) }
-        if name.count > maxNameLength {
+        if name.unicodeScalars.count > maxNameLength {
             problems.append(.init(pointer: "/name", message: "must be at most \(maxNameLength) characters"))
         }
-        if defaultBranch.isEmpty || defaultBranch.count > maxBranchLength
+        if defaultBranch.isEmpty || defaultBranch.unicodeScalars.count > maxBranchLength
             || defaultBranch.contains(where: { $0.isWhitespace || $0.isNewline })
         {
             problems.append(

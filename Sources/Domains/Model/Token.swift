@@ -40,7 +40,7 @@ public enum TokenRules {
     public static func validateName(_ name: String, pointer: String = "/name") -> FieldProblem? {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { return FieldProblem(pointer: pointer, message: "must not be empty") }
-        if name.count > maxNameLength {
+        if name.unicodeScalars.count > maxNameLength {
             return FieldProblem(pointer: pointer, message: "must be at most \(maxNameLength) characters")
         }
         return nil
@@ -48,7 +48,7 @@ public enum TokenRules {
 
     public static func validateEmail(_ email: String, pointer: String) -> FieldProblem? {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.count <= 254,
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.unicodeScalars.count <= 254,
             !email.contains(where: { $0.isWhitespace })
         else {
             return FieldProblem(pointer: pointer, message: "must be an email address")

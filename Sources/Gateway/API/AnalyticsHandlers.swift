@@ -10,7 +10,7 @@ extension KaizenAPI {
         let q = input.query
         let metric = AnalyticsMetric(rawValue: q.metric?.rawValue ?? "passrate") ?? .passrate
         let window = AnalyticsWindow(rawValue: q.window?.rawValue ?? "30d") ?? .days30
-        if let branch = q.branch, branch.isEmpty || branch.count > 255 {
+        if let branch = q.branch, branch.isEmpty || branch.unicodeScalars.count > 255 {
             throw APIError.invalidParameter("branch", "must be 1–255 characters")
         }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: q.workspace)

@@ -8,7 +8,7 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let q = input.query
         let size = try pageSize(q.limit, default: 100)
-        if let text = q.q, text.count > 200 { throw APIError.invalidParameter("q", "must be at most 200 characters") }
+        if let text = q.q, text.unicodeScalars.count > 200 { throw APIError.invalidParameter("q", "must be at most 200 characters") }
         let sort = q.sort.flatMap { CaseSort(rawValue: $0.rawValue) } ?? .name
         let after = try q.cursor.map { try Cursor.decode($0) }.flatMap { $0.isStart ? nil : $0 }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: q.workspace)
@@ -50,13 +50,13 @@ extension KaizenAPI {
         var labels = body.labels
         if let given = body.labels {
             if given.count > 50 { problems.append(.init(pointer: "/labels", message: "at most 50 labels")) }
-            for (index, label) in given.enumerated() where label.isEmpty || label.count > 100 {
+            for (index, label) in given.enumerated() where label.isEmpty || label.unicodeScalars.count > 100 {
                 problems.append(.init(pointer: "/labels/\(index)", message: "must be 1–100 characters"))
             }
             var seen = Set<String>()
             labels = given.filter { seen.insert($0).inserted }
         }
-        if let owner = body.owner, owner.count > 200 {
+        if let owner = body.owner, owner.unicodeScalars.count > 200 {
             problems.append(.init(pointer: "/owner", message: "must be at most 200 characters"))
         }
         if let defects = body.defects, defects.count > 100 {

@@ -83,12 +83,12 @@ extension KaizenAPI {
         var problems: [FieldProblem] = []
         if let title = change.title {
             let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
-            if trimmed.isEmpty || title.count > 500 {
+            if trimmed.isEmpty || title.unicodeScalars.count > 500 {
                 problems.append(.init(pointer: "/title", message: "must be 1–500 characters, not only spaces"))
             }
         }
         if case .some(.some(let url)) = change.externalURL {
-            if url.count > 2000 || !Self.isTrackerURL(url) {
+            if url.unicodeScalars.count > 2000 || !Self.isTrackerURL(url) {
                 problems.append(.init(pointer: "/externalUrl", message: "must be an http(s) URL of at most 2000 characters"))
             }
         }

@@ -18,7 +18,7 @@ extension KaizenAPI {
         try requireWrite(grant)
 
         var problems: [FieldProblem] = []
-        if body.externalRunId.isEmpty || body.externalRunId.count > 255 {
+        if body.externalRunId.isEmpty || body.externalRunId.unicodeScalars.count > 255 {
             problems.append(.init(pointer: "/externalRunId", message: "must be 1–255 characters"))
         }
         let declarations = body.attachments ?? []
@@ -39,7 +39,7 @@ extension KaizenAPI {
             if item.size < 0 || Int64(item.size) > deps.ingest.maxAttachmentBytes {
                 problems.append(.init(pointer: "\(at)/size", message: "must be 0–\(deps.ingest.maxAttachmentBytes) bytes"))
             }
-            if item.contentType.isEmpty || item.contentType.count > 255 {
+            if item.contentType.isEmpty || item.contentType.unicodeScalars.count > 255 {
                 problems.append(.init(pointer: "\(at)/contentType", message: "must be 1–255 characters"))
             }
         }

@@ -30,6 +30,9 @@ extension KaizenAPI {
         case .user:
             if let user = body.user {
                 if let problem = TokenRules.validateEmail(user.email, pointer: "/user/email") { problems.append(problem) }
+                if let name = user.name, name.unicodeScalars.count > 200 {
+                    problems.append(.init(pointer: "/user/name", message: "must be at most 200 characters"))
+                }
             } else {
                 problems.append(.init(pointer: "/user", message: "is required for user tokens"))
             }

@@ -30,7 +30,7 @@ extension KaizenAPI {
         guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
         var problems: [FieldProblem] = []
         if let problem = Slug.problem(body.slug) { problems.append(.init(pointer: "/slug", message: problem)) }
-        if body.name.trimmingCharacters(in: .whitespaces).isEmpty || body.name.count > 200 {
+        if body.name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || body.name.unicodeScalars.count > 200 {
             problems.append(.init(pointer: "/name", message: "must be 1–200 characters"))
         }
         if !problems.isEmpty { throw APIError.validation(problems) }

@@ -133,11 +133,11 @@ struct QueryParameterRules: Sendable {
                     throw APIError.invalidParameter(parameter.name, "must be true or false")
                 }
             case .string:
-                if let minLength = parameter.minLength, value.count < minLength {
+                if let minLength = parameter.minLength, value.unicodeScalars.count < minLength {
                     throw APIError.invalidParameter(
                         parameter.name, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
                 }
-                if let maxLength = parameter.maxLength, value.count > maxLength {
+                if let maxLength = parameter.maxLength, value.unicodeScalars.count > maxLength {
                     throw APIError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
                 }
             }
