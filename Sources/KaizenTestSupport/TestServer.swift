@@ -112,11 +112,11 @@ public final class TestServer: Sendable {
         return finished
     }
 
-    /// Graceful shutdown; waits for the server to finish. False when it had to be abandoned.
+    /// Graceful shutdown; waits for the server to finish (at most `seconds`). False when it had to be abandoned.
     @discardableResult
-    public func stop() async -> Bool {
+    public func stop(within seconds: Double = 20) async -> Bool {
         await shutdown.shutdown()
-        let finished = await Self.waitOrAbandon(task, seconds: 20)
+        let finished = await Self.waitOrAbandon(task, seconds: seconds)
         try? FileManager.default.removeItem(atPath: config.dataDirectory)
         return finished
     }

@@ -6,7 +6,14 @@ import Testing
     @Test func healthVersionAndDocumentNeedNoToken() async throws {
         try await withServer { _, admin in
             let anonymous = admin.with(token: nil)
-            let health = try await anonymous.get("/healthz")
+            // A probe that times out on a loaded machine reports the server unavailable (as it should):
+            // ask until the healthy answer comes, within a deadline.
+            var health = try await anonymous.get("/healthz")
+            let deadline = ContinuousClock.now + .seconds(60)
+            while health.status != 200, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                health = try await anonymous.get("/healthz")
+            }
             #expect(health.status == 200)
             #expect(health.object["status"] as? String == "ok")
             let servers = health.object["servers"] as? [[String: Any]] ?? []
