@@ -12,6 +12,8 @@ public struct KaizenConfiguration: Sendable {
     public var databaseURLs: [DatabaseURL]?
     public var logicalShards: Int = 16
     public var maxConnectionsPerServer: Int = 40
+    /// How long a request waits for a database connection before it is answered 503.
+    public var dbAcquireTimeoutSeconds: Double = 5
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
     public var tlsPort: Int = 8443
@@ -68,6 +70,7 @@ public struct KaizenConfiguration: Sendable {
         }
         if let v = try int("KAIZEN_SHARDS") { config.logicalShards = max(1, v) }
         if let v = try int("KAIZEN_DB_MAX_CONNECTIONS") { config.maxConnectionsPerServer = max(1, v) }
+        if let v = try double("KAIZEN_DB_ACQUIRE_TIMEOUT_SECONDS") { config.dbAcquireTimeoutSeconds = max(0.1, v) }
         config.tlsCertificatePath = env["KAIZEN_TLS_CERT"].flatMap { $0.isEmpty ? nil : $0 }
         config.tlsKeyPath = env["KAIZEN_TLS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         if (config.tlsCertificatePath == nil) != (config.tlsKeyPath == nil) {

@@ -38,7 +38,8 @@ public final class StorageHandle: Sendable {
             startedEmbedded = started.startedByUs
         }
         let servers = try StorageCluster.makeServers(
-            urls: urls, maxConnectionsPerServer: config.maxConnectionsPerServer, logger: logger)
+            urls: urls, maxConnectionsPerServer: config.maxConnectionsPerServer,
+            acquireTimeout: .milliseconds(Int64(config.dbAcquireTimeoutSeconds * 1000)), logger: logger)
         let poolTask = Task { await StorageCluster.runPools(servers) }
         // Let the pools' run loops start before the first lease (PostgresNIO warns otherwise).
         try? await Task.sleep(for: .milliseconds(20))

@@ -46,6 +46,9 @@ public final class TestServer: Sendable {
         config.maxConnectionsPerServer = 8
         config.dataDirectory = NSTemporaryDirectory() + "kaizen-test-data-\(UUID().uuidString)"
         config.shutdownGraceSeconds = 8
+        // Dozens of servers share two cores during the suite: a connection may take seconds to come.
+        // (Tests of a down server set it back to fail fast.)
+        config.dbAcquireTimeoutSeconds = 30
         configure(&config)
         return try await start(config: config)
     }

@@ -50,6 +50,7 @@ import Testing
         let server = try await TestServer.start(servers: 1) { config in
             config.databaseURLs = primary + [spareURL]
             config.logicalShards = 2
+            config.dbAcquireTimeoutSeconds = 5  // the down server must be a prompt 503
         }
         do {
             try await checkDownShard(server, spare: spare)

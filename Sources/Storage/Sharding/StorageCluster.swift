@@ -10,12 +10,14 @@ public final class StorageCluster: Sendable {
     let logger: Logger
 
     /// One pool per URL, in `KAIZEN_DATABASE_URLS` order. Start `runPools` on them before `open`.
-    public static func makeServers(urls: [DatabaseURL], maxConnectionsPerServer: Int = 40, logger: Logger) throws
-        -> [PhysicalServer]
-    {
+    public static func makeServers(
+        urls: [DatabaseURL], maxConnectionsPerServer: Int = 40, acquireTimeout: Duration = .seconds(5), logger: Logger
+    ) throws -> [PhysicalServer] {
         guard !urls.isEmpty else { throw StorageError.configuration("no database servers configured") }
         return urls.enumerated().map {
-            PhysicalServer(index: $0.offset, url: $0.element, maxConnections: maxConnectionsPerServer, logger: logger)
+            PhysicalServer(
+                index: $0.offset, url: $0.element, maxConnections: maxConnectionsPerServer, acquireTimeout: acquireTimeout,
+                logger: logger)
         }
     }
 
