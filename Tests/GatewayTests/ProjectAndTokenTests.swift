@@ -219,11 +219,11 @@ import Testing
             let live = try await token(expiringIn: 3600)
             #expect(try await admin.with(token: live).get("/v1/projects").status == 200)
 
-            let now = Mutex<UInt64>(Clock.nowMilliseconds())
-            let authenticator = Authenticator(catalog: catalog, cacheSeconds: 86_400, wallClock: { now.withLock { $0 } })
+            let now = ManualClock(Clock.nowMilliseconds())
+            let authenticator = Authenticator(catalog: catalog, cacheSeconds: 86_400, wallClock: { now.now })
             let identity = try await authenticator.authenticate(secret: Substring(live))
             #expect(identity.expiresAtMilliseconds != nil)
-            now.withLock { $0 += 3_601_000 }  // an hour and a second later, still inside the cache's TTL
+            now.advance(by: 3_601_000)  // an hour and a second later, still inside the cache's TTL
             await #expect(throws: APIError.self) { try await authenticator.authenticate(secret: Substring(live)) }
         }
     }

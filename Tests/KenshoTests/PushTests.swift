@@ -97,10 +97,10 @@ import Testing
         // One request of burst, then one every 6 s, on a clock that moves 3 s per request it decides:
         // whatever the machine's speed, every other request meets a 429 with Retry-After, so of the
         // push's calls (init, finalize, the regression read) some meet a 429 and are retried until accepted.
-        let ticks = Mutex<UInt64>(0)
+        let ticks = ManualClock(0)
         try await Self.withProject(configure: {
             $0.workspaceRateLimit = .init(perMinute: 10, burstSeconds: 6)
-            $0.rateLimitClock = { ticks.withLock { $0 += 3_000_000_000; return $0 } }
+            $0.rateLimitClock = { ticks.tick(3_000_000_000) }
         }) { server, _ in
             let result = try await Push.run(options(server, directory, externalRunId: "ci-limited"))
             #expect(result.retries >= 1)
