@@ -47,12 +47,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // SQL, migrations, shard routing, embedded PostgreSQL provisioning.
+        // The one way Kaizen starts programs (PostgreSQL's tools, git, the tests' servers).
+        .target(name: "ChildProcess", swiftSettings: swiftSettings),
+        // SQL, migrations, shard routing, embedded PostgreSQL provisioning, blobs: implements the
+        // repository protocols Tenancy declares.
         .target(
             name: "Storage",
             dependencies: [
-                "Domains",
+                "Domains", "Tenancy", "ChildProcess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -61,12 +66,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Per-workspace actors: cache, sequencing, quotas.
+        // Per-workspace actors: cache, sequencing, quotas and the use cases; declares the repositories it needs.
         .target(
             name: "Tenancy",
             dependencies: [
                 "Domains",
-                "Storage",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -76,7 +80,6 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Domains",
-                "Storage",
                 "Tenancy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
@@ -138,7 +141,7 @@ let package = Package(
         .target(
             name: "KenshoKit",
             dependencies: [
-                "Domains", "KaizenClient", "KenshoConverters",
+                "Domains", "KaizenClient", "KenshoConverters", "ChildProcess",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -160,7 +163,7 @@ let package = Package(
         .target(
             name: "KaizenTestSupport",
             dependencies: [
-                "KaizenServer", "Storage", "Tenancy", "Domains",
+                "KaizenServer", "Storage", "Tenancy", "Domains", "ChildProcess",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Storage
 import Synchronization
+import Tenancy
 
 /// Runs the post-ingest jobs of every physical server: one polling loop per server, claiming a
 /// batch with `SKIP LOCKED`, so several Kaizen nodes can work the same queues side by side.
@@ -13,6 +14,10 @@ import Synchronization
 /// `lease` of its worker dying — never while a live worker is still on it.
 struct JobWorkerService: Service {
     let cluster: StorageCluster
+    /// Roll-ups go through the workspace, like every other use of a tenant's data.
+    let registry: WorkspaceRegistry
+    /// Shard of each workspace met so far (a workspace never changes shard).
+    let shards = Mutex<[String: Int]>([:])
     /// Finalizes in flight on this node: before each job the worker waits for them, up to `yieldLimit`.
     let activity: IngestActivity
     let logger: Logger
@@ -67,9 +72,10 @@ struct JobWorkerService: Service {
                 await activity.quiet(upTo: yieldLimit)
                 do {
                     try await queue.begin(job)
-                    try await perform(job, on: queue.server)
+                    try await perform(job)
                     try await queue.complete(job)
-                } catch RollUpError.waitingForEarlierRun(let earlier) {
+                } catch let waiting as WaitingForEarlierRun {
+                    let earlier = waiting.runID
                     try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
                 } catch {
                     logger.warning("job failed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "error": "\(error)"])
@@ -85,24 +91,42 @@ struct JobWorkerService: Service {
         let runId: String
     }
 
-    func perform(_ job: JobRecord, on server: PhysicalServer) async throws {
+    func perform(_ job: JobRecord) async throws {
         switch job.kind {
         case JobQueue.rollupKind:
             let payload = try JSONDecoder().decode(RollupPayload.self, from: Data(job.payload.utf8))
             // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
             // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
-            try await TenantStore(server: server, workspaceID: job.workspaceID, logger: logger)
-                .rollUp(runID: payload.runId, inOrder: job.attempts < job.maxAttempts)
+            let shardID = try await shard(of: job.workspaceID)
+            let outcome = try await registry.withWorkspace(id: job.workspaceID, shardID: shardID) {
+                try await $0.rollUp(runID: payload.runId, inOrder: job.attempts < job.maxAttempts)
+            }
+            if case .waiting(let earlier) = outcome { throw WaitingForEarlierRun(runID: earlier) }
         default:
             throw JobError.unknownKind(job.kind)
         }
     }
 
+    func shard(of workspaceID: String) async throws -> Int {
+        if let known = shards.withLock({ $0[workspaceID] }) { return known }
+        guard let workspace = try await cluster.catalog.workspace(id: workspaceID) else {
+            throw JobError.unknownWorkspace(workspaceID)
+        }
+        shards.withLock { $0[workspaceID] = workspace.shardID }
+        return workspace.shardID
+    }
+
+    struct WaitingForEarlierRun: Error {
+        let runID: String
+    }
+
     enum JobError: Error, CustomStringConvertible {
         case unknownKind(String)
+        case unknownWorkspace(String)
         var description: String {
             switch self {
             case .unknownKind(let kind): "no handler for job kind '\(kind)'"
+            case .unknownWorkspace(let id): "workspace \(id) is not in the catalog"
             }
         }
     }

@@ -61,12 +61,12 @@ public enum KaizenServerRunner {
         await storage.close()
     }
 
-    static func blobBackend(_ config: KaizenConfiguration, logger: Logger) async throws -> BlobBackend {
-        guard let s3 = config.s3 else { return .filesystem(try FileBlobStore(root: config.blobDirectory)) }
+    static func blobStore(_ config: KaizenConfiguration, logger: Logger) async throws -> any BlobStore {
+        guard let s3 = config.s3 else { return try FileBlobStore(root: config.blobDirectory) }
         let store = try S3BlobStore(s3)
         try await store.checkBucket()
         logger.info("attachments in S3", metadata: ["endpoint": "\(s3.endpoint)", "bucket": "\(s3.bucket)"])
-        return .s3(store)
+        return store
     }
 
     static func serve(
@@ -76,20 +76,21 @@ public enum KaizenServerRunner {
         let cluster = storage.cluster
         let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
         let registry = WorkspaceRegistry(
-            cluster: cluster, idleSeconds: config.actorIdleSeconds, logger: logger,
+            storage: cluster, blobs: try await blobStore(config, logger: logger), idleSeconds: config.actorIdleSeconds,
+            logger: logger,
             clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
         let limiter = RateLimiter(
             user: config.userRateLimit, workspace: config.workspaceRateLimit,
             clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() })
         let publicURL = PublicURL(config.publicURL ?? "http://\(config.host):\(config.port)")
         let ingest = IngestSettings(
-            blobs: try await blobBackend(config, logger: logger),
             signer: UploadSigner(secretHex: try await cluster.catalog.serverSecret("upload-signing")),
             publicURL: publicURL, finalizeQuota: config.finalizeQuota,
             maxAttachmentBytes: config.maxAttachmentBytes)
+        let directory = Directory(catalog: cluster.catalog)
+        let authenticator = Authenticator(directory: directory, cacheSeconds: config.authCacheSeconds)
         let deps = GatewayDependencies(
-            cluster: cluster, registry: registry,
-            authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: config.authCacheSeconds),
+            directory: directory, registry: registry, authenticator: authenticator,
             limiter: limiter,
             document: try OpenAPIDocument(publicURL: publicURL.value, maxAttachmentBytes: config.maxAttachmentBytes),
             version: KaizenVersion.current, logger: logger, ingest: ingest,
@@ -133,9 +134,10 @@ public enum KaizenServerRunner {
         }
         let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
         services.append(UpkeepService(registry: registry, limiter: limiter))
+        services.append(IdentityChangeService(feed: cluster.catalog, authenticator: authenticator))
         services.append(
             JobWorkerService(
-                cluster: cluster, activity: deps.ingestActivity, logger: logger,
+                cluster: cluster, registry: registry, activity: deps.ingestActivity, logger: logger,
                 lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000))))
         let shutdown = ShutdownHandle()
         services.append(
@@ -184,7 +186,7 @@ final class ShutdownWatchdog: Service, Sendable {
     }
 
     let limit: Duration
-    private let waiter = Mutex<(continuation: CheckedContinuation<Ending, Never>?, early: Ending?)>((nil, nil))
+    private let ending = FirstOutcome<Ending>()
 
     init(limit: Duration) { self.limit = limit }
 
@@ -193,40 +195,19 @@ final class ShutdownWatchdog: Service, Sendable {
         // the group is ending, and the timer starts.
         try? await gracefulShutdown()
         let limit = self.limit
+        let ending = self.ending
         // Unstructured: the timer must outlive this service, which ends with the group.
         Task {
             try? await Task.sleep(for: limit)
-            self.end(.overdue)
+            ending.resume(with: .success(.overdue))
         }
     }
 
     /// The group's result, or `.overdue` when the limit passed first.
     func race(_ group: Task<Void, any Error>) async -> Ending {
-        Task {
-            let result = await group.result
-            self.end(.finished(result))
-        }
-        return await withCheckedContinuation { continuation in
-            let early: Ending? = waiter.withLock { state in
-                if let early = state.early { return early }
-                state.continuation = continuation
-                return nil
-            }
-            if let early { continuation.resume(returning: early) }
-        }
-    }
-
-    private func end(_ ending: Ending) {
-        let continuation: CheckedContinuation<Ending, Never>? = waiter.withLock { state in
-            if let continuation = state.continuation {
-                state.continuation = nil
-                state.early = ending
-                return continuation
-            }
-            if state.early == nil { state.early = ending }
-            return nil
-        }
-        continuation?.resume(returning: ending)
+        let ending = self.ending
+        Task { ending.resume(with: .success(.finished(await group.result))) }
+        return (try? await ending.value()) ?? .overdue
     }
 }
 
@@ -282,6 +263,19 @@ struct UpkeepService: Service {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Keeps this node's identity cache in step with revocations and membership changes made on any node.
+struct IdentityChangeService: Service {
+    let feed: any IdentityChangeFeed
+    let authenticator: Authenticator
+
+    func run() async throws {
+        let authenticator = self.authenticator
+        await cancelWhenGracefulShutdown {
+            await feed.follow { authenticator.invalidate($0) }
         }
     }
 }

@@ -67,22 +67,7 @@ public final class StorageHandle: Sendable {
 
     /// True when `task` ended within `seconds`; the wait ends at the deadline either way.
     static func waitAtMost(seconds: Double, for task: Task<Void, Never>) async -> Bool {
-        final class Waiter: Sendable {
-            let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
-            func resume(_ value: Bool) { continuation.withLock { $0.take() }?.resume(returning: value) }
-        }
-        let waiter = Waiter()
-        return await withCheckedContinuation { continuation in
-            waiter.continuation.withLock { $0 = continuation }
-            Task {
-                await task.value
-                waiter.resume(true)
-            }
-            Task {
-                try? await Task.sleep(for: .seconds(seconds))
-                waiter.resume(false)
-            }
-        }
+        (try? await awaitAtMost(.seconds(seconds)) { await task.value }) != nil
     }
 }
 

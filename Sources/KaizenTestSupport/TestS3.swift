@@ -55,8 +55,7 @@ public actor TestS3 {
                 var probe = HTTPClientRequest(url: endpoint + "/")
                 probe.method = .GET
                 if (try? await HTTPClient.shared.execute(probe, timeout: .seconds(1))) != nil { return endpoint }
-                var status: Int32 = 0
-                if waitpid(spawned, &status, WNOHANG) == spawned { break }  // it died: try the next way
+                if ChildProcess.exited(spawned) != nil { break }  // it died: try the next way
                 try await Task.sleep(for: .milliseconds(100))
             }
             kill(spawned, SIGKILL)
@@ -67,16 +66,6 @@ public actor TestS3 {
 
     /// Starts a child with stdio on /dev/null; nil when the program cannot be run.
     static func spawn(_ arguments: [String]) -> pid_t? {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
-        }
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ) == 0 else { return nil }
-        return pid
+        try? ChildProcess.spawn(arguments)
     }
 }

@@ -1,6 +1,5 @@
 import Domains
 import Foundation
-import Storage
 
 struct BaselineKey: Hashable {
     let projectID: String
@@ -22,48 +21,110 @@ public struct FinalizeOutcome: Sendable {
 }
 
 extension WorkspaceActor {
+    // MARK: finalize (a sequenced write per project)
+
+    /// Finalizes a pushed run of `project`: a re-push of a stored run is answered from storage; otherwise the
+    /// upload session (if any) is checked, its stored attachments confirmed, the document validated, and the run
+    /// written in the project's lane.
+    public func finalize(
+        project: Project, document: KenshoRun, validator: KenshoValidator, quota: RateLimit, now: Date = Date()
+    ) async throws -> FinalizeOutcome {
+        // A re-push of a stored run is answered from storage, whatever became of its upload session.
+        if let externalRunId = document.externalRunId,
+            let existing = try await repos.runs.run(projectID: project.id, externalRunId: externalRunId)
+        {
+            return try await replay(existing)
+        }
+        var uploaded: [DeclaredAttachment] = []
+        if let uploadID = document.uploadId {
+            guard let session = try await uploadSession(id: uploadID) else {
+                throw DomainError.validation(pointer: "/uploadId", "no upload session '\(uploadID)' in this workspace")
+            }
+            if session.expiresAt < now {
+                throw DomainError.validation(pointer: "/uploadId", "the upload session expired; push again from init")
+            }
+            if session.projectID != project.id || session.externalRunId != document.externalRunId {
+                throw DomainError.validation(pointer: "/uploadId", "the upload session belongs to another project or externalRunId")
+            }
+            uploaded = try await storedAttachments(session)
+        }
+        let outcome = validator.validate(document, knownAttachments: Set(uploaded.map(\.id)))
+        guard case .valid(let run) = outcome else { throw outcome.error ?? .internalError }
+        let referenced = uploaded.filter { run.attachmentIDs.contains($0.id) }
+        return try await finalize(project: project, run: run, attachments: referenced, quota: quota)
+    }
+
+    /// The declared attachments of a session whose bytes are stored. Blobs the workspace has not recorded yet
+    /// are confirmed with the store (a client may upload past Kaizen) and then recorded, for later dedupe.
+    nonisolated func storedAttachments(_ session: UploadSession) async throws -> [DeclaredAttachment] {
+        let known = try await repos.uploads.existingBlobs(Array(Set(session.attachments.map(\.sha256))))
+        var unknown: [String: DeclaredAttachment] = [:]
+        for item in session.attachments where !known.contains(item.sha256) { unknown[item.sha256] = unknown[item.sha256] ?? item }
+        let confirmed = try await blobs.confirm(Array(unknown.values))
+        for item in confirmed {
+            try await repos.uploads.recordBlob(sha256: item.sha256, size: item.size, contentType: item.contentType)
+        }
+        let stored = known.union(confirmed.map(\.sha256))
+        return session.attachments.filter { stored.contains($0.sha256) }
+    }
+
     /// Sequences finalizes per project: idempotency, the quota, the baseline, the regression and the
     /// write happen for one run at a time, so racing duplicates and consecutive runs of a branch see
     /// each other in order. Different projects proceed in parallel.
+    ///
+    /// One sequencing mechanism, the project's run sequence number: the lane orders this node's finalizes
+    /// (so they never collide), a unique (project, seq) constraint orders every node's, and roll-ups follow
+    /// the same numbers. When another node took the number first, everything cached about the project
+    /// may be stale: it is reloaded and the run computed again, exactly as a sequential replay would.
     public func finalize(
         project: Project, run: ValidatedRun, attachments: [DeclaredAttachment], quota: RateLimit
     ) async throws -> FinalizeOutcome {
         try await sequenced(key: "project:\(project.id)") { actor in
-            if let existing = try await actor.store.run(projectID: project.id, externalRunId: run.externalRunId) {
+            if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
                 return try await actor.replay(existing)
             }
             try actor.takeFinalizeQuota(projectID: project.id, projectSlug: project.slug, quota: quota)
-
-            let baseline = try await actor.baseline(project: project, branch: run.branch)
-            let (summary, buckets) = RegressionSummary.compute(run.cases, baseline: baseline?.statuses ?? [:])
-            let seq = try await actor.nextRunSequence(projectID: project.id)
-            let new = NewRun(
-                id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
-                regression: summary, buckets: buckets, seq: seq, attachments: attachments,
-                knownCaseIDs: actor.caseIDs[project.id] ?? [:])
-            let stored: RunRecord
-            do {
-                let persisted = try await actor.store.persist(new)
-                stored = persisted.run
-                actor.rememberCaseIDs(persisted.caseIDs, projectID: project.id)
-            } catch StorageError.uniqueViolation {
-                // Another node stored this externalRunId first: answer with its run.
-                actor.forgetRunCaches(projectID: project.id)
-                guard let existing = try await actor.store.run(projectID: project.id, externalRunId: run.externalRunId)
-                else { throw StorageError.uniqueViolation(constraint: "runs_external_key") }
-                return try await actor.replay(existing)
+            var attempt = 0
+            while true {
+                attempt += 1
+                let baseline = try await actor.baseline(project: project, branch: run.branch)
+                let (summary, buckets) = RegressionSummary.compute(run.cases, baseline: baseline?.statuses ?? [:])
+                let seq = try await actor.nextRunSequence(projectID: project.id)
+                let new = NewRun(
+                    id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
+                    regression: summary, buckets: buckets, seq: seq, attachments: attachments,
+                    knownCaseIDs: actor.caseIDs[project.id] ?? [:])
+                let stored: RunRecord
+                do {
+                    let persisted = try await actor.repos.runs.persist(new)
+                    stored = persisted.run
+                    actor.rememberCaseIDs(persisted.caseIDs, projectID: project.id)
+                } catch let error as DomainError where error.isUniqueViolation {
+                    actor.forgetRunCaches(projectID: project.id)
+                    // Another node stored this externalRunId first: answer with its run.
+                    if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
+                        return try await actor.replay(existing)
+                    }
+                    // Another node stored a run of this project with this sequence number: go again, fresh.
+                    // (Each retry means another node made progress, so a bound is only a safety net.)
+                    if error.details["constraint"] == .string(Self.runSequenceConstraint), attempt < 16 { continue }
+                    throw error
+                }
+                actor.runSeqs[project.id] = seq
+                actor.remember(
+                    Baseline(run: stored, statuses: Dictionary(run.cases.map { ($0.key, $0.status) }, uniquingKeysWith: { a, _ in a })),
+                    projectID: project.id)
+                return FinalizeOutcome(run: stored, baseline: baseline?.run, replayed: false)
             }
-            actor.runSeqs[project.id] = seq
-            actor.remember(
-                Baseline(run: stored, statuses: Dictionary(run.cases.map { ($0.key, $0.status) }, uniquingKeysWith: { a, _ in a })),
-                projectID: project.id)
-            return FinalizeOutcome(run: stored, baseline: baseline?.run, replayed: false)
         }
     }
 
+    /// The unique constraint on (workspace, project, seq) of runs.
+    static let runSequenceConstraint = "runs_seq_key"
+
     public func replay(_ existing: RunRecord) async throws -> FinalizeOutcome {
         var baseline: RunRecord?
-        if let id = existing.baselineRunID { baseline = try await store.run(id: id) }
+        if let id = existing.baselineRunID { baseline = try await run(id: id) }
         return FinalizeOutcome(run: existing, baseline: baseline, replayed: true)
     }
 
@@ -73,7 +134,7 @@ extension WorkspaceActor {
         let decision = finalizeQuota[projectID, default: SlidingWindowLog()]
             .take(limit: quota.perMinute, windowNanos: 60_000_000_000, nowNanos: now)
         if case .limited(let retryAfter) = decision {
-            throw APIError.rateLimited(
+            throw DomainError.rateLimited(
                 "project '\(projectSlug)' is over its quota of \(quota.perMinute) finalizes in any 60 seconds; retry in \(retryAfter)s",
                 retryAfter: retryAfter, details: ["limitPerMinute": .int(quota.perMinute), "project": .string(projectSlug)])
         }
@@ -82,13 +143,13 @@ extension WorkspaceActor {
     /// The previous run of the branch, or for a branch's first run the latest run of the default branch.
     func baseline(project: Project, branch: String) async throws -> Baseline? {
         if let cached = baselines[BaselineKey(projectID: project.id, branch: branch)] { return cached }
-        var run = try await store.latestRun(projectID: project.id, branch: branch)
+        var run = try await repos.runs.latestRun(projectID: project.id, branch: branch)
         if run == nil && branch != project.defaultBranch {
             if let cached = baselines[BaselineKey(projectID: project.id, branch: project.defaultBranch)] { return cached }
-            run = try await store.latestRun(projectID: project.id, branch: project.defaultBranch)
+            run = try await repos.runs.latestRun(projectID: project.id, branch: project.defaultBranch)
         }
         guard let run else { return nil }
-        let loaded = Baseline(run: run, statuses: try await store.caseStatuses(runID: run.id))
+        let loaded = Baseline(run: run, statuses: try await repos.runs.caseStatuses(runID: run.id))
         if run.branch == branch { remember(loaded, projectID: project.id) }
         return loaded
     }
@@ -118,7 +179,7 @@ extension WorkspaceActor {
 
     func nextRunSequence(projectID: String) async throws -> Int64 {
         if let last = runSeqs[projectID] { return last + 1 }
-        let stored = try await store.maxRunSequence(projectID: projectID)
+        let stored = try await repos.runs.maxRunSequence(projectID: projectID)
         runSeqs[projectID] = stored
         return stored + 1
     }
@@ -130,15 +191,15 @@ extension WorkspaceActor {
 
     // MARK: uploads
 
-    /// Creates (and persists) an upload session; `stored` are the declared attachments already in the blob store.
+    /// Creates (and persists) an upload session; `alreadyStored` are the shas the workspace already stores.
     public func createUploadSession(
         project: Project, externalRunId: String, attachments: [DeclaredAttachment], now: Date = Date()
     ) async throws -> (session: UploadSession, alreadyStored: Set<String>) {
-        let existing = try await store.existingBlobs(Array(Set(attachments.map(\.sha256))))
+        let existing = try await repos.uploads.existingBlobs(Array(Set(attachments.map(\.sha256))))
         let session = UploadSession(
             id: ResourceID.make(.upload), workspaceID: workspaceID, projectID: project.id, externalRunId: externalRunId,
             attachments: attachments, expiresAt: now.addingTimeInterval(TimeInterval(UploadSigner.sessionLifetimeSeconds)))
-        try await store.createUploadSession(session)
+        try await repos.uploads.createUploadSession(session)
         uploadSessions[session.id] = session
         return (session, existing)
     }
@@ -146,12 +207,29 @@ extension WorkspaceActor {
     /// The session from the cache, else from the shard (after a restart or on another node).
     public func uploadSession(id: String) async throws -> UploadSession? {
         if let cached = uploadSessions[id] { return cached }
-        guard let loaded = try await store.uploadSession(id: id) else { return nil }
+        guard let loaded = try await repos.uploads.uploadSession(id: id) else { return nil }
         uploadSessions[id] = loaded
         return loaded
     }
 
-    public func tenantStore() -> TenantStore { store }
+    /// Where a client uploads each attachment.
+    public nonisolated func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget {
+        blobs.uploadTarget(for: attachment, expiresSeconds: expiresSeconds)
+    }
+
+    /// Receives one declared attachment of an upload session sent to Kaizen's endpoint, and records it.
+    public func receiveAttachment<Chunks: AsyncSequence & Sendable>(
+        uploadID: String, attachmentID: String, body: Chunks
+    ) async throws -> DeclaredAttachment where Chunks.Element == ArraySlice<UInt8> {
+        guard let session = try await uploadSession(id: uploadID),
+            let declared = session.attachments.first(where: { $0.id == attachmentID })
+        else {
+            throw DomainError.notFound("attachment '\(attachmentID)' is not declared in upload session '\(uploadID)'")
+        }
+        try await blobs.receive(body, sha256: declared.sha256, size: declared.size)
+        try await repos.uploads.recordBlob(sha256: declared.sha256, size: declared.size, contentType: declared.contentType)
+        return declared
+    }
 
     // MARK: reads
 
@@ -160,7 +238,7 @@ extension WorkspaceActor {
     /// A run of this workspace, from the cache or the shard.
     public func run(id: String) async throws -> RunRecord? {
         if let cached = runs[id] { return cached }
-        guard let loaded = try await store.run(id: id) else { return nil }
+        guard let loaded = try await repos.runs.run(id: id) else { return nil }
         if runs[id] == nil {
             if runOrder.count >= Self.cachedRuns { runs[runOrder.removeFirst()] = nil }
             runs[id] = loaded

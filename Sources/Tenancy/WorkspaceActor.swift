@@ -1,15 +1,25 @@
 import Domains
 import Logging
-import Storage
 
-/// The single owner of one workspace's in-process state: its cache of projects, its write
-/// sequencing and (with ingest) its quotas. Created on first use by `WorkspaceRegistry`,
-/// dropped when idle; everything it holds can be rebuilt from the shard.
+/// The only door to one workspace's data. It owns the workspace's in-process state (its caches, its
+/// write sequencing, its quotas) and exposes the use cases, named for what a user does.
+///
+/// Two kinds of operation, marked in each file:
+/// - **sequenced writes** (project creation, finalize) run inside a `SerialLane`, one at a time per
+///   key, because they read and advance in-process state (sequence numbers, baselines, quotas);
+/// - **reads and self-contained writes** are `nonisolated`: they take the repositories and run
+///   outside the actor, so a slow read never waits behind a write, nor a write behind reads. Each
+///   such write is one transaction that needs no in-process state.
+///
+/// Created on first use by `WorkspaceRegistry`, dropped when idle; everything it holds can be rebuilt
+/// from the shard, and a cache miss always reloads (another node may have written).
 public actor WorkspaceActor {
-    public let workspaceID: String
-    public let shardID: Int
-    let store: TenantStore
-    let logger: Logger
+    public nonisolated let workspaceID: String
+    public nonisolated let shardID: Int
+    /// The workspace's storage; `nonisolated` so reads use it without entering the actor.
+    nonisolated let repos: TenantRepositories
+    nonisolated let blobs: any BlobStore
+    nonisolated let logger: Logger
 
     /// One FIFO lane per key: "workspace" for workspace-wide writes, "project:<id>" for finalizes.
     private var lanes: [String: SerialLane] = [:]
@@ -37,15 +47,16 @@ public actor WorkspaceActor {
     public private(set) var maxWritesInLane = 0
 
     /// Monotonic nanoseconds, for the quotas; injected so tests need not wait for real time to pass.
-    let clock: @Sendable () -> UInt64
+    nonisolated let clock: @Sendable () -> UInt64
 
     public init(
-        workspaceID: String, shardID: Int, store: TenantStore, logger: Logger,
+        workspaceID: String, shardID: Int, repositories: TenantRepositories, blobs: any BlobStore, logger: Logger,
         clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.workspaceID = workspaceID
         self.shardID = shardID
-        self.store = store
+        self.repos = repositories
+        self.blobs = blobs
         self.logger = logger
         self.clock = clock
     }
@@ -76,7 +87,7 @@ public actor WorkspaceActor {
     /// transaction and advanced here only after that succeeds (`commitSequence`).
     func peekNextSequence() async throws -> Int64 {
         if let writeSeq { return writeSeq + 1 }
-        let stored = try await store.writeSequence()
+        let stored = try await repos.projects.writeSequence()
         writeSeq = stored
         return stored + 1
     }
@@ -87,19 +98,29 @@ public actor WorkspaceActor {
 
     public var lastWriteSequence: Int64? { writeSeq }
 
-    // MARK: projects
+    // MARK: projects (cached; creation is a sequenced write)
 
     public func projects() async throws -> [Project] {
         try await loadedProjects().values.sorted { $0.slug < $1.slug }
     }
 
+    /// A cache miss reloads from the shard, so a project another node created is found at once.
     public func project(slug: String) async throws -> Project? {
-        try await loadedProjects()[slug]
+        if let cached = projectsBySlug?[slug] { return cached }
+        projectsBySlug = nil
+        return try await loadedProjects()[slug]
+    }
+
+    /// A project of this workspace by id; a miss reloads, as for slugs.
+    public func project(id: String) async throws -> Project? {
+        if let cached = projectsBySlug?.values.first(where: { $0.id == id }) { return cached }
+        projectsBySlug = nil
+        return try await loadedProjects().values.first { $0.id == id }
     }
 
     private func loadedProjects() async throws -> [String: Project] {
         if let projectsBySlug { return projectsBySlug }
-        let loaded = try await store.projects()
+        let loaded = try await repos.projects.projects()
         // Another call may have filled the cache while we awaited: keep the newer state.
         if let projectsBySlug { return projectsBySlug }
         let map = Dictionary(loaded.map { ($0.slug, $0) }, uniquingKeysWith: { first, _ in first })
@@ -107,25 +128,27 @@ public actor WorkspaceActor {
         return map
     }
 
-    /// Creates a project; 409 when the slug is taken in this workspace.
+    /// Creates a project; a conflict when the slug is taken in this workspace. Sequenced: it advances the
+    /// workspace's write sequence.
     public func createProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String)
         async throws -> Project
     {
         try await sequenced { actor in
-            if try await actor.project(slug: slug) != nil {
-                throw APIError.conflict(
+            if try await actor.loadedProjects()[slug] != nil {
+                throw DomainError.conflict(
                     "a project with slug '\(slug)' already exists in this workspace",
                     details: ["pointer": "/slug", "slug": .string(slug)])
             }
             let seq = try await actor.peekNextSequence()
             let project: Project
             do {
-                project = try await actor.store.insertProject(
+                project = try await actor.repos.projects.insertProject(
                     slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq)
-            } catch StorageError.uniqueViolation {
-                // Another node created it: our cache is stale.
+            } catch let error as DomainError where error.isUniqueViolation {
+                // Another node created it (or advanced the write sequence): our caches are stale.
                 actor.projectsBySlug = nil
-                throw APIError.conflict(
+                actor.writeSeq = nil
+                throw DomainError.conflict(
                     "a project with slug '\(slug)' already exists in this workspace",
                     details: ["pointer": "/slug", "slug": .string(slug)])
             }

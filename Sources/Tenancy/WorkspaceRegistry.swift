@@ -1,6 +1,5 @@
 import Domains
 import Logging
-import Storage
 import Synchronization
 
 /// Finds or creates the actor of a workspace, and drops idle ones.
@@ -20,18 +19,20 @@ public final class WorkspaceRegistry: Sendable {
     }
 
     let stripes: [Stripe]
-    let cluster: StorageCluster
+    let storage: any TenantStorage
+    let blobs: any BlobStore
     let idleNanos: UInt64
     let logger: Logger
     /// Handed to every actor (its quotas' clock).
     let clock: @Sendable () -> UInt64
 
     public init(
-        cluster: StorageCluster, idleSeconds: Double, logger: Logger, stripeCount: Int = 64,
+        storage: any TenantStorage, blobs: any BlobStore, idleSeconds: Double, logger: Logger, stripeCount: Int = 64,
         clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.clock = clock
-        self.cluster = cluster
+        self.storage = storage
+        self.blobs = blobs
         self.idleNanos = UInt64(max(0, idleSeconds) * 1e9)
         self.logger = logger
         self.stripes = (0..<max(1, stripeCount)).map { _ in Stripe() }
@@ -47,13 +48,20 @@ public final class WorkspaceRegistry: Sendable {
     public func withWorkspace<T: Sendable>(
         _ grant: WorkspaceGrant, _ body: (WorkspaceActor) async throws -> T
     ) async throws -> T {
-        let actor = try acquire(workspaceID: grant.workspaceID, shardID: grant.shardID)
-        defer { release(workspaceID: grant.workspaceID) }
+        try await withWorkspace(id: grant.workspaceID, shardID: grant.shardID, body)
+    }
+
+    public func withWorkspace<T: Sendable>(
+        id workspaceID: String, shardID: Int, _ body: (WorkspaceActor) async throws -> T
+    ) async throws -> T {
+        let actor = try acquire(workspaceID: workspaceID, shardID: shardID)
+        defer { release(workspaceID: workspaceID) }
         return try await body(actor)
     }
 
     func acquire(workspaceID: String, shardID: Int) throws -> WorkspaceActor {
-        let store = try cluster.tenant(workspaceID, shard: shardID)
+        // Building the repositories is cheap (no I/O) and fails only for a shard with no server.
+        let repositories = try storage.repositories(workspaceID: workspaceID, shardID: shardID)
         let now = ContinuousClock.now.nanosecondsSinceReference
         return stripe(for: workspaceID).entries.withLock { entries in
             if var entry = entries[workspaceID] {
@@ -62,7 +70,9 @@ public final class WorkspaceRegistry: Sendable {
                 entries[workspaceID] = entry
                 return entry.actor
             }
-            let actor = WorkspaceActor(workspaceID: workspaceID, shardID: shardID, store: store, logger: logger, clock: clock)
+            let actor = WorkspaceActor(
+                workspaceID: workspaceID, shardID: shardID, repositories: repositories, blobs: blobs, logger: logger,
+                clock: clock)
             entries[workspaceID] = Entry(actor: actor, inFlight: 1, lastUsedNanos: now)
             return actor
         }
@@ -124,4 +134,9 @@ extension ContinuousClock.Instant {
     }
 
     static let reference = ContinuousClock.now
+}
+
+extension WorkspaceRegistry {
+    /// Whether each database server answers, for `/healthz`.
+    public func storageHealth() async -> StorageHealth { await storage.health() }
 }

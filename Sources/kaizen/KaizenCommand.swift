@@ -83,7 +83,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
             let workspace = try await withStorage { cluster in
                 do {
                     return try await cluster.catalog.createWorkspace(slug: slug, name: name ?? slug)
-                } catch StorageError.uniqueViolation {
+                } catch let error as DomainError where error.isUniqueViolation {
                     throw ValidationError("a workspace with slug '\(slug)' already exists")
                 }
             }

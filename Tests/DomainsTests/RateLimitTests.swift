@@ -46,7 +46,7 @@ import Testing
 
 @Suite struct APIErrorTests {
     @Test func validationListsEveryPointer() {
-        let error = APIError.validation([
+        let error = DomainError.validation([
             FieldProblem(pointer: "/slug", message: "must not be empty"),
             FieldProblem(pointer: "/name", message: "must not be empty"),
         ])

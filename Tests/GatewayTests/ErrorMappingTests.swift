@@ -36,16 +36,14 @@ import Testing
         #expect(logged.contains("password=hunter2"))  // the underlying error is what operators need
     }
 
-    @Test func storageFailuresMapToTheirStatuses() {
-        let down = ErrorMapping.apiError(
-            for: StorageError.serverUnavailable(server: 1, address: "postgres://k@h:5432/db", underlying: "refused"),
-            method: "GET", path: "/v1/projects")
+    @Test func domainFailuresMapToTheirStatuses() {
+        let down = ErrorMapping.apiError(for: DomainError.shardUnavailable(server: 1), method: "GET", path: "/v1/projects")
         #expect(down.status == 503)
         #expect(down.retryAfter != nil)
         #expect(down.details["server"] == .int(1))
         #expect(!down.message.contains("h:5432") && down.details["address"] == nil)
         let duplicate = ErrorMapping.apiError(
-            for: StorageError.uniqueViolation(constraint: "projects_slug_key"), method: "POST", path: "/v1/projects")
+            for: DomainError.uniqueViolation(constraint: "projects_slug_key"), method: "POST", path: "/v1/projects")
         #expect(duplicate.status == 409)
         let misconfigured = ErrorMapping.apiError(
             for: StorageError.configuration("secret detail"), method: "GET", path: "/")
@@ -59,10 +57,10 @@ import Testing
             let name: String
             let user: Inner
         }
-        func map(_ json: String) -> APIError {
+        func map(_ json: String) -> HTTPFailure {
             do {
                 _ = try JSONDecoder().decode(Body.self, from: Data(json.utf8))
-                return APIError.internalError
+                return HTTPFailure(.internalError)
             } catch {
                 return ErrorMapping.apiError(for: error, method: "POST", path: "/")
             }

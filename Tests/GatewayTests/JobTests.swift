@@ -3,6 +3,7 @@ import KaizenTestSupport
 import Logging
 import PostgresNIO
 import Storage
+import Tenancy
 import Testing
 
 @Suite struct PostIngestJobTests {
@@ -34,15 +35,16 @@ import Testing
             #expect(jobs.allSatisfy { $0["state"] as? String == "done" && $0["kind"] as? String == "run.rollup" })
 
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
-            let store = try server.cluster.tenant(ws.id, shard: ws.shardID)
+            let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
+            let shard = try server.cluster.server(forShard: ws.shardID)
             // A retried job finds the run already rolled up.
-            let runs = try await store.runs(projectID: try #require(try await server.registry.withWorkspace(
+            let runs = try await repos.runs.runs(projectID: try #require(try await server.registry.withWorkspace(
                 .init(workspaceID: ws.id, workspaceSlug: ws.slug, shardID: ws.shardID, role: .admin)) { try await $0.project(slug: "web") }).id,
                 branch: nil, beforeSeq: nil, limit: 10)
-            #expect(try await store.rollUp(runID: try #require(runs.first).id) == false)
+            #expect(try await repos.intelligence.rollUp(runID: try #require(runs.first).id, inOrder: true) == .alreadyRolledUp)
 
             let logger = Logger(label: "t")
-            let mismatches = try await store.server.run { connection in
+            let mismatches = try await shard.run { connection in
                 // Every case's roll-up equals what its raw results say.
                 try await connection.query(
                     """
@@ -58,7 +60,7 @@ import Testing
                 ).collect().first?.decode(Int.self) ?? -1
             }
             #expect(mismatches == 0)
-            let (statsRows, dailyRuns, lastStatus) = try await store.server.run { connection in
+            let (statsRows, dailyRuns, lastStatus) = try await shard.run { connection in
                 let stats = try await connection.query("SELECT count(*)::int FROM case_stats WHERE workspace_id = \(ws.id)", logger: logger)
                     .collect().first?.decode(Int.self) ?? -1
                 let daily = try await connection.query(

@@ -3,6 +3,7 @@ import KaizenTestSupport
 import Synchronization
 import Gateway
 import Domains
+import Tenancy
 import Testing
 
 @Suite struct ProjectTests {
@@ -220,11 +221,12 @@ import Testing
             #expect(try await admin.with(token: live).get("/v1/projects").status == 200)
 
             let now = ManualClock(Clock.nowMilliseconds())
-            let authenticator = Authenticator(catalog: catalog, cacheSeconds: 86_400, wallClock: { now.now })
+            let authenticator = Authenticator(
+                directory: Directory(catalog: catalog), cacheSeconds: 86_400, wallClock: { now.now })
             let identity = try await authenticator.authenticate(secret: Substring(live))
             #expect(identity.expiresAtMilliseconds != nil)
             now.advance(by: 3_601_000)  // an hour and a second later, still inside the cache's TTL
-            await #expect(throws: APIError.self) { try await authenticator.authenticate(secret: Substring(live)) }
+            await #expect(throws: DomainError.self) { try await authenticator.authenticate(secret: Substring(live)) }
         }
     }
 }

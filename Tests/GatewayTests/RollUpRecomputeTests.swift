@@ -61,12 +61,12 @@ import Testing
         try await withServer(configure: { $0.finalizeQuota.perMinute = 60_000 }) { server, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
-            let store = try server.cluster.tenant(ws.id, shard: ws.shardID)
+            let shard = try server.cluster.server(forShard: ws.shardID)
             let logger = Logger(label: "t")
 
             // The roll-up of the 6th run fails once, after it has written case stats and daily rows, so
             // its transaction must leave nothing behind; the worker retries it, and the runs after it wait.
-            try await store.server.run { connection in
+            try await shard.run { connection in
                 try await connection.query("CREATE SEQUENCE test_rollup_failures", logger: logger)
                 try await connection.query(
                     """
@@ -109,7 +109,7 @@ import Testing
             #expect(jobs.count == history.count && jobs.allSatisfy { $0["state"] as? String == "done" })
             #expect(jobs.contains { ($0["attempts"] as? Int ?? 0) > 1 }, "the injected failure was retried")
             // A duplicated job (a worker that died after committing) finds nothing left to do.
-            try await store.server.run { connection in
+            try await shard.run { connection in
                 try await connection.query(
                     "UPDATE jobs SET state = 'queued', run_after = now() WHERE workspace_id = \(ws.id)", logger: logger)
             }
@@ -119,7 +119,7 @@ import Testing
             // Raw material, in finalize order.
             struct RawRun { let id: String; let branch: String; let day: String; let seq: Int64 }
             struct RawResult { let run: String; let caseID: String; let status: CaseStatus; let retried: Bool; let duration: Int64; let fingerprint: String? }
-            let (runs, results) = try await store.server.run { connection -> ([RawRun], [RawResult]) in
+            let (runs, results) = try await shard.run { connection -> ([RawRun], [RawResult]) in
                 var runs: [RawRun] = []
                 for try await (id, branch, day, seq) in try await connection.query(
                     """
@@ -195,7 +195,7 @@ import Testing
             }
 
             // Compare with what the roll-ups hold.
-            let stored = try await store.server.run { connection in
+            let stored = try await shard.run { connection in
                 var caseRows: [String: Totals] = [:]
                 for try await row in try await connection.query(
                     """

@@ -37,21 +37,14 @@ import Glibc
         }
 
         // A node of its own: the `kaizen` binary, 2-second job leases.
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: EmbeddedDefaultTests.binary)
-        child.arguments = ["serve"]
-        var env = ProcessInfo.processInfo.environment
-        env["KAIZEN_DATA_DIR"] = dataDir
-        env["KAIZEN_PORT"] = String(port)
-        env["KAIZEN_DATABASE_URLS"] = urls.map(\.urlWithCredentials).joined(separator: ",")
-        env["KAIZEN_SHARDS"] = "8"
-        env["KAIZEN_JOB_LEASE_SECONDS"] = "2"
-        env["KAIZEN_LOG_LEVEL"] = "warning"
-        child.environment = env
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try child.run()
-        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
+        let child = try await KaizenNode.start(
+            port: port,
+            environment: [
+                "KAIZEN_DATA_DIR": dataDir, "KAIZEN_DATABASE_URLS": urls.map(\.urlWithCredentials).joined(separator: ","),
+                "KAIZEN_SHARDS": "8", "KAIZEN_JOB_LEASE_SECONDS": "2", "KAIZEN_LOG_LEVEL": "info",
+            ],
+            logPath: dataDir + "-node.log")
+        defer { if child.isRunning { child.kill() } }
         let base = "http://127.0.0.1:\(port)"
         let tokenPath = dataDir + "/first-token.txt"
         try await waitUntil("the child server is up", seconds: 120) {
@@ -106,8 +99,7 @@ import Glibc
         }
         try await waitUntil("the child claimed the slow roll-up", seconds: 60) { try await job("slow").state == "running" }
 
-        kill(child.processIdentifier, SIGKILL)
-        child.waitUntilExit()
+        child.kill()
         let killedAt = ContinuousClock.now
 
         // Another node on the same databases picks the work up.

@@ -7,61 +7,26 @@ import Testing
 /// The README's first set-up command, as a user runs it: the `kaizen` binary on its embedded
 /// default, first start and second start, operator subcommands, graceful shutdown.
 @Suite(.serialized) struct EmbeddedDefaultTests {
-    static var binary: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kaizen").path
-    }
+    static var binary: String { KaizenNode.binary }
 
-    /// The server's output goes to a file, polled: no pipe that could fill up or need a reader thread.
-    struct Output: Sendable {
-        let path: String
-        var value: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-    }
-
-    struct Running {
-        let process: Process
-        let output: Output
-    }
-
-    func start(dataDir: String, port: Int) async throws -> Running {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve"]
-        var env = ProcessInfo.processInfo.environment
-        env["KAIZEN_DATA_DIR"] = dataDir
-        env["KAIZEN_PORT"] = String(port)
-        env["KAIZEN_DATABASE_URLS"] = nil
-        env["KAIZEN_LOG_LEVEL"] = "info"
-        process.environment = env
-        let output = Output(path: "\(dataDir)-serve-\(UUID().uuidString.prefix(6)).log")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output.path))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? handle.close()
-        let deadline = Date().addingTimeInterval(180)
-        while !output.value.contains("listening on") {
-            if !process.isRunning {
-                Issue.record("kaizen exited: \(output.value)")
-                break
-            }
-            if Date() > deadline {
-                let pgLog = (try? String(contentsOfFile: dataDir + "/postgres/server.log", encoding: .utf8)) ?? "(none)"
-                Issue.record("kaizen did not start within 180 s.\noutput:\n\(output.value)\npostgres log:\n\(pgLog.suffix(2000))")
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
+    /// `kaizen serve` on the embedded default of `dataDir`. A start that fails is recorded with the
+    /// node's output and PostgreSQL's log.
+    func start(dataDir: String, port: Int) async throws -> KaizenNode {
+        do {
+            return try await KaizenNode.start(
+                port: port, environment: ["KAIZEN_DATA_DIR": dataDir, "KAIZEN_DATABASE_URLS": "", "KAIZEN_LOG_LEVEL": "info"],
+                logPath: "\(dataDir)-serve-\(UUID().uuidString.prefix(6)).log")
+        } catch {
+            let pgLog = (try? String(contentsOfFile: dataDir + "/postgres/server.log", encoding: .utf8)) ?? "(none)"
+            Issue.record("\(error)\npostgres log:\n\(pgLog.suffix(2000))")
+            throw error
         }
-        return Running(process: process, output: output)
     }
 
-    func stop(_ running: Running, signal: Int32) async throws -> Int32 {
-        kill(running.process.processIdentifier, signal)
-        let deadline = Date().addingTimeInterval(60)
-        while running.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!running.process.isRunning, "kaizen did not stop on signal \(signal)")
-        return running.process.terminationStatus
+    func stop(_ running: KaizenNode, signal: Int32) async throws -> Int32 {
+        let status = await running.stop(signal: signal, timeout: .seconds(60))
+        #expect(status != nil, "kaizen did not stop on signal \(signal)")
+        return status ?? -1
     }
 
     /// Runs `kaizen` to completion on the embedded default of `dataDir`.
@@ -131,7 +96,7 @@ import Testing
 
         // First start: provisions PostgreSQL, creates `default` and writes the first token (0600).
         let first = try await start(dataDir: dataDir, port: port)
-        #expect(first.output.value.contains("First start: created workspace 'default'"))
+        #expect(first.output.contains("First start: created workspace 'default'"))
         let tokenPath = dataDir + "/first-token.txt"
         let attributes = try FileManager.default.attributesOfItem(atPath: tokenPath)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)

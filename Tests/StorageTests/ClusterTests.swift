@@ -111,8 +111,7 @@ let testLogger: Logger = {
             await #expect {
                 _ = try await cluster.catalog.createWorkspace(slug: "acme", name: "Other")
             } throws: { error in
-                if case StorageError.uniqueViolation = error { return true }
-                return false
+                (error as? DomainError)?.isUniqueViolation == true
             }
         }
     }

@@ -29,7 +29,8 @@ func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws 
     let cluster = try await StorageCluster.open(servers: servers, logicalShards: 4, logger: logger)
     let wa = try await cluster.catalog.createWorkspace(slug: "alpha", name: "Alpha")
     let wb = try await cluster.catalog.createWorkspace(slug: "beta", name: "Beta")
-    let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: 60, logger: logger)
+    let blobs = try FileBlobStore(root: FileManager.default.temporaryDirectory.path + "/kaizen-actor-\(UUID().uuidString)")
+    let registry = WorkspaceRegistry(storage: cluster, blobs: blobs, idleSeconds: 60, logger: logger)
     return try await body(
         Fixture(
             cluster: cluster, registry: registry,
@@ -70,7 +71,7 @@ func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws 
                                 try await $0.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
                             }
                             return true
-                        } catch let error as APIError {
+                        } catch let error as DomainError {
                             return error.status == 409 ? false : true
                         } catch {
                             return true
@@ -80,7 +81,7 @@ func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws 
                 return await group.reduce(into: []) { $0.append($1) }
             }
             #expect(outcomes.filter { $0 }.count == 1)
-            let stored = try await f.cluster.tenant(f.a.workspaceID, shard: f.a.shardID).projects()
+            let stored = try await f.cluster.repositories(workspaceID: f.a.workspaceID, shardID: f.a.shardID).projects.projects()
             #expect(stored.map(\.slug) == ["web"])
         }
     }

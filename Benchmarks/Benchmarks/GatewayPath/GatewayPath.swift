@@ -60,14 +60,16 @@ struct Fixture: Sendable {
         let servers = try StorageCluster.makeServers(urls: [url], maxConnectionsPerServer: 8, logger: logger)
         Task { await StorageCluster.runPools(servers) }
         let cluster = try await StorageCluster.open(servers: servers, logicalShards: 4, logger: logger)
-        let registry = WorkspaceRegistry(cluster: cluster, idleSeconds: 3600, logger: logger)
+        let registry = WorkspaceRegistry(
+            storage: cluster, blobs: try FileBlobStore(root: root + "/blobs"), idleSeconds: 3600, logger: logger)
         let unlimited = RateLimit(perMinute: 1_000_000_000)
+        let directory = Directory(catalog: cluster.catalog)
         let deps = GatewayDependencies(
-            cluster: cluster, registry: registry, authenticator: Authenticator(catalog: cluster.catalog, cacheSeconds: 3600),
+            directory: directory, registry: registry, authenticator: Authenticator(directory: directory, cacheSeconds: 3600),
             limiter: RateLimiter(user: unlimited, workspace: unlimited), document: try OpenAPIDocument(publicURL: "http://bench"),
             version: "bench", logger: logger,
             ingest: IngestSettings(
-                blobs: .filesystem(try FileBlobStore(root: root + "/blobs")), signer: UploadSigner(secretHex: "00"),
+                signer: UploadSigner(secretHex: "00"),
                 publicURL: PublicURL("http://bench"), finalizeQuota: unlimited))
         let responder = try GatewayRouter.build(deps, maxBodyBytes: 64 << 20, context: BenchContext.self).buildResponder()
 

@@ -2,8 +2,12 @@
 public enum CaseStatus: String, Sendable, CaseIterable, Codable {
     case passed, failed, skipped, broken
 
-    /// Failed assertions and broken (errored) tests both count as failing for regression.
+    /// Failed assertions and broken (errored) tests both count as failing for regression. The one place
+    /// that says so: SQL binds `failingValues` rather than repeating the list.
     public var isFailing: Bool { self == .failed || self == .broken }
+
+    /// The raw values of the failing statuses, for queries.
+    public static let failingValues: [String] = allCases.filter(\.isFailing).map(\.rawValue)
 }
 
 /// Counts by final status, plus cases that passed only after a failed attempt.

@@ -258,3 +258,18 @@ struct Problems {
         if list.count < cap { list.append(FieldProblem(pointer: pointer, message: message)) }
     }
 }
+
+extension KenshoValidator.Outcome {
+    /// The validation error of an invalid outcome: every problem with its pointer, and the totals the cases add
+    /// up to (so a client sees at once which counts it got wrong). Nil when the run is valid.
+    public var error: DomainError? {
+        guard case .invalid(let problems, let computed) = self else { return nil }
+        let base = DomainError.validation(problems)
+        guard let computed, case .object(var details) = base.details else { return base }
+        details["computedTotals"] = [
+            "passed": .int(computed.passed), "failed": .int(computed.failed), "skipped": .int(computed.skipped),
+            "broken": .int(computed.broken), "flaky": .int(computed.flaky),
+        ]
+        return DomainError(kind: .validation, code: base.code, message: base.message, details: .object(details))
+    }
+}

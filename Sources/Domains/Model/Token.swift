@@ -31,6 +31,30 @@ public struct TokenInfo: Sendable, Hashable {
     }
 }
 
+/// What minting a token stores.
+public struct NewToken: Sendable {
+    public var name: String
+    public var tokenClass: TokenClass
+    public var workspaceID: String?
+    public var role: Role?
+    public var userID: String?
+    public var createdBy: String?
+    public var expiresAt: Date?
+
+    public init(
+        name: String, tokenClass: TokenClass, workspaceID: String?, role: Role?, userID: String?, createdBy: String?,
+        expiresAt: Date?
+    ) {
+        self.name = name
+        self.tokenClass = tokenClass
+        self.workspaceID = workspaceID
+        self.role = role
+        self.userID = userID
+        self.createdBy = createdBy
+        self.expiresAt = expiresAt
+    }
+}
+
 /// Limits and defaults of tokens.
 public enum TokenRules {
     public static let defaultUserTTLSeconds = 12 * 3600

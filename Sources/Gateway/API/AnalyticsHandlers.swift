@@ -1,7 +1,6 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
 import Tenancy
 
 extension KaizenAPI {
@@ -11,11 +10,12 @@ extension KaizenAPI {
         let metric = AnalyticsMetric(rawValue: q.metric?.rawValue ?? "passrate") ?? .passrate
         let window = AnalyticsWindow(rawValue: q.window?.rawValue ?? "30d") ?? .days30
         if let branch = q.branch, branch.isEmpty || branch.unicodeScalars.count > 255 {
-            throw APIError.invalidParameter("branch", "must be 1–255 characters")
+            throw DomainError.invalidParameter("branch", "must be 1–255 characters")
         }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: q.workspace)
-        let counts = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-            .dailyCounts(projectIDs: [project.id], days: window.days, branch: q.branch)
+        let counts = try await deps.registry.withWorkspace(grant) {
+            try await $0.dailyCounts(project: project, days: window.days, branch: q.branch)
+        }
         let days = UTCDays.last(window.days)
         return .ok(
             .init(
@@ -35,8 +35,10 @@ extension KaizenAPI {
         let size = try pageSize(input.query.limit, default: 50)
         let before = try input.query.cursor.flatMap { try Cursor.decodeID($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).events(
-            projectID: project.id, kind: input.query.kind?.rawValue, before: before, limit: size + 1)
+        let kind = input.query.kind?.rawValue
+        let rows = try await deps.registry.withWorkspace(grant) {
+            try await $0.events(project: project, kind: kind, before: before, limit: size + 1)
+        }
         let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(id: $0.id) }
         let items = try page.compactMap { event -> Components.Schemas.Event? in
             guard let kind = Components.Schemas.Event.KindPayload(rawValue: event.kind) else { return nil }
@@ -52,7 +54,7 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let window = AnalyticsWindow(rawValue: input.query.window?.rawValue ?? "30d") ?? .days30
         let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
-        let (registry, cluster) = (deps.registry, deps.cluster)
+        let registry = deps.registry
 
         struct Slice: Sendable {
             var grant: WorkspaceGrant
@@ -65,18 +67,15 @@ extension KaizenAPI {
         let slices = try await withThrowingTaskGroup(of: Slice.self) { group in
             for grant in grants {
                 group.addTask {
-                    let visible = try await registry.withWorkspace(grant) { try await $0.projects() }
-                        .filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) }
-                    var slice = Slice(grant: grant)
-                    slice.projects = Dictionary(uniqueKeysWithValues: visible.map { ($0.id, $0) })
-                    guard !visible.isEmpty else { return slice }
-                    let store = try cluster.tenant(grant.workspaceID, shard: grant.shardID)
-                    let ids = visible.map(\.id)
-                    async let daily = store.dailyCounts(projectIDs: ids, days: window.days, branch: nil)
-                    async let totals = store.projectTotals(projectIDs: ids, days: window.days)
-                    async let recent = store.recentRuns(projectIDs: ids, limit: 10)
-                    (slice.daily, slice.totals, slice.recent) = try await (daily, totals, recent)
-                    return slice
+                    try await registry.withWorkspace(grant) { workspace in
+                        let visible = try await workspace.projects()
+                            .filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) }
+                        var slice = Slice(grant: grant)
+                        slice.projects = Dictionary(uniqueKeysWithValues: visible.map { ($0.id, $0) })
+                        let trends = try await workspace.trends(projects: visible, days: window.days)
+                        (slice.daily, slice.totals, slice.recent) = (trends.daily, trends.totals, trends.recentRuns)
+                        return slice
+                    }
                 }
             }
             var all: [Slice] = []

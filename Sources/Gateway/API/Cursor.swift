@@ -1,7 +1,6 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
 
 /// Page cursors: the position after (or before) the last row of a page, as
 /// `k1.<number>.<id>.<text>` — a sort number, a row id, and a sort text in base64url — each part
@@ -12,24 +11,24 @@ import Storage
 enum Cursor {
     static let pattern = #"^k1\.(-?[0-9]{1,19})?\.([A-Za-z0-9_]{0,64})\.((?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$"#
 
-    static func encode(_ position: CasePosition) -> String {
+    static func encode(_ position: PagePosition) -> String {
         let text = position.text.map { base64url(Data($0.utf8)) } ?? ""
         return "k1.\(position.number.map(String.init) ?? "").\(position.id).\(text)"
     }
 
-    static func encode(_ number: Int64) -> String { encode(CasePosition(text: nil, number: number, id: "")) }
-    static func encode(id: String) -> String { encode(CasePosition(text: nil, number: nil, id: id)) }
+    static func encode(_ number: Int64) -> String { encode(PagePosition(text: nil, number: number, id: "")) }
+    static func encode(id: String) -> String { encode(PagePosition(text: nil, number: nil, id: id)) }
 
-    static func decode(_ cursor: String) throws -> CasePosition {
+    static func decode(_ cursor: String) throws -> PagePosition {
         let parts = cursor.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "k1", isNumber(parts[1]), isID(parts[2]), let text = bytes(parts[3]) else {
-            throw APIError.invalidParameter("cursor", "is not a cursor this server issued (use a page's nextCursor)")
+            throw DomainError.invalidParameter("cursor", "is not a cursor this server issued (use a page's nextCursor)")
         }
         // A number beyond 64 bits is a position past every row: saturate rather than refuse.
         let number = parts[1].isEmpty ? nil : Int64(parts[1]) ?? (parts[1].hasPrefix("-") ? Int64.min : Int64.max)
         // PostgreSQL cannot compare with a NUL, which no stored name holds anyway.
         let decoded = String(decoding: text, as: UTF8.self).replacingOccurrences(of: "\0", with: "\u{FFFD}")
-        return CasePosition(text: parts[3].isEmpty ? nil : decoded, number: number, id: String(parts[2]))
+        return PagePosition(text: parts[3].isEmpty ? nil : decoded, number: number, id: String(parts[2]))
     }
 
     /// The sort number of a position (nil: from the start).
@@ -103,7 +102,7 @@ enum Cursor {
     }
 }
 
-extension CasePosition {
+extension PagePosition {
     /// A position with nothing in it: the first page.
     var isStart: Bool { text == nil && number == nil && id.isEmpty }
 }

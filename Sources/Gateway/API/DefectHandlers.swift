@@ -1,7 +1,6 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
 import Tenancy
 
 extension KaizenAPI {
@@ -10,24 +9,25 @@ extension KaizenAPI {
         let size = try pageSize(input.query.limit, default: 50)
         let before = try input.query.cursor.flatMap { try Cursor.decodeID($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let rows = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defects(
-            projectID: project.id, status: input.query.status.flatMap { DefectStatus(rawValue: $0.rawValue) }, before: before,
-            limit: size + 1)
+        let status = input.query.status.flatMap { DefectStatus(rawValue: $0.rawValue) }
+        let rows = try await deps.registry.withWorkspace(grant) {
+            try await $0.defects(project: project, status: status, before: before, limit: size + 1)
+        }
         let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(id: $0.id) }
         return .ok(.init(body: .json(.init(items: page.map { .init($0, project: project) }, nextCursor: next))))
     }
 
     func createDefect(_ input: Operations.CreateDefect.Input) async throws -> Operations.CreateDefect.Output {
         let identity = try RequestIdentity.required()
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
-        var change = try Self.change(
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
+        let change = try Self.change(
             title: body.title, externalUrl: body.externalUrl, status: body.status, cases: body.cases,
             failureGroups: body.failureGroups)
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireWrite(grant)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        try await checkLinks(&change, store: store, project: project)
-        let record = try await store.createDefect(projectID: project.id, change: change, by: identity.actor)
+        let record = try await deps.registry.withWorkspace(grant) {
+            try await $0.createDefect(project: project, change: change, by: identity.actor)
+        }
         return .created(.init(body: .json(.init(record, project: project))))
     }
 
@@ -39,31 +39,27 @@ extension KaizenAPI {
 
     func updateDefect(_ input: Operations.UpdateDefect.Input) async throws -> Operations.UpdateDefect.Output {
         let identity = try RequestIdentity.required()
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
-        var change = try Self.change(
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
+        let change = try Self.change(
             title: body.title, externalUrl: body.externalUrl, status: body.status, cases: body.cases,
             failureGroups: body.failureGroups)
         let (grant, project, _) = try await findDefect(identity, id: input.path.defectId)
         try requireWrite(grant)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        try await checkLinks(&change, store: store, project: project)
-        guard let record = try await store.updateDefect(id: input.path.defectId, change: change, by: identity.actor) else {
-            throw APIError.notFound("defect '\(input.path.defectId)' not found")
+        let record = try await deps.registry.withWorkspace(grant) {
+            try await $0.updateDefect(id: input.path.defectId, project: project, change: change, by: identity.actor)
         }
         return .ok(.init(body: .json(.init(record, project: project))))
     }
 
     func findDefect(_ identity: Identity, id: String) async throws -> (WorkspaceGrant, Project, DefectRecord) {
-        guard ResourceID.isValid(id, prefix: .defect) else { throw APIError.notFound("defect '\(id)' not found") }
+        guard ResourceID.isValid(id, prefix: .defect) else { throw DomainError.notFound("defect '\(id)' not found") }
         for grant in identity.grants {
-            guard let record = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).defect(id: id),
-                let project = try await deps.registry.withWorkspace(grant, { try await $0.projects() })
-                    .first(where: { $0.id == record.projectID }),
+            guard let (project, record) = try await deps.registry.withWorkspace(grant, { try await $0.defectWithProject(id: id) }),
                 project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
             else { continue }
             return (grant, project, record)
         }
-        throw APIError.notFound("defect '\(id)' not found")
+        throw DomainError.notFound("defect '\(id)' not found")
     }
 
     /// The change a create or update body asks for (an empty `externalUrl` clears it), checked for
@@ -98,28 +94,7 @@ extension KaizenAPI {
         if let groups = change.fingerprints, groups.count > 100 {
             problems.append(.init(pointer: "/failureGroups", message: "at most 100 failure groups"))
         }
-        if !problems.isEmpty { throw APIError.validation(problems) }
-    }
-
-    /// Every linked case and cluster must be the project's; duplicates are dropped.
-    func checkLinks(_ change: inout DefectChange, store: TenantStore, project: Project) async throws {
-        var problems: [FieldProblem] = []
-        if let cases = change.caseIDs {
-            let known = try await store.existingCases(projectID: project.id, ids: cases)
-            for (index, id) in cases.enumerated() where !known.contains(id) {
-                problems.append(.init(pointer: "/cases/\(index)", message: "no case '\(id)' in project '\(project.slug)'"))
-            }
-            change.caseIDs = Array(Set(cases)).sorted()
-        }
-        if let groups = change.fingerprints {
-            let known = try await store.existingFailureGroups(projectID: project.id, fingerprints: groups)
-            for (index, fingerprint) in groups.enumerated() where !known.contains(fingerprint) {
-                problems.append(
-                    .init(pointer: "/failureGroups/\(index)", message: "no failure group '\(fingerprint)' in project '\(project.slug)'"))
-            }
-            change.fingerprints = Array(Set(groups)).sorted()
-        }
-        if !problems.isEmpty { throw APIError.validation(problems) }
+        if !problems.isEmpty { throw DomainError.validation(problems) }
     }
 }
 

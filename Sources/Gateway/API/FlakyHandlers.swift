@@ -1,7 +1,7 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
+import Tenancy
 
 extension KaizenAPI {
     func listFlakyCases(_ input: Operations.ListFlakyCases.Input) async throws -> Operations.ListFlakyCases.Output {
@@ -9,14 +9,15 @@ extension KaizenAPI {
         let size = try pageSize(input.query.limit, default: 100)
         let after = try input.query.cursor.map { try Cursor.decode($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        let policy = try await store.flakyPolicy(projectID: project.id)
-        let rows = try await store.flakyCases(
-            projectID: project.id,
-            after: after.flatMap { p in p.number.map { (Cursor.score(fromBits: $0), p.id) } }, limit: size + 1)
+        let found = try await deps.registry.withWorkspace(grant) {
+            try await $0.flakyCases(
+                project: project, after: after.flatMap { p in p.number.map { (Cursor.score(fromBits: $0), p.id) } },
+                limit: size + 1)
+        }
+        let (policy, rows) = (found.policy, found.cases)
         // The score's exact bits, so the next page starts exactly after the last row.
         let (page, next) = try Cursor.page(rows, size: size) {
-            Cursor.encode(CasePosition(text: nil, number: Int64(bitPattern: $0.score.bitPattern), id: $0.caseID))
+            Cursor.encode(PagePosition(text: nil, number: Int64(bitPattern: $0.score.bitPattern), id: $0.caseID))
         }
         return .ok(
             .init(
@@ -35,22 +36,23 @@ extension KaizenAPI {
     func getFlakyPolicy(_ input: Operations.GetFlakyPolicy.Input) async throws -> Operations.GetFlakyPolicy.Output {
         let identity = try RequestIdentity.required()
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let record = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID).flakyPolicy(projectID: project.id)
+        let record = try await deps.registry.withWorkspace(grant) { try await $0.flakyPolicy(project: project) }
         return .ok(.init(body: .json(.init(record))))
     }
 
     func putFlakyPolicy(_ input: Operations.PutFlakyPolicy.Input) async throws -> Operations.PutFlakyPolicy.Output {
         let identity = try RequestIdentity.required()
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
         let policy = FlakyPolicy(
             window: body.window, threshold: body.threshold, minResults: body.minResults, minFlips: body.minFlips,
             infraFailureRatio: body.infraFailureRatio, infraMinCases: body.infraMinCases)
         let problems = policy.problems()
-        if !problems.isEmpty { throw APIError.validation(problems) }
+        if !problems.isEmpty { throw DomainError.validation(problems) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireAdmin(grant)
-        let record = try await deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-            .setFlakyPolicy(projectID: project.id, policy: policy, by: identity.actor)
+        let record = try await deps.registry.withWorkspace(grant) {
+            try await $0.setFlakyPolicy(project: project, policy: policy, by: identity.actor)
+        }
         return .ok(.init(body: .json(.init(record))))
     }
 }

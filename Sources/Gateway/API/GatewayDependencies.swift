@@ -1,12 +1,12 @@
 import Domains
 import Logging
-import Storage
 import Synchronization
 import Tenancy
 
-/// Everything the handlers need, built once at start.
+/// Everything the handlers need, built once at start. Tenant data is reached only through the workspace
+/// actors (`registry`); workspace-less data through the `directory`.
 public struct GatewayDependencies: Sendable {
-    public let cluster: StorageCluster
+    public let directory: Directory
     public let registry: WorkspaceRegistry
     public let authenticator: Authenticator
     public let limiter: RateLimiter
@@ -21,13 +21,13 @@ public struct GatewayDependencies: Sendable {
     public let ingestActivity = IngestActivity()
 
     public init(
-        cluster: StorageCluster, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
+        directory: Directory, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
         document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings,
         workspaceCreation: WorkspaceCreationPolicy = .members
     ) {
         self.ingest = ingest
         self.workspaceCreation = workspaceCreation
-        self.cluster = cluster
+        self.directory = directory
         self.registry = registry
         self.authenticator = authenticator
         self.limiter = limiter
@@ -37,9 +37,8 @@ public struct GatewayDependencies: Sendable {
     }
 }
 
-/// What ingest needs beyond storage.
+/// What ingest needs beyond the workspaces.
 public struct IngestSettings: Sendable {
-    public let blobs: BlobBackend
     public let signer: UploadSigner
     /// Base of presigned upload URLs and report links, e.g. `http://127.0.0.1:8080`.
     public let publicURL: PublicURL
@@ -48,10 +47,9 @@ public struct IngestSettings: Sendable {
     public let maxAttachmentBytes: Int64
 
     public init(
-        blobs: BlobBackend, signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
+        signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
         validator: KenshoValidator = KenshoValidator(), maxAttachmentBytes: Int64 = 1 << 30
     ) {
-        self.blobs = blobs
         self.signer = signer
         self.publicURL = publicURL
         self.finalizeQuota = finalizeQuota
@@ -67,14 +65,14 @@ struct KaizenAPI: APIProtocol {
     /// The caller's grant for a workspace slug, or 404 (a workspace of someone else does not exist for them).
     func grant(_ identity: Identity, workspace slug: String) throws -> WorkspaceGrant {
         guard let grant = identity.grant(workspaceSlug: slug) else {
-            throw APIError.notFound("workspace '\(slug)' not found")
+            throw DomainError.notFound("workspace '\(slug)' not found")
         }
         return grant
     }
 
     func requireAdmin(_ grant: WorkspaceGrant) throws {
         guard grant.role.canAdminister else {
-            throw APIError.forbidden("this needs the admin role in workspace '\(grant.workspaceSlug)'; the token has '\(grant.role.rawValue)'")
+            throw DomainError.forbidden("this needs the admin role in workspace '\(grant.workspaceSlug)'; the token has '\(grant.role.rawValue)'")
         }
     }
 
@@ -82,7 +80,7 @@ struct KaizenAPI: APIProtocol {
     func targetGrant(_ identity: Identity, workspace slug: String?, pointer: String) throws -> WorkspaceGrant {
         if let slug { return try grant(identity, workspace: slug) }
         if identity.grants.count == 1 { return identity.grants[0] }
-        throw APIError.validation(pointer: pointer, "is required: this token can act in \(identity.grants.count) workspaces")
+        throw DomainError.validation(pointer: pointer, "is required: this token can act in \(identity.grants.count) workspaces")
     }
 
     /// Finds a project by slug among the caller's workspaces (or the one named): 404 when none, 409 when several.
@@ -96,9 +94,9 @@ struct KaizenAPI: APIProtocol {
                 found.append((grant, project))
             }
         }
-        guard let first = found.first else { throw APIError.notFound("project '\(slug)' not found") }
+        guard let first = found.first else { throw DomainError.notFound("project '\(slug)' not found") }
         if found.count > 1 {
-            throw APIError.conflict(
+            throw DomainError.conflict(
                 "project slug '\(slug)' exists in \(found.count) of your workspaces; pass ?workspace=<slug>",
                 details: ["workspaces": .array(found.map { .string($0.0.workspaceSlug) })])
         }
@@ -107,7 +105,7 @@ struct KaizenAPI: APIProtocol {
 
     func requireWrite(_ grant: WorkspaceGrant) throws {
         guard grant.role.canWrite else {
-            throw APIError.forbidden("the viewer role cannot change anything in workspace '\(grant.workspaceSlug)'")
+            throw DomainError.forbidden("the viewer role cannot change anything in workspace '\(grant.workspaceSlug)'")
         }
     }
 }

@@ -1,7 +1,6 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
 import Tenancy
 
 extension KaizenAPI {
@@ -10,15 +9,15 @@ extension KaizenAPI {
         let grants = try input.query.workspace.map { [try grant(identity, workspace: $0)] } ?? identity.grants
         let registry = deps.registry
         // Workspaces may live on different servers: ask their actors concurrently.
-        let cluster = deps.cluster
         let perWorkspace = try await withThrowingTaskGroup(of: (Int, [Project], [String: ProjectStatsRecord]).self) { group in
             for (index, grant) in grants.enumerated() {
                 group.addTask {
-                    let projects = try await registry.withWorkspace(grant) { try await $0.projects() }
-                    let visible = projects.filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) }
-                    let stats = visible.isEmpty
-                        ? [:] : try await cluster.tenant(grant.workspaceID, shard: grant.shardID).projectStats()
-                    return (index, visible, stats)
+                    try await registry.withWorkspace(grant) { workspace in
+                        let projects = try await workspace.projects()
+                        let visible = projects.filter { $0.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) }
+                        let stats = visible.isEmpty ? [:] : try await workspace.projectStats()
+                        return (index, visible, stats)
+                    }
                 }
             }
             var result = [([Project], [String: ProjectStatsRecord])](repeating: ([], [:]), count: grants.count)
@@ -34,12 +33,12 @@ extension KaizenAPI {
 
     func createProject(_ input: Operations.CreateProject.Input) async throws -> Operations.CreateProject.Output {
         let identity = try RequestIdentity.required()
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
         let grant = try targetGrant(identity, workspace: body.workspace, pointer: "/workspace")
         try requireWrite(grant)
         let branch = body.defaultBranch ?? "main"
         let problems = ProjectRules.validate(slug: body.slug, name: body.name, defaultBranch: branch)
-        if !problems.isEmpty { throw APIError.validation(problems) }
+        if !problems.isEmpty { throw DomainError.validation(problems) }
         let mode: AccessMode = body.accessMode == ._private ? .private : .team
         let project = try await deps.registry.withWorkspace(grant) {
             try await $0.createProject(slug: body.slug, name: body.name, accessMode: mode, defaultBranch: branch)
@@ -50,10 +49,8 @@ extension KaizenAPI {
     func getProject(_ input: Operations.GetProject.Input) async throws -> Operations.GetProject.Output {
         let identity = try RequestIdentity.required()
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        let stats = try await store.projectStats()[project.id]
-        let history = try await store.projectHistory(projectID: project.id)
-        let defects = try await store.defectCounts(projectID: project.id)
+        let overview = try await deps.registry.withWorkspace(grant) { try await $0.overview(of: project) }
+        let (stats, history, defects) = (overview.stats, overview.history, overview.defectCounts)
         let detail = Components.Schemas.ProjectDetail(
             value1: .init(project, workspace: grant, stats: stats),
             value2: .init(

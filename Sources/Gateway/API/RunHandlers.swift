@@ -1,24 +1,19 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
 import Tenancy
 
 extension KaizenAPI {
     /// The run with this id in one of the caller's workspaces (404 otherwise), and its project.
     func findRun(_ identity: Identity, id: String) async throws -> (WorkspaceGrant, Project, RunRecord) {
-        guard ResourceID.isValid(id, prefix: .run) else { throw APIError.notFound("run '\(id)' not found") }
+        guard ResourceID.isValid(id, prefix: .run) else { throw DomainError.notFound("run '\(id)' not found") }
         for grant in identity.grants {
-            let found = try await deps.registry.withWorkspace(grant) { actor -> (Project, RunRecord)? in
-                guard let run = try await actor.run(id: id) else { return nil }
-                guard let project = try await actor.projects().first(where: { $0.id == run.projectID }) else { return nil }
-                return (project, run)
-            }
+            let found = try await deps.registry.withWorkspace(grant) { try await $0.runWithProject(id: id) }
             if let (project, run) = found, project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass) {
                 return (grant, project, run)
             }
         }
-        throw APIError.notFound("run '\(id)' not found")
+        throw DomainError.notFound("run '\(id)' not found")
     }
 
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {
@@ -63,26 +58,21 @@ extension KaizenAPI {
         let size = try pageSize(limit, default: 1000)
         let after = try cursor.flatMap { try Cursor.decodeNumber($0) } ?? -1
         let (grant, _, run) = try await findRun(identity, id: runID)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        let rows = try await store.caseResults(
-            runID: run.id, status: status, bucket: bucket, onlyRegressed: onlyRegressed, afterOrdinal: Int(after),
-            limit: size + 1)
-        let items = rows.prefix(size).map(Components.Schemas.CaseResult.init)
-        let next: OpenAPIValueContainer =
-            rows.count > size ? OpenAPIValueContainer(stringLiteral: Cursor.encode(Int64(rows[size - 1].ordinal))) : nil
-        return .init(items: Array(items), nextCursor: next)
+        let rows = try await deps.registry.withWorkspace(grant) {
+            try await $0.caseResults(
+                run: run, status: status, bucket: bucket, onlyRegressed: onlyRegressed, afterOrdinal: Int(after),
+                limit: size + 1)
+        }
+        let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(Int64($0.ordinal)) }
+        return .init(items: page.map(Components.Schemas.CaseResult.init), nextCursor: next)
     }
 
     func getRunCase(_ input: Operations.GetRunCase.Input) async throws -> Operations.GetRunCase.Output {
         let identity = try RequestIdentity.required()
-        let (grant, project, run) = try await findRun(identity, id: input.path.runId)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        guard ResourceID.isValid(input.path.caseId, prefix: .testCase),
-            let (result, steps) = try await store.caseResult(runID: run.id, caseID: input.path.caseId)
-        else { throw APIError.notFound("case '\(input.path.caseId)' not found in run '\(run.id)'") }
-        let ids = Array(Set(result.attachments + steps.flatMap(\.attachments))).sorted()
-        let attachments = try await store.runAttachments(runID: run.id, ids: ids)
-        let history = try await store.caseHistory(caseID: result.caseID, projectID: project.id, branch: run.branch, limit: 20)
+        let (grant, _, run) = try await findRun(identity, id: input.path.runId)
+        guard let found = try await deps.registry.withWorkspace(grant, { try await $0.caseResult(run: run, caseID: input.path.caseId) })
+        else { throw DomainError.notFound("case '\(input.path.caseId)' not found in run '\(run.id)'") }
+        let (result, steps, attachments, history) = (found.result, found.steps, found.attachments, found.history)
         func node(_ n: StepNode) -> Components.Schemas.StepResult {
             .init(
                 name: n.step.name, status: .init(n.step.status), durationMs: Int(n.step.durationMs),
@@ -111,26 +101,19 @@ extension KaizenAPI {
     {
         let identity = try RequestIdentity.required()
         let (grant, _, run) = try await findRun(identity, id: input.path.runId)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        guard let attachment = try await store.runAttachments(runID: run.id, ids: [input.path.attachmentId]).first else {
-            throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'")
+        let found = try await deps.registry.withWorkspace(grant) {
+            try await $0.attachment(run: run, id: input.path.attachmentId, expiresSeconds: UploadSigner.urlLifetimeSeconds)
         }
-        let files: FileBlobStore
-        switch deps.ingest.blobs {
-        case .s3(let bucket):
-            let url = bucket.presignedGet(
-                sha256: attachment.sha256, filename: attachment.id, expiresSeconds: UploadSigner.urlLifetimeSeconds)
+        guard let (_, download) = found else {
+            throw DomainError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'")
+        }
+        switch download {
+        case .redirect(let url):
             return .found(.init(headers: .init(location: url)))
-        case .filesystem(let store):
-            files = store
+        case .stream(let chunks, let length):
+            let body = HTTPBody(chunks, length: .known(length), iterationBehavior: .single)
+            return .ok(.init(body: .binary(body)))
         }
-        guard let handle = FileHandle(forReadingAtPath: files.path(attachment.sha256)) else {
-            throw APIError.notFound("attachment '\(input.path.attachmentId)' not found in run '\(run.id)'")
-        }
-        // Read on demand, 64 KiB per chunk, as the client consumes: memory stays flat for large files.
-        let chunks = FileChunks(handle: handle, chunkSize: 64 * 1024)
-        let body = HTTPBody(chunks, length: .known(attachment.size), iterationBehavior: .single)
-        return .ok(.init(body: .binary(body)))
     }
 
     func listProjectRuns(_ input: Operations.ListProjectRuns.Input) async throws -> Operations.ListProjectRuns.Output {
@@ -138,27 +121,17 @@ extension KaizenAPI {
         let size = try pageSize(input.query.limit, default: 50)
         let before = try input.query.cursor.flatMap { try Cursor.decodeNumber($0) }
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
-        let store = try deps.cluster.tenant(grant.workspaceID, shard: grant.shardID)
-        let runs = try await store.runs(projectID: project.id, branch: input.query.branch, beforeSeq: before, limit: size + 1)
-        var items: [Components.Schemas.Run] = []
-        var baselines: [String: RunRecord] = [:]
-        for run in runs.prefix(size) {
-            var baseline: RunRecord?
-            if let id = run.baselineRunID {
-                baseline = baselines[id] ?? runs.first(where: { $0.id == id })
-                if baseline == nil { baseline = try await store.run(id: id) }
-                baselines[id] = baseline
-            }
-            items.append(try schema(run, project: project, baseline: baseline))
+        let runs = try await deps.registry.withWorkspace(grant) {
+            try await $0.runs(project: project, branch: input.query.branch, beforeSeq: before, limit: size + 1)
         }
-        let next: OpenAPIValueContainer =
-            runs.count > size ? OpenAPIValueContainer(stringLiteral: Cursor.encode(runs[size - 1].seq)) : nil
+        let (page, next) = Cursor.page(runs, size: size) { Cursor.encode($0.run.seq) }
+        let items = try page.map { try schema($0.run, project: project, baseline: $0.baseline) }
         return .ok(.init(body: .json(.init(items: items, nextCursor: next))))
     }
 
     func pageSize(_ limit: Int?, default value: Int) throws -> Int {
         guard let limit else { return value }
-        guard (1...1000).contains(limit) else { throw APIError.invalidParameter("limit", "must be 1–1000") }
+        guard (1...1000).contains(limit) else { throw DomainError.invalidParameter("limit", "must be 1–1000") }
         return limit
     }
 }
@@ -186,26 +159,4 @@ extension Optional {
         guard let self else { return nil }
         return try await transform(self)
     }
-}
-
-/// A file read chunk by chunk as it is iterated (so the response applies back-pressure).
-struct FileChunks: AsyncSequence, Sendable {
-    typealias Element = ArraySlice<UInt8>
-    let handle: FileHandle
-    let chunkSize: Int
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let handle: FileHandle
-        let chunkSize: Int
-
-        mutating func next() async throws -> ArraySlice<UInt8>? {
-            guard let data = try handle.read(upToCount: chunkSize), !data.isEmpty else {
-                try? handle.close()
-                return nil
-            }
-            return ArraySlice(data)
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle, chunkSize: chunkSize) }
 }

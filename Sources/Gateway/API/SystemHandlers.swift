@@ -1,24 +1,24 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
+import Tenancy
 
 extension KaizenAPI {
     func getHealth(_ input: Operations.GetHealth.Input) async throws -> Operations.GetHealth.Output {
-        let health = await deps.cluster.health()
+        let health = await deps.registry.storageHealth()
         let servers = health.servers.map { server in
             Components.Schemas.ServerHealth(
-                index: server.index, status: health.failures[server.index] == nil ? .ok : .unavailable,
-                shards: health.shardMap.shards(onServer: server.index))
+                index: server.index, status: server.problem == nil ? .ok : .unavailable, shards: server.shards)
         }
-        if let (index, problem) = health.failures.min(by: { $0.key < $1.key }) {
+        if let down = health.servers.first(where: { $0.problem != nil }) {
             // Anonymous callers learn which server is down, not where it is or what it said.
-            deps.logger.warning("health check: database server \(index) (\(health.servers.first { $0.index == index }?.url.description ?? "?")) failed: \(problem)")
+            deps.logger.warning("health check: database server \(down.index) failed: \(down.problem ?? "")")
             let encoded = try JSONEncoder().encode(servers)
             let details = try JSONDecoder().decode(JSONValue.self, from: encoded)
-            throw APIError.unavailable(
-                "database server \(index) does not answer\(index == 0 ? " (it holds the catalog)" : "")",
-                details: ["catalog": .string(health.failures[0] == nil ? "ok" : "unavailable"), "servers": details])
+            let catalogDown = health.servers.first { $0.index == 0 }?.problem != nil
+            throw DomainError.unavailable(
+                "database server \(down.index) does not answer\(down.index == 0 ? " (it holds the catalog)" : "")",
+                details: ["catalog": .string(catalogDown ? "unavailable" : "ok"), "servers": details])
         }
         return .ok(
             .init(body: .json(.init(status: .ok, catalog: .ok, servers: servers, workspaceActors: deps.registry.count))))
@@ -38,7 +38,7 @@ extension KaizenAPI {
 
     func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
         let identity = try RequestIdentity.required()
-        let token = try await deps.cluster.catalog.token(id: identity.tokenID)
+        let token = try await deps.directory.token(id: identity.tokenID)
         return .ok(
             .init(
                 body: .json(

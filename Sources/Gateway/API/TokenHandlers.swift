@@ -1,14 +1,14 @@
 import Domains
 import Foundation
 import OpenAPIRuntime
-import Storage
+import Tenancy
 
 extension KaizenAPI {
     func listTokens(_ input: Operations.ListTokens.Input) async throws -> Operations.ListTokens.Output {
         let identity = try RequestIdentity.required()
         let grant = try grant(identity, workspace: input.path.workspace)
         try requireAdmin(grant)
-        let tokens = try await deps.cluster.catalog.tokens(workspaceID: grant.workspaceID)
+        let tokens = try await deps.directory.tokens(in: grant)
         return .ok(.init(body: .json(tokens.map { .init($0, workspace: grant) })))
     }
 
@@ -16,7 +16,7 @@ extension KaizenAPI {
         let identity = try RequestIdentity.required()
         let grant = try grant(identity, workspace: input.path.workspace)
         try requireAdmin(grant)
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
 
         var problems: [FieldProblem] = []
         if let problem = TokenRules.validateName(body.name) { problems.append(problem) }
@@ -40,33 +40,19 @@ extension KaizenAPI {
                 problems.append(.init(pointer: "/ttlSeconds", message: "must be between 60 and \(TokenRules.maxUserTTLSeconds)"))
             }
         }
-        if !problems.isEmpty { throw APIError.validation(problems) }
-        // A credential never carries more than its issuer could do: not a role above the minter's own.
+        if !problems.isEmpty { throw DomainError.validation(problems) }
         let role = body.role?.domain ?? .member
-        if role > grant.role {
-            throw APIError.forbidden(
-                "a token cannot grant the role '\(role.rawValue)', which is above yours ('\(grant.role.rawValue)') in workspace '\(grant.workspaceSlug)'")
-        }
-
-        let catalog = deps.cluster.catalog
         let created: (info: TokenInfo, secret: String)
         switch body._class {
         case .workspace:
-            created = try await catalog.createToken(
-                .init(
-                    name: body.name, tokenClass: .workspace, workspaceID: grant.workspaceID, role: role,
-                    userID: nil, createdBy: identity.tokenID, expiresAt: nil))
+            created = try await deps.directory.mintWorkspaceToken(name: body.name, role: role, in: grant, by: identity)
         case .user:
-            guard let userInput = body.user else { throw APIError.validation(pointer: "/user", "is required for user tokens") }
-            let user = try await catalog.upsertUser(email: userInput.email.lowercased(), name: userInput.name)
-            try await catalog.setMembership(workspaceID: grant.workspaceID, userID: user.id, role: role)
-            deps.authenticator.invalidate { $0.userID == user.id }
-            let ttl = body.ttlSeconds ?? TokenRules.defaultUserTTLSeconds
-            // Scoped to this workspace and capped at `role`: never the person's other memberships.
-            created = try await catalog.createToken(
-                .init(
-                    name: body.name, tokenClass: .user, workspaceID: grant.workspaceID, role: role, userID: user.id,
-                    createdBy: identity.tokenID, expiresAt: Date().addingTimeInterval(TimeInterval(ttl))))
+            guard let user = body.user else { throw DomainError.validation(pointer: "/user", "is required for user tokens") }
+            let minted = try await deps.directory.mintUserToken(
+                name: body.name, email: user.email, personName: user.name, role: role,
+                ttlSeconds: body.ttlSeconds ?? TokenRules.defaultUserTTLSeconds, in: grant, by: identity)
+            deps.authenticator.invalidate { $0.userID == minted.userID }
+            created = (minted.info, minted.secret)
         }
         let token = Components.Schemas.Token(created.info, workspace: grant)
         return .created(.init(body: .json(.init(value1: token, value2: .init(secret: created.secret)))))
@@ -77,11 +63,7 @@ extension KaizenAPI {
         let grant = try grant(identity, workspace: input.path.workspace)
         try requireAdmin(grant)
         let id = input.path.tokenId
-        guard ResourceID.isValid(id, prefix: .token),
-            let token = try await deps.cluster.catalog.revokeToken(id: id, workspaceID: grant.workspaceID)
-        else {
-            throw APIError.notFound("token '\(id)' not found in workspace '\(grant.workspaceSlug)'")
-        }
+        let token = try await deps.directory.revokeToken(id: id, in: grant)
         deps.authenticator.invalidate { $0.tokenID == id }
         return .ok(.init(body: .json(.init(token, workspace: grant))))
     }

@@ -1,47 +1,37 @@
 import Domains
 import OpenAPIRuntime
-import Storage
+import Tenancy
 
 extension KaizenAPI {
     func listWorkspaces(_ input: Operations.ListWorkspaces.Input) async throws -> Operations.ListWorkspaces.Output {
         let identity = try RequestIdentity.required()
-        let workspaces = try await deps.cluster.catalog.workspaces(ids: identity.grants.map(\.workspaceID))
-        let items = workspaces.compactMap { workspace in
-            identity.grant(workspaceID: workspace.id).map { Components.Schemas.Workspace(workspace, role: $0.role) }
-        }
+        let items = try await deps.directory.workspaces(of: identity).map { Components.Schemas.Workspace($0, role: $1) }
         return .ok(.init(body: .json(items)))
     }
 
     func createWorkspace(_ input: Operations.CreateWorkspace.Input) async throws -> Operations.CreateWorkspace.Output {
         let identity = try RequestIdentity.required()
         guard identity.tokenClass == .user, let userID = identity.userID else {
-            throw APIError.forbidden(
+            throw DomainError.forbidden(
                 "workspace tokens are bound to one workspace and cannot create workspaces; use a user token or `kaizen workspace create`")
         }
         switch deps.workspaceCreation {
         case .operators:
-            throw APIError.forbidden("on this server only operators create workspaces (`kaizen workspace create`)")
+            throw DomainError.forbidden("on this server only operators create workspaces (`kaizen workspace create`)")
         case .members:
             // A viewer-only token must not make its holder an admin somewhere.
             guard identity.grants.contains(where: { $0.role.canWrite }) else {
-                throw APIError.forbidden("creating a workspace needs a role above viewer in one of your workspaces")
+                throw DomainError.forbidden("creating a workspace needs a role above viewer in one of your workspaces")
             }
         }
-        guard case .json(let body) = input.body else { throw APIError.badRequest("expected application/json") }
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
         var problems: [FieldProblem] = []
         if let problem = Slug.problem(body.slug) { problems.append(.init(pointer: "/slug", message: problem)) }
         if body.name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || body.name.unicodeScalars.count > 200 {
             problems.append(.init(pointer: "/name", message: "must be 1–200 characters"))
         }
-        if !problems.isEmpty { throw APIError.validation(problems) }
-        let workspace: Workspace
-        do {
-            workspace = try await deps.cluster.catalog.createWorkspace(
-                slug: body.slug, name: body.name, createdByToken: identity.tokenID)
-        } catch StorageError.uniqueViolation {
-            throw APIError.conflict("a workspace with slug '\(body.slug)' already exists", details: ["pointer": "/slug"])
-        }
-        try await deps.cluster.catalog.setMembership(workspaceID: workspace.id, userID: userID, role: .admin)
+        if !problems.isEmpty { throw DomainError.validation(problems) }
+        let workspace = try await deps.directory.createWorkspace(slug: body.slug, name: body.name, by: identity, userID: userID)
         deps.authenticator.invalidate { $0.userID == userID || $0.tokenID == identity.tokenID }
         return .created(.init(body: .json(.init(workspace, role: .admin))))
     }
@@ -49,8 +39,8 @@ extension KaizenAPI {
     func getWorkspace(_ input: Operations.GetWorkspace.Input) async throws -> Operations.GetWorkspace.Output {
         let identity = try RequestIdentity.required()
         let grant = try grant(identity, workspace: input.path.workspace)
-        guard let workspace = try await deps.cluster.catalog.workspace(id: grant.workspaceID) else {
-            throw APIError.notFound("workspace '\(input.path.workspace)' not found")
+        guard let workspace = try await deps.directory.workspace(id: grant.workspaceID) else {
+            throw DomainError.notFound("workspace '\(input.path.workspace)' not found")
         }
         return .ok(.init(body: .json(.init(workspace, role: grant.role))))
     }
@@ -68,9 +58,8 @@ extension KaizenAPI {
         let grant = try grant(identity, workspace: input.path.workspace)
         try requireAdmin(grant)
         let limit = try pageSize(input.query.limit, default: 100)
-        let server = try deps.cluster.server(forShard: grant.shardID)
-        let jobs = try await JobQueue(server: server, logger: deps.logger)
-            .jobs(workspaceID: grant.workspaceID, state: input.query.state?.rawValue, limit: limit)
+        let state = input.query.state?.rawValue
+        let jobs = try await deps.registry.withWorkspace(grant) { try await $0.jobs(state: state, limit: limit) }
         return .ok(
             .init(
                 body: .json(

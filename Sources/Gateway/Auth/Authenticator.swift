@@ -1,12 +1,12 @@
 import Domains
-import Storage
+import Tenancy
 import Synchronization
 
 /// Turns bearer secrets into identities, with a small striped cache in front of the catalog.
 ///
-/// A cached identity is reused for at most `ttlNanos` and is dropped at once when this process
-/// revokes the token or changes the user's memberships, so a revoke is seen by the next request.
-/// (Other nodes of a multi-node deployment see it within the TTL.)
+/// A cached identity is reused for at most `ttlNanos` and is dropped at once when any node revokes
+/// the token or changes the user's memberships (this node directly, the others through the catalog's
+/// `IdentityChangeFeed`), so a revoke is seen by the next request everywhere.
 public final class Authenticator: Sendable {
     struct Entry {
         /// Nil: the catalog knows no live token with this hash (cached too, so a flood of made-up
@@ -19,7 +19,7 @@ public final class Authenticator: Sendable {
         let entries = Mutex<[String: Entry]>([:])
     }
 
-    let catalog: CatalogStore
+    let directory: Directory
     let ttlNanos: UInt64
     let maxEntriesPerStripe = 4096
     let stripes: [Stripe] = (0..<32).map { _ in Stripe() }
@@ -28,9 +28,9 @@ public final class Authenticator: Sendable {
     let wallClock: @Sendable () -> UInt64
 
     public init(
-        catalog: CatalogStore, cacheSeconds: Double, wallClock: @escaping @Sendable () -> UInt64 = { Clock.nowMilliseconds() }
+        directory: Directory, cacheSeconds: Double, wallClock: @escaping @Sendable () -> UInt64 = { Clock.nowMilliseconds() }
     ) {
-        self.catalog = catalog
+        self.directory = directory
         self.ttlNanos = UInt64(max(0, cacheSeconds) * 1e9)
         self.wallClock = wallClock
     }
@@ -44,7 +44,7 @@ public final class Authenticator: Sendable {
     /// The identity for `secret`, or 401.
     public func authenticate(secret: Substring) async throws -> Identity {
         guard TokenSecret.looksValid(secret) else {
-            throw APIError.unauthorized("the bearer token is not a Kaizen token (expected krt_…)")
+            throw DomainError.unauthorized("the bearer token is not a Kaizen token (expected krt_…)")
         }
         let hash = TokenSecret.hash(secret)
         let now = Clock.monotonicNanoseconds()
@@ -52,22 +52,22 @@ public final class Authenticator: Sendable {
         let stripe = self.stripe(hash)
         if let cached = stripe.entries.withLock({ $0[hash] }), now &- cached.fetchedNanos < ttlNanos {
             guard let identity = cached.identity else {
-                throw APIError.unauthorized("the token is unknown, revoked or expired")
+                throw DomainError.unauthorized("the token is unknown, revoked or expired")
             }
             if let expires = identity.expiresAtMilliseconds, expires <= nowWall {
                 stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
-                throw APIError.unauthorized("the token has expired")
+                throw DomainError.unauthorized("the token has expired")
             }
             return identity
         }
-        let identity = try await catalog.resolve(secretHash: hash)
+        let identity = try await directory.resolve(secretHash: hash)
         if ttlNanos > 0 {
             stripe.entries.withLock { entries in
                 if entries.count >= maxEntriesPerStripe { entries.removeAll(keepingCapacity: true) }
                 entries[hash] = Entry(identity: identity, fetchedNanos: now)
             }
         }
-        guard let identity else { throw APIError.unauthorized("the token is unknown, revoked or expired") }
+        guard let identity else { throw DomainError.unauthorized("the token is unknown, revoked or expired") }
         return identity
     }
 
@@ -77,6 +77,15 @@ public final class Authenticator: Sendable {
             stripe.entries.withLock { entries in
                 for (key, entry) in entries where entry.identity.map(predicate) ?? false { entries[key] = nil }
             }
+        }
+    }
+
+    /// Applies a change reported by the identity feed.
+    public func invalidate(_ change: IdentityChange) {
+        switch change {
+        case .token(let id): invalidate { $0.tokenID == id }
+        case .user(let id): invalidate { $0.userID == id }
+        case .all: for stripe in stripes { stripe.entries.withLock { $0.removeAll() } }
         }
     }
 }

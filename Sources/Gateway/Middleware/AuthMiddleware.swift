@@ -19,17 +19,17 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         if Self.isPublic(request.uri.path) { return try await next(request, context) }
         guard let header = request.headers[.authorization] else {
-            throw APIError.unauthorized("missing Authorization header; send 'Authorization: Bearer krt_…'")
+            throw DomainError.unauthorized("missing Authorization header; send 'Authorization: Bearer krt_…'")
         }
         let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw APIError.unauthorized("the Authorization header must use the Bearer scheme")
+            throw DomainError.unauthorized("the Authorization header must use the Bearer scheme")
         }
         let identity = try await authenticator.authenticate(secret: parts[1])
         let limit = limiter.limit(for: identity.tokenClass)
         switch limiter.decide(tokenID: identity.tokenID, tokenClass: identity.tokenClass) {
         case .limited(let retryAfter):
-            throw APIError.rateLimited(
+            throw DomainError.rateLimited(
                 "rate limit of \(limit.perMinute) requests/min for \(identity.tokenClass.rawValue) tokens exceeded; retry in \(retryAfter)s",
                 retryAfter: retryAfter,
                 details: ["limitPerMinute": .int(limit.perMinute), "tokenClass": .string(identity.tokenClass.rawValue)])

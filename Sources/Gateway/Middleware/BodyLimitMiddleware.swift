@@ -13,7 +13,7 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes,
             !request.uri.path.hasPrefix("/v1/uploads/")
         {
-            throw APIError.payloadTooLarge(limit: maxBytes)
+            throw DomainError.payloadTooLarge(limit: maxBytes)
         }
         if request.method == .get || request.method == .head { return try await next(request, context) }
         // Attachments stream to disk, bounded by the size declared at init.
@@ -23,9 +23,9 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             _ = try await request.collectBody(upTo: maxBytes)
         } catch is NIOTooManyBytesError {
             // A chunked body that streamed past the limit.
-            throw APIError.payloadTooLarge(limit: maxBytes)
+            throw DomainError.payloadTooLarge(limit: maxBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.payloadTooLarge(limit: maxBytes)
+            throw DomainError.payloadTooLarge(limit: maxBytes)
         }
         return try await next(request, context)
     }

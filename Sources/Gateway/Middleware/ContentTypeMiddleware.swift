@@ -13,11 +13,11 @@ struct ContentTypeMiddleware<Context: RequestContext>: RouterMiddleware {
             !request.uri.path.hasPrefix("/v1/uploads/")
         else { return try await next(request, context) }
         guard let type = request.headers[.contentType] else {
-            throw APIError.unsupportedMediaType("this operation needs a JSON body: send Content-Type: application/json")
+            throw DomainError.unsupportedMediaType("this operation needs a JSON body: send Content-Type: application/json")
         }
         let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json")) else {
-            throw APIError.unsupportedMediaType("this operation takes application/json, not '\(media)'")
+            throw DomainError.unsupportedMediaType("this operation takes application/json, not '\(media)'")
         }
         return try await next(request, context)
     }

@@ -3,7 +3,6 @@ import Foundation
 import Hummingbird
 import Logging
 import OpenAPIRuntime
-import Storage
 
 /// Outermost middleware: whatever fails below becomes `{"error":{"code","message","details"}}`
 /// with the right status. Internals never leak: unexpected errors are logged and answered with 500.
@@ -44,50 +43,60 @@ public enum ErrorMapping {
         return String(reflecting: error)
     }
 
-    public static func apiError(for error: any Error, method: String, path: String) -> APIError {
+    /// The one place where a failure becomes an HTTP status: the domain says what went wrong, this says
+    /// how HTTP spells it.
+    public static func status(of kind: DomainError.Kind) -> Int {
+        switch kind {
+        case .badRequest: 400
+        case .unauthorized: 401
+        case .forbidden: 403
+        case .notFound: 404
+        case .methodNotAllowed: 405
+        case .conflict: 409
+        case .payloadTooLarge: 413
+        case .unsupportedMediaType: 415
+        case .validation: 422
+        case .rateLimited: 429
+        case .internal: 500
+        case .unavailable: 503
+        }
+    }
+
+    public static func apiError(for error: any Error, method: String, path: String) -> HTTPFailure {
         switch error {
-        case let error as APIError:
-            return error
+        case let error as DomainError:
+            return HTTPFailure(error)
         case let error as ServerError:
-            // Errors of our handlers arrive wrapped by the OpenAPI runtime; so do its own request-parsing errors.
+            // Errors of our handlers arrive wrapped by the OpenAPI runtime; so do its own request-parsing errors,
+            // which say themselves that they are the client's fault.
             let underlying = error.underlyingError
-            if underlying is APIError || underlying is DecodingError || underlying is StorageError {
+            if underlying is DomainError || underlying is DecodingError {
                 return apiError(for: underlying, method: method, path: path)
             }
-            if "\(type(of: underlying))" == "RuntimeError" {
-                return .badRequest(error.causeDescription)
+            if let convertible = underlying as? any HTTPResponseConvertible, (400..<500).contains(convertible.httpStatus.code) {
+                return HTTPFailure(.badRequest(error.causeDescription))
             }
-            return .internalError
+            return HTTPFailure(.internalError)
         case let error as DecodingError:
-            return decodingError(error)
-        case let error as StorageError:
-            switch error {
-            case .serverUnavailable(let server, _, _):
-                // Which server, not where it is: the address is for the operator's log.
-                return .unavailable("database server \(server) does not answer; retry shortly", details: ["server": .int(server)])
-            case .uniqueViolation(let constraint):
-                return .conflict("the resource already exists", details: ["constraint": .string(constraint)])
-            case .blobStore(let message):
-                return .unavailable("the attachment store failed: \(message); retry shortly", code: "blob_store_unavailable")
-            case .configuration, .embedded:
-                return .internalError
-            }
+            return HTTPFailure(decodingError(error))
         case let error as HTTPError:
             switch error.status.code {
-            case 404: return .notFound("no route for \(method) \(path)")
-            case 405: return APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(path)")
-            case 413: return .payloadTooLarge(limit: 0)
+            case 404: return HTTPFailure(.notFound("no route for \(method) \(path)"))
+            case 405: return HTTPFailure(.methodNotAllowed(method, path: path))
+            case 413: return HTTPFailure(.payloadTooLarge(limit: 0))
             case 400..<500:
-                return APIError(status: error.status.code, code: "bad_request", message: error.body ?? error.status.reasonPhrase)
-            default: return .internalError
+                // Hummingbird's own 4xx (e.g. 408): keep its status, describe it as a bad request.
+                return HTTPFailure(
+                    status: error.status.code, .badRequest(error.body ?? error.status.reasonPhrase))
+            default: return HTTPFailure(.internalError)
             }
         default:
-            return .internalError
+            return HTTPFailure(.internalError)
         }
     }
 
     /// Malformed JSON is a 400; well-formed JSON with a bad field is a 422 pointing at the field.
-    static func decodingError(_ error: DecodingError) -> APIError {
+    static func decodingError(_ error: DecodingError) -> DomainError {
         switch error {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty {
@@ -138,14 +147,35 @@ public enum ErrorMapping {
         return encoder
     }()
 
-    public static func response(for error: APIError) -> Response {
+    public static func response(for error: DomainError) -> Response {
+        response(for: HTTPFailure(error))
+    }
+
+    public static func response(for failure: HTTPFailure) -> Response {
+        let error = failure.error
         let body = Envelope(error: .init(code: error.code, message: error.message, details: error.details))
         let data = (try? ErrorMapping.encoder.encode(body)) ?? Data(#"{"error":{"code":"internal","message":"internal server error","details":null}}"#.utf8)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let retryAfter = error.retryAfter { headers[.retryAfter] = String(retryAfter) }
-        if error.status == 401 { headers[.wwwAuthenticate] = #"Bearer realm="kaizen""# }
+        if failure.status == 401 { headers[.wwwAuthenticate] = #"Bearer realm="kaizen""# }
         return Response(
-            status: HTTPResponse.Status(code: error.status), headers: headers,
+            status: HTTPResponse.Status(code: failure.status), headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
+}
+
+/// A domain error with the HTTP status it is answered with.
+public struct HTTPFailure: Sendable, Equatable {
+    public let status: Int
+    public let error: DomainError
+
+    public init(status: Int? = nil, _ error: DomainError) {
+        self.status = status ?? ErrorMapping.status(of: error.kind)
+        self.error = error
+    }
+
+    public var code: String { error.code }
+    public var message: String { error.message }
+    public var details: JSONValue { error.details }
+    public var retryAfter: Int? { error.retryAfter }
 }

@@ -17,7 +17,7 @@ struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
             // HEAD is answered wherever GET is (Hummingbird serves it from the GET route).
             if !allowed.isEmpty, !(method == "HEAD" && allowed.contains("GET")) {
                 var response = ErrorMapping.response(
-                    for: APIError(status: 405, code: "method_not_allowed", message: "\(method) is not allowed on \(path)"))
+                    for: .methodNotAllowed(method, path: path))
                 response.headers[.allow] = allowed.joined(separator: ", ")
                 return response
             }

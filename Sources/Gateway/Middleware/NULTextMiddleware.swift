@@ -30,7 +30,7 @@ struct NULTextMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let allowed = request.uri.path == KenshoDecodeMiddleware<Context>.path ? problems.filter { !Self.isKenshoFreeText($0) } : problems
         if !allowed.isEmpty {
-            throw APIError.validation(allowed.map { FieldProblem(pointer: $0, message: "must not contain the NUL character (U+0000)") })
+            throw DomainError.validation(allowed.map { FieldProblem(pointer: $0, message: "must not contain the NUL character (U+0000)") })
         }
         return try await next(request, context)
     }
@@ -39,11 +39,11 @@ struct NULTextMiddleware<Context: RequestContext>: RouterMiddleware {
         let raw = uri.string
         guard raw.range(of: "%00", options: .caseInsensitive) != nil || raw.utf8.contains(0) else { return }
         if uri.path.contains("\0") || uri.path.range(of: "%00", options: .caseInsensitive) != nil {
-            throw APIError.invalidParameter("path", in: "path", "must not contain the NUL character (U+0000)")
+            throw DomainError.invalidParameter("path", in: "path", "must not contain the NUL character (U+0000)")
         }
         for (name, value) in uri.queryParameters
         where name.contains("\0") || name.range(of: "%00", options: .caseInsensitive) != nil || value.contains("\0") {
-            throw APIError.invalidParameter(String(name).replacingOccurrences(of: "\0", with: "\u{FFFD}"), in: "query",
+            throw DomainError.invalidParameter(String(name).replacingOccurrences(of: "\0", with: "\u{FFFD}"), in: "query",
                 "must not contain the NUL character (U+0000)")
         }
     }

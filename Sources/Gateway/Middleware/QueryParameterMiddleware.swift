@@ -108,41 +108,41 @@ struct QueryParameterRules: Sendable {
         for parameter in parameters {
             let values = query[values: Substring(parameter.name)]
             guard let raw = values.first else {
-                if parameter.required { throw APIError.invalidParameter(parameter.name, "is required") }
+                if parameter.required { throw DomainError.invalidParameter(parameter.name, "is required") }
                 continue
             }
-            if values.count > 1 { throw APIError.invalidParameter(parameter.name, "is given \(values.count) times; give it once") }
+            if values.count > 1 { throw DomainError.invalidParameter(parameter.name, "is given \(values.count) times; give it once") }
             let value = String(raw)
             switch parameter.kind {
             case .integer:
                 guard let number = Int(value) else {
-                    throw APIError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
+                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
                 }
                 if let min = parameter.minimum, number < min {
-                    throw APIError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
+                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
                 }
                 if let max = parameter.maximum, number > max {
-                    throw APIError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
+                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
                 }
             case .number:
                 guard let number = Double(value), number.isFinite else {
-                    throw APIError.invalidParameter(parameter.name, "must be a number")
+                    throw DomainError.invalidParameter(parameter.name, "must be a number")
                 }
             case .boolean:
                 guard value == "true" || value == "false" else {
-                    throw APIError.invalidParameter(parameter.name, "must be true or false")
+                    throw DomainError.invalidParameter(parameter.name, "must be true or false")
                 }
             case .string:
                 if let minLength = parameter.minLength, value.unicodeScalars.count < minLength {
-                    throw APIError.invalidParameter(
+                    throw DomainError.invalidParameter(
                         parameter.name, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
                 }
                 if let maxLength = parameter.maxLength, value.unicodeScalars.count > maxLength {
-                    throw APIError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
+                    throw DomainError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
                 }
             }
             if let allowed = parameter.allowed, !allowed.contains(value) {
-                throw APIError.invalidParameter(parameter.name, "must be one of \(allowed.joined(separator: ", "))")
+                throw DomainError.invalidParameter(parameter.name, "must be one of \(allowed.joined(separator: ", "))")
             }
         }
     }

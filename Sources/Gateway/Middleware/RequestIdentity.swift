@@ -7,7 +7,7 @@ public enum RequestIdentity {
 
     /// The caller, or 401 when the route was reached without authentication.
     static func required() throws -> Identity {
-        guard let identity = current else { throw APIError.unauthorized("authentication required") }
+        guard let identity = current else { throw DomainError.unauthorized("authentication required") }
         return identity
     }
 }

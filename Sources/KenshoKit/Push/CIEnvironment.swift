@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 
 /// Run metadata taken from the CI system's variables, for what `run.json` does not say itself.
@@ -60,17 +61,10 @@ public struct CIMetadata: Sendable, Equatable {
     /// Branch and commit from the git work tree at `directory`, for pushes outside CI.
     public static func fromGit(directory: String) -> CIMetadata? {
         func git(_ arguments: [String]) -> String? {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-C", directory] + arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { return nil }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { return nil }
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let result = try? ChildProcess.run(["git", "-C", directory] + arguments), result.status == 0 else {
+                return nil
+            }
+            let text = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : text
         }
         guard let commit = git(["rev-parse", "HEAD"]) else { return nil }

@@ -65,6 +65,46 @@ public final class RetryLog: Sendable {
     public var retried: [Int: Int] { counts.withLock { $0 } }
 }
 
+extension RetryPolicy {
+    /// What one attempt came to.
+    enum Attempt<T> {
+        case done(T)
+        /// A retryable answer (429, 502–504): again after the delay, or, with no attempt left, `exhausted`.
+        case retryable(status: Int, retryAfter: Double?, exhausted: Result<T, any Error>)
+    }
+
+    /// The one retry loop of the CLI (API calls and attachment uploads): runs `body` until it is done, the
+    /// attempts run out, or it fails in a way `canRetry` says a later attempt cannot fix (then `giveUp`
+    /// names the failure). A `KenshoFailure` thrown by `body` is final.
+    func perform<T>(
+        log: RetryLog, canRetry: (any Error) -> Bool, giveUp: (any Error) -> any Error,
+        _ body: () async throws -> Attempt<T>
+    ) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                switch try await body() {
+                case .done(let value):
+                    return value
+                case .retryable(let status, let retryAfter, let exhausted):
+                    guard attempt < attempts else { return try exhausted.get() }
+                    log.note(status)
+                    try await Task.sleep(for: .seconds(delay(afterAttempt: attempt, retryAfter: retryAfter)))
+                }
+            } catch let error as CancellationError {
+                throw error
+            } catch let failure as KenshoFailure {
+                throw failure
+            } catch {
+                guard attempt < attempts, canRetry(error) else { throw giveUp(error) }
+                log.note(0)
+                try await Task.sleep(for: .seconds(delay(afterAttempt: attempt, retryAfter: nil)))
+            }
+            attempt += 1
+        }
+    }
+}
+
 struct RetryMiddleware: ClientMiddleware {
     let policy: RetryPolicy
     let log: RetryLog
@@ -76,33 +116,25 @@ struct RetryMiddleware: ClientMiddleware {
         // Buffer the body once so every attempt can send it (bodies here are JSON, bounded by the server's limit).
         var bytes: [UInt8]?
         if let body { bytes = try await [UInt8](collecting: body, upTo: 512 << 20) }
-        var attempt = 1
-        while true {
-            do {
-                let (response, responseBody) = try await next(request, bytes.map { HTTPBody($0) }, baseURL)
-                log.reached()
-                let status = response.status.code
-                guard RetryPolicy.retryable(status: status), attempt < policy.attempts else {
-                    return (response, responseBody)
-                }
-                log.note(status)
-                let retryAfter = response.headerFields[.retryAfter].flatMap(Double.init)
-                try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: retryAfter)))
-            } catch let error as CancellationError {
-                throw error
-            } catch {
-                // A server never reached (refused, unknown host, TLS) is a wrong URL or a server that is
-                // down: say so at once. Once it has answered, a dropped connection is worth retrying.
-                let retry = TransportProblem.canSucceedLater(error) || (log.hasReached && TransportProblem.isConnectionFailure(error))
-                guard attempt < policy.attempts, retry else {
-                    throw KenshoFailure(
-                        status: nil, code: nil,
-                        message: "could not reach Kaizen at \(baseURL.absoluteString): \(TransportProblem.describe(error))")
-                }
-                log.note(0)
-                try await Task.sleep(for: .seconds(policy.delay(afterAttempt: attempt, retryAfter: nil)))
+        let log = self.log
+        return try await policy.perform(
+            log: log,
+            // A server never reached (refused, unknown host, TLS) is a wrong URL or a server that is
+            // down: say so at once. Once it has answered, a dropped connection is worth retrying.
+            canRetry: { TransportProblem.canSucceedLater($0) || (log.hasReached && TransportProblem.isConnectionFailure($0)) },
+            giveUp: {
+                KenshoFailure(
+                    status: nil, code: nil,
+                    message: "could not reach Kaizen at \(baseURL.absoluteString): \(TransportProblem.describe($0))")
             }
-            attempt += 1
+        ) {
+            let (response, responseBody) = try await next(request, bytes.map { HTTPBody($0) }, baseURL)
+            log.reached()
+            let status = response.status.code
+            guard RetryPolicy.retryable(status: status) else { return .done((response, responseBody)) }
+            return .retryable(
+                status: status, retryAfter: response.headerFields[.retryAfter].flatMap(Double.init),
+                exhausted: .success((response, responseBody)))
         }
     }
 }

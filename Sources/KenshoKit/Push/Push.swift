@@ -320,42 +320,32 @@ public enum Push {
         _ target: Components.Schemas.PresignedUpload, file: LocalAttachment, http: HTTPClient, retry: RetryPolicy,
         log: RetryLog
     ) async throws {
-        var attempt = 1
-        while true {
+        try await retry.perform(
+            log: log, canRetry: TransportProblem.canSucceedLater,
+            giveUp: {
+                KenshoFailure(
+                    status: nil, code: nil,
+                    message: "upload of attachment '\(file.id)' to \(target.url) failed: \(TransportProblem.describe($0))")
+            }
+        ) { () -> RetryPolicy.Attempt<Void> in
             var request = HTTPClientRequest(url: target.url)
             request.method = .PUT
             for (name, value) in target.fields?.additionalProperties ?? [:] { request.headers.replaceOrAdd(name: name, value: value) }
             request.headers.replaceOrAdd(name: "Content-Length", value: String(file.size))
             let data = try Data(contentsOf: URL(fileURLWithPath: file.path), options: .mappedIfSafe)
             request.body = .bytes(ByteBuffer(bytes: data))
-            do {
-                let response = try await http.execute(request, timeout: .seconds(600))
-                log.reached()
-                let body = try await response.body.collect(upTo: 1 << 20)
-                let status = Int(response.status.code)
-                if (200..<300).contains(status) { return }
-                guard RetryPolicy.retryable(status: status), attempt < retry.attempts else {
-                    throw KenshoFailure(
-                        status: status, code: nil,
-                        message: "upload of attachment '\(file.id)' refused: \(String(buffer: body).prefix(300))")
-                }
-                log.note(status)
-                let after = response.headers.first(name: "retry-after").flatMap(Double.init)
-                try await Task.sleep(for: .seconds(retry.delay(afterAttempt: attempt, retryAfter: after)))
-            } catch let failure as KenshoFailure {
-                throw failure
-            } catch let error as CancellationError {
-                throw error
-            } catch {
-                guard attempt < retry.attempts, TransportProblem.canSucceedLater(error) else {
-                    throw KenshoFailure(
-                        status: nil, code: nil,
-                        message: "upload of attachment '\(file.id)' to \(target.url) failed: \(TransportProblem.describe(error))")
-                }
-                log.note(0)
-                try await Task.sleep(for: .seconds(retry.delay(afterAttempt: attempt, retryAfter: nil)))
-            }
-            attempt += 1
+            let response = try await http.execute(request, timeout: .seconds(600))
+            log.reached()
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let status = Int(response.status.code)
+            if (200..<300).contains(status) { return .done(()) }
+            let refused = KenshoFailure(
+                status: status, code: nil,
+                message: "upload of attachment '\(file.id)' refused: \(String(buffer: body).prefix(300))")
+            guard RetryPolicy.retryable(status: status) else { throw refused }
+            return .retryable(
+                status: status, retryAfter: response.headers.first(name: "retry-after").flatMap(Double.init),
+                exhausted: .failure(refused))
         }
     }
 }

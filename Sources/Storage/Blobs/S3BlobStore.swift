@@ -4,6 +4,7 @@ import Domains
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Tenancy
 
 /// Where an S3-compatible store is and how to sign for it.
 public struct S3Configuration: Sendable, Equatable {
@@ -36,7 +37,7 @@ public struct S3Configuration: Sendable, Equatable {
 /// `x-amz-checksum-sha256`, so the store refuses a body whose digest differs from the declared one and
 /// a client cannot change the header without breaking the signature. Finalize confirms each blob
 /// with a presigned HEAD (size, and the stored checksum where the store reports one).
-public struct S3BlobStore: Sendable {
+public struct S3BlobStore: BlobStore {
     public let configuration: S3Configuration
     let presigner: SigV4Presigner
     let scheme: String
@@ -128,7 +129,8 @@ public struct S3BlobStore: Sendable {
         do {
             response = try await http.execute(request, timeout: timeout)
         } catch {
-            throw StorageError.blobStore("the S3 store at \(configuration.endpoint) did not answer: \(error)")
+            // Not the endpoint nor the client's error text: both name the operator's network.
+            throw DomainError.blobStoreUnavailable("the S3 store did not answer")
         }
         switch response.status.code {
         case 200:
@@ -140,7 +142,7 @@ public struct S3BlobStore: Sendable {
         case 404:
             return nil
         default:
-            throw StorageError.blobStore(
+            throw DomainError.blobStoreUnavailable(
                 "the S3 store answered HEAD \(key(sha256)) with \(response.status.code); check the credentials and bucket")
         }
     }
@@ -167,7 +169,49 @@ public struct S3BlobStore: Sendable {
         request.method = .PUT
         let response = try await http.execute(request, timeout: timeout)
         guard response.status == .ok || response.status == .conflict else {
-            throw StorageError.blobStore("creating bucket '\(configuration.bucket)' answered \(response.status.code)")
+            throw StorageError.configuration("creating bucket '\(configuration.bucket)' answered \(response.status.code)")
         }
+    }
+
+    // MARK: BlobStore
+
+    public func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget {
+        let (url, headers) = presignedPut(
+            sha256: attachment.sha256, contentType: attachment.contentType, expiresSeconds: expiresSeconds)
+        return .direct(url: url, headers: headers)
+    }
+
+    public func receive<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, sha256: String, size: Int64) async throws
+    where Chunks.Element == ArraySlice<UInt8> {
+        throw DomainError.notFound("this server keeps attachments in S3: PUT them to the presigned URL init returned")
+    }
+
+    /// Confirms each blob with a HEAD (size and, where the store keeps it, checksum), at most 16 at a time:
+    /// a run may declare thousands of attachments.
+    public func confirm(_ attachments: [DeclaredAttachment]) async throws -> [DeclaredAttachment] {
+        try await withThrowingTaskGroup(of: DeclaredAttachment?.self) { group in
+            var found: [DeclaredAttachment] = []
+            var pending = attachments.makeIterator()
+            func next() -> Bool {
+                guard let item = pending.next() else { return false }
+                group.addTask {
+                    guard let object = try await head(sha256: item.sha256), object.size == item.size,
+                        object.sha256 == nil || object.sha256 == item.sha256
+                    else { return nil }
+                    return item
+                }
+                return true
+            }
+            for _ in 0..<16 where !next() { break }
+            while let result = try await group.next() {
+                if let result { found.append(result) }
+                _ = next()
+            }
+            return found
+        }
+    }
+
+    public func download(_ attachment: DeclaredAttachment, expiresSeconds: Int) async throws -> BlobDownload? {
+        .redirect(url: presignedGet(sha256: attachment.sha256, filename: attachment.id, expiresSeconds: expiresSeconds))
     }
 }

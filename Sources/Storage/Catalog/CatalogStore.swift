@@ -2,9 +2,10 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
+import Tenancy
 
 /// Workspaces, users, memberships, tokens and the shard map, on the first server.
-public struct CatalogStore: Sendable {
+public struct CatalogStore: CatalogRepository {
     public let server: PhysicalServer
     let logger: Logger
 
@@ -155,39 +156,17 @@ public struct CatalogStore: Sendable {
 
     public func setMembership(workspaceID: String, userID: String, role: Role) async throws {
         let logger = self.logger
-        try await server.run { connection in
+        try await server.transaction { connection in
             try await connection.query(
                 """
                 INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(workspaceID), \(userID), \(role.rawValue))
                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role
                 """, logger: logger)
+            try await Self.notify(.user(id: userID), on: connection, logger: logger)
         }
     }
 
     // MARK: tokens
-
-    public struct NewToken: Sendable {
-        public var name: String
-        public var tokenClass: TokenClass
-        public var workspaceID: String?
-        public var role: Role?
-        public var userID: String?
-        public var createdBy: String?
-        public var expiresAt: Date?
-
-        public init(
-            name: String, tokenClass: TokenClass, workspaceID: String?, role: Role?, userID: String?, createdBy: String?,
-            expiresAt: Date?
-        ) {
-            self.name = name
-            self.tokenClass = tokenClass
-            self.workspaceID = workspaceID
-            self.role = role
-            self.userID = userID
-            self.createdBy = createdBy
-            self.expiresAt = expiresAt
-        }
-    }
 
     /// Stores the token's hash and returns the plaintext secret, which is not kept anywhere.
     public func createToken(_ token: NewToken) async throws -> (info: TokenInfo, secret: String) {
@@ -252,14 +231,16 @@ public struct CatalogStore: Sendable {
     /// Marks a token revoked. Returns nil when no such token belongs to the workspace.
     public func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo? {
         let logger = self.logger
-        let found = try await server.run { connection -> Bool in
+        let found = try await server.transaction { connection -> Bool in
             let rows = try await connection.query(
                 """
                 UPDATE tokens SET revoked_at = COALESCE(revoked_at, now())
                 WHERE id = \(id) AND workspace_id = \(workspaceID) RETURNING id
                 """, logger: logger)
-            for try await _ in rows { return true }
-            return false
+            var found = false
+            for try await _ in rows { found = true }
+            if found { try await Self.notify(.token(id: id), on: connection, logger: logger) }
+            return found
         }
         return found ? try await token(id: id) : nil
     }
@@ -320,6 +301,50 @@ public struct CatalogStore: Sendable {
             return Identity(
                 tokenID: tokenID, tokenClass: tokenClass, userID: userID, grants: grants,
                 expiresAtMilliseconds: expires.map { UInt64(max(0, $0)) })
+        }
+    }
+
+    // MARK: identity changes
+
+    static let identityChannel = "kaizen_identity"
+
+    /// Tells every node, when the caller's transaction commits, that cached identities are stale.
+    static func notify(_ change: IdentityChange, on connection: PostgresConnection, logger: Logger) async throws {
+        let payload: String
+        switch change {
+        case .token(let id): payload = "token:" + id
+        case .user(let id): payload = "user:" + id
+        case .all: payload = "all"
+        }
+        try await connection.query("SELECT pg_notify(\(identityChannel), \(payload))", logger: logger)
+    }
+
+    static func decode(_ payload: String) -> IdentityChange {
+        if payload.hasPrefix("token:") { return .token(id: String(payload.dropFirst(6))) }
+        if payload.hasPrefix("user:") { return .user(id: String(payload.dropFirst(5))) }
+        return .all
+    }
+}
+
+extension CatalogStore: IdentityChangeFeed {
+    /// LISTENs on one pooled connection of the catalog server. Whenever the listener (re)starts, changes made
+    /// while it was not listening are unknown, so it reports `.all` first.
+    public func follow(_ handle: @escaping @Sendable (IdentityChange) -> Void) async {
+        let logger = self.logger
+        while !Task.isCancelled {
+            do {
+                try await server.client.withConnection { connection in
+                    try await connection.listen(on: Self.identityChannel) { notifications in
+                        handle(.all)
+                        for try await notification in notifications { handle(Self.decode(notification.payload)) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("identity change feed dropped; reconnecting: \(error)")
+            }
+            handle(.all)
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
         }
     }
 }

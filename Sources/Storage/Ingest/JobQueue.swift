@@ -3,20 +3,6 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// A job of the durable post-ingest queue.
-public struct JobRecord: Sendable, Hashable {
-    public let workspaceID: String
-    public let id: String
-    public let kind: String
-    public let payload: String
-    public let state: String
-    public let attempts: Int
-    public let maxAttempts: Int
-    public let runAfter: Date
-    public let lastError: String?
-    public let createdAt: Date
-}
-
 /// The queue on one physical server. Jobs are enqueued in the transaction that creates their subject
 /// (a run), claimed with `FOR UPDATE SKIP LOCKED` so workers on several nodes never take the same
 /// job, held on leases their worker renews (a crashed worker's jobs are taken back when the lease

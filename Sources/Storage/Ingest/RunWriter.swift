@@ -4,49 +4,22 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// Everything one finalize writes.
-public struct NewRun: Sendable {
-    public let id: String
-    public let projectID: String
-    public let run: ValidatedRun
-    public let baselineRunID: String?
-    public let regression: RegressionSummary
-    /// Per case, in `run.cases` order.
-    public let buckets: [RegressionBucket?]
-    public let seq: Int64
-    /// Attachments of the run that are stored (declared at init and present in the blob store).
-    public let attachments: [DeclaredAttachment]
-    /// Inventory ids already known for case keys (the workspace actor's cache). Keys not in it are
-    /// inserted or looked up in the transaction; the ids of a project's cases never change.
-    public let knownCaseIDs: [String: String]
+/// Writes one finalized run with COPY: runs, inventory rows, results and steps, in one transaction.
+struct RunWriter: Sendable {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
 
-    public init(
-        id: String, projectID: String, run: ValidatedRun, baselineRunID: String?, regression: RegressionSummary,
-        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: [String: String] = [:]
-    ) {
-        self.knownCaseIDs = knownCaseIDs
-        self.id = id
-        self.projectID = projectID
-        self.run = run
-        self.baselineRunID = baselineRunID
-        self.regression = regression
-        self.buckets = buckets
-        self.seq = seq
-        self.attachments = attachments
-    }
-}
-
-extension TenantStore {
-    /// What `persist` stored, and the inventory ids of the run's cases (for the caller's cache).
-    public struct Persisted: Sendable {
-        public let run: RunRecord
-        public let caseIDs: [String: String]
+    init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
     }
 
     /// Writes the run, its cases, results, steps and attachment links in one transaction: new cases
     /// with one `INSERT … SELECT FROM UNNEST(…)`, results and steps with `COPY`. A handful of
     /// statements whatever the size of the run, and either the whole run is stored or nothing is.
-    public func persist(_ new: NewRun) async throws -> Persisted {
+    public func persist(_ new: NewRun) async throws -> PersistedRun {
         let (logger, ws) = (self.logger, workspaceID)
         let run = new.run
         let encoder = JSONEncoder()
@@ -136,10 +109,11 @@ extension TenantStore {
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,
                 finishedAt: run.finishedAt, env: run.env, totals: totals, baselineRunID: new.baselineRunID,
                 regression: summary, seq: new.seq, createdAt: createdAt)
-            return Persisted(run: record, caseIDs: caseIDs)
+            return PersistedRun(run: record, caseIDs: caseIDs)
         }
     }
 }
+
 
 /// The `cases` inventory rows of some of a run's cases, as column arrays for UNNEST.
 struct InventoryColumns: Sendable {

@@ -29,7 +29,7 @@ struct FlakyWindowVerdict {
 }
 
 /// Why a roll-up did not happen now.
-public enum RollUpError: Error, CustomStringConvertible {
+enum RollUpError: Error, CustomStringConvertible {
     /// An earlier run of the project is not rolled up yet; windows must be extended in finalize order.
     case waitingForEarlierRun(String)
 
@@ -40,7 +40,18 @@ public enum RollUpError: Error, CustomStringConvertible {
     }
 }
 
-extension TenantStore {
+/// Folds finalized runs into the roll-ups, one transaction per run.
+struct RollUp: Sendable {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
+
+    init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
+    }
+
     /// Folds one run into the roll-ups (case stats, daily project series, failure clusters, flakiness
     /// windows, defect attribution), exactly once: the run is marked rolled up in the same transaction,
     /// so a retried or duplicated job finds nothing left to do. Returns false then.
@@ -49,8 +60,7 @@ extension TenantStore {
     /// order: while an earlier run of the project waits with a live job (it failed and will be
     /// retried), this one throws `RollUpError.waitingForEarlierRun`. A dead job is not waited for, and
     /// with `inOrder` false (a job's last attempt) nothing is.
-    @discardableResult
-    public func rollUp(runID: String, inOrder: Bool = true) async throws -> Bool {
+    func rollUp(runID: String, inOrder: Bool) async throws -> Bool {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.transaction { connection in
             var subject: RollUpSubject?
@@ -86,7 +96,7 @@ extension TenantStore {
                 INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
                                         last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms)
                 SELECT r.workspace_id, r.case_id, u.project_id, u.created_at, u.created_at, u.id, r.status,
-                       CASE WHEN r.status IN ('failed', 'broken') THEN u.created_at END, 1,
+                       CASE WHEN r.status = ANY(\(CaseStatus.failingValues)) THEN u.created_at END, 1,
                        (r.status = 'passed')::int, (r.status = 'failed')::int, (r.status = 'broken')::int,
                        (r.status = 'skipped')::int, r.flaky::int, r.duration_ms
                 FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
@@ -156,7 +166,7 @@ extension TenantStore {
                 FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
                 WHERE g.workspace_id = \(ws) AND g.project_id = \(subject.projectID) AND g.fingerprint = c.fingerprint
                 """, logger: logger)
-            let policy = try await Self.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
+            let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
             try await Self.rollUpFlakiness(subject, policy: policy, workspaceID: ws, on: connection, logger: logger)
             try await Self.attributeToDefects(subject, workspaceID: ws, on: connection, logger: logger)
             return true
@@ -317,7 +327,7 @@ extension TenantStore {
             FROM case_results r
             JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(run.projectID)
                  AND ((l.kind = 'case' AND l.target = r.case_id) OR (l.kind = 'group' AND l.target = r.fingerprint))
-            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status IN ('failed', 'broken')
+            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status = ANY(\(CaseStatus.failingValues))
             ON CONFLICT DO NOTHING
             """, logger: logger)
     }

@@ -377,5 +377,22 @@ enum ShardSchema {
                 "ALTER TABLE jobs ADD COLUMN started_at timestamptz",
                 "CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running'",
             ]),
+        Migration(
+            7, "unique run sequence numbers",
+            [
+                // Several nodes finalize runs of one project: the sequence number (finalize order, which
+                // roll-ups follow) must be unique per project. Runs an older multi-node deployment numbered
+                // twice are renumbered first, 1, 2, 3 … in their order (a no-op where numbers were right).
+                """
+                UPDATE runs r SET seq = n.rn
+                FROM (SELECT workspace_id, id,
+                             row_number() OVER (PARTITION BY workspace_id, project_id ORDER BY seq, id) AS rn
+                      FROM runs) n
+                WHERE r.workspace_id = n.workspace_id AND r.id = n.id AND r.seq <> n.rn
+                """,
+                "ALTER TABLE runs ADD CONSTRAINT runs_seq_key UNIQUE (workspace_id, project_id, seq)",
+                // The unique index serves every lookup the old one did.
+                "DROP INDEX runs_project_idx",
+            ]),
     ]
 }

@@ -1,3 +1,4 @@
+import ChildProcess
 import Foundation
 import Logging
 
@@ -252,14 +253,22 @@ public struct EmbeddedPostgres: Sendable {
     @discardableResult
     static func exec(_ arguments: [String], runAs: String?, environment: [String: String] = [:]) async throws -> String {
         let args = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
-        return try check(arguments, try await ChildProcess.runDetached(args, environment: environment))
+        do {
+            return try check(arguments, try await ChildProcess.runDetached(args, environment: environment))
+        } catch let error as ChildProcess.LaunchError {
+            throw StorageError.embedded(error.description)
+        }
     }
 
     /// Blocking variant, for exit handlers and shutdown paths that are not async.
     @discardableResult
     static func execBlocking(_ arguments: [String], runAs: String?) throws -> String {
         let args = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] + arguments } ?? arguments
-        return try check(arguments, try ChildProcess.run(args))
+        do {
+            return try check(arguments, try ChildProcess.run(args))
+        } catch let error as ChildProcess.LaunchError {
+            throw StorageError.embedded(error.description)
+        }
     }
 
     private static func check(_ arguments: [String], _ result: ChildProcess.Result) throws -> String {

@@ -1,11 +1,13 @@
+import Domains
 import Logging
 import NIOCore
 import PostgresNIO
 import Synchronization
+import _ConnectionPoolModule
 
 /// One PostgreSQL server of the cluster, with its connection pool.
-/// Every query goes through `run` so that connection failures become `StorageError.serverUnavailable`
-/// naming this server, and unique violations become `.uniqueViolation`.
+/// Every query goes through `run` so that connection failures become `DomainError.shardUnavailable`
+/// naming this server (its address goes to the log only), and unique violations `.uniqueViolation`.
 public final class PhysicalServer: Sendable {
     public let index: Int
     public let url: DatabaseURL
@@ -69,7 +71,7 @@ public final class PhysicalServer: Sendable {
     /// caller that is cancelled (a shutting-down worker) or timed out must not wait for it.
     private func leased<T: Sendable>(_ operation: @Sendable @escaping (Flag) async throws -> T) async throws -> T {
         let acquired = Flag()
-        let outcome = Outcome<T>()
+        let outcome = FirstOutcome<T>()
         let work = Task {
             do {
                 outcome.resume(with: .success(try await operation(acquired)))
@@ -80,11 +82,7 @@ public final class PhysicalServer: Sendable {
         let deadline = Task {
             try await Task.sleep(for: self.acquireTimeout)
             if !acquired.isSet {
-                outcome.resume(
-                    with: .failure(
-                        StorageError.serverUnavailable(
-                            server: self.index, address: self.url.description,
-                            underlying: "no connection within \(self.acquireTimeout)")))
+                outcome.resume(with: .failure(self.unavailable("no connection within \(self.acquireTimeout)")))
                 work.cancel()
             }
         }
@@ -101,92 +99,48 @@ public final class PhysicalServer: Sendable {
     /// Cheap liveness probe for `/healthz`.
     public func ping(timeout: Duration = .seconds(5)) async -> String? {
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { _ = try await self.run { try await $0.query("SELECT 1", logger: self.logger) } }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw StorageError.serverUnavailable(server: self.index, address: self.url.description, underlying: "timed out")
-                }
-                try await group.next()
-                group.cancelAll()
+            let answered = try await awaitAtMost(timeout) {
+                _ = try await self.run { try await $0.query("SELECT 1", logger: self.logger) }
             }
+            if answered == nil { throw unavailable("timed out") }
             return nil
-        } catch let error as StorageError {
-            return error.description
+        } catch let error as DomainError {
+            return error.message
         } catch {
             return "\(error)"
         }
     }
 
+    /// The error a caller sees when this server does not answer; the address and cause go to the log.
+    func unavailable(_ underlying: String) -> DomainError {
+        logger.warning("database server \(index) (\(url)) is unavailable: \(underlying)")
+        return .shardUnavailable(server: index)
+    }
+
     func translate(_ error: any Error) -> any Error {
-        if error is StorageError { return error }
+        if error is DomainError { return error }
         if let psql = error as? PSQLError {
             switch psql.code {
             case .server:
                 let state = psql.serverInfo?[.sqlState]
                 if state == "23505" {
-                    return StorageError.uniqueViolation(constraint: psql.serverInfo?[.constraintName] ?? "unknown")
+                    return DomainError.uniqueViolation(constraint: psql.serverInfo?[.constraintName] ?? "unknown")
                 }
                 // 57P01 admin shutdown, 57P03 cannot connect now, 53300 too many connections
                 if let state, state.hasPrefix("57P") || state == "53300" {
-                    return StorageError.serverUnavailable(
-                        server: index, address: url.description, underlying: psql.serverInfo?[.message] ?? state)
+                    return unavailable(psql.serverInfo?[.message] ?? state)
                 }
                 return error
             case .connectionError, .serverClosedConnection, .uncleanShutdown, .poolClosed, .clientClosedConnection:
-                return StorageError.serverUnavailable(server: index, address: url.description, underlying: "\(psql.code)")
+                return unavailable("\(psql.code)")
             default:
                 return error
             }
         }
-        if error is ChannelError || error is IOError || "\(type(of: error))".contains("ConnectionPool") {
-            return StorageError.serverUnavailable(server: index, address: url.description, underlying: "\(error)")
+        if error is ChannelError || error is IOError || error is ConnectionPoolError {
+            return unavailable("\(error)")
         }
         return error
-    }
-}
-
-/// The first result of a race, delivered once to one waiter (whichever comes first: result or waiter).
-final class Outcome<T: Sendable>: Sendable {
-    private enum State {
-        case pending(CheckedContinuation<T, any Error>?)
-        case ready(Result<T, any Error>)
-        case delivered
-    }
-    private let state = Mutex<State>(.pending(nil))
-
-    func resume(with result: Result<T, any Error>) {
-        let waiter: CheckedContinuation<T, any Error>? = state.withLock { state in
-            switch state {
-            case .pending(let continuation?):
-                state = .delivered
-                return continuation
-            case .pending(nil):
-                state = .ready(result)
-                return nil
-            case .ready, .delivered:
-                return nil
-            }
-        }
-        waiter?.resume(with: result)
-    }
-
-    func value() async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready: Result<T, any Error>? = state.withLock { state in
-                switch state {
-                case .pending:
-                    state = .pending(continuation)
-                    return nil
-                case .ready(let result):
-                    state = .delivered
-                    return result
-                case .delivered:
-                    return .failure(CancellationError())
-                }
-            }
-            if let ready { continuation.resume(with: ready) }
-        }
     }
 }
 

@@ -1,9 +1,10 @@
 import Domains
 import Logging
 import PostgresNIO
+import Tenancy
 
 /// The catalog plus every physical server, and the map of logical shards onto them.
-public final class StorageCluster: Sendable {
+public final class StorageCluster: TenantStorage {
     public let servers: [PhysicalServer]
     public let catalog: CatalogStore
     public let shardMap: ShardMap
@@ -70,8 +71,19 @@ public final class StorageCluster: Sendable {
         return servers[index]
     }
 
-    public func tenant(_ workspaceID: String, shard: Int) throws -> TenantStore {
-        TenantStore(server: try server(forShard: shard), workspaceID: workspaceID, logger: logger)
+    /// A workspace's repositories on the server holding its shard.
+    public func repositories(workspaceID: String, shardID: Int) throws -> TenantRepositories {
+        let server = try server(forShard: shardID)
+        return TenantRepositories(
+            projects: PostgresProjectRepository(server: server, workspaceID: workspaceID, logger: logger),
+            runs: PostgresRunRepository(server: server, workspaceID: workspaceID, logger: logger),
+            uploads: PostgresUploadRepository(server: server, workspaceID: workspaceID, logger: logger),
+            inventory: PostgresInventoryRepository(server: server, workspaceID: workspaceID, logger: logger),
+            defects: PostgresDefectRepository(server: server, workspaceID: workspaceID, logger: logger),
+            intelligence: PostgresIntelligenceRepository(server: server, workspaceID: workspaceID, logger: logger),
+            analytics: PostgresAnalyticsRepository(server: server, workspaceID: workspaceID, logger: logger),
+            events: PostgresEventRepository(server: server, workspaceID: workspaceID, logger: logger),
+            jobs: PostgresJobRepository(queue: JobQueue(server: server, logger: logger), workspaceID: workspaceID))
     }
 
     /// Records (first start) or verifies (later starts) which position this server holds.
@@ -93,21 +105,17 @@ public final class StorageCluster: Sendable {
         }
     }
 
-    public struct Health: Sendable {
-        /// Problems by server index; empty when all answer.
-        public let failures: [Int: String]
-        public let shardMap: ShardMap
-        public let servers: [PhysicalServer]
-    }
-
-    public func health() async -> Health {
+    public func health() async -> StorageHealth {
         let failures = await withTaskGroup(of: (Int, String?).self) { group in
             for server in servers { group.addTask { (server.index, await server.ping()) } }
             var result: [Int: String] = [:]
             for await (index, problem) in group { if let problem { result[index] = problem } }
             return result
         }
-        return Health(failures: failures, shardMap: shardMap, servers: servers)
+        return StorageHealth(
+            servers: servers.map {
+                StorageHealth.Server(index: $0.index, shards: shardMap.shards(onServer: $0.index), problem: failures[$0.index])
+            })
     }
 }
 

@@ -2,81 +2,20 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
+import Tenancy
 
-/// A case of a project's inventory with its rolled-up history (`case_stats`, kept by post-ingest jobs).
-public struct CaseSummaryRecord: Sendable, Hashable {
-    public let id: String
-    public let projectID: String
-    public let key: String
-    public let name: String
-    public let suite: String?
-    public let file: String?
-    public let lastStatus: CaseStatus
-    public let lastRunID: String
-    public let firstSeenAt: Date
-    public let lastSeenAt: Date
-    public let lastFailedAt: Date?
-    public let runs: Int
-    public let passed: Int
-    public let failed: Int
-    public let broken: Int
-    public let skipped: Int
-    public let flaky: Int
-    public let totalDurationMs: Int64
-    public let owner: String?
-    public let labels: [String]
-    public let annotatedBy: String?
-    public let annotatedAt: Date?
-    public let isFlaky: Bool
-    public let flakyScore: Double
-}
+/// A workspace's case inventory with roll-ups and annotations, in PostgreSQL.
+public struct PostgresInventoryRepository: InventoryRepository {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
 
-/// Orders of the inventory; each pages by keyset on (its key, id).
-public enum CaseSort: String, Sendable, CaseIterable {
-    case name
-    /// Most failures (failed + broken) first.
-    case failures = "-failures"
-    /// Most recently failed first; never-failed cases last.
-    case lastFailed = "-lastFailedAt"
-}
-
-public struct CaseFilter: Sendable {
-    public var lastStatus: CaseStatus?
-    public var suite: String?
-    /// Case-insensitive substring of the name, suite or key.
-    public var text: String?
-    /// Only cases the flakiness scoring currently calls flaky.
-    public var flakyOnly = false
-    public var label: String?
-    public var owner: String?
-
-    public init(
-        lastStatus: CaseStatus? = nil, suite: String? = nil, text: String? = nil, flakyOnly: Bool = false,
-        label: String? = nil, owner: String? = nil
-    ) {
-        self.lastStatus = lastStatus
-        self.suite = suite
-        self.text = text
-        self.flakyOnly = flakyOnly
-        self.label = label
-        self.owner = owner
+    public init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
     }
-}
 
-/// Where a page ends: the sort key of its last case (text or number) and that case's id.
-public struct CasePosition: Sendable, Hashable, Codable {
-    public let text: String?
-    public let number: Int64?
-    public let id: String
-
-    public init(text: String?, number: Int64?, id: String) {
-        self.text = text
-        self.number = number
-        self.id = id
-    }
-}
-
-extension TenantStore {
     static let caseColumns = """
         c.id, c.project_id, c.case_key, c.name, c.suite, c.file, s.last_status, s.last_run_id, s.first_seen_at,
         s.last_seen_at, s.last_failed_at, s.runs, s.passed, s.failed, s.broken, s.skipped, s.flaky, s.total_duration_ms,
@@ -84,7 +23,7 @@ extension TenantStore {
         """
 
     /// A page of a project's inventory. Filters and orders are fixed SQL; only values are bound.
-    public func cases(projectID: String, filter: CaseFilter, sort: CaseSort, after: CasePosition?, limit: Int) async throws
+    public func cases(projectID: String, filter: CaseFilter, sort: CaseSort, after: PagePosition?, limit: Int) async throws
         -> [CaseSummaryRecord]
     {
         var binds = PostgresBindings()
@@ -243,25 +182,9 @@ extension TenantStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger)
             for defect in touched.sorted() {
-                try await Self.recountDefectRuns(defectID: defect, workspaceID: ws, on: connection, logger: logger)
+                try await PostgresDefectRepository.recountDefectRuns(defectID: defect, workspaceID: ws, on: connection, logger: logger)
             }
             return true
-        }
-    }
-
-    /// Which of `ids` are defects of the project.
-    public func existingDefects(projectID: String, ids: [String]) async throws -> Set<String> {
-        guard !ids.isEmpty else { return [] }
-        let (logger, ws) = (self.logger, workspaceID)
-        return try await server.run { connection in
-            var found = Set<String>()
-            for try await id in try await connection.query(
-                "SELECT id FROM defects WHERE workspace_id = \(ws) AND project_id = \(projectID) AND id = ANY(\(ids)::text[])",
-                logger: logger
-            ).decode(String.self) {
-                found.insert(id)
-            }
-            return found
         }
     }
 
@@ -280,7 +203,7 @@ extension TenantStore {
 
     /// Pass rate and median duration of the case's unskipped results over the last 7, 30 and 90 days.
     /// Run ids are ULIDs, so "runs since T" is a range of the (case, run) index, not a scan.
-    public func caseWindows(caseID: String, now: UInt64 = Clock.nowMilliseconds()) async throws -> [CaseWindowRecord] {
+    public func caseWindows(caseID: String, nowMilliseconds now: UInt64) async throws -> [CaseWindowRecord] {
         let (logger, ws) = (self.logger, workspaceID)
         let day: UInt64 = 86_400_000
         let bounds = [7, 30, 90].map { ResourceID.make(.run, milliseconds: now - UInt64($0) * day) }
@@ -309,11 +232,4 @@ extension TenantStore {
             return out
         }
     }
-}
-
-public struct CaseWindowRecord: Sendable, Hashable {
-    public let days: Int
-    public let results: Int
-    public let passRate: Double?
-    public let medianDurationMs: Double?
 }

@@ -2,18 +2,20 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
+import Tenancy
 
-/// A stored domain event (`flaky.detected`, `defect.opened`); webhooks will deliver them.
-public struct EventRecord: Sendable, Hashable {
-    public let id: String
-    public let kind: String
-    public let subjectID: String
-    /// The event's JSON object, as stored.
-    public let payload: String
-    public let createdAt: Date
-}
+/// A workspace's project events, in PostgreSQL.
+public struct PostgresEventRepository: EventRepository {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
 
-extension TenantStore {
+    public init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
+    }
+
     /// A page of the project's events, newest first, optionally of one kind.
     public func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] {
         let (logger, ws) = (self.logger, workspaceID)

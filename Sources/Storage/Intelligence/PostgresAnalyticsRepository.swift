@@ -2,14 +2,20 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
+import Tenancy
 
-/// A project's total over a window, for the overview's ranking.
-public struct ProjectWindowTotals: Sendable, Hashable {
-    public let projectID: String
-    public let counts: DailyCounts
-}
+/// Trends of a workspace from the daily roll-up, in PostgreSQL.
+public struct PostgresAnalyticsRepository: AnalyticsRepository {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
 
-extension TenantStore {
+    public init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
+    }
+
     /// Per-day counts of the given projects over the last `days` UTC days (today included), from the
     /// daily roll-up; days without runs are absent. `branch` nil means all branches.
     public func dailyCounts(projectIDs: [String], days: Int, branch: String?) async throws -> [String: DailyCounts] {
@@ -58,15 +64,6 @@ extension TenantStore {
             }
             return out
         }
-    }
-
-    /// The newest runs of the given projects (ids are time-ordered ULIDs, so the primary key serves).
-    public func recentRuns(projectIDs: [String], limit: Int) async throws -> [RunRecord] {
-        var binds = PostgresBindings()
-        binds.append(workspaceID)
-        binds.append(projectIDs)
-        binds.append(limit)
-        return try await runs("project_id = ANY($2::text[])", binds, suffix: "ORDER BY id DESC LIMIT $3")
     }
 
     /// Flaky case counts per project.

@@ -2,71 +2,36 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
+import Tenancy
 
-public enum DefectStatus: String, Sendable, CaseIterable, Codable {
-    case open, acknowledged, resolved
-    case falsePositive = "false_positive"
-}
+/// A workspace's defects and their links, in PostgreSQL.
+public struct PostgresDefectRepository: DefectRepository {
+    let server: PhysicalServer
+    let workspaceID: String
+    let logger: Logger
 
-/// A defect with its links and how often it struck.
-public struct DefectRecord: Sendable, Hashable {
-    public let id: String
-    public let projectID: String
-    public let title: String
-    public let externalURL: String?
-    public let status: DefectStatus
-    public let createdBy: String
-    public let createdAt: Date
-    public let updatedBy: String
-    public let updatedAt: Date
-    public let cases: [LinkedCase]
-    public let failureGroups: [LinkedGroup]
-    /// Distinct runs with a failing result of a linked case or cluster.
-    public let affectedRuns: Int
-    public let lastAffectedRunID: String?
-    public let lastAffectedAt: Date?
-
-    public struct LinkedCase: Sendable, Hashable {
-        public let id: String
-        public let name: String
+    public init(server: PhysicalServer, workspaceID: String, logger: Logger) {
+        self.server = server
+        self.workspaceID = workspaceID
+        self.logger = logger
     }
 
-    public struct LinkedGroup: Sendable, Hashable {
-        public let fingerprint: String
-        public let errorType: String?
-        public let sampleMessage: String?
+    /// Which of `ids` are defects of the project.
+    public func existingDefects(projectID: String, ids: [String]) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            var found = Set<String>()
+            for try await id in try await connection.query(
+                "SELECT id FROM defects WHERE workspace_id = \(ws) AND project_id = \(projectID) AND id = ANY(\(ids)::text[])",
+                logger: logger
+            ).decode(String.self) {
+                found.insert(id)
+            }
+            return found
+        }
     }
-}
 
-/// What a create or update writes; nil fields are left as they are.
-public struct DefectChange: Sendable {
-    public var title: String?
-    /// `.some(nil)` clears the link.
-    public var externalURL: String??
-    public var status: DefectStatus?
-    public var caseIDs: [String]?
-    public var fingerprints: [String]?
-
-    public init(
-        title: String? = nil, externalURL: String?? = nil, status: DefectStatus? = nil, caseIDs: [String]? = nil,
-        fingerprints: [String]? = nil
-    ) {
-        self.title = title
-        self.externalURL = externalURL
-        self.status = status
-        self.caseIDs = caseIDs
-        self.fingerprints = fingerprints
-    }
-}
-
-/// Defects linked to failures, for attributing a run's failure clusters.
-public struct DefectRef: Sendable, Hashable {
-    public let id: String
-    public let title: String
-    public let status: DefectStatus
-}
-
-extension TenantStore {
     /// Which of `ids` are cases of the project.
     public func existingCases(projectID: String, ids: [String]) async throws -> Set<String> {
         guard !ids.isEmpty else { return [] }
@@ -126,7 +91,7 @@ extension TenantStore {
                 "defectId": id, "title": title, "externalUrl": url ?? NSNull(), "status": status.rawValue,
                 "caseIds": change.caseIDs ?? [], "fingerprints": change.fingerprints ?? [], "openedBy": actor,
             ]
-            try await Self.recordEvents(
+            try await RollUp.recordEvents(
                 ids: [ResourceID.make(.event)], projectID: projectID, kind: "defect.opened", subjects: [id],
                 payloads: [String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)],
                 workspaceID: ws, on: connection, logger: logger)
@@ -276,11 +241,11 @@ extension TenantStore {
             SELECT \(ws), \(defectID), u.id, u.created_at
             FROM (SELECT r.run_id FROM defect_links l
                   JOIN case_results r ON r.workspace_id = l.workspace_id AND r.case_id = l.target
-                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'case' AND r.status IN ('failed', 'broken')
+                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'case' AND r.status = ANY(\(CaseStatus.failingValues))
                   UNION
                   SELECT r.run_id FROM defect_links l
                   JOIN case_results r ON r.workspace_id = l.workspace_id AND r.fingerprint = l.target
-                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'group' AND r.status IN ('failed', 'broken')) hit
+                  WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'group' AND r.status = ANY(\(CaseStatus.failingValues))) hit
             JOIN runs u ON u.workspace_id = \(ws) AND u.id = hit.run_id
             JOIN defects d ON d.workspace_id = \(ws) AND d.id = \(defectID) AND d.project_id = u.project_id
             """, logger: logger)

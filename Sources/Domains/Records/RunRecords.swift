@@ -1,0 +1,178 @@
+import Foundation
+
+/// A stored run.
+public struct RunRecord: Sendable, Hashable {
+    public let id: String
+    public let projectID: String
+    public let externalRunId: String
+    public let branch: String
+    public let commit: String?
+    public let buildURL: String?
+    public let status: String
+    public let startedAt: Date?
+    public let finishedAt: Date?
+    public let env: [String: String]
+    public let totals: RunTotals
+    public let baselineRunID: String?
+    public let regression: RegressionSummary
+    /// Finalize order within the project.
+    public let seq: Int64
+    public let createdAt: Date
+
+    public init(id: String, projectID: String, externalRunId: String, branch: String, commit: String?, buildURL: String?, status: String, startedAt: Date?, finishedAt: Date?, env: [String: String], totals: RunTotals, baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date) {
+        self.id = id
+        self.projectID = projectID
+        self.externalRunId = externalRunId
+        self.branch = branch
+        self.commit = commit
+        self.buildURL = buildURL
+        self.status = status
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.env = env
+        self.totals = totals
+        self.baselineRunID = baselineRunID
+        self.regression = regression
+        self.seq = seq
+        self.createdAt = createdAt
+    }
+}
+
+/// One case's result in one run.
+public struct CaseResultRecord: Sendable, Hashable {
+    public let ordinal: Int
+    public let caseID: String
+    public let caseKey: String
+    public let name: String
+    public let suite: String?
+    public let fullName: String?
+    public let file: String?
+    public let status: CaseStatus
+    public let durationMs: Int64
+    public let attempts: Int
+    public let flaky: Bool
+    public let regression: RegressionBucket?
+    public let error: KenshoError?
+    public let labels: [String: String]
+    public let parameters: [String: String]
+    public let attachments: [String]
+
+    public init(ordinal: Int, caseID: String, caseKey: String, name: String, suite: String?, fullName: String?, file: String?, status: CaseStatus, durationMs: Int64, attempts: Int, flaky: Bool, regression: RegressionBucket?, error: KenshoError?, labels: [String: String], parameters: [String: String], attachments: [String]) {
+        self.ordinal = ordinal
+        self.caseID = caseID
+        self.caseKey = caseKey
+        self.name = name
+        self.suite = suite
+        self.fullName = fullName
+        self.file = file
+        self.status = status
+        self.durationMs = durationMs
+        self.attempts = attempts
+        self.flaky = flaky
+        self.regression = regression
+        self.error = error
+        self.labels = labels
+        self.parameters = parameters
+        self.attachments = attachments
+    }
+}
+
+/// An attachment: declared at init, and once uploaded and referenced, linked to its run.
+public struct DeclaredAttachment: Sendable, Hashable, Codable {
+    public let id: String
+    public let sha256: String
+    public let size: Int64
+    public let contentType: String
+
+    public init(id: String, sha256: String, size: Int64, contentType: String) {
+        self.id = id
+        self.sha256 = sha256
+        self.size = size
+        self.contentType = contentType
+    }
+}
+
+public struct UploadSession: Sendable, Hashable {
+    public let id: String
+    public let workspaceID: String
+    public let projectID: String
+    public let externalRunId: String
+    public let attachments: [DeclaredAttachment]
+    public let expiresAt: Date
+
+    public init(
+        id: String, workspaceID: String, projectID: String, externalRunId: String, attachments: [DeclaredAttachment],
+        expiresAt: Date
+    ) {
+        self.id = id
+        self.workspaceID = workspaceID
+        self.projectID = projectID
+        self.externalRunId = externalRunId
+        self.attachments = attachments
+        self.expiresAt = expiresAt
+    }
+}
+
+/// One earlier result of a case, for its history on a branch.
+public struct CaseHistoryEntry: Sendable, Hashable {
+    public let runID: String
+    public let externalRunId: String
+    public let branch: String
+    public let status: CaseStatus
+    public let durationMs: Int64
+    public let errorMessage: String?
+    public let createdAt: Date
+
+    public init(runID: String, externalRunId: String, branch: String, status: CaseStatus, durationMs: Int64, errorMessage: String?, createdAt: Date) {
+        self.runID = runID
+        self.externalRunId = externalRunId
+        self.branch = branch
+        self.status = status
+        self.durationMs = durationMs
+        self.errorMessage = errorMessage
+        self.createdAt = createdAt
+    }
+}
+
+/// Everything one finalize writes.
+public struct NewRun: Sendable {
+    public let id: String
+    public let projectID: String
+    public let run: ValidatedRun
+    public let baselineRunID: String?
+    public let regression: RegressionSummary
+    /// Per case, in `run.cases` order.
+    public let buckets: [RegressionBucket?]
+    public let seq: Int64
+    /// Attachments of the run that are stored (declared at init and present in the blob store).
+    public let attachments: [DeclaredAttachment]
+    /// Inventory ids already known for case keys (the workspace actor's cache). Keys not in it are
+    /// inserted or looked up in the transaction; the ids of a project's cases never change.
+    public let knownCaseIDs: [String: String]
+
+    public init(
+        id: String, projectID: String, run: ValidatedRun, baselineRunID: String?, regression: RegressionSummary,
+        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: [String: String] = [:]
+    ) {
+        self.knownCaseIDs = knownCaseIDs
+        self.id = id
+        self.projectID = projectID
+        self.run = run
+        self.baselineRunID = baselineRunID
+        self.regression = regression
+        self.buckets = buckets
+        self.seq = seq
+        self.attachments = attachments
+    }
+}
+
+/// What persisting a run stored, and the inventory ids of its cases (for the caller's cache).
+public struct PersistedRun: Sendable {
+    public let run: RunRecord
+    public let caseIDs: [String: String]
+
+    public init(run: RunRecord, caseIDs: [String: String]) {
+        self.run = run
+        self.caseIDs = caseIDs
+    }
+}

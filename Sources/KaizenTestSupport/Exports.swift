@@ -1,0 +1,2 @@
+// Tests start programs the way Kaizen does.
+@_exported import ChildProcess

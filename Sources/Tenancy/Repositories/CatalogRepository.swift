@@ -1,0 +1,20 @@
+import Domains
+import Foundation
+
+/// Workspaces, people, memberships and tokens: the catalog every node shares.
+public protocol CatalogRepository: Sendable {
+    /// Throws a unique violation when the slug is taken.
+    func createWorkspace(slug: String, name: String, createdByToken: String?) async throws -> Workspace
+    func workspace(slug: String) async throws -> Workspace?
+    func workspace(id: String) async throws -> Workspace?
+    func workspaces(ids: [String]) async throws -> [Workspace]
+    func upsertUser(email: String, name: String?) async throws -> User
+    func setMembership(workspaceID: String, userID: String, role: Role) async throws
+    func createToken(_ token: NewToken) async throws -> (info: TokenInfo, secret: String)
+    func token(id: String) async throws -> TokenInfo?
+    func tokens(workspaceID: String) async throws -> [TokenInfo]
+    /// Nil when no such token exists in the workspace.
+    func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo?
+    /// The identity of a live token with this secret hash, with its grants; nil when none.
+    func resolve(secretHash: String) async throws -> Identity?
+}

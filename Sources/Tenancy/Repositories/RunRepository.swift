@@ -1,0 +1,24 @@
+import Domains
+
+/// A workspace's runs and their case results.
+public protocol RunRepository: Sendable {
+    /// Writes a run, its results, steps and inventory rows, and queues its roll-up, in one transaction.
+    /// Throws a unique violation when the externalRunId (or the sequence number) is already taken.
+    func persist(_ new: NewRun) async throws -> PersistedRun
+    func run(id: String) async throws -> RunRecord?
+    func run(projectID: String, externalRunId: String) async throws -> RunRecord?
+    func latestRun(projectID: String, branch: String) async throws -> RunRecord?
+    /// Newest first, before `beforeSeq` when given.
+    func runs(projectID: String, branch: String?, beforeSeq: Int64?, limit: Int) async throws -> [RunRecord]
+    func maxRunSequence(projectID: String) async throws -> Int64
+    /// Status by case key, the baseline of the next finalize.
+    func caseStatuses(runID: String) async throws -> [String: CaseStatus]
+    func caseResults(
+        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
+    ) async throws -> [CaseResultRecord]
+    func caseResult(runID: String, caseID: String) async throws -> (CaseResultRecord, [FlatStep])?
+    func runAttachments(runID: String, ids: [String]) async throws -> [DeclaredAttachment]
+    func caseHistory(caseID: String, projectID: String, branch: String, limit: Int) async throws -> [CaseHistoryEntry]
+    /// The newest runs of the given projects.
+    func recentRuns(projectIDs: [String], limit: Int) async throws -> [RunRecord]
+}
