@@ -17,7 +17,7 @@ struct JobWorkerService: Service {
     /// Roll-ups go through the workspace, like every other use of a tenant's data.
     let registry: WorkspaceRegistry
     /// Shard of each workspace met so far (a workspace never changes shard).
-    let shards = Mutex<[String: Int]>([:])
+    let shards = ShardsSeen()
     /// Finalizes in flight on this node: before each job the worker waits for them, up to `yieldLimit`.
     let activity: IngestActivity
     let logger: Logger
@@ -108,11 +108,11 @@ struct JobWorkerService: Service {
     }
 
     func shard(of workspaceID: String) async throws -> Int {
-        if let known = shards.withLock({ $0[workspaceID] }) { return known }
+        if let known = shards.byWorkspace.withLock({ $0[workspaceID] }) { return known }
         guard let workspace = try await cluster.catalog.workspace(id: workspaceID) else {
             throw JobError.unknownWorkspace(workspaceID)
         }
-        shards.withLock { $0[workspaceID] = workspace.shardID }
+        shards.byWorkspace.withLock { $0[workspaceID] = workspace.shardID }
         return workspace.shardID
     }
 
@@ -136,4 +136,9 @@ struct JobWorkerService: Service {
 final class HeldJobs: Sendable {
     let jobs: Mutex<[JobRecord]>
     init(_ jobs: [JobRecord]) { self.jobs = Mutex(jobs) }
+}
+
+/// The shard of each workspace the worker has met.
+final class ShardsSeen: Sendable {
+    let byWorkspace = Mutex<[String: Int]>([:])
 }

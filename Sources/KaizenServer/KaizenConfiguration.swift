@@ -1,8 +1,12 @@
+import Configuration
 import Domains
 import Foundation
 import Storage
 
-/// Everything an operator can set, read from `KAIZEN_*` environment variables (see README).
+/// Everything an operator can set, read from `KAIZEN_*` environment variables (see README) through
+/// swift-configuration: `from(_:)` takes any `ConfigReader`, so other sources (a file, command-line
+/// arguments) layer in front of the environment without touching this code. Values are validated here,
+/// with messages that name the variable and what it must be.
 public struct KaizenConfiguration: Sendable {
     public var dataDirectory: String = "./.kaizen"
     public var host: String = "127.0.0.1"
@@ -44,9 +48,24 @@ public struct KaizenConfiguration: Sendable {
 
     public init() {}
 
+    /// Variables whose values are never printed by configuration access reporting.
+    static let secretVariables: Set<String> = [
+        "KAIZEN_DATABASE_URLS", "KAIZEN_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "KAIZEN_S3_SESSION_TOKEN",
+        "AWS_SESSION_TOKEN",
+    ]
+
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws
         -> KaizenConfiguration
     {
+        try from(
+            ConfigReader(
+                provider: EnvironmentVariablesProvider(
+                    environmentVariables: env, secretsSpecifier: .specific(secretVariables))))
+    }
+
+    /// `KAIZEN_PORT` is the key `kaizen.port`, and so on.
+    public static func from(_ reader: ConfigReader) throws -> KaizenConfiguration {
+        let env = Variables(reader: reader)
         var config = KaizenConfiguration()
         func int(_ key: String) throws -> Int? {
             guard let raw = env[key], !raw.isEmpty else { return nil }
@@ -104,7 +123,18 @@ public struct KaizenConfiguration: Sendable {
         return config
     }
 
-    static func s3Configuration(_ env: [String: String]) throws -> S3Configuration? {
+    /// Values by environment-variable name, read through the configuration reader.
+    struct Variables {
+        let reader: ConfigReader
+
+        subscript(name: String) -> String? {
+            reader.string(
+                forKey: ConfigKey(name.lowercased().split(separator: "_").map(String.init)),
+                isSecret: KaizenConfiguration.secretVariables.contains(name))
+        }
+    }
+
+    static func s3Configuration(_ env: Variables) throws -> S3Configuration? {
         func value(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
         switch value("KAIZEN_BLOB_STORE")?.lowercased() ?? "filesystem" {
         case "filesystem": return nil

@@ -26,7 +26,7 @@ public final class KaizenNode: Sendable {
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    public var isRunning: Bool { kill(pid, 0) == 0 && ChildProcess.exited(pid) == nil }
+    public var isRunning: Bool { Glibc.kill(pid, 0) == 0 && ChildProcess.exited(pid) == nil }
 
     /// Starts `kaizen serve` with `environment` added to this process's (`KAIZEN_PORT` is set to `port`) and
     /// waits until it says it is listening. Throws, with its output, when it exits or takes longer than

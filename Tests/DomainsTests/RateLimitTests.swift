@@ -44,13 +44,13 @@ import Testing
     }
 }
 
-@Suite struct APIErrorTests {
+@Suite struct DomainErrorTests {
     @Test func validationListsEveryPointer() {
         let error = DomainError.validation([
             FieldProblem(pointer: "/slug", message: "must not be empty"),
             FieldProblem(pointer: "/name", message: "must not be empty"),
         ])
-        #expect(error.status == 422)
+        #expect(error.kind == .validation)
         #expect(error.code == "validation_failed")
         #expect(error.message == "/slug: must not be empty (and 1 more)")
         guard case .array(let errors)? = error.details["errors"] else {

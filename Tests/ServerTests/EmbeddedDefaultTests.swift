@@ -126,7 +126,7 @@ import Testing
 
         // Second start: everything reused, no new token.
         let second = try await start(dataDir: dataDir, port: port)
-        #expect(!second.output.value.contains("First start"))
+        #expect(!second.output.contains("First start"))
         #expect(try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == token)
         let projects = try await admin.get("/v1/projects")
         #expect(projects.status == 200)

@@ -72,7 +72,7 @@ func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws 
                             }
                             return true
                         } catch let error as DomainError {
-                            return error.status == 409 ? false : true
+                            return error.kind == .conflict ? false : true
                         } catch {
                             return true
                         }

@@ -244,7 +244,7 @@ public struct PostgresRunRepository: RunRepository {
                 WHERE u.workspace_id = \(ws) AND u.project_id = \(projectID) AND u.branch = \(branch) AND r.case_id = \(caseID)
                 ORDER BY u.seq DESC LIMIT \(limit)
                 """, logger: logger)
-            return try await Self.historyEntries(rows)
+            return try await PostgresInventoryRepository.historyEntries(rows)
         }
     }
 

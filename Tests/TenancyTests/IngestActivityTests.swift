@@ -1,4 +1,4 @@
-import Storage
+import Tenancy
 import Synchronization
 import Testing
 

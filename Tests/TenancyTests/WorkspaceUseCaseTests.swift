@@ -1,0 +1,237 @@
+import Domains
+import Foundation
+import Synchronization
+import Testing
+
+@testable import Tenancy
+
+/// Fast tests of the actor's own logic over an in-memory seam: what it caches, when it reloads, how it
+/// retries. The same behaviours against real PostgreSQL (and two real nodes) are in `ServerTests`.
+@Suite struct WorkspaceUseCaseTests {
+    @Test func aProjectCreatedElsewhereIsFoundOnACacheMiss() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor()
+        #expect(try await actor.projects().isEmpty)  // the cache is loaded, and empty
+        _ = try await storage.projects.insertProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main", seq: 1)
+        #expect(try await actor.project(slug: "web")?.slug == "web")
+        #expect(try await actor.project(slug: "nope") == nil)
+    }
+
+    /// Another node finalizes a run of the project between this node's cached state and its write: the
+    /// sequence number collides, and the finalize is computed again against the other node's run.
+    @Test func aFinalizeThatLosesTheSequenceRaceIsRecomputedOnFreshState() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor()
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        let quota = RateLimit(perMinute: 1000)
+        let first = try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: quota)
+        #expect(first.run.seq == 1 && first.baseline == nil)
+
+        // "Another node" stores r2 (a failing) with the next sequence number, behind this actor's back.
+        let other = try await storage.runs.persist(
+            NewRun(
+                id: ResourceID.make(.run), projectID: project.id, run: try run("r2", ["a": "failed"]),
+                baselineRunID: first.run.id, regression: RegressionSummary(newFailures: 1, fixed: 0, stillFailing: 0),
+                buckets: [.newFailure], seq: 2, attachments: []))
+
+        let third = try await actor.finalize(project: project, run: try run("r3", ["a": "passed"]), attachments: [], quota: quota)
+        #expect(third.run.seq == 3)
+        #expect(third.baseline?.id == other.run.id)
+        #expect(third.run.regression.fixed == 1)  // compared with r2, as a sequential replay would
+        #expect(storage.runs.conflicts.load(ordering: .relaxed) == 1)
+    }
+
+    /// Reads are `nonisolated`: one completes while a write holds the project's lane.
+    @Test func readsDoNotWaitBehindAWrite() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor()
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        storage.runs.holdPersist.withLock { $0 = true }
+        let write = Task {
+            try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: RateLimit(perMinute: 10))
+        }
+        while !storage.runs.persistWaiting.withLock({ $0 != nil }) { await Task.yield() }
+        // The write is inside the lane, suspended in storage; a read goes straight through.
+        let page = try await actor.runs(project: project, branch: nil, beforeSeq: nil, limit: 10)
+        #expect(page.isEmpty)
+        storage.runs.release()
+        #expect(try await write.value.run.seq == 1)
+    }
+}
+
+// MARK: the seam
+
+func run(_ externalRunId: String, _ statuses: [String: String]) throws -> ValidatedRun {
+    var totals = ["passed": 0, "failed": 0, "skipped": 0, "broken": 0, "flaky": 0]
+    for status in statuses.values { totals[status, default: 0] += 1 }
+    let json: [String: Any] = [
+        "schemaVersion": "kensho/v1", "project": ["slug": "web"], "externalRunId": externalRunId, "branch": "main",
+        "totals": totals, "cases": statuses.map { ["name": $0.key, "status": $0.value, "durationMs": 1] },
+    ]
+    let document = try KenshoJSON.decode(Array(try JSONSerialization.data(withJSONObject: json)))
+    guard case .valid(let valid) = KenshoValidator().validate(document, knownAttachments: []) else {
+        throw DomainError.internalError
+    }
+    return valid
+}
+
+final class MemoryStorage: Sendable {
+    let projects = MemoryProjects()
+    let runs = MemoryRuns()
+
+    func actor() -> WorkspaceActor {
+        let unused = Unused()
+        return WorkspaceActor(
+            workspaceID: "ws_test", shardID: 0,
+            repositories: TenantRepositories(
+                projects: projects, runs: runs, uploads: unused, inventory: unused, defects: unused, intelligence: unused,
+                analytics: unused, events: unused, jobs: unused),
+            blobs: unused, logger: .init(label: "test"))
+    }
+}
+
+final class MemoryProjects: ProjectRepository {
+    let rows = Mutex<[Project]>([])
+    let seq = Mutex<Int64>(0)
+
+    func writeSequence() async throws -> Int64 { seq.withLock { $0 } }
+    func projects() async throws -> [Project] { rows.withLock { $0 } }
+    func insertProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64) async throws
+        -> Project
+    {
+        let project = Project(
+            workspaceID: "ws_test", id: ResourceID.make(.project), slug: slug, name: name, accessMode: accessMode,
+            defaultBranch: defaultBranch, createdSeq: seq, createdAt: Date())
+        try rows.withLock { rows in
+            if rows.contains(where: { $0.slug == slug }) { throw DomainError.uniqueViolation(constraint: "projects_slug_key") }
+            rows.append(project)
+        }
+        self.seq.withLock { $0 = max($0, seq) }
+        return project
+    }
+    func projectStats() async throws -> [String: ProjectStatsRecord] { [:] }
+    func projectHistory(projectID: String, topSuites: Int) async throws -> ProjectHistoryRecord {
+        ProjectHistoryRecord(firstRunAt: nil, lastRunAt: nil, runCount: 0, topFailingSuites: [])
+    }
+}
+
+final class MemoryRuns: RunRepository {
+    struct Stored {
+        let record: RunRecord
+        let statuses: [String: CaseStatus]
+    }
+    let rows = Mutex<[Stored]>([])
+    let conflicts = Atomic<Int>(0)
+    /// When set, the next `persist` waits for `release()`.
+    let holdPersist = Mutex(false)
+    let persistWaiting = Mutex<CheckedContinuation<Void, Never>?>(nil)
+
+    func release() { persistWaiting.withLock { $0.take() }?.resume() }
+
+    func persist(_ new: NewRun) async throws -> PersistedRun {
+        if holdPersist.withLock({ held in defer { held = false }; return held }) {
+            await withCheckedContinuation { continuation in persistWaiting.withLock { $0 = continuation } }
+        }
+        let record = RunRecord(
+            id: new.id, projectID: new.projectID, externalRunId: new.run.externalRunId, branch: new.run.branch,
+            commit: nil, buildURL: nil, status: "closed", startedAt: nil, finishedAt: nil, env: [:], totals: new.run.totals,
+            baselineRunID: new.baselineRunID, regression: new.regression, seq: new.seq, createdAt: Date())
+        try rows.withLock { rows in
+            if rows.contains(where: { $0.record.projectID == new.projectID && $0.record.externalRunId == record.externalRunId }) {
+                throw DomainError.uniqueViolation(constraint: "runs_external_key")
+            }
+            if rows.contains(where: { $0.record.projectID == new.projectID && $0.record.seq == new.seq }) {
+                conflicts.add(1, ordering: .relaxed)
+                throw DomainError.uniqueViolation(constraint: "runs_seq_key")
+            }
+            rows.append(Stored(record: record, statuses: Dictionary(new.run.cases.map { ($0.key, $0.status) }) { a, _ in a }))
+        }
+        return PersistedRun(run: record, caseIDs: [:])
+    }
+    func run(id: String) async throws -> RunRecord? { rows.withLock { $0.first { $0.record.id == id }?.record } }
+    func run(projectID: String, externalRunId: String) async throws -> RunRecord? {
+        rows.withLock { $0.first { $0.record.projectID == projectID && $0.record.externalRunId == externalRunId }?.record }
+    }
+    func latestRun(projectID: String, branch: String) async throws -> RunRecord? {
+        rows.withLock { $0.filter { $0.record.projectID == projectID && $0.record.branch == branch }.max { $0.record.seq < $1.record.seq }?.record }
+    }
+    func runs(projectID: String, branch: String?, beforeSeq: Int64?, limit: Int) async throws -> [RunRecord] {
+        rows.withLock { rows in
+            Array(
+                rows.map(\.record).filter { $0.projectID == projectID && (branch == nil || $0.branch == branch) && $0.seq < (beforeSeq ?? .max) }
+                    .sorted { $0.seq > $1.seq }.prefix(limit))
+        }
+    }
+    func maxRunSequence(projectID: String) async throws -> Int64 {
+        rows.withLock { $0.filter { $0.record.projectID == projectID }.map(\.record.seq).max() ?? 0 }
+    }
+    func caseStatuses(runID: String) async throws -> [String: CaseStatus] {
+        rows.withLock { $0.first { $0.record.id == runID }?.statuses ?? [:] }
+    }
+    func caseResults(
+        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
+    ) async throws -> [CaseResultRecord] { [] }
+    func caseResult(runID: String, caseID: String) async throws -> (CaseResultRecord, [FlatStep])? { nil }
+    func runAttachments(runID: String, ids: [String]) async throws -> [DeclaredAttachment] { [] }
+    func caseHistory(caseID: String, projectID: String, branch: String, limit: Int) async throws -> [CaseHistoryEntry] { [] }
+    func recentRuns(projectIDs: [String], limit: Int) async throws -> [RunRecord] { [] }
+}
+
+/// The repositories these tests never reach: any call is a failure of the test, reported as such.
+final class Unused: UploadRepository, InventoryRepository, DefectRepository, IntelligenceRepository, AnalyticsRepository,
+    EventRepository, JobRepository, BlobStore
+{
+    func fail<T>(_ what: String = #function) throws -> T {
+        Issue.record("unexpected call to \(what)")
+        throw DomainError.internalError
+    }
+    func existingBlobs(_ shas: [String]) async throws -> Set<String> { try fail() }
+    func recordBlob(sha256: String, size: Int64, contentType: String) async throws { try fail() as Void }
+    func createUploadSession(_ session: UploadSession) async throws { try fail() as Void }
+    func uploadSession(id: String) async throws -> UploadSession? { try fail() }
+    func cases(projectID: String, filter: CaseFilter, sort: CaseSort, after: PagePosition?, limit: Int) async throws
+        -> [CaseSummaryRecord]
+    { try fail() }
+    func caseSummary(id: String) async throws -> CaseSummaryRecord? { try fail() }
+    func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry] { try fail() }
+    func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: String) async throws
+        -> Bool
+    { try fail() }
+    func caseProject(id: String) async throws -> String? { try fail() }
+    func caseWindows(caseID: String, nowMilliseconds: UInt64) async throws -> [CaseWindowRecord] { try fail() }
+    func existingCases(projectID: String, ids: [String]) async throws -> Set<String> { try fail() }
+    func existingFailureGroups(projectID: String, fingerprints: [String]) async throws -> Set<String> { try fail() }
+    func existingDefects(projectID: String, ids: [String]) async throws -> Set<String> { try fail() }
+    func createDefect(projectID: String, change: DefectChange, by actor: String) async throws -> DefectRecord { try fail() }
+    func updateDefect(id: String, change: DefectChange, by actor: String) async throws -> DefectRecord? { try fail() }
+    func defect(id: String) async throws -> DefectRecord? { try fail() }
+    func defects(projectID: String, status: DefectStatus?, before: String?, limit: Int) async throws -> [DefectRecord] {
+        try fail()
+    }
+    func defectCounts(projectID: String) async throws -> [DefectStatus: Int] { try fail() }
+    func defectsLinked(projectID: String, fingerprints: [String], caseIDs: [String]) async throws
+        -> (byGroup: [String: [DefectRef]], byCase: [String: [DefectRef]])
+    { try fail() }
+    func runFailureGroups(runID: String) async throws -> [RunFailureGroupRecord] { try fail() }
+    func projectFailureGroups(projectID: String, before: (micros: Int64, fingerprint: String)?, limit: Int) async throws
+        -> [FailureGroupRecord]
+    { try fail() }
+    func flakyPolicy(projectID: String) async throws -> FlakyPolicyRecord { try fail() }
+    func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: String) async throws -> FlakyPolicyRecord {
+        try fail()
+    }
+    func flakyCases(projectID: String, after: (score: Double, caseID: String)?, limit: Int) async throws -> [FlakyCaseRecord] {
+        try fail()
+    }
+    func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome { try fail() }
+    func dailyCounts(projectIDs: [String], days: Int, branch: String?) async throws -> [String: DailyCounts] { try fail() }
+    func projectTotals(projectIDs: [String], days: Int) async throws -> [ProjectWindowTotals] { try fail() }
+    func flakyCounts() async throws -> [String: Int] { try fail() }
+    func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] { try fail() }
+    func jobs(state: String?, limit: Int) async throws -> [JobRecord] { try fail() }
+    func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget { .kaizen }
+    func receive<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, sha256: String, size: Int64) async throws
+    where Chunks.Element == ArraySlice<UInt8> { try fail() as Void }
+    func confirm(_ attachments: [DeclaredAttachment]) async throws -> [DeclaredAttachment] { try fail() }
+    func download(_ attachment: DeclaredAttachment, expiresSeconds: Int) async throws -> BlobDownload? { try fail() }
+}
