@@ -137,6 +137,9 @@ extension ContinuousClock.Instant {
 }
 
 extension WorkspaceRegistry {
+    /// Whether attachment bytes come to Kaizen's upload endpoint (else clients PUT them to the store).
+    public var receivesUploads: Bool { blobs.receivesUploads }
+
     /// Whether each database server answers, for `/healthz`.
     public func storageHealth() async -> StorageHealth { await storage.health() }
 }

@@ -229,6 +229,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     func flakyCounts() async throws -> [String: Int] { try fail() }
     func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] { try fail() }
     func jobs(state: String?, limit: Int) async throws -> [JobRecord] { try fail() }
+    var receivesUploads: Bool { true }
     func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget { .kaizen }
     func receive<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, sha256: String, size: Int64) async throws
     where Chunks.Element == ArraySlice<UInt8> { try fail() as Void }

@@ -90,6 +90,9 @@ extension KaizenAPI {
     }
 
     func uploadAttachment(_ input: Operations.UploadAttachment.Input) async throws -> Operations.UploadAttachment.Output {
+        guard deps.registry.receivesUploads else {
+            throw DomainError.notFound("this server keeps attachments in S3: PUT them to the presigned URL init returned")
+        }
         let q = input.query
         let uploadID = input.path.uploadId
         let attachmentID = input.path.attachmentId

@@ -42,6 +42,8 @@ public struct FileBlobStore: BlobStore {
 
     // MARK: BlobStore
 
+    public var receivesUploads: Bool { true }
+
     public func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget { .kaizen }
 
     public func confirm(_ attachments: [DeclaredAttachment]) async throws -> [DeclaredAttachment] {

@@ -175,6 +175,8 @@ public struct S3BlobStore: BlobStore {
 
     // MARK: BlobStore
 
+    public var receivesUploads: Bool { false }
+
     public func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget {
         let (url, headers) = presignedPut(
             sha256: attachment.sha256, contentType: attachment.contentType, expiresSeconds: expiresSeconds)

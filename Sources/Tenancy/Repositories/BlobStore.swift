@@ -21,6 +21,8 @@ public typealias BlobChunks = AsyncThrowingStream<ArraySlice<UInt8>, any Error>
 /// Content-addressed attachment bytes: the local filesystem or an S3-compatible bucket. Callers never
 /// ask which; each store answers the questions in its own way.
 public protocol BlobStore: Sendable {
+    /// Whether clients send bytes to Kaizen's own upload endpoint (else straight to the store).
+    var receivesUploads: Bool { get }
     /// Where a client uploads `attachment`.
     func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget
     /// Stores bytes sent to Kaizen's upload endpoint, verifying size and digest, so a bad upload stores nothing.
