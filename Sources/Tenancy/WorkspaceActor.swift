@@ -100,8 +100,11 @@ public actor WorkspaceActor {
 
     // MARK: projects (cached; creation is a sequenced write)
 
+    /// Every project, read from the shard (another node may have created some) and cached for the
+    /// lookups by slug and id that ingest and reads make.
     public func projects() async throws -> [Project] {
-        try await loadedProjects().values.sorted { $0.slug < $1.slug }
+        projectsBySlug = nil
+        return try await loadedProjects().values.sorted { $0.slug < $1.slug }
     }
 
     /// A cache miss reloads from the shard, so a project another node created is found at once.

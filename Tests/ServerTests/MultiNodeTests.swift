@@ -54,6 +54,8 @@ import Glibc
             #expect(try await c.adminA.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
             let found = try await c.adminB.get("/v1/projects/web")
             #expect(found.status == 200, "\(found.text)")
+            let listed = try await c.adminB.get("/v1/projects")
+            #expect(listed.array.compactMap { $0["slug"] as? String } == ["web"])
             // A push through B lands in the project A created, and A sees the run.
             let pushed = try await c.adminB.post("/v1/ingest/kensho/finalize", json: document("first", ["t1": "passed"]))
             #expect(pushed.status == 200, "\(pushed.text)")
