@@ -131,8 +131,11 @@ public actor WorkspaceActor {
         return map
     }
 
+    /// The unique constraint on (workspace, created_seq) of projects.
+    static let projectSequenceConstraint = "projects_seq_key"
+
     /// Creates a project; a conflict when the slug is taken in this workspace. Sequenced: it advances the
-    /// workspace's write sequence.
+    /// workspace's write sequence, which a unique constraint keeps unique across nodes.
     public func createProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String)
         async throws -> Project
     {
@@ -142,22 +145,28 @@ public actor WorkspaceActor {
                     "a project with slug '\(slug)' already exists in this workspace",
                     details: ["pointer": "/slug", "slug": .string(slug)])
             }
-            let seq = try await actor.peekNextSequence()
-            let project: Project
-            do {
-                project = try await actor.repos.projects.insertProject(
-                    slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq)
-            } catch let error as DomainError where error.isUniqueViolation {
-                // Another node created it (or advanced the write sequence): our caches are stale.
-                actor.projectsBySlug = nil
-                actor.writeSeq = nil
-                throw DomainError.conflict(
-                    "a project with slug '\(slug)' already exists in this workspace",
-                    details: ["pointer": "/slug", "slug": .string(slug)])
+            var attempt = 0
+            while true {
+                attempt += 1
+                let seq = try await actor.peekNextSequence()
+                let project: Project
+                do {
+                    project = try await actor.repos.projects.insertProject(
+                        slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq)
+                } catch let error as DomainError where error.isUniqueViolation {
+                    // Another node wrote first: our caches are stale. It took this sequence number (go again,
+                    // fresh), or this slug.
+                    actor.projectsBySlug = nil
+                    actor.writeSeq = nil
+                    if error.details["constraint"] == .string(Self.projectSequenceConstraint), attempt < 16 { continue }
+                    throw DomainError.conflict(
+                        "a project with slug '\(slug)' already exists in this workspace",
+                        details: ["pointer": "/slug", "slug": .string(slug)])
+                }
+                actor.commitSequence(seq)
+                actor.projectsBySlug?[slug] = project
+                return project
             }
-            actor.commitSequence(seq)
-            actor.projectsBySlug?[slug] = project
-            return project
         }
     }
 }

@@ -17,6 +17,20 @@ import Testing
         #expect(try await actor.project(slug: "nope") == nil)
     }
 
+    /// Another node created a project with the next write sequence number: this node's creation takes the one after.
+    @Test func aProjectCreationThatLosesTheSequenceRaceTakesTheNextNumber() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor()
+        #expect(try await actor.createProject(slug: "one", name: "One", accessMode: .team, defaultBranch: "main").createdSeq == 1)
+        _ = try await storage.projects.insertProject(slug: "two", name: "Two", accessMode: .team, defaultBranch: "main", seq: 2)
+        #expect(try await actor.createProject(slug: "three", name: "Three", accessMode: .team, defaultBranch: "main").createdSeq == 3)
+        // A slug taken elsewhere is still a conflict, not a retry.
+        _ = try await storage.projects.insertProject(slug: "four", name: "Four", accessMode: .team, defaultBranch: "main", seq: 4)
+        await #expect {
+            _ = try await actor.createProject(slug: "four", name: "Again", accessMode: .team, defaultBranch: "main")
+        } throws: { ($0 as? DomainError)?.kind == .conflict && ($0 as? DomainError)?.isUniqueViolation == false }
+    }
+
     /// Another node finalizes a run of the project between this node's cached state and its write: the
     /// sequence number collides, and the finalize is computed again against the other node's run.
     @Test func aFinalizeThatLosesTheSequenceRaceIsRecomputedOnFreshState() async throws {
@@ -104,6 +118,7 @@ final class MemoryProjects: ProjectRepository {
             defaultBranch: defaultBranch, createdSeq: seq, createdAt: Date())
         try rows.withLock { rows in
             if rows.contains(where: { $0.slug == slug }) { throw DomainError.uniqueViolation(constraint: "projects_slug_key") }
+            if rows.contains(where: { $0.createdSeq == seq }) { throw DomainError.uniqueViolation(constraint: "projects_seq_key") }
             rows.append(project)
         }
         self.seq.withLock { $0 = max($0, seq) }

@@ -378,7 +378,7 @@ enum ShardSchema {
                 "CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running'",
             ]),
         Migration(
-            7, "unique run sequence numbers",
+            7, "unique sequence numbers",
             [
                 // Several nodes finalize runs of one project: the sequence number (finalize order, which
                 // roll-ups follow) must be unique per project. Runs an older multi-node deployment numbered
@@ -391,6 +391,24 @@ enum ShardSchema {
                 WHERE r.workspace_id = n.workspace_id AND r.id = n.id AND r.seq <> n.rn
                 """,
                 "ALTER TABLE runs ADD CONSTRAINT runs_seq_key UNIQUE (workspace_id, project_id, seq)",
+                // Likewise the workspace's write sequence of project creations: duplicates move past the
+                // workspace's highest number, in their order, and the stored sequence catches up.
+                """
+                UPDATE projects p SET created_seq = m.top + n.rn
+                FROM (SELECT workspace_id, id,
+                             row_number() OVER (PARTITION BY workspace_id ORDER BY created_seq, id) AS rn
+                      FROM projects q
+                      WHERE EXISTS (SELECT 1 FROM projects d WHERE d.workspace_id = q.workspace_id
+                                    AND d.created_seq = q.created_seq AND d.id <> q.id)) n,
+                     (SELECT workspace_id, max(created_seq) AS top FROM projects GROUP BY workspace_id) m
+                WHERE p.workspace_id = n.workspace_id AND p.id = n.id AND m.workspace_id = p.workspace_id
+                """,
+                """
+                UPDATE workspace_state s SET write_seq = m.top
+                FROM (SELECT workspace_id, max(created_seq) AS top FROM projects GROUP BY workspace_id) m
+                WHERE s.workspace_id = m.workspace_id AND s.write_seq < m.top
+                """,
+                "ALTER TABLE projects ADD CONSTRAINT projects_seq_key UNIQUE (workspace_id, created_seq)",
                 // The unique index serves every lookup the old one did.
                 "DROP INDEX runs_project_idx",
             ]),

@@ -82,7 +82,7 @@ public struct PostgresProjectRepository: ProjectRepository {
         try await connection.query(
             """
             INSERT INTO workspace_state (workspace_id, write_seq) VALUES (\(workspaceID), \(seq))
-            ON CONFLICT (workspace_id) DO UPDATE SET write_seq = EXCLUDED.write_seq
+            ON CONFLICT (workspace_id) DO UPDATE SET write_seq = GREATEST(workspace_state.write_seq, EXCLUDED.write_seq)
             """, logger: logger)
     }
 
