@@ -42,7 +42,7 @@ public struct APIClient: Sendable {
 
     public func get(_ path: String) async throws -> Reply { try await send(.GET, path) }
     public func delete(_ path: String) async throws -> Reply { try await send(.DELETE, path) }
-    public func post(_ path: String, json: Any, timeout: TimeAmount = .seconds(30)) async throws -> Reply {
+    public func post(_ path: String, json: Any, timeout: TimeAmount = testRequestTimeout) async throws -> Reply {
         try await send(.POST, path, body: try JSONSerialization.data(withJSONObject: json), timeout: timeout)
     }
     public func post(_ path: String, raw: Data, contentType: String = "application/json") async throws -> Reply {
@@ -62,7 +62,7 @@ public struct APIClient: Sendable {
 
     public func send(
         _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
-        headers extra: [(String, String)] = [], timeout: TimeAmount = .seconds(30)
+        headers extra: [(String, String)] = [], timeout: TimeAmount = testRequestTimeout
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -77,3 +77,7 @@ public struct APIClient: Sendable {
         return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: buffer))
     }
 }
+
+/// How long a test request may take. Generous: the suite runs many servers at once on loaded CI machines,
+/// where a stress run saw requests wait past 30 s; a hung server still fails the test.
+public let testRequestTimeout: TimeAmount = .seconds(300)

@@ -16,7 +16,7 @@ import Testing
         request.method = .PUT
         for (name, value) in presigned["fields"] as? [String: String] ?? [:] { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: data))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: testRequestTimeout)
         _ = try await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
     }
@@ -91,12 +91,12 @@ import Testing
             for link in links {
                 var request = HTTPClientRequest(url: link)
                 request.headers.add(name: "Authorization", value: "Bearer \(server.adminToken)")
-                let response = try await noRedirects.execute(request, timeout: .seconds(30))
+                let response = try await noRedirects.execute(request, timeout: testRequestTimeout)
                 _ = try await response.body.collect(upTo: 1 << 20)
                 #expect(response.status.code == 302)
                 let location = try #require(response.headers.first(name: "location"))
                 #expect(location.hasPrefix(bucket.endpoint))
-                let fetched = try await noRedirects.execute(HTTPClientRequest(url: location), timeout: .seconds(30))
+                let fetched = try await noRedirects.execute(HTTPClientRequest(url: location), timeout: testRequestTimeout)
                 let body = Data(buffer: try await fetched.body.collect(upTo: 1 << 20))
                 #expect(fetched.status.code == 200)
                 #expect(body == (link.hasSuffix("/log") ? log : shot))

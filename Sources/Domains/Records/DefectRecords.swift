@@ -45,7 +45,11 @@ public struct DefectRecord: Sendable, Hashable {
         }
     }
 
-    public init(id: String, projectID: String, title: String, externalURL: String?, status: DefectStatus, createdBy: String, createdAt: Date, updatedBy: String, updatedAt: Date, cases: [LinkedCase], failureGroups: [LinkedGroup], affectedRuns: Int, lastAffectedRunID: String?, lastAffectedAt: Date?) {
+    public init(
+        id: String, projectID: String, title: String, externalURL: String?, status: DefectStatus, createdBy: String,
+        createdAt: Date, updatedBy: String, updatedAt: Date, cases: [LinkedCase], failureGroups: [LinkedGroup],
+        affectedRuns: Int, lastAffectedRunID: String?, lastAffectedAt: Date?
+    ) {
         self.id = id
         self.projectID = projectID
         self.title = title

@@ -21,7 +21,10 @@ public struct RunFailureGroupRecord: Sendable, Hashable {
         }
     }
 
-    public init(fingerprint: String, errorType: String?, sampleMessage: String?, count: Int, cases: [CaseRef], firstSeenRunID: String?) {
+    public init(
+        fingerprint: String, errorType: String?, sampleMessage: String?, count: Int, cases: [CaseRef],
+        firstSeenRunID: String?
+    ) {
         self.fingerprint = fingerprint
         self.errorType = errorType
         self.sampleMessage = sampleMessage
@@ -49,7 +52,11 @@ public struct FailureGroupRecord: Sendable, Hashable {
     /// Up to 5 of them, most recently struck first.
     public let recentCases: [RunFailureGroupRecord.CaseRef]
 
-    public init(fingerprint: String, errorType: String?, sampleMessage: String?, firstSeenRunID: String, firstSeenAt: Date, lastSeenRunID: String, lastSeenAt: Date, runs: Int, occurrences: Int, lastSeenMicros: Int64, affectedCases: Int, recentCases: [RunFailureGroupRecord.CaseRef]) {
+    public init(
+        fingerprint: String, errorType: String?, sampleMessage: String?, firstSeenRunID: String, firstSeenAt: Date,
+        lastSeenRunID: String, lastSeenAt: Date, runs: Int, occurrences: Int, lastSeenMicros: Int64,
+        affectedCases: Int, recentCases: [RunFailureGroupRecord.CaseRef]
+    ) {
         self.fingerprint = fingerprint
         self.errorType = errorType
         self.sampleMessage = sampleMessage

@@ -28,7 +28,10 @@ public struct FlakyCaseRecord: Sendable, Hashable {
     public let lastFlipAt: Date?
     public let evidenceRunIDs: [String]
 
-    public init(caseID: String, name: String, suite: String?, lastStatus: CaseStatus, score: Double, branch: String, flakySince: Date?, results: Int, flips: Int, retryPasses: Int, lastFlipAt: Date?, evidenceRunIDs: [String]) {
+    public init(
+        caseID: String, name: String, suite: String?, lastStatus: CaseStatus, score: Double, branch: String,
+        flakySince: Date?, results: Int, flips: Int, retryPasses: Int, lastFlipAt: Date?, evidenceRunIDs: [String]
+    ) {
         self.caseID = caseID
         self.name = name
         self.suite = suite

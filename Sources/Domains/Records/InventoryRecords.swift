@@ -27,7 +27,12 @@ public struct CaseSummaryRecord: Sendable, Hashable {
     public let isFlaky: Bool
     public let flakyScore: Double
 
-    public init(id: String, projectID: String, key: String, name: String, suite: String?, file: String?, lastStatus: CaseStatus, lastRunID: String, firstSeenAt: Date, lastSeenAt: Date, lastFailedAt: Date?, runs: Int, passed: Int, failed: Int, broken: Int, skipped: Int, flaky: Int, totalDurationMs: Int64, owner: String?, labels: [String], annotatedBy: String?, annotatedAt: Date?, isFlaky: Bool, flakyScore: Double) {
+    public init(
+        id: String, projectID: String, key: String, name: String, suite: String?, file: String?,
+        lastStatus: CaseStatus, lastRunID: String, firstSeenAt: Date, lastSeenAt: Date, lastFailedAt: Date?,
+        runs: Int, passed: Int, failed: Int, broken: Int, skipped: Int, flaky: Int, totalDurationMs: Int64,
+        owner: String?, labels: [String], annotatedBy: String?, annotatedAt: Date?, isFlaky: Bool, flakyScore: Double
+    ) {
         self.id = id
         self.projectID = projectID
         self.key = key

@@ -13,7 +13,10 @@ public struct JobRecord: Sendable, Hashable {
     public let lastError: String?
     public let createdAt: Date
 
-    public init(workspaceID: String, id: String, kind: String, payload: String, state: String, attempts: Int, maxAttempts: Int, runAfter: Date, lastError: String?, createdAt: Date) {
+    public init(
+        workspaceID: String, id: String, kind: String, payload: String, state: String, attempts: Int,
+        maxAttempts: Int, runAfter: Date, lastError: String?, createdAt: Date
+    ) {
         self.workspaceID = workspaceID
         self.id = id
         self.kind = kind

@@ -29,7 +29,9 @@ public struct ProjectHistoryRecord: Sendable, Hashable {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(runCount) }
 
-    public init(firstRunAt: Date?, lastRunAt: Date?, runCount: Int, topFailingSuites: [(suite: String, failures: Int)]) {
+    public init(
+        firstRunAt: Date?, lastRunAt: Date?, runCount: Int, topFailingSuites: [(suite: String, failures: Int)]
+    ) {
         self.firstRunAt = firstRunAt
         self.lastRunAt = lastRunAt
         self.runCount = runCount

@@ -31,7 +31,9 @@ public struct CaseResultDetail: Sendable {
     public let attachments: [DeclaredAttachment]
     public let history: [CaseHistoryEntry]
 
-    public init(result: CaseResultRecord, steps: [FlatStep], attachments: [DeclaredAttachment], history: [CaseHistoryEntry]) {
+    public init(
+        result: CaseResultRecord, steps: [FlatStep], attachments: [DeclaredAttachment], history: [CaseHistoryEntry]
+    ) {
         self.result = result
         self.steps = steps
         self.attachments = attachments
@@ -46,7 +48,9 @@ public struct CaseDetail: Sendable {
     public let windows: [CaseWindowRecord]
     public let defects: [DefectRef]
 
-    public init(summary: CaseSummaryRecord, recent: [CaseHistoryEntry], windows: [CaseWindowRecord], defects: [DefectRef]) {
+    public init(
+        summary: CaseSummaryRecord, recent: [CaseHistoryEntry], windows: [CaseWindowRecord], defects: [DefectRef]
+    ) {
         self.summary = summary
         self.recent = recent
         self.windows = windows

@@ -19,7 +19,11 @@ public struct RunRecord: Sendable, Hashable {
     public let seq: Int64
     public let createdAt: Date
 
-    public init(id: String, projectID: String, externalRunId: String, branch: String, commit: String?, buildURL: String?, status: String, startedAt: Date?, finishedAt: Date?, env: [String: String], totals: RunTotals, baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date) {
+    public init(
+        id: String, projectID: String, externalRunId: String, branch: String, commit: String?, buildURL: String?,
+        status: String, startedAt: Date?, finishedAt: Date?, env: [String: String], totals: RunTotals,
+        baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date
+    ) {
         self.id = id
         self.projectID = projectID
         self.externalRunId = externalRunId
@@ -57,7 +61,11 @@ public struct CaseResultRecord: Sendable, Hashable {
     public let parameters: [String: String]
     public let attachments: [String]
 
-    public init(ordinal: Int, caseID: String, caseKey: String, name: String, suite: String?, fullName: String?, file: String?, status: CaseStatus, durationMs: Int64, attempts: Int, flaky: Bool, regression: RegressionBucket?, error: KenshoError?, labels: [String: String], parameters: [String: String], attachments: [String]) {
+    public init(
+        ordinal: Int, caseID: String, caseKey: String, name: String, suite: String?, fullName: String?, file: String?,
+        status: CaseStatus, durationMs: Int64, attempts: Int, flaky: Bool, regression: RegressionBucket?,
+        error: KenshoError?, labels: [String: String], parameters: [String: String], attachments: [String]
+    ) {
         self.ordinal = ordinal
         self.caseID = caseID
         self.caseKey = caseKey
@@ -123,7 +131,10 @@ public struct CaseHistoryEntry: Sendable, Hashable {
     public let errorMessage: String?
     public let createdAt: Date
 
-    public init(runID: String, externalRunId: String, branch: String, status: CaseStatus, durationMs: Int64, errorMessage: String?, createdAt: Date) {
+    public init(
+        runID: String, externalRunId: String, branch: String, status: CaseStatus, durationMs: Int64,
+        errorMessage: String?, createdAt: Date
+    ) {
         self.runID = runID
         self.externalRunId = externalRunId
         self.branch = branch
