@@ -81,3 +81,11 @@ public struct APIClient: Sendable {
 /// How long a test request may take. Generous: the suite runs many servers at once on loaded CI machines,
 /// where a stress run saw requests wait past 30 s; a hung server still fails the test.
 public let testRequestTimeout: TimeAmount = .seconds(300)
+
+/// How long a test waits for a condition to hold (roll-ups done, a node up, a server healthy). Generous for
+/// loaded CI machines: each wait ends as soon as its condition holds, so a fast machine never waits.
+public let testConditionTimeout: Double = 300
+
+/// How long the tests' own database pools wait for a connection (the server's default, 5 s, is for
+/// prompt 503s; dozens of test servers share two cores here).
+public let testAcquireTimeout: Duration = .seconds(30)

@@ -7,7 +7,7 @@ import Tenancy
 import Testing
 
 @Suite struct PostIngestJobTests {
-    func waitForJobs(_ admin: APIClient, until done: Int, timeout: Double = 30) async throws -> [[String: Any]] {
+    func waitForJobs(_ admin: APIClient, until done: Int, timeout: Double = testConditionTimeout) async throws -> [[String: Any]] {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let jobs = try await admin.get("/v1/workspaces/default/jobs").array
@@ -109,7 +109,7 @@ import Testing
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
             #expect(try await admin.post(
                 "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r", cases: [testCase("a", "passed")])).status == 200)
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(testConditionTimeout)
             var dead: [[String: Any]] = []
             var done: [[String: Any]] = []
             repeat {
@@ -152,7 +152,7 @@ import Testing
                 "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "poison", cases: [testCase("a", "failed")])).status == 200)
             #expect(try await admin.post(
                 "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "later", cases: [testCase("a", "passed")])).status == 200)
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(testConditionTimeout)
             var cases: [[String: Any]] = []
             repeat {
                 try await Task.sleep(for: .milliseconds(200))

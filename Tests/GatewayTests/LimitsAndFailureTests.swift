@@ -87,7 +87,7 @@ import Testing
         // The down server is named; the other answers — asked until both hold (a loaded machine can
         // make one health probe of the live server time out).
         var health = try await admin.with(token: nil).get("/healthz")
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(testConditionTimeout)
         func settled(_ reply: APIClient.Reply) -> Bool {
             let servers = reply.errorDetails?["servers"] as? [[String: Any]] ?? []
             return reply.status == 503 && servers.first { $0["index"] as? Int == 0 }?["status"] as? String == "ok"

@@ -20,9 +20,9 @@ func withServer<T: Sendable>(
     }
 }
 
-/// Waits until `runs` post-ingest roll-up jobs of the workspace are done (30 s at most).
+/// Waits until `runs` post-ingest roll-up jobs of the workspace are done (`testConditionTimeout` at most).
 func waitForRollUps(_ admin: APIClient, workspace: String = "default", runs: Int) async throws {
-    let deadline = Date().addingTimeInterval(30)
+    let deadline = Date().addingTimeInterval(testConditionTimeout)
     while Date() < deadline {
         if try await admin.get("/v1/workspaces/\(workspace)/jobs?state=done").array.count >= runs { return }
         try await Task.sleep(for: .milliseconds(100))

@@ -22,7 +22,7 @@ import Glibc
         let dataDir = NSTemporaryDirectory() + "kaizen-crash-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let port = try EmbeddedPostgres.freePort()
-        let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 4, logger: Self.logger)
+        let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 4, acquireTimeout: testAcquireTimeout, logger: Self.logger)
         let pools = Task { await StorageCluster.runPools(servers) }
         defer { pools.cancel() }
 
@@ -47,7 +47,7 @@ import Glibc
         defer { if child.isRunning { child.kill() } }
         let base = "http://127.0.0.1:\(port)"
         let tokenPath = dataDir + "/first-token.txt"
-        try await waitUntil("the child server is up", seconds: 120) {
+        try await waitUntil("the child server is up", seconds: testConditionTimeout) {
             guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
             return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
         }
@@ -97,7 +97,7 @@ import Glibc
                 return ("missing", 0, nil)
             }
         }
-        try await waitUntil("the child claimed the slow roll-up", seconds: 60) { try await job("slow").state == "running" }
+        try await waitUntil("the child claimed the slow roll-up", seconds: testConditionTimeout) { try await job("slow").state == "running" }
 
         child.kill()
         let killedAt = ContinuousClock.now
@@ -113,7 +113,7 @@ import Glibc
             return config
         }())
         defer { Task { await node.stop() } }
-        try await waitUntil("both runs rolled up", seconds: 90) {
+        try await waitUntil("both runs rolled up", seconds: testConditionTimeout) {
             let slow = try await job("slow").state
             let after = try await job("after").state
             return slow == "done" && after == "done"

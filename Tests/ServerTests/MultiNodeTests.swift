@@ -150,8 +150,9 @@ import Glibc
             // B caches the identity (for an hour, as configured).
             #expect(try await c.adminB.with(token: secret).get("/v1/projects").status == 200)
             #expect(try await c.adminA.delete("/v1/workspaces/default/tokens/\(id)").status == 200)
-            // "At once": within the time a notification takes to arrive, far below the cache's hour.
-            let deadline = ContinuousClock.now + .seconds(30)
+            // "At once": as soon as the notification arrives, far below the cache's hour (the deadline only
+            // bounds a broken feed).
+            let deadline = ContinuousClock.now + .seconds(testConditionTimeout)
             var status = 0
             while ContinuousClock.now < deadline {
                 status = try await c.adminB.with(token: secret).get("/v1/projects").status
@@ -175,7 +176,7 @@ import Glibc
                     "/v1/ingest/kensho/finalize", json: document("w\(index)", ["wobbly": status, "steady": "passed"]))
                 #expect(reply.status == 200, "\(reply.text)")
             }
-            let deadline = ContinuousClock.now + .seconds(120)
+            let deadline = ContinuousClock.now + .seconds(testConditionTimeout)
             var names: [String] = []
             while ContinuousClock.now < deadline {
                 let flaky = try await c.adminB.get("/v1/projects/web/flaky")

@@ -18,7 +18,7 @@ func withCluster<T: Sendable>(
 }
 
 func withServers<T: Sendable>(urls: [DatabaseURL], _ body: ([PhysicalServer]) async throws -> T) async throws -> T {
-    let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 4, logger: testLogger)
+    let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 4, acquireTimeout: testAcquireTimeout, logger: testLogger)
     let pools = Task { await StorageCluster.runPools(servers) }
     defer { pools.cancel() }
     return try await body(servers)

@@ -23,7 +23,7 @@ struct Fixture {
 
 func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws -> T {
     let urls = try await TestPostgres.shared.freshDatabases()
-    let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 8, logger: logger)
+    let servers = try StorageCluster.makeServers(urls: urls, maxConnectionsPerServer: 8, acquireTimeout: testAcquireTimeout, logger: logger)
     let pools = Task { await StorageCluster.runPools(servers) }
     defer { pools.cancel() }
     let cluster = try await StorageCluster.open(servers: servers, logicalShards: 4, logger: logger)
