@@ -46,7 +46,7 @@ struct HistoryScenario {
         guard let workspace = try await tenants.cluster.catalog.workspace(slug: "default") else {
             throw HarnessError("no default workspace")
         }
-        let store = try tenants.cluster.tenant(workspace.id, shard: workspace.shardID)
+        let store = HistoryStore(server: try tenants.cluster.server(forShard: workspace.shardID), workspaceID: workspace.id)
 
         var started = now()
         try await seed(store, workspaceID: workspace.id, projectID: projectID, logger: environment.logger)
@@ -199,7 +199,7 @@ struct HistoryScenario {
         return (try? JSONSerialization.data(withJSONObject: doc)) ?? Data()
     }
 
-    func rolledUp(_ store: TenantStore, runID: String, logger: Logger) async throws -> Bool {
+    func rolledUp(_ store: HistoryStore, runID: String, logger: Logger) async throws -> Bool {
         let ws = store.workspaceID
         return try await store.server.run { connection in
             try await connection.query(
@@ -209,7 +209,7 @@ struct HistoryScenario {
     }
 
     /// Inventory, runs, results and roll-ups, set-wise.
-    func seed(_ store: TenantStore, workspaceID ws: String, projectID: String, logger: Logger) async throws {
+    func seed(_ store: HistoryStore, workspaceID ws: String, projectID: String, logger: Logger) async throws {
         let day: UInt64 = 86_400_000
         let start = Clock.nowMilliseconds() - 89 * day
         let step = (89 * day) / UInt64(max(1, runs))
@@ -337,4 +337,11 @@ struct HistoryScenario {
             }
         }
     }
+}
+
+/// The shard server and workspace the history is seeded into with raw SQL (the harness's own access,
+/// not the server's).
+struct HistoryStore {
+    let server: PhysicalServer
+    let workspaceID: String
 }
