@@ -99,10 +99,12 @@ let package = Package(
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
         // Wiring: configuration, start-up, first-run bootstrap. Shared by the executable and the tests.
+        // glibc's malloc_trim for the memory trimmer (Swift's Glibc module does not export it).
+        .target(name: "CAllocator"),
         .target(
             name: "KaizenServer",
             dependencies: [
-                "Domains", "Storage", "Tenancy", "Gateway",
+                "Domains", "Storage", "Tenancy", "Gateway", "CAllocator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),

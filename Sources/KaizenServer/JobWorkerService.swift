@@ -6,23 +6,33 @@ import Storage
 import Synchronization
 import Tenancy
 
-/// Runs the post-ingest jobs of every physical server: one polling loop per server, claiming a
-/// batch with `SKIP LOCKED`, so several Kaizen nodes can work the same queues side by side.
+/// Runs the post-ingest jobs of every physical server: per server, a scheduler that claims jobs with
+/// `SKIP LOCKED` (so several Kaizen nodes work the same queues side by side) and runs them on
+/// `lanes` concurrent lanes. A project's roll-ups go one at a time, in finalize order; different
+/// projects' roll-ups run in parallel, so one project's big run does not hold up the others'.
 ///
-/// Claims are leases: while a batch runs, a heartbeat renews the leases of its unfinished jobs every
-/// third of the lease, so a job is taken back by another node (or this one, restarted) within
-/// `lease` of its worker dying — never while a live worker is still on it.
+/// Roll-ups do not wait for finalizes to quiet down: under a sustained push that wait never ends and
+/// the backlog grows without bound. They share the machine with finalizes instead, and keep pace.
+///
+/// Claims are leases: a heartbeat renews the leases of the jobs held (claimed, running or waiting for
+/// their lane) every third of the lease, so a job is taken back by another node (or this one,
+/// restarted) within `lease` of its worker dying — never while a live worker is still on it.
 struct JobWorkerService: Service {
     let cluster: StorageCluster
     /// Roll-ups go through the workspace, like every other use of a tenant's data.
     let registry: WorkspaceRegistry
     /// Shard of each workspace met so far (a workspace never changes shard).
     let shards = ShardsSeen()
-    /// Finalizes in flight on this node: before each job the worker waits for them, up to `yieldLimit`.
+    /// Told of every job done, so that the memory trimmer knows work happened.
     let activity: IngestActivity
     let logger: Logger
     var lease: Duration = .seconds(15)
-    var yieldLimit: Duration = .seconds(2)
+    /// Jobs running at once per database server (each on its own project).
+    var lanes: Int = 2
+    /// Jobs held per server at most: claimed ahead so a lane never waits for the queue.
+    var backlog: Int = 32
+    /// Of one project, at most this many are claimed ahead (the rest stay for other nodes and projects).
+    var perProjectAhead: Int = 2
     var idleDelay: Duration = .milliseconds(250)
     /// How soon a roll-up that waits for an earlier run of its project is tried again (no attempt spent).
     var waitDelay: Duration = .milliseconds(500)
@@ -39,52 +49,107 @@ struct JobWorkerService: Service {
         }
     }
 
+    enum LaneEvent: Sendable {
+        case finished(String)
+        case tick
+        case heartbeatStopped
+    }
+
+    /// The scheduler of one server's queue.
     func work(_ queue: JobQueue) async {
-        while !Task.isCancelled {
-            var claimed: [JobRecord] = []
-            do {
-                // Ids are time-ordered: oldest first, so a project's roll-ups meet in finalize order.
-                claimed = try await queue.claim(limit: 16, worker: workerID, lease: lease).sorted { $0.id < $1.id }
-            } catch {
-                logger.debug("job queue unavailable: \(error)")
+        let held = HeldJobs([])
+        await withTaskGroup(of: LaneEvent.self) { group in
+            group.addTask {
+                await heartbeat(held, on: queue)
+                return .heartbeatStopped
             }
-            if !claimed.isEmpty { await runBatch(claimed, on: queue) }
-            if claimed.isEmpty {
-                do { try await Task.sleep(for: idleDelay) } catch { return }
+            var pending: [String: [JobRecord]] = [:]
+            var busy: Set<String> = []
+            var ticking = false
+            var due = true
+            while !Task.isCancelled {
+                let waiting = pending.values.reduce(0) { $0 + $1.count }
+                // Claim when the queue may have work: at start, after a quiet interval, or when the lanes run short.
+                if due || waiting < lanes {
+                    let room = backlog - held.count
+                    if room > 0 {
+                        let saturated = pending.filter { $0.value.count >= perProjectAhead }.map(\.key)
+                        do {
+                            let claimed = try await queue.claim(
+                                limit: room, perProject: perProjectAhead, excludingLanes: saturated, worker: workerID,
+                                lease: lease)
+                            held.add(claimed)
+                            for job in claimed { pending[Self.lane(of: job), default: []].append(job) }
+                        } catch {
+                            logger.debug("job queue unavailable: \(error)")
+                        }
+                    }
+                    due = false
+                }
+                // Free lanes take the oldest job of a project not running yet. Ids are time-ordered, so a
+                // project's roll-ups meet in finalize order.
+                let ready = pending.filter { !busy.contains($0.key) }.map { ($0.key, $0.value.min { $0.id < $1.id }!) }
+                    .sorted { $0.1.id < $1.1.id }
+                for (key, job) in ready where busy.count < lanes {
+                    pending[key]?.removeAll { $0.id == job.id && $0.workspaceID == job.workspaceID }
+                    if pending[key]?.isEmpty == true { pending[key] = nil }
+                    busy.insert(key)
+                    group.addTask {
+                        await runOne(job, on: queue)
+                        held.remove(job)
+                        return .finished(key)
+                    }
+                }
+                if busy.count < lanes && !ticking {
+                    ticking = true
+                    group.addTask {
+                        try? await Task.sleep(for: idleDelay)
+                        return .tick
+                    }
+                }
+                guard let event = await group.next() else { break }
+                switch event {
+                case .finished(let key): busy.remove(key)
+                case .tick:
+                    ticking = false
+                    due = true
+                case .heartbeatStopped: break
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Renews the leases of every held job every third of the lease, until cancelled.
+    func heartbeat(_ held: HeldJobs, on queue: JobQueue) async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: lease / 3) } catch { return }
+            do { try await queue.renew(held.snapshot, worker: workerID, lease: lease) } catch {
+                logger.debug("could not renew job leases: \(error)")
             }
         }
     }
 
-    /// Runs a claimed batch in order while a heartbeat keeps the leases of its unfinished jobs alive.
-    func runBatch(_ batch: [JobRecord], on queue: JobQueue) async {
-        let remaining = HeldJobs(batch)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    do { try await Task.sleep(for: lease / 3) } catch { return }
-                    let held = remaining.jobs.withLock { $0 }
-                    do { try await queue.renew(held, worker: workerID, lease: lease) } catch {
-                        logger.debug("could not renew job leases: \(error)")
-                    }
-                }
-            }
-            for job in batch {
-                await activity.quiet(upTo: yieldLimit)
-                do {
-                    try await queue.begin(job)
-                    try await perform(job)
-                    try await queue.complete(job)
-                } catch let waiting as WaitingForEarlierRun {
-                    let earlier = waiting.runID
-                    try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
-                } catch {
-                    logger.warning("job failed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "error": "\(error)"])
-                    try? await queue.fail(job, error: "\(error)")
-                }
-                remaining.jobs.withLock { $0.removeAll { $0.id == job.id && $0.workspaceID == job.workspaceID } }
-            }
-            group.cancelAll()
+    /// One job: begun, performed, then completed, postponed (an earlier run of its project comes first) or failed.
+    func runOne(_ job: JobRecord, on queue: JobQueue) async {
+        do {
+            try await queue.begin(job)
+            try await perform(job)
+            try await queue.complete(job)
+        } catch let waiting as WaitingForEarlierRun {
+            let earlier = waiting.runID
+            try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
+        } catch {
+            logger.warning("job failed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "error": "\(error)"])
+            try? await queue.fail(job, error: "\(error)")
         }
+        activity.recordWork()
+    }
+
+    /// Jobs of one lane run one at a time: a project's roll-ups (older jobs without a project in their
+    /// payload each have a lane of their own; the roll-up still orders them).
+    static func lane(of job: JobRecord) -> String {
+        job.workspaceID + "/" + (JobQueue.laneKey(payload: job.payload) ?? job.id)
     }
 
     struct RollupPayload: Decodable {
@@ -132,10 +197,15 @@ struct JobWorkerService: Service {
     }
 }
 
-/// The jobs of a batch not finished yet: what the heartbeat renews.
+/// The jobs a scheduler holds (claimed and not finished): what the heartbeat renews.
 final class HeldJobs: Sendable {
     let jobs: Mutex<[JobRecord]>
     init(_ jobs: [JobRecord]) { self.jobs = Mutex(jobs) }
+
+    var count: Int { jobs.withLock { $0.count } }
+    var snapshot: [JobRecord] { jobs.withLock { $0 } }
+    func add(_ more: [JobRecord]) { jobs.withLock { $0 += more } }
+    func remove(_ job: JobRecord) { jobs.withLock { $0.removeAll { $0.id == job.id && $0.workspaceID == job.workspaceID } } }
 }
 
 /// The shard of each workspace the worker has met.

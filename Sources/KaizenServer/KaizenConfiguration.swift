@@ -39,6 +39,8 @@ public struct KaizenConfiguration: Sendable {
     public var idleTimeoutSeconds: Double = 60
     /// How long a job claim lasts unless its worker renews it; a crashed node's jobs run elsewhere after this.
     public var jobLeaseSeconds: Double = 15
+    /// Roll-ups running at once per database server (one per project at a time).
+    public var rollUpLanes: Int = 2
     /// Clocks (monotonic nanoseconds) of the rate limits and of the per-workspace quotas; nil is the
     /// real clock. Tests inject their own so that nothing depends on how fast the machine is.
     public var rateLimitClock: (@Sendable () -> UInt64)?
@@ -112,6 +114,7 @@ public struct KaizenConfiguration: Sendable {
         if let v = env["KAIZEN_LOG_LEVEL"], !v.isEmpty { config.logLevel = v }
         config.s3 = try s3Configuration(env)
         if let v = try double("KAIZEN_JOB_LEASE_SECONDS") { config.jobLeaseSeconds = max(1, v) }
+        if let v = try int("KAIZEN_ROLLUP_LANES") { config.rollUpLanes = min(max(1, v), 64) }
         if let v = try double("KAIZEN_IDLE_TIMEOUT_SECONDS") { config.idleTimeoutSeconds = max(1, v) }
         if let v = try double("KAIZEN_HEADER_TIMEOUT_SECONDS") { config.headerTimeoutSeconds = max(1, v) }
         if let v = env["KAIZEN_WORKSPACE_CREATION"], !v.isEmpty {

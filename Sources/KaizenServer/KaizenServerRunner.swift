@@ -138,7 +138,8 @@ public enum KaizenServerRunner {
         services.append(
             JobWorkerService(
                 cluster: cluster, registry: registry, activity: deps.ingestActivity, logger: logger,
-                lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000))))
+                lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000)), lanes: config.rollUpLanes))
+        services.append(MemoryTrimmer(activity: deps.ingestActivity, logger: logger))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

@@ -165,4 +165,81 @@ import Testing
             #expect((dead.first?["lastError"] as? String)?.isEmpty == false)
         }
     }
+
+    /// Roll-ups of different projects run side by side: while one project's roll-up is held up (here
+    /// by a lock the test holds, as a big run would hold its lane), another project's run is rolled up.
+    @Test func oneProjectsRollUpDoesNotHoldUpAnothers() async throws {
+        try await withServer { server, admin in
+            for slug in ["big", "small"] {
+                #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
+            }
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let queueServer = try server.cluster.server(forShard: ws.shardID)
+            let logger = Logger(label: "t")
+            try await queueServer.run { connection in
+                try await connection.query(
+                    """
+                    CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.external_run_id = 'held' AND NEW.rolled_up_at IS NOT NULL THEN
+                            PERFORM pg_advisory_xact_lock(4242);
+                        END IF;
+                        RETURN NEW;
+                    END $$
+                    """, logger: logger)
+                try await connection.query(
+                    "CREATE TRIGGER test_hold BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION test_hold()", logger: logger)
+            }
+            // The test holds the lock on a connection of its own until it lets go.
+            let letGo = AsyncStream<Void>.makeStream()
+            let locked = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await queueServer.run { connection in
+                    try await connection.query("SELECT pg_advisory_lock(4242)", logger: logger)
+                    locked.continuation.yield()
+                    for await _ in letGo.stream { break }
+                    try await connection.query("SELECT pg_advisory_unlock(4242)", logger: logger)
+                }
+            }
+            for await _ in locked.stream { break }
+
+            func rolledUp(_ externalRunId: String) async throws -> Bool {
+                try await queueServer.run { connection in
+                    try await connection.query(
+                        "SELECT rolled_up_at IS NOT NULL FROM runs WHERE workspace_id = \(ws.id) AND external_run_id = \(externalRunId)",
+                        logger: logger
+                    ).collect().first?.decode(Bool.self) ?? false
+                }
+            }
+            func started(_ externalRunId: String) async throws -> Bool {
+                try await queueServer.run { connection in
+                    try await connection.query(
+                        """
+                        SELECT count(*)::int FROM jobs j JOIN runs r ON r.workspace_id = j.workspace_id AND r.id = j.payload->>'runId'
+                        WHERE j.workspace_id = \(ws.id) AND r.external_run_id = \(externalRunId) AND j.started_at IS NOT NULL
+                        """, logger: logger
+                    ).collect().first?.decode(Int.self) == 1
+                }
+            }
+            #expect(try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(project: "big", externalRunId: "held", cases: [testCase("a", "failed")])).status == 200)
+            // The big project's roll-up has begun and waits on the lock…
+            let deadline = Date().addingTimeInterval(testConditionTimeout)
+            while try await !started("held"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await started("held"))
+            // …while the small project's run is pushed and rolled up.
+            #expect(try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(project: "small", externalRunId: "quick", cases: [testCase("b", "passed")])).status == 200)
+            while try await !rolledUp("quick"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await rolledUp("quick"))
+            #expect(try await !rolledUp("held"))
+
+            letGo.continuation.yield()
+            try await holder.value
+            while try await !rolledUp("held"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await rolledUp("held"))
+        }
+    }
 }

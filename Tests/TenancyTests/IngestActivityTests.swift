@@ -1,13 +1,11 @@
 import Tenancy
-import Synchronization
 import Testing
 
-/// The job worker yields to finalizes in flight, but never for longer than its limit.
+/// Finalizes in flight and ingest work done: what the memory trimmer decides by.
 @Suite struct IngestActivityTests {
-    @Test func quietWaitsForFinalizesInFlightUpToItsLimit() async throws {
+    @Test func countsFinalizesInFlightAndWorkDone() async throws {
         let activity = IngestActivity()
-        await activity.quiet(upTo: .seconds(30))  // nothing in flight: returns at once
-        #expect(activity.current == 0)
+        #expect(activity.current == 0 && activity.completed == 0)
 
         let release = AsyncStream<Void>.makeStream()
         let finalize = Task {
@@ -16,22 +14,17 @@ import Testing
             }
         }
         while activity.current == 0 { await Task.yield() }
-        let returned = Atomic<Bool>(false)
-        let waiter = Task {
-            await activity.quiet(upTo: .seconds(30))
-            returned.store(true, ordering: .relaxed)
-        }
-        // A bounded wait gives up while the finalize is still in flight.
-        await activity.quiet(upTo: .milliseconds(50))
-        #expect(activity.current == 1)
-        let returnedEarly = returned.load(ordering: .relaxed)
-        #expect(!returnedEarly)
+        #expect(activity.current == 1 && activity.completed == 0)
 
         release.continuation.yield()
         await finalize.value
-        await waiter.value
-        let returnedAfter = returned.load(ordering: .relaxed)
-        #expect(returnedAfter)
-        #expect(activity.current == 0)
+        #expect(activity.current == 0 && activity.completed == 1)
+
+        // A failed finalize is work done too (it may have allocated as much).
+        await #expect(throws: CancellationError.self) {
+            try await activity.during { throw CancellationError() }
+        }
+        activity.recordWork()
+        #expect(activity.current == 0 && activity.completed == 3)
     }
 }

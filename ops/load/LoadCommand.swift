@@ -11,7 +11,8 @@ struct LoadCommand: AsyncParsableCommand {
         commandName: "kaizen-load",
         abstract: "Load scenarios for Kaizen, each measured against a limit in the same run.",
         subcommands: [
-            All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, History.self, ServerRole.self, BareRole.self,
+            All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, History.self, Sustained.self, RollUps.self,
+            ServerRole.self, BareRole.self,
         ],
         defaultSubcommand: All.self)
 }
@@ -104,6 +105,28 @@ struct History: AsyncParsableCommand {
     @Option(help: "Runs in the seeded history.") var runs = 1_000
     @Option(help: "Cases per run.") var cases = 10_000
     func run() async throws { try await harness { try await HistoryScenario(runs: runs, cases: cases).run($0, findings: $1) } }
+}
+
+struct Sustained: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pipelines pushing back to back for minutes: cases/s, roll-up lag and queue depth, then a recomputation check.")
+    @Option(help: "Minutes of pushing.") var minutes: Double = 5
+    @Option(help: "Concurrent CI pipelines, each its own project.") var pipelines = 4
+    @Option(help: "Workspaces the pipelines are spread over.") var workspaces = 2
+    @Option(help: "Cases per run.") var cases = 10_000
+    func run() async throws {
+        try await harness {
+            try await SustainedScenario(minutes: minutes, pipelines: pipelines, workspaces: workspaces, cases: cases)
+                .run($0, findings: $1)
+        }
+    }
+}
+
+struct RollUps: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollups", abstract: "Roll-up time against finalize time, first pushes against later ones, memory.")
+    @Option(parsing: .upToNextOption, help: "Run sizes, in cases.") var sizes: [Int] = [10_000, 50_000, 100_000]
+    func run() async throws { try await harness { try await RollUpScenario(sizes: sizes).run($0, findings: $1) } }
 }
 
 /// The server under test, in a child process configured by `KAIZEN_*` (like `kaizen serve`).

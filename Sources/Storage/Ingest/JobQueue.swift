@@ -32,9 +32,16 @@ public struct JobQueue: Sendable {
     /// Claims up to `limit` due jobs for `worker`, each on a lease of `lease` that the worker renews
     /// (`renew`) while it runs them. Jobs whose lease lapsed — their worker died or hangs — are
     /// taken back first, so a crashed node's jobs are running elsewhere seconds after its leases end.
-    public func claim(limit: Int, worker: String, lease: Duration) async throws -> [JobRecord] {
+    ///
+    /// Of one lane (a project's roll-ups) at most `perProject` are taken, its oldest, and none of the
+    /// lanes in `excludingLanes` (the worker holds enough of them already): a project with a long
+    /// backlog leaves room for the others' jobs.
+    public func claim(
+        limit: Int, perProject: Int = .max, excludingLanes: [String] = [], worker: String, lease: Duration
+    ) async throws -> [JobRecord] {
         let logger = self.logger
         let leaseSeconds = Self.seconds(lease)
+        let perProject = min(perProject, limit)
         return try await server.transaction { connection in
             try await connection.query(
                 """
@@ -43,18 +50,43 @@ public struct JobQueue: Sendable {
                        last_error = 'taken back: the lease of ' || COALESCE(leased_by, 'a worker') || ' lapsed', updated_at = now()
                 WHERE state = 'running' AND COALESCE(lease_expires_at, locked_at + interval '5 minutes') < now()
                 """, logger: logger)
+            // Row locks cannot be taken under a window function: candidates are chosen first, then
+            // locked (skipping those another worker took meanwhile).
             let rows = try await connection.query(
                 """
                 UPDATE jobs j SET state = 'running', locked_at = now(), attempts = j.attempts + 1, updated_at = now(),
                        lease_expires_at = now() + make_interval(secs => \(leaseSeconds)), leased_by = \(worker), started_at = NULL
-                FROM (SELECT workspace_id, id FROM jobs WHERE state = 'queued' AND run_after <= now()
-                      ORDER BY run_after LIMIT \(limit) FOR UPDATE SKIP LOCKED) due
+                FROM (SELECT workspace_id, id FROM jobs
+                      WHERE (workspace_id, id) IN (
+                          SELECT workspace_id, id FROM (
+                              SELECT workspace_id, id, run_after,
+                                     row_number() OVER (PARTITION BY workspace_id, COALESCE(payload->>'projectId', id) ORDER BY id) AS n
+                              FROM jobs WHERE state = 'queued' AND run_after <= now()
+                                AND workspace_id || '/' || COALESCE(payload->>'projectId', id) <> ALL(\(excludingLanes)::text[])) c
+                          WHERE n <= \(perProject) ORDER BY run_after, id LIMIT \(limit))
+                        AND state = 'queued' AND run_after <= now()
+                      FOR UPDATE SKIP LOCKED) due
                 WHERE j.workspace_id = due.workspace_id AND j.id = due.id
                 RETURNING j.workspace_id, j.id, j.kind, j.payload::text, j.state, j.attempts, j.max_attempts, j.run_after,
                           j.last_error, j.created_at
                 """, logger: logger)
             return try await Self.decode(rows)
         }
+    }
+
+    /// The payload of a roll-up job: the run, and its project (which orders roll-ups; older jobs lack it).
+    struct RollUpPayload: Codable {
+        let runId: String
+        let projectId: String?
+    }
+
+    static func rollUpPayload(runID: String, projectID: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(RollUpPayload(runId: runID, projectId: projectID))) ?? Data(), as: UTF8.self)
+    }
+
+    /// The lane a job runs in after the workspace: its project, when the payload names one.
+    public static func laneKey(payload: String) -> String? {
+        (try? JSONDecoder().decode(RollUpPayload.self, from: Data(payload.utf8)))?.projectId
     }
 
     /// Marks a claimed job begun: from now on a crash of its worker counts as one of its attempts.

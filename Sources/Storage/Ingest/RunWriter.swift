@@ -39,23 +39,30 @@ struct RunWriter: Sendable {
         return try await server.transaction { connection in
             var caseIDs = new.knownCaseIDs
             if !inventory.keys.isEmpty {
-                try await connection.query(
+                caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
+                for try await (key, id) in try await connection.query(
                     """
                     INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite, full_name, file)
                     SELECT \(ws), u.id, \(new.projectID), u.key, u.name, NULLIF(u.suite, ''), NULLIF(u.full_name, ''), NULLIF(u.file, '')
                     FROM UNNEST(\(inventory.newIDs)::text[], \(inventory.keys)::text[], \(inventory.names)::text[], \(inventory.suites)::text[], \(inventory.fullNames)::text[], \(inventory.files)::text[])
                          AS u(id, key, name, suite, full_name, file)
                     ON CONFLICT (workspace_id, project_id, case_key) DO NOTHING
-                    """, logger: logger)
-                // The ids of the unknown keys, new or inserted meanwhile by another node.
-                caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
-                for try await (key, id) in try await connection.query(
-                    """
-                    SELECT case_key, id FROM cases
-                    WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(inventory.keys))
+                    RETURNING case_key, id
                     """, logger: logger
                 ).decode((String, String).self) {
                     caseIDs[key] = id
+                }
+                // Keys another node (or an earlier run the cache missed) inserted first: their ids are looked up.
+                let taken = inventory.keys.filter { caseIDs[$0] == nil }
+                if !taken.isEmpty {
+                    for try await (key, id) in try await connection.query(
+                        """
+                        SELECT case_key, id FROM cases
+                        WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(taken))
+                        """, logger: logger
+                    ).decode((String, String).self) {
+                        caseIDs[key] = id
+                    }
                 }
             }
             let rows = try await connection.query(
@@ -102,7 +109,7 @@ struct RunWriter: Sendable {
             }
             // The post-ingest job commits with the run, so no stored run lacks its roll-up.
             try await JobQueue.enqueue(
-                workspaceID: ws, kind: JobQueue.rollupKind, payload: #"{"runId":"\#(new.id)"}"#, on: connection,
+                workspaceID: ws, kind: JobQueue.rollupKind, payload: JobQueue.rollUpPayload(runID: new.id, projectID: new.projectID), on: connection,
                 logger: logger)
             let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,

@@ -91,15 +91,18 @@ struct RollUp: Sendable {
                     throw RollUpError.waitingForEarlierRun(earlier)
                 }
             }
+            // The run's own row is read once (a materialized CTE), not joined per result: on a long
+            // history a per-result join picked the (project, seq) index and filtered every run of the workspace.
             try await connection.query(
                 """
                 INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
                                         last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms)
+                WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(runID))
                 SELECT r.workspace_id, r.case_id, u.project_id, u.created_at, u.created_at, u.id, r.status,
                        CASE WHEN r.status = ANY(\(CaseStatus.failingValues)) THEN u.created_at END, 1,
                        (r.status = 'passed')::int, (r.status = 'failed')::int, (r.status = 'broken')::int,
                        (r.status = 'skipped')::int, r.flaky::int, r.duration_ms
-                FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                FROM case_results r CROSS JOIN u
                 WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
                 ON CONFLICT (workspace_id, case_id) DO UPDATE SET
                     first_seen_at = LEAST(case_stats.first_seen_at, EXCLUDED.first_seen_at),
@@ -134,11 +137,12 @@ struct RollUp: Sendable {
                 """
                 INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
                                             first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
-                SELECT u.workspace_id, u.project_id, r.fingerprint, min(r.error_type), min(left(r.error_message, 500)),
+                WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(runID))
+                SELECT \(ws), u.project_id, r.fingerprint, min(r.error_type), min(left(r.error_message, 500)),
                        u.id, u.created_at, u.id, u.created_at, 1, count(*)
-                FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                FROM case_results r CROSS JOIN u
                 WHERE r.workspace_id = \(ws) AND r.run_id = \(runID) AND r.fingerprint IS NOT NULL
-                GROUP BY u.workspace_id, u.project_id, u.id, u.created_at, r.fingerprint
+                GROUP BY u.project_id, u.id, u.created_at, r.fingerprint
                 ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
                     first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
                                              THEN EXCLUDED.first_seen_run_id ELSE failure_groups.first_seen_run_id END,
