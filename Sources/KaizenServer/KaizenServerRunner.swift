@@ -133,7 +133,7 @@ public enum KaizenServerRunner {
                     logger: logger))
         }
         let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
-        services.append(UpkeepService(registry: registry, limiter: limiter))
+        services.append(UpkeepService(registry: registry, limiter: limiter, activity: deps.ingestActivity))
         services.append(IdentityChangeService(feed: cluster.catalog, authenticator: authenticator))
         services.append(
             JobWorkerService(
@@ -252,11 +252,13 @@ struct ReadyNotifier: Service {
 struct UpkeepService: Service {
     let registry: WorkspaceRegistry
     let limiter: RateLimiter
+    /// Told of evictions, so that the memory they free is given back.
+    let activity: IngestActivity
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await registry.runEvictor() }
+                group.addTask { await registry.runEvictor { _ in activity.recordWork() } }
                 group.addTask {
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: .seconds(30)) } catch { return }

@@ -22,14 +22,17 @@ struct MemoryTrimmer: Service {
     }
 
     func run() async throws {
-        var trimmedAt = activity.completed
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do { try await Task.sleep(for: period) } catch { return }
-            let completed = activity.completed
-            guard Self.shouldTrim(completed: completed, trimmedAt: trimmedAt, inFlight: activity.current) else { continue }
-            trimmedAt = completed
-            let released = await Self.trim()
-            logger.debug("returned freed memory to the system", metadata: ["released": "\(released)"])
+        // Stops at once on a graceful shutdown: nothing is left to trim for.
+        await cancelWhenGracefulShutdown {
+            var trimmedAt = activity.completed
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: period) } catch { return }
+                let completed = activity.completed
+                guard Self.shouldTrim(completed: completed, trimmedAt: trimmedAt, inFlight: activity.current) else { continue }
+                trimmedAt = completed
+                let released = await Self.trim()
+                logger.debug("returned freed memory to the system", metadata: ["released": "\(released)"])
+            }
         }
     }
 

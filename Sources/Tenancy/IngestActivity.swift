@@ -24,7 +24,7 @@ public final class IngestActivity: Sendable {
         return try await body()
     }
 
-    /// Counts a piece of ingest work done outside a finalize (a roll-up).
+    /// Counts a piece of work done outside a finalize (a roll-up, an eviction of idle workspaces).
     public func recordWork() {
         finished.add(1, ordering: .relaxed)
     }

@@ -116,12 +116,16 @@ public final class WorkspaceRegistry: Sendable {
     }
 
     /// Evicts idle actors every quarter of the idle period until cancelled.
-    public func runEvictor() async {
+    /// `onEvicted` hears of each eviction (the memory trimmer: evicted caches are memory to give back).
+    public func runEvictor(onEvicted: @Sendable (Int) -> Void = { _ in }) async {
         let period = Duration.nanoseconds(Int64(max(idleNanos / 4, 1_000_000_000)))
         while !Task.isCancelled {
             do { try await Task.sleep(for: period) } catch { return }
             let evicted = evictIdle()
-            if evicted > 0 { logger.debug("evicted idle workspace actors", metadata: ["count": "\(evicted)"]) }
+            if evicted > 0 {
+                logger.debug("evicted idle workspace actors", metadata: ["count": "\(evicted)"])
+                onEvicted(evicted)
+            }
         }
     }
 }

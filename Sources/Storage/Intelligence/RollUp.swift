@@ -243,9 +243,11 @@ struct RollUp: Sendable {
                 is_flaky = EXCLUDED.is_flaky, last_flip_at = COALESCE(EXCLUDED.last_flip_at, case_windows.last_flip_at),
                 updated_at = EXCLUDED.updated_at
             """, logger: logger)
-        // Only windows whose verdict moved can change a case's verdict; most stable cases stay at 0.
+        // Only windows whose verdict moved can change a case's verdict; most stable cases stay at 0. A new
+        // window at the lowest verdict (not flaky, score 0) cannot raise the case's: the flakiest window
+        // wins, and a case without any stands at that lowest verdict already.
         let moved = ids.indices.filter { index in
-            guard let old = before[index] else { return true }
+            guard let old = before[index] else { return verdicts[index].isFlaky || verdicts[index].score > 0 }
             return old.isFlaky != verdicts[index].isFlaky || old.score != verdicts[index].score
         }.map { ids[$0] }
         let became = moved.isEmpty ? [] : try await liftVerdicts(caseIDs: moved, workspaceID: ws, on: connection, logger: logger)
