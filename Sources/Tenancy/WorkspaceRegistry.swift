@@ -60,16 +60,21 @@ public final class WorkspaceRegistry: Sendable {
     }
 
     func acquire(workspaceID: String, shardID: Int) throws -> WorkspaceActor {
-        // Building the repositories is cheap (no I/O) and fails only for a shard with no server.
-        let repositories = try storage.repositories(workspaceID: workspaceID, shardID: shardID)
         let now = ContinuousClock.now.nanosecondsSinceReference
-        return stripe(for: workspaceID).entries.withLock { entries in
-            if var entry = entries[workspaceID] {
-                entry.inFlight += 1
-                entry.lastUsedNanos = now
-                entries[workspaceID] = entry
-                return entry.actor
-            }
+        let stripe = stripe(for: workspaceID)
+        func take(_ entries: inout [String: Entry]) -> WorkspaceActor? {
+            guard var entry = entries[workspaceID] else { return nil }
+            entry.inFlight += 1
+            entry.lastUsedNanos = now
+            entries[workspaceID] = entry
+            return entry.actor
+        }
+        if let actor = stripe.entries.withLock({ take(&$0) }) { return actor }
+        // A new actor: its repositories are built outside the lock (cheap, no I/O; they fail only for a
+        // shard with no server), then whoever comes first keeps theirs.
+        let repositories = try storage.repositories(workspaceID: workspaceID, shardID: shardID)
+        return stripe.entries.withLock { entries in
+            if let actor = take(&entries) { return actor }
             let actor = WorkspaceActor(
                 workspaceID: workspaceID, shardID: shardID, repositories: repositories, blobs: blobs, logger: logger,
                 clock: clock)

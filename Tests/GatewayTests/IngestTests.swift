@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import PostgresNIO
+import Logging
 import KaizenTestSupport
 import NIOCore
 import Testing
@@ -385,6 +387,60 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
             #expect(names == cases.map { $0["name"] as! String })
             #expect(try await admin.get("/v1/runs/\(runId)/cases?cursor=garbage").status == 400)
             #expect(try await admin.get("/v1/runs/\(runId)/cases?limit=5000").status == 400)
+        }
+    }
+
+    /// New cases go in with COPY; when another node added some of them meanwhile, the run takes that
+    /// node's case ids and nothing is stored twice.
+    @Test func casesAnotherNodeAddedMeanwhileAreTakenNotDuplicated() async throws {
+        try await withServer { server, admin in
+            let created = try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"])
+            let projectID = try #require(created.object["id"] as? String)
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let shard = try server.cluster.server(forShard: ws.shardID)
+            let logger = Logger(label: "t")
+            // What another node wrote after this node's cache was filled: one of the keys the run brings.
+            try await shard.run { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite)
+                    VALUES (\(ws.id), 'case_fromanothernode', \(projectID), 'k-shared', 'shared', 'Suite')
+                    """, logger: logger)
+            }
+            var shared = testCase("shared", "passed")
+            shared["key"] = "k-shared"
+            var fresh = testCase("fresh", "failed")
+            fresh["key"] = "k-fresh"
+            let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r1", cases: [shared, fresh]))
+            #expect(reply.status == 200, "\(reply.text)")
+            let runID = try #require(reply.object["internalRunId"] as? String)
+            let (inventory, results) = try await shard.run { connection -> ([String: String], [String]) in
+                var inventory: [String: String] = [:]
+                for try await (key, id) in try await connection.query(
+                    "SELECT case_key, id FROM cases WHERE workspace_id = \(ws.id) AND project_id = \(projectID)", logger: logger
+                ).decode((String, String).self) {
+                    inventory[key] = id
+                }
+                var results: [String] = []
+                for try await id in try await connection.query(
+                    "SELECT case_id FROM case_results WHERE workspace_id = \(ws.id) AND run_id = \(runID) ORDER BY ordinal", logger: logger
+                ).decode(String.self) {
+                    results.append(id)
+                }
+                return (inventory, results)
+            }
+            #expect(inventory.count == 2)
+            #expect(inventory["k-shared"] == "case_fromanothernode")
+            #expect(results == [inventory["k-shared"], inventory["k-fresh"]].compactMap { $0 })
+            // The next run knows both from the cache and adds nothing.
+            let next = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r2", cases: [shared, fresh]))
+            #expect(next.status == 200)
+            let count = try await shard.run { connection in
+                try await connection.query(
+                    "SELECT count(*)::int FROM cases WHERE workspace_id = \(ws.id) AND project_id = \(projectID)", logger: logger
+                ).collect().first?.decode(Int.self)
+            }
+            #expect(count == 2)
         }
     }
 

@@ -40,29 +40,22 @@ struct RunWriter: Sendable {
             var caseIDs = new.knownCaseIDs
             if !inventory.keys.isEmpty {
                 caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
-                for try await (key, id) in try await connection.query(
-                    """
-                    INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite, full_name, file)
-                    SELECT \(ws), u.id, \(new.projectID), u.key, u.name, NULLIF(u.suite, ''), NULLIF(u.full_name, ''), NULLIF(u.file, '')
-                    FROM UNNEST(\(inventory.newIDs)::text[], \(inventory.keys)::text[], \(inventory.names)::text[], \(inventory.suites)::text[], \(inventory.fullNames)::text[], \(inventory.files)::text[])
-                         AS u(id, key, name, suite, full_name, file)
-                    ON CONFLICT (workspace_id, project_id, case_key) DO NOTHING
-                    RETURNING case_key, id
-                    """, logger: logger
-                ).decode((String, String).self) {
-                    caseIDs[key] = id
-                }
-                // Keys another node (or an earlier run the cache missed) inserted first: their ids are looked up.
-                let taken = inventory.keys.filter { caseIDs[$0] == nil }
-                if !taken.isEmpty {
-                    for try await (key, id) in try await connection.query(
-                        """
-                        SELECT case_key, id FROM cases
-                        WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND case_key = ANY(\(taken))
-                        """, logger: logger
-                    ).decode((String, String).self) {
-                        caseIDs[key] = id
+                // New cases are usually new to everyone: they go in with COPY under the ids made here. If
+                // another node added some of the keys meanwhile (a unique violation), the transaction
+                // goes back to the savepoint and inserts what is missing, taking the others' ids.
+                try await connection.query("SAVEPOINT inventory", logger: logger)
+                do {
+                    try await connection.copyFrom(
+                        table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
+                        logger: logger
+                    ) { writer in
+                        try await inventory.copy(workspaceID: ws, projectID: new.projectID, to: writer)
                     }
+                    try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
+                    for (key, id) in zip(inventory.keys, inventory.newIDs) { caseIDs[key] = id }
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                    try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
+                    try await Self.insertMissingCases(inventory, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
                 }
             }
             let rows = try await connection.query(
@@ -119,18 +112,50 @@ struct RunWriter: Sendable {
             return PersistedRun(run: record, caseIDs: caseIDs)
         }
     }
+
+    /// Inserts the cases of `inventory` no one has added yet and takes the ids of those someone has.
+    static func insertMissingCases(
+        _ inventory: InventoryColumns, projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        for try await (key, id) in try await connection.query(
+            """
+            INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite, full_name, file)
+            SELECT \(ws), u.id, \(projectID), u.key, u.name, NULLIF(u.suite, ''), NULLIF(u.full_name, ''), NULLIF(u.file, '')
+            FROM UNNEST(\(inventory.newIDs)::text[], \(inventory.keys)::text[], \(inventory.names)::text[], \(inventory.suites)::text[], \(inventory.fullNames)::text[], \(inventory.files)::text[])
+                 AS u(id, key, name, suite, full_name, file)
+            ON CONFLICT (workspace_id, project_id, case_key) DO NOTHING
+            RETURNING case_key, id
+            """, logger: logger
+        ).decode((String, String).self) {
+            caseIDs[key] = id
+        }
+        let taken = inventory.keys.filter { caseIDs[$0] == nil }
+        guard !taken.isEmpty else { return }
+        for try await (key, id) in try await connection.query(
+            """
+            SELECT case_key, id FROM cases WHERE workspace_id = \(ws) AND project_id = \(projectID) AND case_key = ANY(\(taken))
+            """, logger: logger
+        ).decode((String, String).self) {
+            caseIDs[key] = id
+        }
+    }
 }
 
 
-/// The `cases` inventory rows of some of a run's cases, as column arrays for UNNEST.
+/// The `cases` inventory rows of some of a run's cases (each key once), as columns: for COPY, or
+/// arrays for UNNEST.
 struct InventoryColumns: Sendable {
     var newIDs = [String](), keys = [String](), names = [String](), suites = [String](), fullNames = [String](),
         files = [String]()
 
     init(_ run: ValidatedRun, indices: [Int]) {
         let now = Clock.nowMilliseconds()
+        var seen = Set<String>()
         for index in indices {
             let item = run.cases[index]
+            // A key twice in one run is one case (its first occurrence describes it).
+            guard seen.insert(item.key).inserted else { continue }
             newIDs.append(ResourceID.make(.testCase, milliseconds: now))
             keys.append(item.key)
             names.append(item.name)
@@ -138,6 +163,30 @@ struct InventoryColumns: Sendable {
             fullNames.append(item.fullName ?? "")
             files.append(item.file ?? "")
         }
+    }
+
+    /// The rows in COPY text format, in chunks.
+    func copy(workspaceID: String, projectID: String, to writer: PostgresCopyFromWriter) async throws {
+        let prefix = CopyText.field(workspaceID) + "\t"
+        let project = "\t" + CopyText.field(projectID) + "\t"
+        var out = CopyRows.chunk()
+        for index in keys.indices {
+            out.writeString(prefix)
+            out.writeString(CopyText.field(newIDs[index]))
+            out.writeString(project)
+            out.writeString(CopyText.field(keys[index]))
+            out.writeString("\t")
+            out.writeString(CopyText.field(names[index]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(suites[index]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(fullNames[index]))
+            out.writeString("\t")
+            out.writeString(CopyText.nullable(files[index]))
+            out.writeString("\n")
+            try await CopyRows.flush(&out, to: writer, ifAtLeast: CopyRows.chunkBytes)
+        }
+        try await CopyRows.flush(&out, to: writer, ifAtLeast: 1)
     }
 }
 
