@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
+import PostgresNIO
 import Storage
 
 #if canImport(Glibc)
@@ -48,6 +49,20 @@ final class LoadEnvironment: Sendable {
         try await EmbeddedPostgres(directory: root + "/pg", database: name, logger: logger).start().url
     }
 
+    /// Sets parameters on a database for the sessions opened after this.
+    func configure(_ url: DatabaseURL, _ settings: [String: String]) async throws {
+        let servers = try StorageCluster.makeServers(urls: [url], maxConnectionsPerServer: 1, logger: logger)
+        let pools = Task { await StorageCluster.runPools(servers) }
+        defer { pools.cancel() }
+        let logger = self.logger
+        try await servers[0].run { connection in
+            for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "ALTER DATABASE \"\(url.database)\" SET \(key) = '\(value)'"), logger: logger)
+            }
+        }
+    }
+
     func stop() async {
         await postgres.stop()
         try? FileManager.default.removeItem(atPath: root)
@@ -76,10 +91,12 @@ final class KaizenProcess: Sendable {
     }
 
     /// Starts a server on a new database; `settings` are extra `KAIZEN_*` variables.
-    static func start(_ environment: LoadEnvironment, name: String, settings: [String: String] = [:]) async throws
-        -> KaizenProcess
-    {
+    /// `databaseSettings` are set on the new database (`ALTER DATABASE … SET`) before the server connects.
+    static func start(
+        _ environment: LoadEnvironment, name: String, settings: [String: String] = [:], databaseSettings: [String: String] = [:]
+    ) async throws -> KaizenProcess {
         let url = try await environment.database(name)
+        if !databaseSettings.isEmpty { try await environment.configure(url, databaseSettings) }
         let (port, tlsPort) = (try EmbeddedPostgres.freePort(), try EmbeddedPostgres.freePort())
         let data = environment.root + "/\(name)-data"
         var env = [

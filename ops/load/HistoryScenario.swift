@@ -18,12 +18,23 @@ import Storage
 struct HistoryScenario {
     let runs: Int
     let cases: Int
+    /// Logs the plan of every roll-up statement (auto_explain, with ANALYZE and BUFFERS) of the pushes
+    /// on top, and writes them to `explainPath`.
+    var explain = false
+    var explainPath = "kaizen-load-rollup-plans.txt"
     let pushes = 3
     let samples = 40
 
     func run(_ environment: LoadEnvironment, findings: Findings) async throws {
         findings.say("\n## Intelligence reads over \(runs * cases) case results (\(runs) runs × \(cases) cases, one project)")
-        let server = try await KaizenProcess.start(environment, name: "history", settings: ["KAIZEN_FINALIZE_QUOTA": "100000"])
+        // auto_explain for the database's sessions: a plan is logged for every statement over 1 ms (the
+        // seed's too, which costs it some instrumentation time; only the pushes' plans are kept).
+        let databaseSettings = explain
+            ? ["session_preload_libraries": "auto_explain", "auto_explain.log_min_duration": "1ms", "auto_explain.log_analyze": "on",
+               "auto_explain.log_buffers": "on", "auto_explain.log_nested_statements": "on"]
+            : [:]
+        let server = try await KaizenProcess.start(
+            environment, name: "history", settings: ["KAIZEN_FINALIZE_QUOTA": "100000"], databaseSettings: databaseSettings)
         do {
             try await measure(server, environment, findings)
         } catch {
@@ -88,6 +99,8 @@ struct HistoryScenario {
         findings.check(flipFloppers.isSubset(of: Set(flaky)), "history: a flip-flopping case was not called flaky")
 
         // Runs on top, through the API: the incremental roll-up at this scale.
+        let logPath = environment.root + "/pg/server.log"
+        let logStart = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
         var rollUps: [Double] = []
         for push in 0..<pushes {
             let body = Self.document(externalRunId: "api-\(push)", cases: cases, failingEvery: 37 + push)
@@ -105,6 +118,7 @@ struct HistoryScenario {
         findings.say(
             "- roll-up of a \(cases)-case run pushed on top (finalize response → roll-up committed): "
                 + rollUps.map { String(format: "%.2f s", $0) }.joined(separator: ", "))
+        if explain { try keepPlans(logPath: logPath, from: logStart, findings: findings) }
 
         // Ids the reads need.
         let someCase = (try await api.get("/v1/projects/web/cases?limit=1&sort=-failures").object["items"] as? [[String: Any]])?
@@ -177,6 +191,30 @@ struct HistoryScenario {
                 try await connection.query(PostgresQuery(unsafeSQL: sql), logger: environment.logger).collect().count
             }
             findings.say(String(format: "- limit avoided: %@ by scanning — %.0f ms", label, (now() - began) * 1000))
+        }
+    }
+
+    /// The statements PostgreSQL logged with their plans since `from`: written whole to `explainPath`,
+    /// and the roll-up's statements summed up in the findings (time per statement, over the pushes).
+    func keepPlans(logPath: String, from offset: Int, findings: Findings) throws {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: logPath))
+        try handle.seek(toOffset: UInt64(offset))
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try handle.close()
+        try text.write(toFile: explainPath, atomically: true, encoding: .utf8)
+        // An entry: "… LOG:  duration: 123.456 ms  plan:\n\tQuery Text: INSERT INTO case_stats …"
+        var byStatement: [String: [Double]] = [:]
+        var order: [String] = []
+        for entry in text.components(separatedBy: "LOG:  duration: ").dropFirst() {
+            guard let ms = Double(entry.prefix { $0 != " " }), let range = entry.range(of: "Query Text: ") else { continue }
+            let statement = entry[range.upperBound...].prefix { $0 != "\n" }.split(separator: " ").prefix(6).joined(separator: " ")
+            if byStatement[statement] == nil { order.append(statement) }
+            byStatement[statement, default: []].append(ms)
+        }
+        findings.say("- statements over 1 ms during the pushes and their roll-ups (ms per execution; plans in `\(explainPath)`):")
+        for statement in order {
+            let times = byStatement[statement] ?? []
+            findings.say("  - `\(statement)…`: " + times.map { String(format: "%.0f", $0) }.joined(separator: ", "))
         }
     }
 

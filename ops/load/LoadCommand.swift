@@ -104,7 +104,13 @@ struct History: AsyncParsableCommand {
         commandName: "history", abstract: "Intelligence reads over months of history (10 million case results by default).")
     @Option(help: "Runs in the seeded history.") var runs = 1_000
     @Option(help: "Cases per run.") var cases = 10_000
-    func run() async throws { try await harness { try await HistoryScenario(runs: runs, cases: cases).run($0, findings: $1) } }
+    @Flag(help: "Log the plans (EXPLAIN ANALYZE, BUFFERS) of the roll-ups of the runs pushed on top.") var explain = false
+    @Option(help: "Where --explain writes the plans.") var explainPath = "kaizen-load-rollup-plans.txt"
+    func run() async throws {
+        try await harness {
+            try await HistoryScenario(runs: runs, cases: cases, explain: explain, explainPath: explainPath).run($0, findings: $1)
+        }
+    }
 }
 
 struct Sustained: AsyncParsableCommand {

@@ -246,6 +246,10 @@ public struct EmbeddedPostgres: Sendable {
         guard let pw = getpwnam(user) else {
             throw StorageError.embedded("running as root, but there is no '\(user)' system user to run PostgreSQL as")
         }
+        // A directory the user owns already holds only what PostgreSQL (running as that user) wrote: a
+        // recursive chown there would race the live server's temporary files, and has nothing to do.
+        var info = stat()
+        if stat(path, &info) == 0, info.st_uid == pw.pointee.pw_uid { return }
         try await exec(["/bin/chown", "-R", "\(pw.pointee.pw_uid):\(pw.pointee.pw_gid)", path], runAs: nil)
     }
 
