@@ -44,7 +44,10 @@ public struct PostgresInventoryRepository: InventoryRepository {
             conditions.append("(c.name ILIKE \(pattern) OR c.suite ILIKE \(pattern) OR c.case_key ILIKE \(pattern))")
         }
         if filter.flakyOnly { conditions.append("s.is_flaky") }
-        if let label = filter.label { conditions.append("c.labels @> ARRAY[\(bind(label))]::text[]") }
+        if let label = filter.label {
+            // The predicate of the partial index on labels: only annotated cases are in it.
+            conditions.append("c.labels <> '{}'::text[] AND c.labels @> ARRAY[\(bind(label))]::text[]")
+        }
         if let owner = filter.owner { conditions.append("c.owner = \(bind(owner))") }
         let key: String
         let order: String

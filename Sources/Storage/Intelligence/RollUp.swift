@@ -91,35 +91,13 @@ struct RollUp: Sendable {
                     throw RollUpError.waitingForEarlierRun(earlier)
                 }
             }
-            // The run's own row is read once (a materialized CTE), not joined per result: on a long
-            // history a per-result join picked the (project, seq) index and filtered every run of the workspace.
-            try await connection.query(
-                """
-                INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
-                                        last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms)
-                WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(runID))
-                SELECT r.workspace_id, r.case_id, u.project_id, u.created_at, u.created_at, u.id, r.status,
-                       CASE WHEN r.status = ANY(\(CaseStatus.failingValues)) THEN u.created_at END, 1,
-                       (r.status = 'passed')::int, (r.status = 'failed')::int, (r.status = 'broken')::int,
-                       (r.status = 'skipped')::int, r.flaky::int, r.duration_ms
-                FROM case_results r CROSS JOIN u
-                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
-                ON CONFLICT (workspace_id, case_id) DO UPDATE SET
-                    first_seen_at = LEAST(case_stats.first_seen_at, EXCLUDED.first_seen_at),
-                    last_run_id = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
-                                       THEN EXCLUDED.last_run_id ELSE case_stats.last_run_id END,
-                    last_status = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
-                                       THEN EXCLUDED.last_status ELSE case_stats.last_status END,
-                    last_seen_at = GREATEST(case_stats.last_seen_at, EXCLUDED.last_seen_at),
-                    last_failed_at = GREATEST(case_stats.last_failed_at, EXCLUDED.last_failed_at),
-                    runs = case_stats.runs + 1,
-                    passed = case_stats.passed + EXCLUDED.passed,
-                    failed = case_stats.failed + EXCLUDED.failed,
-                    broken = case_stats.broken + EXCLUDED.broken,
-                    skipped = case_stats.skipped + EXCLUDED.skipped,
-                    flaky = case_stats.flaky + EXCLUDED.flaky,
-                    total_duration_ms = case_stats.total_duration_ms + EXCLUDED.total_duration_ms
-                """, logger: logger)
+            // Flakiness first: the case stats below take the verdicts of the windows whose verdict moved.
+            let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
+            let flakiness = try await Self.rollUpFlakiness(subject, policy: policy, workspaceID: ws, on: connection, logger: logger)
+            let became = try await Self.rollUpCaseStats(subject, moved: flakiness.moved, workspaceID: ws, on: connection, logger: logger)
+            try await Self.recordFlakyDetected(
+                became, windows: flakiness.windows, detail: ["runId": subject.runID], projectID: subject.projectID, workspaceID: ws,
+                on: connection, logger: logger)
             try await connection.query(
                 """
                 INSERT INTO project_daily (workspace_id, project_id, branch, day, runs, passed, failed, broken, skipped, flaky, duration_ms)
@@ -170,44 +148,63 @@ struct RollUp: Sendable {
                 FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
                 WHERE g.workspace_id = \(ws) AND g.project_id = \(subject.projectID) AND g.fingerprint = c.fingerprint
                 """, logger: logger)
-            let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: subject.projectID, workspaceID: ws, on: connection, logger: logger)
-            try await Self.rollUpFlakiness(subject, policy: policy, workspaceID: ws, on: connection, logger: logger)
             try await Self.attributeToDefects(subject, workspaceID: ws, on: connection, logger: logger)
             return true
         }
     }
 
-    /// Appends the run's outcomes to each case's window on its branch, rescores those windows, lifts
-    /// the flakiest branch's verdict into `case_stats`, and stores `flaky.detected` for cases that
-    /// just became flaky. Runs judged infrastructure failures are skipped entirely.
+    /// What the run changed in the flakiness windows: the cases whose window verdict moved (only they
+    /// can change a case's verdict), with their window on the run's branch.
+    struct FlakinessChange {
+        var moved: [String] = []
+        var windows: [String: FlakyWindowVerdict] = [:]
+    }
+
+    /// Appends the run's outcomes to each case's window on its branch and rescores those windows; returns
+    /// the cases whose verdict moved, for the case stats to lift. Runs judged infrastructure failures
+    /// are skipped entirely.
     static func rollUpFlakiness(
         _ run: RollUpSubject, policy: FlakyPolicy, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
-    ) async throws {
-        if policy.isInfrastructureFailure(executed: run.executed, failed: run.failing) { return }
+    ) async throws -> FlakinessChange {
+        if policy.isInfrastructureFailure(executed: run.executed, failed: run.failing) { return FlakinessChange() }
         var ids: [String] = []
         var histories: [FlakyHistory] = []
         var before: [FlakyVerdict?] = []
         var seen: [String: Int] = [:]
         // Two single-scan reads rather than a join: a join's plan on a freshly filled `case_windows`
         // (no statistics yet) can degrade to a scan per result.
+        // Both reads come back as one row of arrays: decoding 10,000 rows one by one cost more than the query.
         var results: [(String, CaseStatus, Bool)] = []
-        for try await (caseID, status, retried) in try await connection.query(
+        for try await (caseIDs, statuses, retried) in try await connection.query(
             """
-            SELECT case_id, status, flaky FROM case_results
-            WHERE workspace_id = \(ws) AND run_id = \(run.runID) AND status <> 'skipped'
+            SELECT COALESCE(array_agg(case_id ORDER BY ordinal), '{}'), COALESCE(array_agg(status ORDER BY ordinal), '{}'),
+                   COALESCE(array_agg(flaky ORDER BY ordinal), '{}')
+            FROM case_results WHERE workspace_id = \(ws) AND run_id = \(run.runID) AND status <> 'skipped'
             """, logger: logger
-        ).decode((String, String, Bool).self) {
-            if let status = CaseStatus(rawValue: status) { results.append((caseID, status, retried)) }
+        ).decode(([String], [String], [Bool]).self) {
+            guard caseIDs.count == statuses.count, caseIDs.count == retried.count else { continue }
+            results.reserveCapacity(caseIDs.count)
+            for index in caseIDs.indices {
+                if let status = CaseStatus(rawValue: statuses[index]) { results.append((caseIDs[index], status, retried[index])) }
+            }
         }
-        guard !results.isEmpty else { return }
+        guard !results.isEmpty else { return FlakinessChange() }
         var stored: [String: (String, [String])] = [:]
-        for try await (caseID, outcomes, evidence) in try await connection.query(
+        // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
+        for try await (caseIDs, outcomes, evidence) in try await connection.query(
             """
-            SELECT case_id, outcomes, evidence FROM case_windows
+            SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
+                   COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
+            FROM case_windows
             WHERE workspace_id = \(ws) AND branch = \(run.branch) AND case_id = ANY(\(results.map(\.0))::text[])
             """, logger: logger
-        ).decode((String, String, [String]).self) {
-            stored[caseID] = (outcomes, evidence)
+        ).decode(([String], [String], [String]).self) {
+            guard caseIDs.count == outcomes.count, caseIDs.count == evidence.count else { continue }
+            stored.reserveCapacity(caseIDs.count)
+            for index in caseIDs.indices {
+                let runs = evidence[index].isEmpty ? [] : evidence[index].split(separator: ",").map(String.init)
+                stored[caseIDs[index]] = (outcomes[index], runs)
+            }
         }
         for (caseID, status, retried) in results {
             guard let outcome = FlakyOutcome(status: status, retried: retried) else { continue }
@@ -223,7 +220,7 @@ struct RollUp: Sendable {
             ids.append(caseID)
             histories.append(history)
         }
-        guard !ids.isEmpty else { return }
+        guard !ids.isEmpty else { return FlakinessChange() }
         let verdicts = histories.map { $0.verdict(policy) }
         try await connection.query(
             """
@@ -250,16 +247,69 @@ struct RollUp: Sendable {
             guard let old = before[index] else { return verdicts[index].isFlaky || verdicts[index].score > 0 }
             return old.isFlaky != verdicts[index].isFlaky || old.score != verdicts[index].score
         }.map { ids[$0] }
-        let became = moved.isEmpty ? [] : try await liftVerdicts(caseIDs: moved, workspaceID: ws, on: connection, logger: logger)
-        // A case that just became flaky did so on this branch: no other window of it changed.
-        var windows: [String: FlakyWindowVerdict] = [:]
-        for caseID in became {
+        // A case that becomes flaky now does so on this branch: no other window of it changed.
+        var change = FlakinessChange(moved: moved)
+        for caseID in moved {
             guard let index = seen[caseID] else { continue }
-            windows[caseID] = FlakyWindowVerdict(branch: run.branch, verdict: verdicts[index], evidence: histories[index].evidence)
+            change.windows[caseID] = FlakyWindowVerdict(branch: run.branch, verdict: verdicts[index], evidence: histories[index].evidence)
         }
-        try await recordFlakyDetected(
-            became, windows: windows, detail: ["runId": run.runID], projectID: run.projectID, workspaceID: ws,
-            on: connection, logger: logger)
+        return change
+    }
+
+    /// Folds the run into each case's stats — one statement, one write per case — lifting for the cases
+    /// in `moved` the verdict of their flakiest window (the order of `liftVerdicts`). Returns the cases
+    /// that just became flaky: `flaky_since` is set to this transaction's now() only on that transition.
+    static func rollUpCaseStats(
+        _ run: RollUpSubject, moved: [String], workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String] {
+        var became: [String] = []
+        // The run's own row is read once (a materialized CTE), not joined per result: on a long history
+        // a per-result join picked the (project, seq) index and filtered every run of the workspace.
+        // A NULL flaky_branch in the proposed row means "verdict not moved": the stored one stays.
+        for try await (caseID, isNew) in try await connection.query(
+            """
+            WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(run.runID)),
+            lifted AS (
+                SELECT DISTINCT ON (case_id) case_id, branch, score, is_flaky FROM case_windows
+                WHERE workspace_id = \(ws) AND case_id = ANY(\(moved)::text[])
+                ORDER BY case_id, is_flaky DESC, score DESC, branch)
+            INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
+                                    last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
+                                    is_flaky, flaky_score, flaky_branch, flaky_since)
+            SELECT r.workspace_id, r.case_id, u.project_id, u.created_at, u.created_at, u.id, r.status,
+                   CASE WHEN r.status = ANY(\(CaseStatus.failingValues)) THEN u.created_at END, 1,
+                   (r.status = 'passed')::int, (r.status = 'failed')::int, (r.status = 'broken')::int,
+                   (r.status = 'skipped')::int, r.flaky::int, r.duration_ms,
+                   COALESCE(l.is_flaky, false), COALESCE(l.score, 0), l.branch, CASE WHEN l.is_flaky THEN now() END
+            FROM case_results r CROSS JOIN u LEFT JOIN lifted l ON l.case_id = r.case_id
+            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID)
+            ON CONFLICT (workspace_id, case_id) DO UPDATE SET
+                first_seen_at = LEAST(case_stats.first_seen_at, EXCLUDED.first_seen_at),
+                last_run_id = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
+                                   THEN EXCLUDED.last_run_id ELSE case_stats.last_run_id END,
+                last_status = CASE WHEN EXCLUDED.last_seen_at >= case_stats.last_seen_at
+                                   THEN EXCLUDED.last_status ELSE case_stats.last_status END,
+                last_seen_at = GREATEST(case_stats.last_seen_at, EXCLUDED.last_seen_at),
+                last_failed_at = GREATEST(case_stats.last_failed_at, EXCLUDED.last_failed_at),
+                runs = case_stats.runs + 1,
+                passed = case_stats.passed + EXCLUDED.passed,
+                failed = case_stats.failed + EXCLUDED.failed,
+                broken = case_stats.broken + EXCLUDED.broken,
+                skipped = case_stats.skipped + EXCLUDED.skipped,
+                flaky = case_stats.flaky + EXCLUDED.flaky,
+                total_duration_ms = case_stats.total_duration_ms + EXCLUDED.total_duration_ms,
+                is_flaky = CASE WHEN EXCLUDED.flaky_branch IS NULL THEN case_stats.is_flaky ELSE EXCLUDED.is_flaky END,
+                flaky_score = CASE WHEN EXCLUDED.flaky_branch IS NULL THEN case_stats.flaky_score ELSE EXCLUDED.flaky_score END,
+                flaky_since = CASE WHEN EXCLUDED.flaky_branch IS NULL THEN case_stats.flaky_since
+                                   WHEN NOT EXCLUDED.is_flaky THEN NULL
+                                   WHEN case_stats.is_flaky THEN case_stats.flaky_since ELSE now() END,
+                flaky_branch = COALESCE(EXCLUDED.flaky_branch, case_stats.flaky_branch)
+            RETURNING case_id, is_flaky AND flaky_since = now()
+            """, logger: logger
+        ).decode((String, Bool).self) where isNew {
+            became.append(caseID)
+        }
+        return became
     }
 
     /// `flaky.detected` for each case, described by the window that made it flaky; `detail` adds
