@@ -76,6 +76,9 @@ struct RollUp: Sendable {
                     seq: seq)
             }
             guard let subject else { return false }
+            // Every statement here touches one run's rows: compiling them (JIT, which the planner's cost
+            // estimates can trigger) would cost more than it saves, measured at 0.4 s of 0.65 s.
+            try await connection.query("SET LOCAL jit = off", logger: logger)
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended(\(ws + "/" + subject.projectID), 7))", logger: logger)
             if inOrder {
@@ -263,6 +266,28 @@ struct RollUp: Sendable {
         _ run: RollUpSubject, moved: [String], workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws -> [String] {
         var became: [String] = []
+        // Each moved case's flakiest window, one index lookup per case (LATERAL: whatever the statistics of
+        // freshly filled tables say, a scan of the workspace's windows filtered by a long list is not chosen).
+        var liftedIDs: [String] = [], liftedBranches: [String] = [], liftedScores: [Double] = [], liftedFlaky: [Bool] = []
+        if !moved.isEmpty {
+            for try await (caseID, branch, score, isFlaky) in try await connection.query(
+                """
+                SELECT m.case_id, l.branch, l.score, l.is_flaky FROM UNNEST(\(moved)::text[]) AS m(case_id)
+                CROSS JOIN LATERAL (SELECT branch, score, is_flaky FROM case_windows w
+                                    WHERE w.workspace_id = \(ws) AND w.case_id = m.case_id
+                                    ORDER BY is_flaky DESC, score DESC, branch LIMIT 1) l
+                """, logger: logger
+            ).decode((String, String, Double, Bool).self) {
+                liftedIDs.append(caseID)
+                liftedBranches.append(branch)
+                liftedScores.append(score)
+                liftedFlaky.append(isFlaky)
+            }
+        }
+        // The run's results are new rows without statistics yet (estimated at one), which makes a nested
+        // loop over the lifted verdicts look cheap: measured at 2.1 s instead of 0.3 s for 10,000 results.
+        // The join is a hash join whatever the estimates; the setting is put back right after.
+        try await connection.query("SET LOCAL enable_nestloop = off", logger: logger)
         // The run's own row is read once (a materialized CTE), not joined per result: on a long history
         // a per-result join picked the (project, seq) index and filtered every run of the workspace.
         // A NULL flaky_branch in the proposed row means "verdict not moved": the stored one stays.
@@ -270,9 +295,8 @@ struct RollUp: Sendable {
             """
             WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(run.runID)),
             lifted AS (
-                SELECT DISTINCT ON (case_id) case_id, branch, score, is_flaky FROM case_windows
-                WHERE workspace_id = \(ws) AND case_id = ANY(\(moved)::text[])
-                ORDER BY case_id, is_flaky DESC, score DESC, branch)
+                SELECT * FROM UNNEST(\(liftedIDs)::text[], \(liftedBranches)::text[], \(liftedScores)::float8[], \(liftedFlaky)::bool[])
+                    AS t(case_id, branch, score, is_flaky))
             INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
                                     last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
                                     is_flaky, flaky_score, flaky_branch, flaky_since)
@@ -309,6 +333,7 @@ struct RollUp: Sendable {
         ).decode((String, Bool).self) where isNew {
             became.append(caseID)
         }
+        try await connection.query("SET LOCAL enable_nestloop = on", logger: logger)
         return became
     }
 
