@@ -129,6 +129,21 @@ final class KaizenProcess: Sendable {
         throw HarnessError("the Kaizen server did not become healthy within 120 s")
     }
 
+    /// Starts a server, runs `body` with it, and stops it whether `body` succeeded or threw.
+    static func with(
+        _ environment: LoadEnvironment, name: String, settings: [String: String] = [:], databaseSettings: [String: String] = [:],
+        _ body: (KaizenProcess) async throws -> Void
+    ) async throws {
+        let server = try await start(environment, name: name, settings: settings, databaseSettings: databaseSettings)
+        do {
+            try await body(server)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
     var memory: (rss: Int, peak: Int) { Processes.memory(of: pid) }
 
     func stop() async {

@@ -33,15 +33,10 @@ struct HistoryScenario {
             ? ["session_preload_libraries": "auto_explain", "auto_explain.log_min_duration": "1ms", "auto_explain.log_analyze": "on",
                "auto_explain.log_buffers": "on", "auto_explain.log_nested_statements": "on"]
             : [:]
-        let server = try await KaizenProcess.start(
-            environment, name: "history", settings: ["KAIZEN_FINALIZE_QUOTA": "100000"], databaseSettings: databaseSettings)
-        do {
+        let settings = ["KAIZEN_FINALIZE_QUOTA": "100000"]
+        try await KaizenProcess.with(environment, name: "history", settings: settings, databaseSettings: databaseSettings) { server in
             try await measure(server, environment, findings)
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
     }
 
     func measure(_ server: KaizenProcess, _ environment: LoadEnvironment, _ findings: Findings) async throws {

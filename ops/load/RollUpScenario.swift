@@ -15,15 +15,9 @@ struct RollUpScenario {
 
     func run(_ environment: LoadEnvironment, findings: Findings) async throws {
         findings.say("\n## Roll-up cost and first pushes: runs of \(sizes.map { "\($0 / 1000)k" }.joined(separator: ", ")) cases")
-        let server = try await KaizenProcess.start(
-            environment, name: "rollups", settings: ["KAIZEN_FINALIZE_QUOTA": "100000"])
-        do {
+        try await KaizenProcess.with(environment, name: "rollups", settings: ["KAIZEN_FINALIZE_QUOTA": "100000"]) { server in
             try await measure(server, environment, findings)
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
     }
 
     func measure(_ server: KaizenProcess, _ environment: LoadEnvironment, _ findings: Findings) async throws {

@@ -19,16 +19,10 @@ struct SustainedScenario {
     func run(_ environment: LoadEnvironment, findings: Findings) async throws {
         findings.say(
             "\n## Sustained ingestion: \(pipelines) pipelines push \(cases)-case runs back to back for \(String(format: "%g", minutes)) min")
-        let server = try await KaizenProcess.start(
-            environment, name: "sustained",
-            settings: ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"])
-        do {
+        let settings = ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"]
+        try await KaizenProcess.with(environment, name: "sustained", settings: settings) { server in
             try await measure(server, environment, findings)
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
     }
 
     func measure(_ server: KaizenProcess, _ environment: LoadEnvironment, _ findings: Findings) async throws {
