@@ -152,14 +152,10 @@ struct JobWorkerService: Service {
         job.workspaceID + "/" + (JobQueue.laneKey(payload: job.payload) ?? job.id)
     }
 
-    struct RollupPayload: Decodable {
-        let runId: String
-    }
-
     func perform(_ job: JobRecord) async throws {
         switch job.kind {
         case JobQueue.rollupKind:
-            let payload = try JSONDecoder().decode(RollupPayload.self, from: Data(job.payload.utf8))
+            let payload = try JSONDecoder().decode(JobQueue.RollUpPayload.self, from: Data(job.payload.utf8))
             // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
             // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
             let shardID = try await shard(of: job.workspaceID)

@@ -132,19 +132,8 @@ import Testing
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
             let queueServer = try server.cluster.server(forShard: ws.shardID)
             let logger = Logger(label: "t")
+            try await onRollUp(of: "poison", do: "RAISE EXCEPTION 'this run cannot be rolled up'", on: queueServer, logger: logger)
             try await queueServer.run { connection in
-                try await connection.query(
-                    """
-                    CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-                    BEGIN
-                        IF NEW.external_run_id = 'poison' AND NEW.rolled_up_at IS NOT NULL THEN
-                            RAISE EXCEPTION 'this run cannot be rolled up';
-                        END IF;
-                        RETURN NEW;
-                    END $$
-                    """, logger: logger)
-                try await connection.query(
-                    "CREATE TRIGGER test_poison BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION test_poison()", logger: logger)
                 // Jobs enqueued from now on give up after their first failure.
                 try await connection.query("ALTER TABLE jobs ALTER COLUMN max_attempts SET DEFAULT 1", logger: logger)
             }
@@ -176,20 +165,7 @@ import Testing
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
             let queueServer = try server.cluster.server(forShard: ws.shardID)
             let logger = Logger(label: "t")
-            try await queueServer.run { connection in
-                try await connection.query(
-                    """
-                    CREATE FUNCTION test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
-                    BEGIN
-                        IF NEW.external_run_id = 'held' AND NEW.rolled_up_at IS NOT NULL THEN
-                            PERFORM pg_advisory_xact_lock(4242);
-                        END IF;
-                        RETURN NEW;
-                    END $$
-                    """, logger: logger)
-                try await connection.query(
-                    "CREATE TRIGGER test_hold BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION test_hold()", logger: logger)
-            }
+            try await onRollUp(of: "held", do: "PERFORM pg_advisory_xact_lock(4242)", on: queueServer, logger: logger)
             // The test holds the lock on a connection of its own until it lets go.
             let letGo = AsyncStream<Void>.makeStream()
             let locked = AsyncStream<Void>.makeStream()
@@ -241,5 +217,26 @@ import Testing
             while try await !rolledUp("held"), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
             #expect(try await rolledUp("held"))
         }
+    }
+}
+
+/// Makes the roll-up of the run `externalRunId` run `action` (PL/pgSQL) when it marks the run rolled up:
+/// a trigger on `runs`, named after the run.
+func onRollUp(of externalRunId: String, do action: String, on server: PhysicalServer, logger: Logger) async throws {
+    let name = "test_rollup_\(externalRunId)"
+    try await server.run { connection in
+        try await connection.query(
+            PostgresQuery(unsafeSQL: """
+                CREATE FUNCTION \(name)() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.external_run_id = '\(externalRunId)' AND NEW.rolled_up_at IS NOT NULL THEN
+                        \(action);
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """), logger: logger)
+        try await connection.query(
+            PostgresQuery(unsafeSQL: "CREATE TRIGGER \(name) BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION \(name)()"),
+            logger: logger)
     }
 }

@@ -75,9 +75,9 @@ public struct JobQueue: Sendable {
     }
 
     /// The payload of a roll-up job: the run, and its project (which orders roll-ups; older jobs lack it).
-    struct RollUpPayload: Codable {
-        let runId: String
-        let projectId: String?
+    public struct RollUpPayload: Codable, Sendable {
+        public let runId: String
+        public let projectId: String?
     }
 
     static func rollUpPayload(runID: String, projectID: String) -> String {
