@@ -8,8 +8,12 @@ import Tenancy
 
 /// Runs the post-ingest jobs of every physical server: per server, a scheduler that claims jobs with
 /// `SKIP LOCKED` (so several Kaizen nodes work the same queues side by side) and runs them on
-/// `lanes` concurrent lanes. A project's roll-ups go one at a time, in finalize order; different
+/// `lanes` concurrent lanes. A project's roll-ups go one batch at a time, in finalize order; different
 /// projects' roll-ups run in parallel, so one project's big run does not hold up the others'.
+///
+/// A lane hands over every roll-up of its project the scheduler holds (up to `batchLimit`) as one
+/// batch: the roll-up writes each case once per batch, so the cost per run falls as a backlog builds
+/// and the queue cannot grow without bound while pushes keep coming.
 ///
 /// Roll-ups do not wait for finalizes to quiet down: under a sustained push that wait never ends and
 /// the backlog grows without bound. They share the machine with finalizes instead, and keep pace.
@@ -30,9 +34,11 @@ struct JobWorkerService: Service {
     /// Jobs running at once per database server (each on its own project).
     var lanes: Int = 2
     /// Jobs held per server at most: claimed ahead so a lane never waits for the queue.
-    var backlog: Int = 32
+    var backlog: Int = 64
     /// Of one project, at most this many are claimed ahead (the rest stay for other nodes and projects).
-    var perProjectAhead: Int = 2
+    var perProjectAhead: Int = 16
+    /// Of one project, at most this many roll-ups fold in one transaction.
+    var batchLimit: Int = 16
     var idleDelay: Duration = .milliseconds(250)
     /// How soon a roll-up that waits for an earlier run of its project is tried again (no attempt spent).
     var waitDelay: Duration = .milliseconds(500)
@@ -86,17 +92,17 @@ struct JobWorkerService: Service {
                     }
                     due = false
                 }
-                // Free lanes take the oldest job of a project not running yet. Ids are time-ordered, so a
-                // project's roll-ups meet in finalize order.
-                let ready = pending.filter { !busy.contains($0.key) }.map { ($0.key, $0.value.min { $0.id < $1.id }!) }
-                    .sorted { $0.1.id < $1.1.id }
-                for (key, job) in ready where busy.count < lanes {
-                    pending[key]?.removeAll { $0.id == job.id && $0.workspaceID == job.workspaceID }
-                    if pending[key]?.isEmpty == true { pending[key] = nil }
+                // Free lanes take the project whose oldest job is oldest, with its held jobs as one batch.
+                // Ids are time-ordered, so a project's roll-ups meet in finalize order.
+                let ready = pending.filter { !busy.contains($0.key) }.map { ($0.key, $0.value.sorted { $0.id < $1.id }) }
+                    .sorted { $0.1[0].id < $1.1[0].id }
+                for (key, jobs) in ready where busy.count < lanes {
+                    let batch = Array(jobs.prefix(batchLimit))
+                    pending[key] = jobs.count > batch.count ? Array(jobs.dropFirst(batch.count)) : nil
                     busy.insert(key)
                     group.addTask {
-                        await runOne(job, on: queue)
-                        held.remove(job)
+                        await runBatch(batch, on: queue)
+                        for job in batch { held.remove(job) }
                         return .finished(key)
                     }
                 }
@@ -130,6 +136,34 @@ struct JobWorkerService: Service {
         }
     }
 
+    /// A lane's jobs of one project. Roll-ups fold as one batch; should the batch fail, each job runs alone,
+    /// so one bad run spends its own attempts and does not hold back the others.
+    func runBatch(_ jobs: [JobRecord], on queue: JobQueue) async {
+        guard jobs.count > 1, jobs.allSatisfy({ $0.kind == JobQueue.rollupKind }) else {
+            for job in jobs { await runOne(job, on: queue) }
+            return
+        }
+        do {
+            try await queue.begin(jobs)
+            let payloads = try jobs.map { try JSONDecoder().decode(JobQueue.RollUpPayload.self, from: Data($0.payload.utf8)) }
+            let shardID = try await shard(of: jobs[0].workspaceID)
+            let outcome = try await registry.withWorkspace(id: jobs[0].workspaceID, shardID: shardID) {
+                try await $0.rollUp(runIDs: payloads.map(\.runId), inOrder: jobs.allSatisfy { $0.attempts < $0.maxAttempts })
+            }
+            if case .waiting(let earlier) = outcome {
+                for job in jobs {
+                    try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
+                }
+            } else {
+                try await queue.complete(jobs)
+            }
+            activity.recordWork()
+        } catch {
+            logger.info("roll-up batch failed; its jobs run one by one", metadata: ["jobs": "\(jobs.count)", "error": "\(error)"])
+            for job in jobs { await runOne(job, on: queue) }
+        }
+    }
+
     /// One job: begun, performed, then completed, postponed (an earlier run of its project comes first) or failed.
     func runOne(_ job: JobRecord, on queue: JobQueue) async {
         do {
@@ -160,7 +194,7 @@ struct JobWorkerService: Service {
             // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
             let shardID = try await shard(of: job.workspaceID)
             let outcome = try await registry.withWorkspace(id: job.workspaceID, shardID: shardID) {
-                try await $0.rollUp(runID: payload.runId, inOrder: job.attempts < job.maxAttempts)
+                try await $0.rollUp(runIDs: [payload.runId], inOrder: job.attempts < job.maxAttempts)
             }
             if case .waiting(let earlier) = outcome { throw WaitingForEarlierRun(runID: earlier) }
         default:

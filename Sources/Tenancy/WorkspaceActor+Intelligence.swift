@@ -49,7 +49,8 @@ extension WorkspaceActor {
 
     /// Folds a finalized run into the roll-ups, for the job worker. Storage orders roll-ups of a project in
     /// finalize order across every node (an advisory lock and the run sequence), so this needs no lane here.
-    public nonisolated func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome {
-        try await repos.intelligence.rollUp(runID: runID, inOrder: inOrder)
+    /// Several runs of one project fold as one batch (the worker hands over a project's queued runs).
+    public nonisolated func rollUp(runIDs: [String], inOrder: Bool) async throws -> RollUpOutcome {
+        try await repos.intelligence.rollUp(runIDs: runIDs, inOrder: inOrder)
     }
 }

@@ -238,7 +238,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     func flakyCases(projectID: String, after: (score: Double, caseID: String)?, limit: Int) async throws -> [FlakyCaseRecord] {
         try fail()
     }
-    func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome { try fail() }
+    func rollUp(runIDs: [String], inOrder: Bool) async throws -> RollUpOutcome { try fail() }
     func dailyCounts(projectIDs: [String], days: Int, branch: String?) async throws -> [String: DailyCounts] { try fail() }
     func projectTotals(projectIDs: [String], days: Int) async throws -> [ProjectWindowTotals] { try fail() }
     func flakyCounts() async throws -> [String: Int] { try fail() }

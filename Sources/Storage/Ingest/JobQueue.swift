@@ -90,11 +90,19 @@ public struct JobQueue: Sendable {
     }
 
     /// Marks a claimed job begun: from now on a crash of its worker counts as one of its attempts.
-    public func begin(_ job: JobRecord) async throws {
+    public func begin(_ job: JobRecord) async throws { try await begin([job]) }
+
+    /// Marks claimed jobs begun, in one statement.
+    public func begin(_ jobs: [JobRecord]) async throws {
+        guard !jobs.isEmpty else { return }
         let logger = self.logger
+        let (workspaces, ids) = (jobs.map(\.workspaceID), jobs.map(\.id))
         try await server.run { connection in
             try await connection.query(
-                "UPDATE jobs SET started_at = now() WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)", logger: logger)
+                """
+                UPDATE jobs j SET started_at = now() FROM UNNEST(\(workspaces)::text[], \(ids)::text[]) AS k(workspace_id, id)
+                WHERE j.workspace_id = k.workspace_id AND j.id = k.id
+                """, logger: logger)
         }
     }
 
@@ -142,13 +150,19 @@ public struct JobQueue: Sendable {
         return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
     }
 
-    public func complete(_ job: JobRecord) async throws {
+    public func complete(_ job: JobRecord) async throws { try await complete([job]) }
+
+    /// Marks jobs done, in one statement (a batch of roll-ups committed together).
+    public func complete(_ jobs: [JobRecord]) async throws {
+        guard !jobs.isEmpty else { return }
         let logger = self.logger
+        let (workspaces, ids) = (jobs.map(\.workspaceID), jobs.map(\.id))
         try await server.run { connection in
             try await connection.query(
                 """
-                UPDATE jobs SET state = 'done', locked_at = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = now()
-                WHERE workspace_id = \(job.workspaceID) AND id = \(job.id)
+                UPDATE jobs j SET state = 'done', locked_at = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = now()
+                FROM UNNEST(\(workspaces)::text[], \(ids)::text[]) AS k(workspace_id, id)
+                WHERE j.workspace_id = k.workspace_id AND j.id = k.id
                 """, logger: logger)
         }
     }

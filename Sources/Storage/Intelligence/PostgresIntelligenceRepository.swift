@@ -203,10 +203,10 @@ public struct PostgresIntelligenceRepository: IntelligenceRepository {
         }
     }
 
-    public func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome {
+    public func rollUp(runIDs: [String], inOrder: Bool) async throws -> RollUpOutcome {
         do {
             let done = try await RollUp(server: server, workspaceID: workspaceID, logger: logger).rollUp(
-                runID: runID, inOrder: inOrder)
+                runIDs: runIDs, inOrder: inOrder)
             return done ? .rolledUp : .alreadyRolledUp
         } catch RollUpError.waitingForEarlierRun(let id) {
             return .waiting(forRunID: id)

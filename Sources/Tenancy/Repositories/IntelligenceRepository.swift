@@ -12,5 +12,12 @@ public protocol IntelligenceRepository: Sendable {
         -> [FlakyCaseRecord]
     /// Rolls a run up into the inventory, daily counts, clusters, flakiness and defects, exactly once. With
     /// `inOrder`, waits (`.waiting`) while an earlier run of the project is not rolled up yet.
-    func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome
+    /// Folds finalized runs (several of one project fold as one batch, in finalize order).
+    func rollUp(runIDs: [String], inOrder: Bool) async throws -> RollUpOutcome
+}
+
+extension IntelligenceRepository {
+    public func rollUp(runID: String, inOrder: Bool) async throws -> RollUpOutcome {
+        try await rollUp(runIDs: [runID], inOrder: inOrder)
+    }
 }

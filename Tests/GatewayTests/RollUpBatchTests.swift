@@ -1,0 +1,124 @@
+import Domains
+import Foundation
+import KaizenTestSupport
+import Logging
+import PostgresNIO
+import Storage
+import Testing
+
+/// Runs folded as batches leave exactly what folding them one by one leaves: the same case stats,
+/// windows, verdicts, `flaky.detected` events (each naming the run that caused it), daily series and
+/// clusters. Two projects get the same 30-run history on two branches; one is rolled up run by run,
+/// the other in batches of uneven sizes, and every roll-up table is compared with run ids and times
+/// translated to the runs' external ids.
+@Suite struct RollUpBatchTests {
+    @Test func batchesFoldExactlyAsRunsOneByOne() async throws {
+        try await withServer(configure: { $0.finalizeQuota.perMinute = 60_000 }) { server, admin in
+            for slug in ["single", "batched"] {
+                #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
+            }
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let shard = try server.cluster.server(forShard: ws.shardID)
+            let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
+            let logger = Logger(label: "t")
+            // The worker must not touch these runs: their jobs are queued a day ahead, and the test folds them.
+            try await shard.run { connection in
+                try await connection.query(
+                    """
+                    CREATE FUNCTION test_hold_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN NEW.run_after := now() + interval '1 day'; RETURN NEW; END $$
+                    """, logger: logger)
+                try await connection.query(
+                    "CREATE TRIGGER test_hold_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION test_hold_jobs()", logger: logger)
+            }
+            let history = RollUpRecomputeTests.runs(count: 30)
+            var ids: [String: [String]] = [:]
+            for slug in ["single", "batched"] {
+                for (index, run) in history.enumerated() {
+                    let reply = try await admin.post(
+                        "/v1/ingest/kensho/finalize",
+                        json: runDocument(project: slug, externalRunId: "r\(index)", branch: run.branch, cases: run.cases))
+                    #expect(reply.status == 200, "\(reply.text)")
+                    ids[slug, default: []].append(try #require(reply.object["internalRunId"] as? String))
+                }
+            }
+            let single = try #require(ids["single"]), batched = try #require(ids["batched"])
+            for id in single { #expect(try await repos.intelligence.rollUp(runID: id, inOrder: true) == .rolledUp) }
+            // A batch that skips an earlier run with a live job waits for it and writes nothing.
+            #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[1..<5]), inOrder: true) == .waiting(forRunID: batched[0]))
+            // Uneven batches, one crossing the infrastructure-failure run (17) and every branch change.
+            for range in [0..<1, 1..<7, 7..<8, 8..<21, 21..<30] {
+                #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[range]), inOrder: true) == .rolledUp)
+            }
+            #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[3..<9]), inOrder: true) == .alreadyRolledUp)
+
+            let (one, many) = try await shard.run { connection in
+                (
+                    try await Self.rollUpState(of: "single", workspaceID: ws.id, on: connection, logger: logger),
+                    try await Self.rollUpState(of: "batched", workspaceID: ws.id, on: connection, logger: logger)
+                )
+            }
+            for (table, rows) in one {
+                #expect(!rows.isEmpty, "\(table) has rows")
+                #expect(rows == many[table], "\(table)")
+            }
+            #expect(one["events"]?.isEmpty == false, "the history makes cases flaky, so there are events to compare")
+        }
+    }
+
+    /// Every roll-up row of a project as sorted text, run ids and run times given as the runs' external ids.
+    static func rollUpState(of slug: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
+        async throws -> [String: [String]]
+    {
+        let queries: [String: PostgresQuery] = [
+            "case_stats": """
+                SELECT concat_ws(' ', c.name, s.runs, s.passed, s.failed, s.broken, s.skipped, s.flaky, s.total_duration_ms,
+                       s.last_status, lr.external_run_id, fs.external_run_id, ls.external_run_id, coalesce(lf.external_run_id, '-'),
+                       s.is_flaky, s.flaky_score, coalesce(s.flaky_branch, '-'), s.flaky_since IS NULL)
+                FROM case_stats s JOIN p ON p.id = s.project_id JOIN cases c ON c.workspace_id = s.workspace_id AND c.id = s.case_id
+                JOIN runs lr ON lr.workspace_id = s.workspace_id AND lr.id = s.last_run_id
+                JOIN runs fs ON fs.workspace_id = s.workspace_id AND fs.project_id = p.id AND fs.created_at = s.first_seen_at
+                JOIN runs ls ON ls.workspace_id = s.workspace_id AND ls.project_id = p.id AND ls.created_at = s.last_seen_at
+                LEFT JOIN runs lf ON lf.workspace_id = s.workspace_id AND lf.project_id = p.id AND lf.created_at = s.last_failed_at
+                WHERE s.workspace_id = \(ws)
+                """,
+            "case_windows": """
+                SELECT concat_ws(' ', c.name, w.branch, w.outcomes, w.results, w.flips, w.retry_passes, w.score, w.is_flaky,
+                       coalesce(f.external_run_id, '-'),
+                       (SELECT string_agg(e.external_run_id, ',' ORDER BY x.n) FROM unnest(w.evidence) WITH ORDINALITY x(id, n)
+                        JOIN runs e ON e.workspace_id = w.workspace_id AND e.id = x.id))
+                FROM case_windows w JOIN p ON p.id = w.project_id JOIN cases c ON c.workspace_id = w.workspace_id AND c.id = w.case_id
+                LEFT JOIN runs f ON f.workspace_id = w.workspace_id AND f.project_id = p.id AND f.created_at = w.last_flip_at
+                WHERE w.workspace_id = \(ws)
+                """,
+            "events": """
+                SELECT concat_ws(' ', e.kind, c.name, r.external_run_id, e.payload->>'branch', e.payload->>'score',
+                       e.payload->>'flips', e.payload->>'results')
+                FROM events e JOIN p ON p.id = e.project_id JOIN cases c ON c.workspace_id = e.workspace_id AND c.id = e.subject_id
+                JOIN runs r ON r.workspace_id = e.workspace_id AND r.id = e.payload->>'runId'
+                WHERE e.workspace_id = \(ws) AND e.kind = 'flaky.detected'
+                """,
+            "project_daily": """
+                SELECT concat_ws(' ', d.branch, d.day, d.runs, d.passed, d.failed, d.broken, d.skipped, d.flaky, d.duration_ms)
+                FROM project_daily d JOIN p ON p.id = d.project_id WHERE d.workspace_id = \(ws)
+                """,
+            "failure_groups": """
+                SELECT concat_ws(' ', g.fingerprint, g.runs, g.occurrences, g.affected_cases, f.external_run_id, l.external_run_id)
+                FROM failure_groups g JOIN p ON p.id = g.project_id
+                JOIN runs f ON f.workspace_id = g.workspace_id AND f.id = g.first_seen_run_id
+                JOIN runs l ON l.workspace_id = g.workspace_id AND l.id = g.last_seen_run_id
+                WHERE g.workspace_id = \(ws)
+                """,
+        ]
+        var state: [String: [String]] = [:]
+        for (table, query) in queries {
+            var sql = query
+            // Every query reads its project from `p`.
+            sql.sql = "WITH p AS (SELECT id FROM projects WHERE workspace_id = '\(ws)' AND slug = '\(slug)') " + sql.sql
+            var rows: [String] = []
+            for try await row in try await connection.query(sql, logger: logger).decode(String.self) { rows.append(row) }
+            state[table] = rows.sorted()
+        }
+        return state
+    }
+}
