@@ -75,7 +75,8 @@ struct JobWorkerService: Service {
             var due = true
             while !Task.isCancelled {
                 let waiting = pending.values.reduce(0) { $0 + $1.count }
-                // Claim when the queue may have work: at start, after a quiet interval, or when the lanes run short.
+                // Claim when the queue may have work: at start, after a quiet interval, after a batch, or when
+                // the lanes run short.
                 if due || waiting < lanes {
                     let room = backlog - held.count
                     if room > 0 {
@@ -115,7 +116,10 @@ struct JobWorkerService: Service {
                 }
                 guard let event = await group.next() else { break }
                 switch event {
-                case .finished(let key): busy.remove(key)
+                case .finished(let key):
+                    busy.remove(key)
+                    // Claim again before the next batch, so that it takes every run queued meanwhile.
+                    due = true
                 case .tick:
                     ticking = false
                     due = true

@@ -102,7 +102,9 @@ final class KaizenProcess: Sendable {
         var env = [
             "KAIZEN_DATABASE_URLS": url.connectionString, "KAIZEN_PORT": "\(port)",
             "KAIZEN_TLS_PORT": "\(tlsPort)", "KAIZEN_TLS_CERT": environment.certificate, "KAIZEN_TLS_KEY": environment.key,
-            "KAIZEN_DATA_DIR": data, "KAIZEN_LOG_LEVEL": "warning", "KAIZEN_SHARDS": "16",
+            "KAIZEN_DATA_DIR": data, "KAIZEN_SHARDS": "16",
+            // KAIZEN_LOAD_SERVER_LOG_LEVEL=debug shows, among others, where each roll-up's time goes.
+            "KAIZEN_LOG_LEVEL": ProcessInfo.processInfo.environment["KAIZEN_LOAD_SERVER_LOG_LEVEL"] ?? "warning",
             "KAIZEN_MAX_BODY_BYTES": "\(256 << 20)",
             // Presigned upload URLs on the TLS port, so uploads travel over HTTP/2 too.
             "KAIZEN_PUBLIC_URL": "https://127.0.0.1:\(tlsPort)",

@@ -141,7 +141,7 @@ struct ServerRole: AsyncParsableCommand {
     func run() async throws {
         let config = try KaizenConfiguration.fromEnvironment()
         var logger = Logger(label: "kaizen")
-        logger.logLevel = .warning
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .warning
         try await KaizenServerRunner.run(config: config, logger: logger)
     }
 }

@@ -121,7 +121,16 @@ struct RollUp: Sendable {
                 throw RollUpError.waitingForEarlierRun(earlier)
             }
         }
+        let clock = ContinuousClock()
+        var lap = clock.now
+        var phases: [String: Int] = [:]
+        func mark(_ phase: String) {
+            let now = clock.now
+            phases[phase, default: 0] += Int((now - lap) / .microseconds(1)) / 1000
+            lap = now
+        }
         let runs = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
+        mark("readMs")
         // Flakiness first: the case stats take the verdicts of the cases whose windows moved.
         let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         var replay = CaseVerdictReplay()
@@ -135,7 +144,9 @@ struct RollUp: Sendable {
                 segment = []
             }
         }
+        mark("windowsMs")
         try await writeCaseStats(runs, projectID: projectID, verdicts: replay.changes, workspaceID: ws, on: connection, logger: logger)
+        mark("statsMs")
         for (run, cases) in replay.detected where !cases.isEmpty {
             var windows: [String: FlakyWindowVerdict] = [:]
             for move in cases { windows[move.caseID] = FlakyWindowVerdict(branch: run.branch, verdict: move.verdict, evidence: move.evidence) }
@@ -146,6 +157,12 @@ struct RollUp: Sendable {
         for subject in subjects {
             try await foldRunTotals(subject, workspaceID: ws, on: connection, logger: logger)
         }
+        mark("totalsMs")
+        logger.debug(
+            "roll-up folded",
+            metadata: [
+                "project": "\(projectID)", "runs": "\(subjects.count)", "results": "\(runs.reduce(0) { $0 + $1.results.count })",
+            ].merging(phases.mapValues { "\($0)" }) { a, _ in a })
     }
 
     /// The runs' results, each run's as one row of arrays (decoding 10,000 rows one by one cost more

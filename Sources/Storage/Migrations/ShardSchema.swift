@@ -429,5 +429,15 @@ enum ShardSchema {
                 "DROP INDEX cases_labels_idx",
                 "CREATE INDEX cases_labels_idx ON cases USING gin (labels) WHERE labels <> '{}'::text[]",
             ]),
+        Migration(
+            10, "room for every case of a page to be updated in place",
+            [
+                // A project's cases are written together (its first push), so a run updates every row of
+                // their pages. At 70 % only about half of those updates found room on the page; the rest
+                // wrote an entry into every index (measured: 10,000 contiguous updates 145–163 ms at 70 %,
+                // 112–124 ms at 45 %, all heap-only). The tables take twice their packed size for it.
+                "ALTER TABLE case_stats SET (fillfactor = 45)",
+                "ALTER TABLE case_windows SET (fillfactor = 45)",
+            ]),
     ]
 }
