@@ -27,6 +27,8 @@ public struct KaizenConfiguration: Sendable {
     public var finalizeQuota = RateLimit(perMinute: 60)
     public var maxAttachmentBytes: Int64 = 1 << 30
     public var actorIdleSeconds: Double = 300
+    /// A workspace's ingest caches (case ids, baselines) unused this long are dropped, memory given back.
+    public var ingestCacheIdleSeconds: Double = 30
     public var authCacheSeconds: Double = 5
     /// On SIGTERM, how long in-flight requests may take before the rest is cancelled.
     public var shutdownGraceSeconds: Double = 30
@@ -108,6 +110,7 @@ public struct KaizenConfiguration: Sendable {
         if let v = try int("KAIZEN_FINALIZE_QUOTA") { config.finalizeQuota.perMinute = max(1, v) }
         if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }
+        if let v = try double("KAIZEN_INGEST_CACHE_IDLE_SECONDS") { config.ingestCacheIdleSeconds = max(1, v) }
         if let v = try double("KAIZEN_AUTH_CACHE_SECONDS") { config.authCacheSeconds = v }
         if let v = try double("KAIZEN_SHUTDOWN_GRACE_SECONDS") { config.shutdownGraceSeconds = v }
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }

@@ -77,7 +77,7 @@ public enum KaizenServerRunner {
         let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
         let registry = WorkspaceRegistry(
             storage: cluster, blobs: try await blobStore(config, logger: logger), idleSeconds: config.actorIdleSeconds,
-            logger: logger,
+            cacheIdleSeconds: config.ingestCacheIdleSeconds, logger: logger,
             clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
         let limiter = RateLimiter(
             user: config.userRateLimit, workspace: config.workspaceRateLimit,

@@ -158,7 +158,24 @@ extension WorkspaceActor {
     /// only the latest project's, and the others look theirs up again in their next transaction.
     static let maxCachedCaseIDs = 250_000
 
+    /// Drops the ingest caches (case ids, the baselines' statuses) once no finalize has used them for
+    /// `idleNanos`: a quiet workspace gives their memory back (100k cases hold ~15 MB), and its next
+    /// finalize reads them again from the shard. They are hints only (ids never change, a baseline is
+    /// reloaded whenever it is missing), so dropping them at any moment is safe. Returns whether it did.
+    public func coolDown(idleNanos: UInt64) -> Bool {
+        guard !caseIDs.isEmpty || !baselines.isEmpty else { return false }
+        let now = clock()
+        guard now >= ingestCachesUsedNanos, now - ingestCachesUsedNanos >= idleNanos else { return false }
+        caseIDs = [:]
+        baselines = [:]
+        return true
+    }
+
+    /// Whether the ingest caches hold anything (for tests and diagnostics).
+    public var holdsIngestCaches: Bool { !caseIDs.isEmpty || !baselines.isEmpty }
+
     func rememberCaseIDs(_ ids: [String: String], projectID: String) {
+        ingestCachesUsedNanos = clock()
         guard ids.count <= Self.maxCachedCaseIDs else {
             caseIDs[projectID] = nil
             return
@@ -173,6 +190,7 @@ extension WorkspaceActor {
 
     /// Keeps the latest run of a few branches per workspace; the rest reload from the shard.
     func remember(_ baseline: Baseline, projectID: String) {
+        ingestCachesUsedNanos = clock()
         if baselines.count >= 32, let victim = baselines.keys.first { baselines[victim] = nil }
         baselines[BaselineKey(projectID: projectID, branch: baseline.run.branch)] = baseline
     }

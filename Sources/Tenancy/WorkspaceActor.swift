@@ -36,6 +36,8 @@ public actor WorkspaceActor {
     /// Per project: inventory id by case key. Ids never change, so a cached id is always right; the
     /// next finalize of the project then only sends the inventory its new cases.
     var caseIDs: [String: [String: String]] = [:]
+    /// When a finalize last used the ingest caches above (`clock` nanoseconds).
+    var ingestCachesUsedNanos: UInt64 = 0
     /// Recently read runs by id. A stored run never changes, so the cache needs no invalidation.
     var runs: [String: RunRecord] = [:]
     var runOrder: [String] = []

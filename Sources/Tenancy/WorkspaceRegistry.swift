@@ -26,11 +26,15 @@ public final class WorkspaceRegistry: Sendable {
     /// Handed to every actor (its quotas' clock).
     let clock: @Sendable () -> UInt64
 
+    /// Ingest caches unused this long are dropped from live actors (see `WorkspaceActor.coolDown`).
+    let cacheIdleNanos: UInt64
+
     public init(
-        storage: any TenantStorage, blobs: any BlobStore, idleSeconds: Double, logger: Logger, stripeCount: Int = 64,
-        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+        storage: any TenantStorage, blobs: any BlobStore, idleSeconds: Double, cacheIdleSeconds: Double = 30, logger: Logger,
+        stripeCount: Int = 64, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.clock = clock
+        self.cacheIdleNanos = UInt64(max(0, cacheIdleSeconds) * 1e9)
         self.storage = storage
         self.blobs = blobs
         self.idleNanos = UInt64(max(0, idleSeconds) * 1e9)
@@ -120,18 +124,30 @@ public final class WorkspaceRegistry: Sendable {
         stripe(for: workspaceID).entries.withLock { $0[workspaceID]?.actor }
     }
 
-    /// Evicts idle actors every quarter of the idle period until cancelled.
+    /// Evicts idle actors every quarter of the idle period (and drops idle ingest caches every half of
+    /// theirs) until cancelled.
     /// `onEvicted` hears of each eviction (the memory trimmer: evicted caches are memory to give back).
     public func runEvictor(onEvicted: @Sendable (Int) -> Void = { _ in }) async {
-        let period = Duration.nanoseconds(Int64(max(idleNanos / 4, 1_000_000_000)))
+        let period = Duration.nanoseconds(Int64(max(min(idleNanos / 4, cacheIdleNanos / 2), 1_000_000_000)))
         while !Task.isCancelled {
             do { try await Task.sleep(for: period) } catch { return }
             let evicted = evictIdle()
-            if evicted > 0 {
-                logger.debug("evicted idle workspace actors", metadata: ["count": "\(evicted)"])
-                onEvicted(evicted)
+            let cooled = await coolDownIngestCaches()
+            if evicted > 0 || cooled > 0 {
+                logger.debug("evicted idle workspace actors", metadata: ["count": "\(evicted)", "cachesDropped": "\(cooled)"])
+                onEvicted(evicted + cooled)
             }
         }
+    }
+
+    /// Drops the ingest caches of live actors that no finalize used for the cache idle period. Returns how many.
+    @discardableResult
+    public func coolDownIngestCaches() async -> Int {
+        var live: [WorkspaceActor] = []
+        for stripe in stripes { stripe.entries.withLock { live += $0.values.map(\.actor) } }
+        var cooled = 0
+        for actor in live where await actor.coolDown(idleNanos: cacheIdleNanos) { cooled += 1 }
+        return cooled
     }
 }
 

@@ -55,6 +55,36 @@ import Testing
         #expect(storage.runs.conflicts.load(ordering: .relaxed) == 1)
     }
 
+    /// A quiet workspace drops its ingest caches (memory given back) once the idle period has passed, not
+    /// before; its next finalize reads the baseline again and answers exactly as with the cache.
+    @Test func idleIngestCachesAreDroppedAndReloadedOnTheNextFinalize() async throws {
+        let storage = MemoryStorage()
+        let now = Atomic<UInt64>(1_000_000_000)
+        let actor = storage.actor(clock: { now.load(ordering: .relaxed) })
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        let quota = RateLimit(perMinute: 1000)
+        _ = try await actor.finalize(project: project, run: try run("r1", ["a": "passed", "b": "passed"]), attachments: [], quota: quota)
+        let second = try await actor.finalize(project: project, run: try run("r2", ["a": "failed", "b": "passed"]), attachments: [], quota: quota)
+        #expect(second.run.regression.newFailures == 1)
+        let readsWhileCached = storage.runs.statusReads.load(ordering: .relaxed)
+        #expect(await actor.holdsIngestCaches)
+
+        let idle: UInt64 = 30_000_000_000
+        now.add(idle - 1, ordering: .relaxed)
+        #expect(await actor.coolDown(idleNanos: idle) == false)
+        #expect(await actor.holdsIngestCaches)
+        now.add(1, ordering: .relaxed)
+        #expect(await actor.coolDown(idleNanos: idle) == true)
+        #expect(await actor.holdsIngestCaches == false)
+        #expect(await actor.coolDown(idleNanos: idle) == false)  // nothing left to drop
+
+        let third = try await actor.finalize(project: project, run: try run("r3", ["a": "passed", "b": "failed"]), attachments: [], quota: quota)
+        #expect(third.baseline?.id == second.run.id)
+        #expect(third.run.regression.fixed == 1 && third.run.regression.newFailures == 1)
+        #expect(storage.runs.statusReads.load(ordering: .relaxed) == readsWhileCached + 1)  // the baseline was read again
+        #expect(await actor.holdsIngestCaches)
+    }
+
     /// Reads are `nonisolated`: one completes while a write holds the project's lane.
     @Test func readsDoNotWaitBehindAWrite() async throws {
         let storage = MemoryStorage()
@@ -93,14 +123,14 @@ final class MemoryStorage: Sendable {
     let projects = MemoryProjects()
     let runs = MemoryRuns()
 
-    func actor() -> WorkspaceActor {
+    func actor(clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }) -> WorkspaceActor {
         let unused = Unused()
         return WorkspaceActor(
             workspaceID: "ws_test", shardID: 0,
             repositories: TenantRepositories(
                 projects: projects, runs: runs, uploads: unused, inventory: unused, defects: unused, intelligence: unused,
                 analytics: unused, events: unused, jobs: unused),
-            blobs: unused, logger: .init(label: "test"))
+            blobs: unused, logger: .init(label: "test"), clock: clock)
     }
 }
 
@@ -180,8 +210,11 @@ final class MemoryRuns: RunRepository {
     func maxRunSequence(projectID: String) async throws -> Int64 {
         rows.withLock { $0.filter { $0.record.projectID == projectID }.map(\.record.seq).max() ?? 0 }
     }
+    /// How many times a baseline's statuses were read from "storage".
+    let statusReads = Atomic<Int>(0)
     func caseStatuses(runID: String) async throws -> [String: CaseStatus] {
-        rows.withLock { $0.first { $0.record.id == runID }?.statuses ?? [:] }
+        statusReads.add(1, ordering: .relaxed)
+        return rows.withLock { $0.first { $0.record.id == runID }?.statuses ?? [:] }
     }
     func caseResults(
         runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
