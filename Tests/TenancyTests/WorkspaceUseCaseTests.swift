@@ -59,8 +59,8 @@ import Testing
     /// before; its next finalize reads the baseline again and answers exactly as with the cache.
     @Test func idleIngestCachesAreDroppedAndReloadedOnTheNextFinalize() async throws {
         let storage = MemoryStorage()
-        let now = Atomic<UInt64>(1_000_000_000)
-        let actor = storage.actor(clock: { now.load(ordering: .relaxed) })
+        let now = ManualClock()
+        let actor = storage.actor(clock: { now.nanos.load(ordering: .relaxed) })
         let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
         let quota = RateLimit(perMinute: 1000)
         _ = try await actor.finalize(project: project, run: try run("r1", ["a": "passed", "b": "passed"]), attachments: [], quota: quota)
@@ -70,10 +70,10 @@ import Testing
         #expect(await actor.holdsIngestCaches)
 
         let idle: UInt64 = 30_000_000_000
-        now.add(idle - 1, ordering: .relaxed)
+        now.nanos.add(idle - 1, ordering: .relaxed)
         #expect(await actor.coolDown(idleNanos: idle) == false)
         #expect(await actor.holdsIngestCaches)
-        now.add(1, ordering: .relaxed)
+        now.nanos.add(1, ordering: .relaxed)
         #expect(await actor.coolDown(idleNanos: idle) == true)
         #expect(await actor.holdsIngestCaches == false)
         #expect(await actor.coolDown(idleNanos: idle) == false)  // nothing left to drop
@@ -117,6 +117,12 @@ func run(_ externalRunId: String, _ statuses: [String: String]) throws -> Valida
         throw DomainError.internalError
     }
     return valid
+}
+
+/// A clock the test moves. The atomic lives in a class: a closure captures the reference, never the
+/// address of a noncopyable local.
+final class ManualClock: Sendable {
+    let nanos = Atomic<UInt64>(1_000_000_000)
 }
 
 final class MemoryStorage: Sendable {

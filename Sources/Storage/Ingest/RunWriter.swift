@@ -31,13 +31,14 @@ struct RunWriter: Sendable {
         let totals = run.totals
         let summary = new.regression
 
-        // Only cases the cache does not know go through the inventory statements.
-        let unknown = new.knownCaseIDs.isEmpty
-            ? Array(run.cases.indices) : run.cases.indices.filter { new.knownCaseIDs[run.cases[$0].key] == nil }
-        let inventory = InventoryColumns(run, indices: unknown)
-
         return try await server.transaction { connection in
             var caseIDs = new.knownCaseIDs
+            if caseIDs.isEmpty {
+                try await Self.lookUpCaseIDs(of: run, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
+            }
+            // Only cases the cache (or the look-up) does not know go through the inventory statements.
+            let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { caseIDs[run.cases[$0].key] == nil }
+            let inventory = InventoryColumns(run, indices: unknown)
             if !inventory.keys.isEmpty {
                 caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
                 // New cases are usually new to everyone: they go in with COPY under the ids made here. If
@@ -110,6 +111,34 @@ struct RunWriter: Sendable {
                 finishedAt: run.finishedAt, env: run.env, totals: totals, baselineRunID: new.baselineRunID,
                 regression: summary, seq: new.seq, createdAt: createdAt)
             return PersistedRun(run: record, caseIDs: caseIDs)
+        }
+    }
+
+    /// With a cold cache (a restart, caches dropped when idle): the ids the project already has for the
+    /// run's keys, in one read, so that only new cases are inserted. Before that look-up, one probe
+    /// says whether the project has any case at all, so a project's first push pays nothing for it.
+    static func lookUpCaseIDs(
+        of run: ValidatedRun, projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var known = false
+        for try await exists in try await connection.query(
+            "SELECT EXISTS (SELECT 1 FROM cases WHERE workspace_id = \(ws) AND project_id = \(projectID))", logger: logger
+        ).decode(Bool.self) {
+            known = exists
+        }
+        guard known else { return }
+        var seen = Set<String>()
+        let keys = run.cases.map(\.key).filter { seen.insert($0).inserted }
+        for try await (foundKeys, ids) in try await connection.query(
+            """
+            SELECT COALESCE(array_agg(case_key), '{}'), COALESCE(array_agg(id), '{}') FROM cases
+            WHERE workspace_id = \(ws) AND project_id = \(projectID) AND case_key = ANY(\(keys)::text[])
+            """, logger: logger
+        ).decode(([String], [String]).self) {
+            guard foundKeys.count == ids.count else { continue }
+            caseIDs.reserveCapacity(keys.count)
+            for (key, id) in zip(foundKeys, ids) { caseIDs[key] = id }
         }
     }
 
