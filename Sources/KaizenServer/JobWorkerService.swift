@@ -149,18 +149,11 @@ struct JobWorkerService: Service {
         }
         do {
             try await queue.begin(jobs)
-            let payloads = try jobs.map { try JSONDecoder().decode(JobQueue.RollUpPayload.self, from: Data($0.payload.utf8)) }
-            let shardID = try await shard(of: jobs[0].workspaceID)
-            let outcome = try await registry.withWorkspace(id: jobs[0].workspaceID, shardID: shardID) {
-                try await $0.rollUp(runIDs: payloads.map(\.runId), inOrder: jobs.allSatisfy { $0.attempts < $0.maxAttempts })
-            }
-            if case .waiting(let earlier) = outcome {
-                for job in jobs {
-                    try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
-                }
-            } else {
-                try await queue.complete(jobs)
-            }
+            try await rollUp(jobs)
+            try await queue.complete(jobs)
+            activity.recordWork()
+        } catch let waiting as WaitingForEarlierRun {
+            for job in jobs { await postpone(job, waiting, on: queue) }
             activity.recordWork()
         } catch {
             logger.info("roll-up batch failed; its jobs run one by one", metadata: ["jobs": "\(jobs.count)", "error": "\(error)"])
@@ -175,8 +168,7 @@ struct JobWorkerService: Service {
             try await perform(job)
             try await queue.complete(job)
         } catch let waiting as WaitingForEarlierRun {
-            let earlier = waiting.runID
-            try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(earlier)")
+            await postpone(job, waiting, on: queue)
         } catch {
             logger.warning("job failed", metadata: ["job": "\(job.id)", "kind": "\(job.kind)", "error": "\(error)"])
             try? await queue.fail(job, error: "\(error)")
@@ -190,20 +182,31 @@ struct JobWorkerService: Service {
         job.workspaceID + "/" + (JobQueue.laneKey(payload: job.payload) ?? job.id)
     }
 
+    /// Puts a job back without spending an attempt: an earlier run of its project comes first.
+    func postpone(_ job: JobRecord, _ waiting: WaitingForEarlierRun, on queue: JobQueue) async {
+        try? await queue.postpone(job, by: waitDelay, reason: "waiting for the roll-up of the earlier run \(waiting.runID)")
+    }
+
     func perform(_ job: JobRecord) async throws {
         switch job.kind {
-        case JobQueue.rollupKind:
-            let payload = try JSONDecoder().decode(JobQueue.RollUpPayload.self, from: Data(job.payload.utf8))
-            // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
-            // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
-            let shardID = try await shard(of: job.workspaceID)
-            let outcome = try await registry.withWorkspace(id: job.workspaceID, shardID: shardID) {
-                try await $0.rollUp(runIDs: [payload.runId], inOrder: job.attempts < job.maxAttempts)
-            }
-            if case .waiting(let earlier) = outcome { throw WaitingForEarlierRun(runID: earlier) }
-        default:
-            throw JobError.unknownKind(job.kind)
+        case JobQueue.rollupKind: try await rollUp([job])
+        default: throw JobError.unknownKind(job.kind)
         }
+    }
+
+    /// Folds the roll-up jobs of one workspace (one project's, for a batch) as one batch; throws
+    /// `WaitingForEarlierRun` when an earlier run of the project must be rolled up first.
+    func rollUp(_ jobs: [JobRecord]) async throws {
+        guard let first = jobs.first else { return }
+        let payloads = try jobs.map { try JSONDecoder().decode(JobQueue.RollUpPayload.self, from: Data($0.payload.utf8)) }
+        // On its last attempt a roll-up goes ahead even if an earlier run of the project never rolled up.
+        // (Waiting for an earlier run spends no attempt, so only the job's own failures lead here.)
+        let inOrder = jobs.allSatisfy { $0.attempts < $0.maxAttempts }
+        let shardID = try await shard(of: first.workspaceID)
+        let outcome = try await registry.withWorkspace(id: first.workspaceID, shardID: shardID) {
+            try await $0.rollUp(runIDs: payloads.map(\.runId), inOrder: inOrder)
+        }
+        if case .waiting(let earlier) = outcome { throw WaitingForEarlierRun(runID: earlier) }
     }
 
     func shard(of workspaceID: String) async throws -> Int {

@@ -163,7 +163,7 @@ extension WorkspaceActor {
     /// finalize reads them again from the shard. They are hints only (ids never change, a baseline is
     /// reloaded whenever it is missing), so dropping them at any moment is safe. Returns whether it did.
     public func coolDown(idleNanos: UInt64) -> Bool {
-        guard !caseIDs.isEmpty || !baselines.isEmpty else { return false }
+        guard holdsIngestCaches else { return false }
         let now = clock()
         guard now >= ingestCachesUsedNanos, now - ingestCachesUsedNanos >= idleNanos else { return false }
         caseIDs = [:]

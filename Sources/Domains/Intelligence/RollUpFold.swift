@@ -97,7 +97,8 @@ public struct WindowFold: Sendable {
             let caseID = result.caseID
             if seenInRun.insert(caseID).inserted {
                 if let history = histories[caseID] { before[caseID] = verdicts[caseID] ?? history.verdict(policy) }
-                noteTouched(caseID)
+                // First touched by this fold: it has no verdict of the fold yet.
+                if verdicts[caseID] == nil { touched.append(caseID) }
                 order.append(caseID)
             }
             histories[caseID, default: FlakyHistory()].append(outcome, runID: run.id)
@@ -117,11 +118,6 @@ public struct WindowFold: Sendable {
             if isMove { moved.append(WindowMove(caseID: caseID, verdict: after, evidence: history.evidence)) }
         }
         moves.append((run, moved))
-    }
-
-    private var touchedSet: Set<String> = []
-    private mutating func noteTouched(_ caseID: String) {
-        if touchedSet.insert(caseID).inserted { touched.append(caseID) }
     }
 
     /// Every case whose window verdict moved during the fold.

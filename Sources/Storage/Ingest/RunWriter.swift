@@ -130,6 +130,15 @@ struct RunWriter: Sendable {
         guard known else { return }
         var seen = Set<String>()
         let keys = run.cases.map(\.key).filter { seen.insert($0).inserted }
+        caseIDs.reserveCapacity(keys.count)
+        try await takeExistingCaseIDs(keys: keys, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
+    }
+
+    /// The ids the project's inventory holds for `keys`, as one row of arrays.
+    static func takeExistingCaseIDs(
+        keys: [String], projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
         for try await (foundKeys, ids) in try await connection.query(
             """
             SELECT COALESCE(array_agg(case_key), '{}'), COALESCE(array_agg(id), '{}') FROM cases
@@ -137,7 +146,6 @@ struct RunWriter: Sendable {
             """, logger: logger
         ).decode(([String], [String]).self) {
             guard foundKeys.count == ids.count else { continue }
-            caseIDs.reserveCapacity(keys.count)
             for (key, id) in zip(foundKeys, ids) { caseIDs[key] = id }
         }
     }
@@ -161,13 +169,7 @@ struct RunWriter: Sendable {
         }
         let taken = inventory.keys.filter { caseIDs[$0] == nil }
         guard !taken.isEmpty else { return }
-        for try await (key, id) in try await connection.query(
-            """
-            SELECT case_key, id FROM cases WHERE workspace_id = \(ws) AND project_id = \(projectID) AND case_key = ANY(\(taken))
-            """, logger: logger
-        ).decode((String, String).self) {
-            caseIDs[key] = id
-        }
+        try await takeExistingCaseIDs(keys: taken, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
     }
 }
 

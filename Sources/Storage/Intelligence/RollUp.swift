@@ -20,12 +20,10 @@ struct FlakyWindowVerdict {
     let verdict: FlakyVerdict
     let evidence: [String]
 
-    /// The order `liftVerdicts` picks a case's verdict by: flaky first, then score, then branch name.
-    func outranks(_ other: FlakyWindowVerdict) -> Bool {
-        if verdict.isFlaky != other.verdict.isFlaky { return verdict.isFlaky }
-        if verdict.score != other.verdict.score { return verdict.score > other.verdict.score }
-        return branch < other.branch
-    }
+    /// The order `liftVerdicts` picks a case's verdict by (`BranchVerdict.outranks`).
+    func outranks(_ other: FlakyWindowVerdict) -> Bool { ranking.outranks(other.ranking) }
+
+    var ranking: BranchVerdict { BranchVerdict(branch: branch, score: verdict.score, isFlaky: verdict.isFlaky) }
 }
 
 /// Why a roll-up did not happen now.
@@ -121,7 +119,7 @@ struct RollUp: Sendable {
                 throw RollUpError.waitingForEarlierRun(earlier)
             }
         }
-        // Where the time goes, for the debug log (plain values: no closure captures state across awaits).
+        // Where the time goes, for the debug log.
         let clock = ContinuousClock()
         let started = clock.now
         let runs = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
