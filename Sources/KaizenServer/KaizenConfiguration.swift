@@ -80,7 +80,8 @@ public struct KaizenConfiguration: Sendable {
         }
         func double(_ key: String) throws -> Double? {
             guard let raw = env[key], !raw.isEmpty else { return nil }
-            guard let value = Double(raw), value >= 0 else {
+            // Infinity is not a duration: converted to nanoseconds it would trap at start-up.
+            guard let value = Double(raw), value.isFinite, value >= 0 else {
                 throw StorageError.configuration("\(key) must be a non-negative number, got '\(raw)'")
             }
             return value

@@ -34,12 +34,18 @@ public final class WorkspaceRegistry: Sendable {
         stripeCount: Int = 64, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.clock = clock
-        self.cacheIdleNanos = UInt64(max(0, cacheIdleSeconds) * 1e9)
+        self.cacheIdleNanos = Self.nanoseconds(cacheIdleSeconds)
         self.storage = storage
         self.blobs = blobs
-        self.idleNanos = UInt64(max(0, idleSeconds) * 1e9)
+        self.idleNanos = Self.nanoseconds(idleSeconds)
         self.logger = logger
         self.stripes = (0..<max(1, stripeCount)).map { _ in Stripe() }
+    }
+
+    /// A period in nanoseconds, clamped to 0…10⁹ s so that no configured value (however large, or not a
+    /// number) traps in the conversion.
+    static func nanoseconds(_ seconds: Double) -> UInt64 {
+        UInt64(min(max(0, seconds), 1e9) * 1e9)
     }
 
     private func stripe(for workspaceID: String) -> Stripe {

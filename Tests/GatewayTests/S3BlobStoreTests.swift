@@ -133,5 +133,10 @@ import Testing
         }
         #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_BLOB_STORE": "gcs"]) }
         #expect(try KaizenConfiguration.fromEnvironment([:]).s3 == nil)
+        // A duration must be a finite, non-negative number: "inf" would trap converted to nanoseconds.
+        for value in ["inf", "-1", "nan", "soon"] {
+            #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": value]) }
+        }
+        #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": "90"]).ingestCacheIdleSeconds == 90)
     }
 }

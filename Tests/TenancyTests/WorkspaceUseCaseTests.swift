@@ -85,6 +85,15 @@ import Testing
         #expect(await actor.holdsIngestCaches)
     }
 
+    /// Idle periods convert to nanoseconds without trapping, whatever they are.
+    @Test func idlePeriodsAreClampedNotTrapped() {
+        #expect(WorkspaceRegistry.nanoseconds(30) == 30_000_000_000)
+        #expect(WorkspaceRegistry.nanoseconds(-5) == 0)
+        #expect(WorkspaceRegistry.nanoseconds(.nan) == 0)
+        #expect(WorkspaceRegistry.nanoseconds(1e30) == 1_000_000_000_000_000_000)
+        #expect(WorkspaceRegistry.nanoseconds(.infinity) == 1_000_000_000_000_000_000)
+    }
+
     /// Reads are `nonisolated`: one completes while a write holds the project's lane.
     @Test func readsDoNotWaitBehindAWrite() async throws {
         let storage = MemoryStorage()
