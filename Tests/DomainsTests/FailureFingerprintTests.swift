@@ -1,3 +1,4 @@
+import PropertyBased
 import Testing
 
 @testable import Domains
@@ -25,5 +26,46 @@ import Testing
         // Only the first line of the message counts: the rest is often a dump.
         #expect(FailureFingerprint.of(type: "E", message: "boom\nstate=1", trace: nil)
             == FailureFingerprint.of(type: "E", message: "boom\nstate=2 extra", trace: nil))
+    }
+}
+
+/// The byte scanner masks ASCII exactly as the regular expressions do.
+@Suite struct FailureMaskEquivalenceTests {
+    /// Text made of the pieces the rules look for, glued in random orders so that every edge — a boundary
+    /// or not, a run one short or one long, a separator doubled — comes up.
+    static let fragments: [String] = [
+        "0x", "0X", "7f9a", "deadbeef", "DEADBEEF01", "12345678", "abcdefab", "0123456789abcdef", "g", "G", "x",
+        "6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab", "6f1c2d3e-aaaa-4bbb-8ccc-0123456789abcd", "-", "--",
+        "10.0.0.7", "1.2.3", "255.255.255.255", "1234.5.6.7", ":", ":5432", ":x", "::", ".", "..",
+        "/", "//", "\\", "C:", "c:", "var", "lib", "a.b", "@", "+", "_", "__", "run_", "prj_", "abcdef_",
+        "01m82frg0avkhgmcx1prntt7d0", "0123456789abcdefghij", "abcdefghijklmnopqrst", "Z",
+        "1", "42", "999", "1234", "3.14", "1.", ".5", " ", "  ", "\t", "\r", "<", ">", "(", ")", ",", "=", "'", "\"",
+    ]
+
+    static let texts = Generator<String, Shrink.None<String>>(run: { rng in
+        (0..<Int.random(in: 0...14, using: &rng)).map { _ in fragments.randomElement(using: &rng)! }.joined()
+    })
+
+    @Test func theScannerAgreesWithTheExpressionsOnRandomText() async {
+        await propertyCheck(count: 3_000, input: Self.texts) { text in
+            #expect(FailureFingerprint.normalize(text) == FailureFingerprint.collapseWhitespace(FailureFingerprint.maskWithExpressions(text)), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func theScannerAgreesOnChosenEdges() {
+        let edges = [
+            "a0x1f", "0x1fg", "0x", "0xg", "x0x12", "1.2.3.4567", "1.2.3.4:80a", "1.2.3.4:", "a1.2.3.4", "1.2.3.4.5",
+            "C:/a", "C:/a/b", "/a/b/", "/a//b", "\\\\srv\\share\\f", "abcdefgh1", "_deadbeef01", "deadbeef01_",
+            "ab_01234567890123456789", "abcdef_01234567890123456789", "ab_0123456789012345678Z", "x-deadbeef-01",
+            "", "   ", "1.5.", "v1.2.3.4b", "0x1.2.3.4", "6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab-x",
+        ]
+        for text in edges {
+            #expect(FailureFingerprint.normalize(text) == FailureFingerprint.collapseWhitespace(FailureFingerprint.maskWithExpressions(text)), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func textBeyondASCIIStillGoesThroughTheExpressions() {
+        // Unicode digits are \d to the expressions: "٣" (Arabic-Indic three) is masked like "3".
+        #expect(FailureFingerprint.normalize("took ٣ ms → 12 ms") == "took <n> ms → <n> ms")
     }
 }

@@ -132,7 +132,7 @@ public struct SigV4Presigner: Sendable {
     }
 
     static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        Hex.string(bytes)
     }
 
     /// `20130524T000000Z` and `20130524` in UTC, computed from the epoch (no formatter, no locale).

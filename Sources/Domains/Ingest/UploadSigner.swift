@@ -21,7 +21,7 @@ public struct UploadSigner: Sendable {
         let mac = HMAC<SHA256>.authenticationCode(
             for: message(uploadID: uploadID, attachmentID: attachmentID, workspaceID: workspaceID, expires: expires),
             using: key)
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return Hex.string(mac)
     }
 
     public enum Verdict: Sendable, Equatable {

@@ -239,7 +239,7 @@ public struct KenshoValidator: Sendable {
             key += "(" + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + ")"
         }
         if key.utf8.count <= 512 { return key }
-        return "sha256:" + SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + Hex.string(SHA256.hash(data: Array(key.utf8)))
     }
 }
 
