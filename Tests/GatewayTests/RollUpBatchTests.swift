@@ -103,10 +103,18 @@ import Testing
                 FROM project_daily d JOIN p ON p.id = d.project_id WHERE d.workspace_id = \(ws)
                 """,
             "failure_groups": """
-                SELECT concat_ws(' ', g.fingerprint, g.runs, g.occurrences, g.affected_cases, f.external_run_id, l.external_run_id)
+                SELECT concat_ws(' ', g.fingerprint, g.runs, g.occurrences, g.affected_cases, f.external_run_id, l.external_run_id,
+                                 f.created_at = g.first_seen_at, l.created_at = g.last_seen_at, g.error_type, g.sample_message)
                 FROM failure_groups g JOIN p ON p.id = g.project_id
                 JOIN runs f ON f.workspace_id = g.workspace_id AND f.id = g.first_seen_run_id
                 JOIN runs l ON l.workspace_id = g.workspace_id AND l.id = g.last_seen_run_id
+                WHERE g.workspace_id = \(ws)
+                """,
+            "failure_group_cases": """
+                SELECT concat_ws(' ', g.fingerprint, c.name, g.occurrences, l.external_run_id)
+                FROM failure_group_cases g JOIN p ON p.id = g.project_id
+                JOIN cases c ON c.workspace_id = g.workspace_id AND c.id = g.case_id
+                JOIN runs l ON l.workspace_id = g.workspace_id AND l.project_id = p.id AND l.created_at = g.last_seen_at
                 WHERE g.workspace_id = \(ws)
                 """,
         ]

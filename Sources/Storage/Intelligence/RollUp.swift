@@ -147,9 +147,7 @@ struct RollUp: Sendable {
                 cases.map(\.caseID), windows: windows, detail: ["runId": run.id], projectID: projectID, workspaceID: ws,
                 on: connection, logger: logger)
         }
-        for subject in subjects {
-            try await foldRunTotals(subject, workspaceID: ws, on: connection, logger: logger)
-        }
+        try await foldBatchTotals(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         let done = clock.now
         let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
         logger.debug(
@@ -422,37 +420,52 @@ struct RollUp: Sendable {
         }
     }
 
-    /// What a run adds beyond its cases: the daily project series, failure clusters and their cases,
-    /// and defect attribution.
-    static func foldRunTotals(_ subject: RollUpSubject, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
-        async throws
-    {
-        let runID = subject.runID
+    /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
+    /// statement of each per batch, reading the batch's results once each (four scans per run before);
+    /// the batch leaves exactly what its runs one by one in finalize order leave, as each update is a sum,
+    /// a minimum or a maximum — ties kept as one by one keeps them — and a new cluster's type and sample
+    /// come from its first run.
+    static func foldBatchTotals(
+        _ runs: [RolledRun], projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let ids = runs.map(\.id)
+        // The duration sums come from the results already read.
+        let durations = runs.map { $0.results.reduce(Int64(0)) { $0 + $1.durationMS } }
         try await connection.query(
             """
             INSERT INTO project_daily (workspace_id, project_id, branch, day, runs, passed, failed, broken, skipped, flaky, duration_ms)
-            SELECT u.workspace_id, u.project_id, u.branch, (u.created_at AT TIME ZONE 'UTC')::date, 1, u.passed, u.failed,
-                   u.broken, u.skipped, u.flaky,
-                   COALESCE((SELECT sum(duration_ms) FROM case_results r WHERE r.workspace_id = u.workspace_id AND r.run_id = u.id), 0)
-            FROM runs u WHERE u.workspace_id = \(ws) AND u.id = \(runID)
+            SELECT u.workspace_id, u.project_id, u.branch, (u.created_at AT TIME ZONE 'UTC')::date, count(*), sum(u.passed),
+                   sum(u.failed), sum(u.broken), sum(u.skipped), sum(u.flaky), sum(d.duration_ms)
+            FROM runs u JOIN UNNEST(\(ids)::text[], \(durations)::int8[]) AS d(id, duration_ms) ON d.id = u.id
+            WHERE u.workspace_id = \(ws)
+            GROUP BY u.workspace_id, u.project_id, u.branch, (u.created_at AT TIME ZONE 'UTC')::date
             ON CONFLICT (workspace_id, project_id, branch, day) DO UPDATE SET
-                runs = project_daily.runs + 1, passed = project_daily.passed + EXCLUDED.passed,
+                runs = project_daily.runs + EXCLUDED.runs, passed = project_daily.passed + EXCLUDED.passed,
                 failed = project_daily.failed + EXCLUDED.failed, broken = project_daily.broken + EXCLUDED.broken,
                 skipped = project_daily.skipped + EXCLUDED.skipped, flaky = project_daily.flaky + EXCLUDED.flaky,
                 duration_ms = project_daily.duration_ms + EXCLUDED.duration_ms
             """, logger: logger)
-        // The run's own row is read once (a materialized CTE), not joined per result: on a long history
-        // a per-result join picked the (project, seq) index and filtered every run of the workspace.
+        // Per cluster: the first occurrence is the earliest created run (of equals, the earliest in finalize
+        // order, as `<` keeps the stored one), the last the latest (of equals, the latest, as `>=` takes
+        // the new one). The runs' own rows are read once (a materialized CTE), not joined per result.
         try await connection.query(
             """
             INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
                                         first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
-            WITH u AS MATERIALIZED (SELECT id, project_id, created_at FROM runs WHERE workspace_id = \(ws) AND id = \(runID))
-            SELECT \(ws), u.project_id, r.fingerprint, min(r.error_type), min(left(r.error_message, 500)),
-                   u.id, u.created_at, u.id, u.created_at, 1, count(*)
-            FROM case_results r CROSS JOIN u
-            WHERE r.workspace_id = \(ws) AND r.run_id = \(runID) AND r.fingerprint IS NOT NULL
-            GROUP BY u.project_id, u.id, u.created_at, r.fingerprint
+            WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
+            per_run AS (
+                SELECT r.run_id, r.fingerprint, min(r.error_type) AS error_type, min(left(r.error_message, 500)) AS sample,
+                       count(*) AS n
+                FROM case_results r
+                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(ids)::text[]) AND r.fingerprint IS NOT NULL
+                GROUP BY r.run_id, r.fingerprint)
+            SELECT \(ws), \(projectID), p.fingerprint,
+                   (array_agg(p.error_type ORDER BY u.seq))[1], (array_agg(p.sample ORDER BY u.seq))[1],
+                   (array_agg(u.id ORDER BY u.created_at, u.seq))[1], min(u.created_at),
+                   (array_agg(u.id ORDER BY u.created_at DESC, u.seq DESC))[1], max(u.created_at),
+                   count(*), sum(p.n)
+            FROM per_run p JOIN u ON u.id = p.run_id
+            GROUP BY p.fingerprint
             ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
                 first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
                                          THEN EXCLUDED.first_seen_run_id ELSE failure_groups.first_seen_run_id END,
@@ -460,27 +473,30 @@ struct RollUp: Sendable {
                 last_seen_run_id = CASE WHEN EXCLUDED.last_seen_at >= failure_groups.last_seen_at
                                         THEN EXCLUDED.last_seen_run_id ELSE failure_groups.last_seen_run_id END,
                 last_seen_at = GREATEST(failure_groups.last_seen_at, EXCLUDED.last_seen_at),
-                runs = failure_groups.runs + 1,
+                runs = failure_groups.runs + EXCLUDED.runs,
                 occurrences = failure_groups.occurrences + EXCLUDED.occurrences
             """, logger: logger)
         // Cases per cluster: new (cluster, case) pairs raise the cluster's affected-case count.
         try await connection.query(
             """
-            WITH hit AS (
-                SELECT fingerprint, case_id, count(*)::int AS n FROM case_results
-                WHERE workspace_id = \(ws) AND run_id = \(runID) AND fingerprint IS NOT NULL GROUP BY fingerprint, case_id),
+            WITH u AS MATERIALIZED (SELECT id, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
+            hit AS (
+                SELECT r.fingerprint, r.case_id, count(*)::int AS n, max(u.created_at) AS last_seen_at
+                FROM case_results r JOIN u ON u.id = r.run_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(ids)::text[]) AND r.fingerprint IS NOT NULL
+                GROUP BY r.fingerprint, r.case_id),
             upserted AS (
                 INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
-                SELECT \(ws), \(subject.projectID), fingerprint, case_id, n, \(subject.createdAt)::timestamptz FROM hit
+                SELECT \(ws), \(projectID), fingerprint, case_id, n, last_seen_at FROM hit
                 ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
                     occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
                     last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
                 RETURNING fingerprint, xmax = 0 AS inserted)
             UPDATE failure_groups g SET affected_cases = g.affected_cases + c.n
             FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
-            WHERE g.workspace_id = \(ws) AND g.project_id = \(subject.projectID) AND g.fingerprint = c.fingerprint
+            WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID) AND g.fingerprint = c.fingerprint
             """, logger: logger)
-        try await attributeToDefects(subject, workspaceID: ws, on: connection, logger: logger)
+        try await attributeToDefects(ids, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
     }
 
     /// `flaky.detected` for each case, described by the window that made it flaky; `detail` adds
@@ -543,18 +559,19 @@ struct RollUp: Sendable {
             """, logger: logger)
     }
 
-    /// Counts the run against every defect whose cases or clusters it failed in.
-    static func attributeToDefects(_ run: RollUpSubject, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
-        async throws
-    {
+    /// Counts each run against every defect whose cases or clusters it failed in.
+    static func attributeToDefects(
+        _ runIDs: [String], projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
         try await connection.query(
             """
             INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
-            SELECT DISTINCT l.workspace_id, l.defect_id, \(run.runID), \(run.createdAt)::timestamptz
+            SELECT DISTINCT l.workspace_id, l.defect_id, r.run_id, u.created_at
             FROM case_results r
-            JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(run.projectID)
+            JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+            JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(projectID)
                  AND ((l.kind = 'case' AND l.target = r.case_id) OR (l.kind = 'group' AND l.target = r.fingerprint))
-            WHERE r.workspace_id = \(ws) AND r.run_id = \(run.runID) AND r.status = ANY(\(CaseStatus.failingValues))
+            WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(runIDs)::text[]) AND r.status = ANY(\(CaseStatus.failingValues))
             ON CONFLICT DO NOTHING
             """, logger: logger)
     }
