@@ -66,6 +66,59 @@ import Testing
         }
     }
 
+    /// A full window of one outcome is left as it is (nothing in it changes); a window that moves is written.
+    @Test func unchangedFullWindowsAreNotRewritten() async throws {
+        try await withServer { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "steady", "name": "steady"]).status == 201)
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let shard = try server.cluster.server(forShard: ws.shardID)
+            let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
+            let logger = Logger(label: "t")
+            try await shard.run { connection in
+                try await connection.query(
+                    """
+                    CREATE FUNCTION test_hold_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN NEW.run_after := now() + interval '1 day'; RETURN NEW; END $$
+                    """, logger: logger)
+                try await connection.query(
+                    "CREATE TRIGGER test_hold_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION test_hold_jobs()", logger: logger)
+            }
+            func push(_ id: String, _ statuses: [String: String]) async throws -> String {
+                let cases = statuses.sorted { $0.key < $1.key }.map { ["name": $0.key, "status": $0.value] as [String: Any] }
+                let reply = try await admin.post(
+                    "/v1/ingest/kensho/finalize", json: runDocument(project: "steady", externalRunId: id, cases: cases))
+                #expect(reply.status == 200, "\(reply.text)")
+                return try #require(reply.object["internalRunId"] as? String)
+            }
+            #expect(try await repos.intelligence.rollUp(runID: try await push("r0", ["a": "passed", "b": "passed"]), inOrder: true) == .rolledUp)
+            // As if both cases had passed 100 times on the branch.
+            try await shard.run { connection in
+                try await connection.query(
+                    "UPDATE case_windows SET outcomes = repeat('P', 100), updated_at = '2020-01-01Z' WHERE workspace_id = \(ws.id)",
+                    logger: logger)
+            }
+            #expect(try await repos.intelligence.rollUp(runID: try await push("r1", ["a": "passed", "b": "failed"]), inOrder: true) == .rolledUp)
+            let rows = try await shard.run { connection in
+                var rows: [String: (String, Int, Bool, Int)] = [:]
+                for try await (name, outcomes, results, old, runs) in try await connection.query(
+                    """
+                    SELECT c.name, w.outcomes, w.results, w.updated_at = '2020-01-01Z', s.runs FROM case_windows w
+                    JOIN cases c ON c.workspace_id = w.workspace_id AND c.id = w.case_id
+                    JOIN case_stats s ON s.workspace_id = w.workspace_id AND s.case_id = w.case_id
+                    WHERE w.workspace_id = \(ws.id)
+                    """, logger: logger
+                ).decode((String, String, Int, Bool, Int).self) {
+                    rows[name] = (outcomes, results, old, runs)
+                }
+                return rows
+            }
+            let a = try #require(rows["a"]), b = try #require(rows["b"])
+            #expect(a.0 == String(repeating: "P", count: 100) && a.2, "the steady window is untouched")
+            #expect(a.3 == 2, "its stats still count the run")
+            #expect(b.0 == String(repeating: "P", count: 99) + "F" && !b.2, "the window that moved is written")
+        }
+    }
+
     /// Every roll-up row of a project as sorted text, run ids and run times given as the runs' external ids.
     static func rollUpState(of slug: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
         async throws -> [String: [String]]

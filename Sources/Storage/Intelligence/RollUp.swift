@@ -220,7 +220,7 @@ struct RollUp: Sendable {
         }
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
-        try await writeWindows(fold, branch: branch, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        try await writeWindows(fold, stored: stored, branch: branch, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
 
         // Each moved case: was it flaky before the batch, and its flakiest window on other branches (one
         // index lookup per case: whatever the statistics of freshly filled tables say, a scan of the
@@ -246,13 +246,23 @@ struct RollUp: Sendable {
         replay.replay(fold, branch: branch, storedFlaky: storedFlaky, otherBranches: others)
     }
 
-    /// Writes the folded windows: an update of those that existed, an insert of the new ones.
+    /// Writes the folded windows: an update of those that changed, an insert of the new ones.
+    ///
+    /// A full window of one outcome (a case that passes every time, once it has `maxWindow` results on
+    /// the branch) comes out of a fold as it went in, and its verdict with it, so it is not written:
+    /// in a long-lived project that is most of a run's windows. (`updated_at` is when a window last changed.)
     static func writeWindows(
-        _ fold: WindowFold, branch: String, projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        _ fold: WindowFold, stored: [String: FlakyHistory], branch: String, projectID: String, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
     ) async throws {
         var old = WindowColumns(), new = WindowColumns()
         for caseID in fold.touched {
             guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
+            if let before = stored[caseID], before.outcomes == history.outcomes, before.evidence == history.evidence,
+                fold.lastFlipAt[caseID] == nil
+            {
+                continue
+            }
             if fold.existing.contains(caseID) {
                 old.append(caseID, history, verdict, fold.lastFlipAt[caseID])
             } else {
