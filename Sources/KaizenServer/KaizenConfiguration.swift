@@ -30,6 +30,8 @@ public struct KaizenConfiguration: Sendable {
     /// A workspace's ingest caches (case ids, baselines) unused this long are dropped, memory given back.
     public var ingestCacheIdleSeconds: Double = 30
     public var authCacheSeconds: Double = 5
+    /// How often each node writes when tokens were last used (`lastUsedAt` is this fresh).
+    public var tokenUseFlushSeconds: Double = 60
     /// On SIGTERM, how long in-flight requests may take before the rest is cancelled.
     public var shutdownGraceSeconds: Double = 30
     public var publicURL: String?
@@ -113,6 +115,7 @@ public struct KaizenConfiguration: Sendable {
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }
         if let v = try double("KAIZEN_INGEST_CACHE_IDLE_SECONDS") { config.ingestCacheIdleSeconds = max(1, v) }
         if let v = try double("KAIZEN_AUTH_CACHE_SECONDS") { config.authCacheSeconds = v }
+        if let v = try double("KAIZEN_TOKEN_USE_FLUSH_SECONDS") { config.tokenUseFlushSeconds = min(max(1, v), 86_400) }
         if let v = try double("KAIZEN_SHUTDOWN_GRACE_SECONDS") { config.shutdownGraceSeconds = v }
         if let v = env["KAIZEN_PUBLIC_URL"], !v.isEmpty { config.publicURL = v }
         if let v = env["KAIZEN_LOG_LEVEL"], !v.isEmpty { config.logLevel = v }

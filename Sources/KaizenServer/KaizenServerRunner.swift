@@ -136,6 +136,10 @@ public enum KaizenServerRunner {
         services.append(UpkeepService(registry: registry, limiter: limiter, activity: deps.ingestActivity))
         services.append(IdentityChangeService(feed: cluster.catalog, authenticator: authenticator))
         services.append(
+            TokenUseService(
+                authenticator: authenticator, directory: directory,
+                period: .milliseconds(Int64(config.tokenUseFlushSeconds * 1000)), logger: logger))
+        services.append(
             JobWorkerService(
                 cluster: cluster, registry: registry, activity: deps.ingestActivity, logger: logger,
                 lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000)), lanes: config.rollUpLanes))
@@ -271,6 +275,33 @@ struct UpkeepService: Service {
 }
 
 /// Keeps this node's identity cache in step with revocations and membership changes made on any node.
+/// Writes when tokens were last used, from what the authenticator saw, once per `period` (one
+/// statement for all of them, not a write per request), and once more at shutdown.
+struct TokenUseService: Service {
+    let authenticator: Authenticator
+    let directory: Directory
+    let period: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: period) } catch { break }
+                await flush()
+            }
+        }
+        await flush()
+    }
+
+    func flush() async {
+        let uses = authenticator.drainUses()
+        guard !uses.isEmpty else { return }
+        do { try await directory.recordTokenUse(uses) } catch {
+            logger.debug("could not record token use", metadata: ["tokens": "\(uses.count)", "error": "\(error)"])
+        }
+    }
+}
+
 struct IdentityChangeService: Service {
     let feed: any IdentityChangeFeed
     let authenticator: Authenticator

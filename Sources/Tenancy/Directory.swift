@@ -45,14 +45,15 @@ public struct Directory: Sendable {
 
     /// Mints a token bound to the grant's workspace. A credential never carries more than its issuer could do:
     /// `role` above the minter's own is forbidden.
-    public func mintWorkspaceToken(name: String, role: Role, in grant: WorkspaceGrant, by identity: Identity)
-        async throws -> (info: TokenInfo, secret: String)
-    {
+    /// With `ttlSeconds` the token expires then; without, it lives until revoked or deleted.
+    public func mintWorkspaceToken(
+        name: String, role: Role, ttlSeconds: Int? = nil, in grant: WorkspaceGrant, by identity: Identity, now: Date = Date()
+    ) async throws -> (info: TokenInfo, secret: String) {
         try checkRole(role, grant: grant)
         return try await catalog.createToken(
             NewToken(
                 name: name, tokenClass: .workspace, workspaceID: grant.workspaceID, role: role, userID: nil,
-                createdBy: identity.tokenID, expiresAt: nil))
+                createdBy: identity.tokenID, expiresAt: ttlSeconds.map { now.addingTimeInterval(TimeInterval($0)) }))
     }
 
     /// Mints a user token for a person (created on first use), making them a member of the grant's workspace
@@ -84,6 +85,17 @@ public struct Directory: Sendable {
         guard ResourceID.isValid(id, prefix: .token), let token = try await catalog.revokeToken(id: id, workspaceID: grant.workspaceID)
         else { throw DomainError.notFound("token '\(id)' not found in workspace '\(grant.workspaceSlug)'") }
         return token
+    }
+
+    /// Deletes a token of the grant's workspace for good; `notFound` when it has none with this id.
+    public func deleteToken(id: String, in grant: WorkspaceGrant) async throws {
+        guard ResourceID.isValid(id, prefix: .token), try await catalog.deleteToken(id: id, workspaceID: grant.workspaceID)
+        else { throw DomainError.notFound("token '\(id)' not found in workspace '\(grant.workspaceSlug)'") }
+    }
+
+    /// Stores when tokens were last used (see `Authenticator.drainUses`).
+    public func recordTokenUse(_ uses: [(tokenID: String, at: Date)]) async throws {
+        try await catalog.recordTokenUse(ids: uses.map(\.tokenID), at: uses.map(\.at))
     }
 
     /// The identity of a live token with this secret hash; nil when none.

@@ -230,3 +230,86 @@ import Testing
         }
     }
 }
+
+/// API keys as users expect (issue 14): optional expiry for workspace tokens, when each was last used,
+/// and delete beside revoke.
+@Suite struct TokenLifecycleTests {
+    @Test func workspaceTokensMayExpireAndOutOfRangeIs422() async throws {
+        try await withServer { server, admin in
+            let created = try await admin.post(
+                "/v1/workspaces/default/tokens",
+                json: ["name": "nightly", "class": "workspace", "role": "member", "ttlSeconds": 86_400])
+            #expect(created.status == 201, "\(created.text)")
+            let expires = try #require(created.object["expiresAt"] as? String)
+            let expiry = try #require(try? Date(expires, strategy: .iso8601))
+            #expect(abs(expiry.timeIntervalSinceNow - 86_400) < 600)
+            let secret = try #require(created.object["secret"] as? String)
+            #expect(try await admin.with(token: secret).get("/v1/projects").status == 200)
+            // Without ttlSeconds a workspace token still lives until revoked.
+            let forever = try await admin.post("/v1/workspaces/default/tokens", json: ["name": "ci", "class": "workspace", "role": "member"])
+            #expect(forever.object["expiresAt"] is NSNull || forever.object["expiresAt"] == nil)
+            for ttl in [59, 63_072_001] {
+                let bad = try await admin.post(
+                    "/v1/workspaces/default/tokens", json: ["name": "x", "class": "workspace", "role": "member", "ttlSeconds": ttl])
+                #expect([400, 422].contains(bad.status), "\(ttl): \(bad.text)")
+                #expect(bad.errorPointers == ["/ttlSeconds"], "\(ttl): \(bad.text)")
+            }
+            // A workspace token past its expiry is refused (its expiry moved into the past in the catalog).
+            let id = try #require(created.object["id"] as? String)
+            try await server.cluster.servers[0].run { connection in
+                try await connection.query("UPDATE tokens SET expires_at = now() - interval '1 minute' WHERE id = \(id)", logger: .init(label: "t"))
+            }
+            let fresh = APIClient(baseURL: server.baseURL, token: secret)
+            try await waitUntil("the expired token is refused") { try await fresh.get("/v1/projects").status == 401 }
+        }
+    }
+
+    @Test func lastUsedAtIsRecordedWithoutAWritePerRequest() async throws {
+        try await withServer(configure: { $0.tokenUseFlushSeconds = 1 }) { _, admin in
+            let used = try await admin.post("/v1/workspaces/default/tokens", json: ["name": "used", "class": "workspace", "role": "member"])
+            let idle = try await admin.post("/v1/workspaces/default/tokens", json: ["name": "idle", "class": "workspace", "role": "member"])
+            #expect(used.object["lastUsedAt"] is NSNull || used.object["lastUsedAt"] == nil)
+            let usedID = try #require(used.object["id"] as? String), idleID = try #require(idle.object["id"] as? String)
+            let client = admin.with(token: try #require(used.object["secret"] as? String))
+            for _ in 0..<5 { #expect(try await client.get("/v1/projects").status == 200) }
+            try await waitUntil("the use is flushed") {
+                let list = try await admin.get("/v1/workspaces/default/tokens").array
+                return list.first { $0["id"] as? String == usedID }?["lastUsedAt"] is String
+            }
+            let list = try await admin.get("/v1/workspaces/default/tokens").array
+            let stamp = try #require(list.first { $0["id"] as? String == usedID }?["lastUsedAt"] as? String)
+            #expect(abs((try #require(try? Date(stamp, strategy: .iso8601))).timeIntervalSinceNow) < 600)
+            let never = try #require(list.first { $0["id"] as? String == idleID })
+            #expect(never["lastUsedAt"] == nil || never["lastUsedAt"] is NSNull, "a token never used has no lastUsedAt")
+        }
+    }
+
+    @Test func deleteRemovesATokenForGoodAndRevokeKeepsItListed() async throws {
+        try await withServer { server, admin in
+            func mintMember(_ name: String) async throws -> (id: String, client: APIClient) {
+                let created = try await admin.post("/v1/workspaces/default/tokens", json: ["name": name, "class": "workspace", "role": "member"])
+                return (try #require(created.object["id"] as? String), admin.with(token: try #require(created.object["secret"] as? String)))
+            }
+            let gone = try await mintMember("gone"), kept = try await mintMember("kept")
+            #expect(try await gone.client.get("/v1/projects").status == 200)
+            let deleted = try await admin.delete("/v1/workspaces/default/tokens/\(gone.id)?action=delete")
+            #expect(deleted.status == 204, "\(deleted.text)")
+            #expect(try await gone.client.get("/v1/projects").status == 401)
+            #expect(try await admin.delete("/v1/workspaces/default/tokens/\(kept.id)?action=revoke").status == 200)
+            let ids = try await admin.get("/v1/workspaces/default/tokens").array.compactMap { $0["id"] as? String }
+            #expect(!ids.contains(gone.id) && ids.contains(kept.id))
+            // Deleting twice, an unknown action, another workspace's token: the usual answers.
+            #expect(try await admin.delete("/v1/workspaces/default/tokens/\(gone.id)?action=delete").status == 404)
+            let bogus = try await admin.delete("/v1/workspaces/default/tokens/\(kept.id)?action=shred")
+            #expect(bogus.status == 400, "\(bogus.text)")
+            // A member (not admin) cannot delete; another workspace's admin gets 404 for this id.
+            #expect(try await kept.client.delete("/v1/workspaces/default/tokens/\(kept.id)?action=delete").status == 401)
+            let member = try await mintMember("member")
+            #expect(try await member.client.delete("/v1/workspaces/default/tokens/\(kept.id)?action=delete").status == 403)
+            let person = try await mint(admin, tokenClass: "user", role: "admin", user: "owner@example.com", ttl: 3600)
+            #expect(try await person.post("/v1/workspaces", json: ["slug": "elsewhere", "name": "Elsewhere"]).status == 201)
+            #expect(try await person.delete("/v1/workspaces/elsewhere/tokens/\(kept.id)?action=delete").status == 404)
+            _ = server
+        }
+    }
+}

@@ -30,6 +30,16 @@ func waitForRollUps(_ admin: APIClient, workspace: String = "default", runs: Int
     Issue.record("roll-up jobs did not finish")
 }
 
+/// Waits until `condition` holds (`testConditionTimeout` at most), asking every 100 ms.
+func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(testConditionTimeout)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("timed out waiting: \(what)")
+}
+
 /// Mints a token in `workspace` through the API and returns a client using it.
 func mint(
     _ admin: APIClient, workspace: String = "default", tokenClass: String = "workspace", role: String,

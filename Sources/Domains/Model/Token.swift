@@ -13,10 +13,12 @@ public struct TokenInfo: Sendable, Hashable {
     public let createdAt: Date
     public let expiresAt: Date?
     public let revokedAt: Date?
+    /// When the token last authenticated a request, to within the server's flush period (a minute by default).
+    public let lastUsedAt: Date?
 
     public init(
         id: String, name: String, tokenClass: TokenClass, hint: String, workspaceID: String?, role: Role?, user: User?,
-        createdAt: Date, expiresAt: Date?, revokedAt: Date?
+        createdAt: Date, expiresAt: Date?, revokedAt: Date?, lastUsedAt: Date? = nil
     ) {
         self.id = id
         self.name = name
@@ -28,6 +30,7 @@ public struct TokenInfo: Sendable, Hashable {
         self.createdAt = createdAt
         self.expiresAt = expiresAt
         self.revokedAt = revokedAt
+        self.lastUsedAt = lastUsedAt
     }
 }
 
@@ -59,6 +62,8 @@ public struct NewToken: Sendable {
 public enum TokenRules {
     public static let defaultUserTTLSeconds = 12 * 3600
     public static let maxUserTTLSeconds = 30 * 24 * 3600
+    /// Workspace tokens do not expire unless asked to; when they do, within two years.
+    public static let maxWorkspaceTTLSeconds = 2 * 365 * 24 * 3600
     public static let maxNameLength = 100
 
     public static func validateName(_ name: String, pointer: String = "/name") -> FieldProblem? {

@@ -24,8 +24,8 @@ extension KaizenAPI {
         case .workspace:
             if body.role == nil { problems.append(.init(pointer: "/role", message: "is required for workspace tokens")) }
             if body.user != nil { problems.append(.init(pointer: "/user", message: "is only for user tokens")) }
-            if body.ttlSeconds != nil {
-                problems.append(.init(pointer: "/ttlSeconds", message: "is only for user tokens; workspace tokens do not expire"))
+            if let ttl = body.ttlSeconds, ttl < 60 || ttl > TokenRules.maxWorkspaceTTLSeconds {
+                problems.append(.init(pointer: "/ttlSeconds", message: "must be between 60 and \(TokenRules.maxWorkspaceTTLSeconds) for workspace tokens"))
             }
         case .user:
             if let user = body.user {
@@ -45,7 +45,8 @@ extension KaizenAPI {
         let created: (info: TokenInfo, secret: String)
         switch body._class {
         case .workspace:
-            created = try await deps.directory.mintWorkspaceToken(name: body.name, role: role, in: grant, by: identity)
+            created = try await deps.directory.mintWorkspaceToken(
+                name: body.name, role: role, ttlSeconds: body.ttlSeconds, in: grant, by: identity)
         case .user:
             guard let user = body.user else { throw DomainError.validation(pointer: "/user", "is required for user tokens") }
             let minted = try await deps.directory.mintUserToken(
@@ -63,6 +64,11 @@ extension KaizenAPI {
         let grant = try grant(identity, workspace: input.path.workspace)
         try requireAdmin(grant)
         let id = input.path.tokenId
+        if input.query.action == .delete {
+            try await deps.directory.deleteToken(id: id, in: grant)
+            deps.authenticator.invalidate { $0.tokenID == id }
+            return .noContent(.init())
+        }
         let token = try await deps.directory.revokeToken(id: id, in: grant)
         deps.authenticator.invalidate { $0.tokenID == id }
         return .ok(.init(body: .json(.init(token, workspace: grant))))
@@ -76,6 +82,6 @@ extension Components.Schemas.Token {
             role: token.role.map(Components.Schemas.Role.init),
             workspace: .init(id: workspace.workspaceID, slug: workspace.workspaceSlug),
             user: token.user.map(Components.Schemas.UserRef.init), createdAt: token.createdAt,
-            expiresAt: token.expiresAt, revokedAt: token.revokedAt)
+            expiresAt: token.expiresAt, revokedAt: token.revokedAt, lastUsedAt: token.lastUsedAt)
     }
 }

@@ -1,4 +1,5 @@
 import Domains
+import Foundation
 import Tenancy
 import Synchronization
 
@@ -17,6 +18,8 @@ public final class Authenticator: Sendable {
 
     final class Stripe: Sendable {
         let entries = Mutex<[String: Entry]>([:])
+        /// Token id → when it last authenticated (epoch ms), since the last `drainUses`.
+        let uses = Mutex<[String: UInt64]>([:])
     }
 
     let directory: Directory
@@ -58,6 +61,7 @@ public final class Authenticator: Sendable {
                 stripe.entries.withLock { _ = $0.removeValue(forKey: hash) }
                 throw DomainError.unauthorized("the token has expired")
             }
+            stripe.uses.withLock { $0[identity.tokenID] = nowWall }
             return identity
         }
         let identity = try await directory.resolve(secretHash: hash)
@@ -68,7 +72,22 @@ public final class Authenticator: Sendable {
             }
         }
         guard let identity else { throw DomainError.unauthorized("the token is unknown, revoked or expired") }
+        stripe.uses.withLock { $0[identity.tokenID] = nowWall }
         return identity
+    }
+
+    /// The tokens that authenticated since the last call, each with its latest use, and forgets them:
+    /// `lastUsedAt` is written from this every flush period, not once per request.
+    public func drainUses() -> [(tokenID: String, at: Date)] {
+        var out: [(tokenID: String, at: Date)] = []
+        for stripe in stripes {
+            let taken = stripe.uses.withLock { uses in
+                defer { uses.removeAll(keepingCapacity: true) }
+                return uses
+            }
+            for (id, ms) in taken { out.append((id, Date(timeIntervalSince1970: Double(ms) / 1000))) }
+        }
+        return out
     }
 
     /// Forgets cached identities matching `predicate` (a revoked token, a user whose memberships changed).

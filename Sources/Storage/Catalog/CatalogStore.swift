@@ -191,7 +191,7 @@ public struct CatalogStore: CatalogRepository {
 
     private static let tokenColumns = """
         SELECT t.id, t.name, t.class, t.hint, t.workspace_id, t.role, t.created_at, t.expires_at, t.revoked_at,
-               u.id, u.email, u.name
+               u.id, u.email, u.name, t.last_used_at
         FROM tokens t LEFT JOIN users u ON u.id = t.user_id
         """
 
@@ -214,15 +214,15 @@ public struct CatalogStore: CatalogRepository {
             var result: [TokenInfo] = []
             let rows = try await connection.query(query, logger: logger)
             for try await row in rows {
-                let (id, name, cls, hint, workspaceID, role, createdAt, expiresAt, revokedAt, userID, email, userName) =
+                let (id, name, cls, hint, workspaceID, role, createdAt, expiresAt, revokedAt, userID, email, userName, lastUsedAt) =
                     try row.decode(
-                        (String, String, String, String, String?, String?, Date, Date?, Date?, String?, String?, String?).self)
+                        (String, String, String, String, String?, String?, Date, Date?, Date?, String?, String?, String?, Date?).self)
                 let user = userID.map { User(id: $0, email: email ?? "", name: userName) }
                 result.append(
                     TokenInfo(
                         id: id, name: name, tokenClass: TokenClass(rawValue: cls) ?? .workspace, hint: hint,
                         workspaceID: workspaceID, role: role.flatMap(Role.init(rawValue:)), user: user,
-                        createdAt: createdAt, expiresAt: expiresAt, revokedAt: revokedAt))
+                        createdAt: createdAt, expiresAt: expiresAt, revokedAt: revokedAt, lastUsedAt: lastUsedAt))
             }
             return result
         }
@@ -243,6 +243,35 @@ public struct CatalogStore: CatalogRepository {
             return found
         }
         return found ? try await token(id: id) : nil
+    }
+
+    /// Deletes a token for good (a revoked one stays listed; a deleted one is gone). Returns false when no
+    /// such token belongs to the workspace.
+    public func deleteToken(id: String, workspaceID: String) async throws -> Bool {
+        let logger = self.logger
+        return try await server.transaction { connection -> Bool in
+            var found = false
+            for try await _ in try await connection.query(
+                "DELETE FROM tokens WHERE id = \(id) AND workspace_id = \(workspaceID) RETURNING id", logger: logger
+            ) { found = true }
+            if found { try await Self.notify(.token(id: id), on: connection, logger: logger) }
+            return found
+        }
+    }
+
+    /// Records when tokens were last used: one statement for everything a node saw since its last flush.
+    /// A later time never goes back (another node may have flushed a newer one).
+    public func recordTokenUse(ids: [String], at times: [Date]) async throws {
+        guard !ids.isEmpty, ids.count == times.count else { return }
+        let logger = self.logger
+        try await server.run { connection in
+            try await connection.query(
+                """
+                UPDATE tokens t SET last_used_at = GREATEST(t.last_used_at, u.at)
+                FROM UNNEST(\(ids)::text[], \(times)::timestamptz[]) AS u(id, at)
+                WHERE t.id = u.id
+                """, logger: logger)
+        }
     }
 
     /// Resolves a secret's hash to the caller's identity: nil for unknown, revoked or expired tokens.

@@ -82,5 +82,11 @@ enum CatalogSchema {
                 "ALTER TABLE workspaces ADD COLUMN created_by_token text",
                 "CREATE INDEX workspaces_created_by_token_idx ON workspaces (created_by_token) WHERE created_by_token IS NOT NULL",
             ]),
+        Migration(
+            4, "when tokens were last used",
+            [
+                // Written by each node every flush period from what it saw, not once per request.
+                "ALTER TABLE tokens ADD COLUMN last_used_at timestamptz",
+            ]),
     ]
 }

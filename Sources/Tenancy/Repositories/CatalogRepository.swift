@@ -15,6 +15,10 @@ public protocol CatalogRepository: Sendable {
     func tokens(workspaceID: String) async throws -> [TokenInfo]
     /// Nil when no such token exists in the workspace.
     func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo?
+    /// Removes the token for good; false when the workspace has none with this id.
+    func deleteToken(id: String, workspaceID: String) async throws -> Bool
+    /// Stores when tokens were last used; a later time already stored is kept.
+    func recordTokenUse(ids: [String], at times: [Date]) async throws
     /// The identity of a live token with this secret hash, with its grants; nil when none.
     func resolve(secretHash: String) async throws -> Identity?
 }
