@@ -178,7 +178,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DomainsTests",
-            dependencies: ["Domains", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "Domains", .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "StorageTests",

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import PropertyBased
 import Testing
 
@@ -67,5 +69,41 @@ import Testing
     @Test func textBeyondASCIIStillGoesThroughTheExpressions() {
         // Unicode digits are \d to the expressions: "٣" (Arabic-Indic three) is masked like "3".
         #expect(FailureFingerprint.normalize("took ٣ ms → 12 ms") == "took <n> ms → <n> ms")
+    }
+}
+
+/// The fingerprint's line handling equals the Foundation-based code it replaced.
+@Suite struct FingerprintLinesTests {
+    /// The replaced implementation, verbatim: split whole texts into lines, trim with Foundation.
+    static func reference(type: String?, message: String?, trace: String?) -> String {
+        let top = (trace ?? "").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.prefix(3).map { FailureFingerprint.normalize($0) }
+        let firstLine = (message ?? "").split(separator: "\n").first.map(String.init) ?? ""
+        let key = [type ?? "", FailureFingerprint.normalize(firstLine), top.joined(separator: "\n")].joined(separator: "\u{1F}")
+        return Hex.string(SHA256.hash(data: Array(key.utf8)).prefix(8))
+    }
+
+    static let pieces: [String] = [
+        "\n", "\n\n", "\r\n", "\r", " ", "\t", "\u{A0}", "\u{2003}", "\u{200B}", "\u{3000}", "\u{85}", "\u{FEFF}", "\u{180E}",
+        "\u{301}", "at main (a.js:10)", "Error: boom", "x", "42", "é", "0xdeadbeef",
+    ]
+    static let texts = Generator<String?, Shrink.None<String?>>(run: { rng in
+        Int.random(in: 0..<6, using: &rng) == 0
+            ? nil : (0..<Int.random(in: 0...10, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+    })
+
+    @Test func linesAndTrimmingAsBefore() async {
+        await propertyCheck(count: 2_000, input: Self.texts, Self.texts) { message, trace in
+            #expect(FailureFingerprint.of(type: "E", message: message, trace: trace) == Self.reference(type: "E", message: message, trace: trace),
+                    "\(message.debugDescription) / \(trace.debugDescription)")
+        }
+    }
+
+    @Test func everyWhitespaceScalarTrimsAsFoundationDoes() {
+        for value in UInt32(0)...0x3100 {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            let line = "\(Character(scalar))a\(Character(scalar))"
+            #expect(FailureFingerprint.trimmingWhitespace(Substring(line)) == line.trimmingCharacters(in: .whitespaces), "U+\(String(value, radix: 16))")
+        }
     }
 }

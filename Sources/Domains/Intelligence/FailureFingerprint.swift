@@ -39,11 +39,38 @@ public enum FailureFingerprint {
 
     /// A 16-hex-digit id of (type, masked message, masked top 3 trace lines).
     public static func of(type: String?, message: String?, trace: String?) -> String {
-        let top = (trace ?? "").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }.prefix(3).map { normalize($0) }
-        let firstLine = (message ?? "").split(separator: "\n").first.map(String.init) ?? ""
+        // Only what counts is looked at: the message's first non-empty line and the trace's first three
+        // non-blank lines, found by scanning, not by splitting a whole dump into lines.
+        var top: [String] = []
+        var rest = Substring(trace ?? "")
+        while top.count < 3, !rest.isEmpty {
+            let end = rest.firstIndex(of: "\n") ?? rest.endIndex
+            let line = trimmingWhitespace(rest[..<end])
+            if !line.isEmpty { top.append(normalize(line)) }
+            rest = end == rest.endIndex ? "" : rest[rest.index(after: end)...]
+        }
+        let text = Substring(message ?? "")
+        let lineStart = text.firstIndex { $0 != "\n" } ?? text.endIndex
+        let firstLine = String(text[lineStart..<(text[lineStart...].firstIndex(of: "\n") ?? text.endIndex)])
         let key = [type ?? "", normalize(firstLine), top.joined(separator: "\n")].joined(separator: "\u{1F}")
         return Hex.string(SHA256.hash(data: Array(key.utf8)).prefix(8))
+    }
+
+    /// `trimmingCharacters(in: .whitespaces)` without the bridge to `NSString`: the same scalars
+    /// (tab and the space separators, as Foundation defines them) off both ends.
+    static func trimmingWhitespace(_ line: Substring) -> String {
+        let scalars = line.unicodeScalars
+        var start = scalars.startIndex, end = scalars.endIndex
+        while start < end, isWhitespace(scalars[start]) { start = scalars.index(after: start) }
+        while end > start, isWhitespace(scalars[scalars.index(before: end)]) { end = scalars.index(before: end) }
+        return String(scalars[start..<end])
+    }
+
+    static func isWhitespace(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x09, 0x20, 0xA0, 0x1680, 0x2000...0x200B, 0x202F, 0x205F, 0x3000: true
+        default: false
+        }
     }
 
     // Order matters: the specific shapes first, then what is left of digits. `ASCIIMask` mirrors each.

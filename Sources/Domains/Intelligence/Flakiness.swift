@@ -126,16 +126,20 @@ public struct FlakyHistory: Sendable, Hashable {
     }
 
     public func verdict(_ policy: FlakyPolicy) -> FlakyVerdict {
-        let recent = outcomes.suffix(policy.window).compactMap(FlakyOutcome.init(rawValue:))
+        // One pass, no array: scored for every case of every run a roll-up folds.
         var flips = 0
         var retries = 0
         var failures = 0
-        for (index, outcome) in recent.enumerated() {
+        var n = 0
+        var previous: FlakyOutcome?
+        for character in outcomes.suffix(policy.window) {
+            guard let outcome = FlakyOutcome(rawValue: character) else { continue }
             if outcome == .passedOnRetry { retries += 1 }
             if outcome == .failed { failures += 1 }
-            if index > 0, recent[index - 1].isPass != outcome.isPass { flips += 1 }
+            if let previous, previous.isPass != outcome.isPass { flips += 1 }
+            previous = outcome
+            n += 1
         }
-        let n = recent.count
         let flipRate = n > 1 ? Double(flips) / Double(n - 1) : 0
         let retryRate = n > 0 ? Double(retries) / Double(n) : 0
         let score = min(1, flipRate + retryRate)
