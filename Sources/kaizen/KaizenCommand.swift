@@ -107,21 +107,24 @@ struct WorkspaceCommand: AsyncParsableCommand {
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Mint, list and revoke tokens.", subcommands: [Create.self, List.self, Revoke.self])
+        commandName: "token", abstract: "Mint, list, revoke and delete tokens.",
+        subcommands: [Create.self, List.self, Revoke.self, Delete.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Mint a token and print its secret (shown once).",
             discussion: """
-                Workspace tokens are bound to --workspace with --role. User tokens belong to --user (an email; the \
-                user is created if new and becomes a member of --workspace with --role) and expire after --ttl.
+                Workspace tokens are bound to --workspace with --role and live until revoked, or expire after --ttl \
+                (at most 2 years). User tokens belong to --user (an email; the user is created if new and becomes a \
+                member of --workspace with --role) and expire after --ttl (default 12h, at most 30d).
                 """)
         @Option(help: "Workspace slug.") var workspace: String
         @Option(name: .customLong("class"), help: "workspace or user.") var tokenClass: String = "workspace"
         @Option(help: "admin, member or viewer.") var role: String = "member"
         @Option(help: "A name to tell the token apart.") var name: String?
         @Option(help: "User tokens: the user's email.") var user: String?
-        @Option(help: "User tokens: lifetime such as 90m, 12h, 7d (default 12h, at most 30d).") var ttl: String?
+        @Option(help: "Lifetime such as 90m, 12h, 7d: user tokens default 12h, at most 30d; workspace tokens at most 730d.")
+        var ttl: String?
 
         func run() async throws {
             guard let tokenClass = TokenClass(rawValue: tokenClass) else {
@@ -130,8 +133,10 @@ struct TokenCommand: AsyncParsableCommand {
             guard let role = Role(rawValue: role) else { throw ValidationError("--role must be admin, member or viewer") }
             var ttlSeconds: Int?
             if let ttl {
-                guard let seconds = parseDuration(ttl), seconds >= 60, seconds <= TokenRules.maxUserTTLSeconds else {
-                    throw ValidationError("--ttl must be a duration between 1m and 30d, such as 90m, 12h or 7d")
+                let most = tokenClass == .user ? TokenRules.maxUserTTLSeconds : TokenRules.maxWorkspaceTTLSeconds
+                guard let seconds = parseDuration(ttl), seconds >= 60, seconds <= most else {
+                    throw ValidationError(
+                        "--ttl must be a duration between 1m and \(most / 86_400)d for \(tokenClass.rawValue) tokens, such as 90m, 12h or 7d")
                 }
                 ttlSeconds = seconds
             }
@@ -139,8 +144,8 @@ struct TokenCommand: AsyncParsableCommand {
                 guard let user, TokenRules.validateEmail(user, pointer: "") == nil else {
                     throw ValidationError("user tokens need --user with an email address")
                 }
-            } else if user != nil || ttl != nil {
-                throw ValidationError("--user and --ttl are only for --class user")
+            } else if user != nil {
+                throw ValidationError("--user is only for --class user")
             }
             let (info, secret) = try await withStorage { cluster in
                 guard let ws = try await cluster.catalog.workspace(slug: workspace) else {
@@ -151,7 +156,8 @@ struct TokenCommand: AsyncParsableCommand {
                     return try await cluster.catalog.createToken(
                         .init(
                             name: name ?? "\(role.rawValue) token", tokenClass: .workspace, workspaceID: ws.id, role: role,
-                            userID: nil, createdBy: "kaizen-cli", expiresAt: nil))
+                            userID: nil, createdBy: "kaizen-cli",
+                            expiresAt: ttlSeconds.map { Date().addingTimeInterval(TimeInterval($0)) }))
                 case .user:
                     let account = try await cluster.catalog.upsertUser(email: (user ?? "").lowercased(), name: nil)
                     try await cluster.catalog.setMembership(workspaceID: ws.id, userID: account.id, role: role)
@@ -178,8 +184,9 @@ struct TokenCommand: AsyncParsableCommand {
                     throw ValidationError("no workspace '\(workspace)'")
                 }
                 return try await cluster.catalog.tokens(workspaceID: ws.id).map { token in
-                    let state = token.revokedAt != nil ? "revoked" : "active"
-                    return "\(token.id)\t\(token.tokenClass.rawValue)\t\(token.role?.rawValue ?? "-")\t\(token.user?.email ?? "-")\t\(token.hint)…\t\(state)\t\(token.name)"
+                    let state = token.revokedAt != nil ? "revoked" : token.expiresAt.map { $0 <= Date() } == true ? "expired" : "active"
+                    let used = token.lastUsedAt.map { "used \($0.ISO8601Format())" } ?? "never used"
+                    return "\(token.id)\t\(token.tokenClass.rawValue)\t\(token.role?.rawValue ?? "-")\t\(token.user?.email ?? "-")\t\(token.hint)…\t\(state)\t\(used)\t\(token.name)"
                 }
             }
             print(rows.joined(separator: "\n"))
@@ -200,6 +207,24 @@ struct TokenCommand: AsyncParsableCommand {
                 }
             }
             print("revoked \(id)")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a token for good (revoke keeps it listed as revoked; delete removes it).")
+        @Option(help: "Workspace slug.") var workspace: String
+        @Argument(help: "Token id (tok_…).") var id: String
+
+        func run() async throws {
+            try await withStorage { cluster in
+                guard let ws = try await cluster.catalog.workspace(slug: workspace),
+                    try await cluster.catalog.deleteToken(id: id, workspaceID: ws.id)
+                else {
+                    throw ValidationError("no token \(id) in workspace '\(workspace)'")
+                }
+            }
+            print("deleted \(id)")
         }
     }
 }

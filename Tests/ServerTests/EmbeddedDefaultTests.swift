@@ -40,6 +40,16 @@ import Testing
 
     /// Issue 11 §4: another local account can neither connect to the embedded PostgreSQL nor read a
     /// blob; the password, the data directory and the blobs are the owner's alone.
+    /// A token deleted by the CLI is refused by the running server (told through the catalog).
+    func waitUntilRefused(_ client: APIClient) async throws {
+        let deadline = Date().addingTimeInterval(testConditionTimeout)
+        while Date() < deadline {
+            if try await client.get("/v1/projects").status == 401 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("the deleted token still works")
+    }
+
     func checkOwnerOnly(dataDir: String, admin: APIClient) async throws {
         let blob = Data("secret attachment".utf8)
         let digest = SHA256Hex.of(blob)
@@ -114,6 +124,23 @@ import Testing
         let viewer = admin.with(token: minted.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(try await viewer.get("/v1/projects").array.count == 1)
         #expect(try await viewer.post("/v1/projects", json: ["slug": "x", "name": "x"]).status == 403)
+        // A workspace token that expires, listed with its state and last use, then deleted for good.
+        let expiring = try await cli(
+            ["token", "create", "--workspace", "default", "--role", "member", "--ttl", "7d", "--name", "nightly"], dataDir: dataDir)
+        #expect(expiring.status == 0, "\(expiring.error)")
+        #expect(expiring.error.contains("expires"))
+        let expiringClient = admin.with(token: expiring.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(try await expiringClient.get("/v1/projects").status == 200)
+        let listed = try await cli(["token", "list", "--workspace", "default"], dataDir: dataDir)
+        let line = try #require(listed.output.split(separator: "\n").first { $0.hasSuffix("\tnightly") })
+        #expect(line.contains("\tactive\t"))
+        let tokenID = String(line.prefix { $0 != "\t" })
+        #expect(try await cli(["token", "create", "--workspace", "default", "--ttl", "800d"], dataDir: dataDir).status != 0)
+        let deleted = try await cli(["token", "delete", "--workspace", "default", tokenID], dataDir: dataDir)
+        #expect(deleted.status == 0, "\(deleted.error)")
+        try await waitUntilRefused(expiringClient)
+        #expect(try await cli(["token", "delete", "--workspace", "default", tokenID], dataDir: dataDir).status != 0)
+
         let workspace = try await cli(["workspace", "create", "--slug", "acme", "--name", "Acme"], dataDir: dataDir)
         #expect(workspace.status == 0, "\(workspace.error)")
         let duplicate = try await cli(["workspace", "create", "--slug", "acme"], dataDir: dataDir)
