@@ -213,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "kaizen", "KaizenServer", "KaizenTestSupport", "Storage", "Domains",
+                "kaizen", "KaizenServer", "KaizenTestSupport", "Storage", "Domains", "CAllocator",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -51,6 +51,7 @@ public enum KaizenServerRunner {
         gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
         onReady: @escaping @Sendable (ServerReady) async -> Void = { _ in }
     ) async throws {
+        MemoryTrimmer.configureAllocator()
         let storage = try await StorageHandle.open(config, logger: logger)
         do {
             try await serve(storage: storage, config: config, logger: logger, signals: gracefulShutdownSignals, onReady: onReady)

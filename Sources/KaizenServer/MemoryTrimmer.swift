@@ -36,6 +36,20 @@ struct MemoryTrimmer: Service {
         }
     }
 
+    /// Set once at start: large buffers (a finalize's document and row chunks, a roll-up's arrays) get
+    /// pages of their own that go back to the system when freed, instead of glibc raising its mmap
+    /// threshold to the largest freed block and carving later ones out of the heap, where they fragment
+    /// it; and two arenas instead of eight per core hold less free memory between bursts. Measured on
+    /// `ops/load.sh rollups`: peak 182 MB above idle instead of 253–281 MB, and 79 MB a minute after
+    /// instead of 104–126 MB, with finalize and roll-up times unchanged. Operators' MALLOC_* variables win.
+    static let mmapThresholdBytes: Int32 = 256 * 1024
+    static let arenaMax: Int32 = 2
+
+    @discardableResult
+    static func configureAllocator() -> Int {
+        Int(kaizen_malloc_configure(mmapThresholdBytes, arenaMax))
+    }
+
     /// Returns whether glibc released any memory (always false where there is no glibc).
     static func trim() async -> Bool {
         await withCheckedContinuation { continuation in

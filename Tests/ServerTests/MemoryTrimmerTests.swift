@@ -1,3 +1,4 @@
+import CAllocator
 import Testing
 
 @testable import KaizenServer
@@ -13,6 +14,18 @@ import Testing
     }
 
     #if os(Linux)
+    /// After the server's allocator settings, a 1 MB block gets pages of its own (mmapped, so freeing it
+    /// gives them back), even after a 4 MB block was freed — which by default raises glibc's threshold to 4 MB.
+    @Test func largeBlocksAreMappedOnTheirOwnAfterConfiguring() {
+        MemoryTrimmer.configureAllocator()
+        let big = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 16)
+        big.deallocate()
+        let before = kaizen_malloc_mmapped_bytes()
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { block.deallocate() }
+        #expect(kaizen_malloc_mmapped_bytes() - before >= 1 << 20)
+    }
+
     @Test func trimReleasesFreedHeapPages() async {
         // 40 MB in 8 KB blocks (below the mmap threshold: on the heap), then one block after them that
         // stays, so the freed ones sit in the middle of the heap where free() alone never returns them.
