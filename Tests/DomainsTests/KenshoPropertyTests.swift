@@ -46,6 +46,29 @@ import Testing
         }
     }
 
+    /// Pointers into nested steps name every level (they are made only when a problem is reported).
+    @Test func nestedStepProblemsPointAtTheirStep() throws {
+        let json = """
+            {"schemaVersion":"kensho/v1","project":{"slug":"web"},"externalRunId":"x","branch":"main",
+             "totals":{"passed":1,"failed":0,"skipped":0,"broken":0},
+             "cases":[{"name":"a","status":"passed",
+                       "steps":[{"name":"ok","status":"passed"},
+                                {"name":"outer","status":"passed","steps":[
+                                    {"name":"inner","status":"passed"},
+                                    {"status":"bogus","durationMs":-1,"attachments":["nope"]}]}]}]}
+            """
+        let run = try KenshoJSON.decode(Array(json.utf8))
+        guard case .invalid(let problems, _) = Self.validator.validate(run, knownAttachments: []) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(
+            Set(problems.map(\.pointer)) == [
+                "/cases/0/steps/1/steps/1/name", "/cases/0/steps/1/steps/1/status", "/cases/0/steps/1/steps/1/durationMs",
+                "/cases/0/steps/1/steps/1/attachments/0",
+            ])
+    }
+
     /// The numbers the issue found, each where it used to trap.
     @Test func hugeAndOddNumbersAreProblemsWithTheirPointers() throws {
         for number in ["1e19", "1e308", "9223372036854775808", "1e999", "-1", "-1e999", "2592000001"] {
