@@ -275,7 +275,6 @@ struct UpkeepService: Service {
     }
 }
 
-/// Keeps this node's identity cache in step with revocations and membership changes made on any node.
 /// Writes when tokens were last used, from what the authenticator saw, once per `period` (one
 /// statement for all of them, not a write per request), and once more at shutdown.
 struct TokenUseService: Service {
@@ -303,6 +302,7 @@ struct TokenUseService: Service {
     }
 }
 
+/// Keeps this node's identity cache in step with revocations and membership changes made on any node.
 struct IdentityChangeService: Service {
     let feed: any IdentityChangeFeed
     let authenticator: Authenticator

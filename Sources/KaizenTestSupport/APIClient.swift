@@ -86,6 +86,22 @@ public let testRequestTimeout: TimeAmount = .seconds(300)
 /// loaded CI machines: each wait ends as soon as its condition holds, so a fast machine never waits.
 public let testConditionTimeout: Double = 300
 
+/// A condition that did not hold within its deadline.
+public struct ConditionTimedOut: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Waits until `condition` holds, asking every 100 ms, for `seconds` at most; throws `ConditionTimedOut`
+/// then. A condition that throws (a server not listening yet) counts as not holding yet.
+public func waitUntil(_ what: String, seconds: Double = testConditionTimeout, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if (try? await condition()) == true { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw ConditionTimedOut(description: "timed out after \(seconds) s waiting until \(what)")
+}
+
 /// How long the tests' own database pools wait for a connection (the server's default, 5 s, is for
 /// prompt 503s; dozens of test servers share two cores here).
 public let testAcquireTimeout: Duration = .seconds(30)

@@ -285,7 +285,7 @@ import Testing
     }
 
     @Test func deleteRemovesATokenForGoodAndRevokeKeepsItListed() async throws {
-        try await withServer { server, admin in
+        try await withServer { _, admin in
             func mintMember(_ name: String) async throws -> (id: String, client: APIClient) {
                 let created = try await admin.post("/v1/workspaces/default/tokens", json: ["name": name, "class": "workspace", "role": "member"])
                 return (try #require(created.object["id"] as? String), admin.with(token: try #require(created.object["secret"] as? String)))
@@ -309,7 +309,6 @@ import Testing
             let person = try await mint(admin, tokenClass: "user", role: "admin", user: "owner@example.com", ttl: 3600)
             #expect(try await person.post("/v1/workspaces", json: ["slug": "elsewhere", "name": "Elsewhere"]).status == 201)
             #expect(try await person.delete("/v1/workspaces/elsewhere/tokens/\(kept.id)?action=delete").status == 404)
-            _ = server
         }
     }
 }

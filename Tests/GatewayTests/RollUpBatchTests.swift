@@ -21,16 +21,7 @@ import Testing
             let shard = try server.cluster.server(forShard: ws.shardID)
             let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
             let logger = Logger(label: "t")
-            // The worker must not touch these runs: their jobs are queued a day ahead, and the test folds them.
-            try await shard.run { connection in
-                try await connection.query(
-                    """
-                    CREATE FUNCTION test_hold_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
-                    BEGIN NEW.run_after := now() + interval '1 day'; RETURN NEW; END $$
-                    """, logger: logger)
-                try await connection.query(
-                    "CREATE TRIGGER test_hold_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION test_hold_jobs()", logger: logger)
-            }
+            try await Self.holdJobs(on: shard, logger: logger)
             let history = RollUpRecomputeTests.runs(count: 30)
             var ids: [String: [String]] = [:]
             for slug in ["single", "batched"] {
@@ -74,15 +65,7 @@ import Testing
             let shard = try server.cluster.server(forShard: ws.shardID)
             let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
             let logger = Logger(label: "t")
-            try await shard.run { connection in
-                try await connection.query(
-                    """
-                    CREATE FUNCTION test_hold_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
-                    BEGIN NEW.run_after := now() + interval '1 day'; RETURN NEW; END $$
-                    """, logger: logger)
-                try await connection.query(
-                    "CREATE TRIGGER test_hold_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION test_hold_jobs()", logger: logger)
-            }
+            try await Self.holdJobs(on: shard, logger: logger)
             func push(_ id: String, _ statuses: [String: String]) async throws -> String {
                 let cases = statuses.sorted { $0.key < $1.key }.map { ["name": $0.key, "status": $0.value] as [String: Any] }
                 let reply = try await admin.post(
@@ -116,6 +99,19 @@ import Testing
             #expect(a.0 == String(repeating: "P", count: 100) && a.2, "the steady window is untouched")
             #expect(a.3 == 2, "its stats still count the run")
             #expect(b.0 == String(repeating: "P", count: 99) + "F" && !b.2, "the window that moved is written")
+        }
+    }
+
+    /// The worker must not touch the tests' runs: their jobs are queued a day ahead, and the tests fold them.
+    static func holdJobs(on shard: PhysicalServer, logger: Logger) async throws {
+        try await shard.run { connection in
+            try await connection.query(
+                """
+                CREATE FUNCTION test_hold_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN NEW.run_after := now() + interval '1 day'; RETURN NEW; END $$
+                """, logger: logger)
+            try await connection.query(
+                "CREATE TRIGGER test_hold_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION test_hold_jobs()", logger: logger)
         }
     }
 

@@ -22,22 +22,9 @@ func withServer<T: Sendable>(
 
 /// Waits until `runs` post-ingest roll-up jobs of the workspace are done (`testConditionTimeout` at most).
 func waitForRollUps(_ admin: APIClient, workspace: String = "default", runs: Int) async throws {
-    let deadline = Date().addingTimeInterval(testConditionTimeout)
-    while Date() < deadline {
-        if try await admin.get("/v1/workspaces/\(workspace)/jobs?state=done").array.count >= runs { return }
-        try await Task.sleep(for: .milliseconds(100))
+    try await waitUntil("\(runs) roll-up jobs are done") {
+        try await admin.get("/v1/workspaces/\(workspace)/jobs?state=done").array.count >= runs
     }
-    Issue.record("roll-up jobs did not finish")
-}
-
-/// Waits until `condition` holds (`testConditionTimeout` at most), asking every 100 ms.
-func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(testConditionTimeout)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    Issue.record("timed out waiting: \(what)")
 }
 
 /// Mints a token in `workspace` through the API and returns a client using it.

@@ -152,14 +152,4 @@ import Glibc
             "cases": [["name": "a", "status": "passed", "durationMs": 1]],
         ]
     }
-
-    func waitUntil(_ what: String, seconds: Double, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("timed out after \(seconds) s waiting until \(what)")
-        throw CancellationError()
-    }
 }

@@ -30,14 +30,7 @@ public enum TokenSecret {
 
     /// Lower-case hex SHA-256 of the secret: what the catalog stores and looks up.
     public static func hash(_ secret: some StringProtocol) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(secret.utf8)) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        Hex.string(SHA256.hash(data: Array(secret.utf8)))
     }
 
     /// The first characters of a secret, safe to show in listings so users can tell tokens apart.

@@ -229,7 +229,7 @@ public enum Push {
         if let id = options.externalRunId { run.externalRunId = id }
         if run.externalRunId == nil {
             run.externalRunId = ci?.externalRunId
-                ?? "local-" + SHA256.hash(data: runJSON).prefix(8).map { String(format: "%02x", $0) }.joined()
+                ?? "local-" + Hex.string(SHA256.hash(data: runJSON).prefix(8))
         }
         if let branch = options.branch { run.branch = branch }
         // Unknown stays unknown: `prepare` refuses it rather than filing the run under a guessed branch.
@@ -266,7 +266,7 @@ public enum Push {
                 hasher.update(data: chunk)
                 size += chunk.count
             }
-            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let digest = Hex.string(hasher.finalize())
             return LocalAttachment(id: id, path: path, size: size, sha256: digest, contentType: contentType(of: id))
         }
     }

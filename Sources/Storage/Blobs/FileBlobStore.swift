@@ -79,7 +79,7 @@ public struct FileBlobStore: BlobStore {
                 if received != size {
                     throw DomainError.validation(pointer: "", "the body has \(received) bytes but \(size) were declared at init")
                 }
-                return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                return Hex.string(hasher.finalize())
             }
             if digest != sha256 {
                 throw DomainError.validation(pointer: "", "the body's sha256 is \(digest) but \(sha256) was declared at init")

@@ -136,7 +136,7 @@ public struct S3BlobStore: BlobStore {
         case 200:
             let size = response.headers.first(name: "content-length").flatMap { Int64($0) } ?? -1
             let checksum = response.headers.first(name: "x-amz-checksum-sha256").flatMap {
-                Data(base64Encoded: $0).map { $0.map { String(format: "%02x", $0) }.joined() }
+                Data(base64Encoded: $0).map { Hex.string($0) }
             }
             return StoredObject(size: size, sha256: checksum)
         case 404:

@@ -45,7 +45,7 @@ public struct CatalogStore: CatalogRepository {
     /// The named secret, created (32 random bytes, hex) by whichever node asks first.
     public func serverSecret(_ name: String) async throws -> String {
         var rng = SystemRandomNumberGenerator()
-        let candidate = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let candidate = Hex.string((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
         let logger = self.logger
         return try await server.run { connection in
             let rows = try await connection.query(

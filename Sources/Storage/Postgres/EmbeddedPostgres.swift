@@ -1,4 +1,5 @@
 import ChildProcess
+import Domains
 import Foundation
 import Logging
 
@@ -126,7 +127,7 @@ public struct EmbeddedPostgres: Sendable {
 
     static func generatePassword() -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return Hex.string((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }
 
     /// Writes `secret` to a new file that only its owner can read (created 0600, never wider).
