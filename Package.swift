@@ -49,7 +49,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The one way Kaizen starts programs (PostgreSQL's tools, git, the tests' servers).
-        .target(name: "ChildProcess", swiftSettings: swiftSettings),
+        .target(name: "ChildProcess", dependencies: ["CSpawn"], swiftSettings: swiftSettings),
+        // glibc's posix_spawn_file_actions_addclosefrom_np (declared only under _GNU_SOURCE).
+        .target(name: "CSpawn"),
         // SQL, migrations, shard routing, embedded PostgreSQL provisioning, blobs: implements the
         // repository protocols Tenancy declares.
         .target(
@@ -192,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "KaizenTestSupport", "KaizenServer", "Storage", "Domains",
+                "Gateway", "KaizenTestSupport", "KaizenServer", "Storage", "Domains", "ChildProcess",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import CSpawn
 import Dispatch
 import Foundation
 
@@ -79,6 +80,11 @@ public enum ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // The child gets stdin, stdout and stderr and nothing else. Descriptors Swift, NIO and
+        // Foundation open are not close-on-exec (NIO's accepted sockets among them), and a child that
+        // inherited a connection's socket keeps it open after the server closes it: the peer never
+        // sees the close, and a daemon such as the postmaster would hold it for its whole life.
+        _ = kaizen_spawn_add_close_from(&actions, 3)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         if let stderr, stderr == stdout {

@@ -1,3 +1,4 @@
+import ChildProcess
 import Dispatch
 import Foundation
 import KaizenTestSupport
@@ -103,6 +104,25 @@ final class RawConnection {
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
+    /// Reads until some bytes arrive or `seconds` pass, off the cooperative pool.
+    func waitForBytes(within seconds: Double) async -> String {
+        let fd = self.fd
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let deadline = Date().addingTimeInterval(seconds)
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while Date() < deadline {
+                    var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&poller, 1, 200) > 0 else { continue }
+                    let count = read(fd, &buffer, buffer.count)
+                    continuation.resume(returning: count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : "")
+                    return
+                }
+                continuation.resume(returning: "")
+            }
+        }
+    }
+
     /// Reads until the server closes the connection (true) or `seconds` pass (false), off the
     /// cooperative pool. Whatever the server sends before closing is returned too.
     func waitForClose(within seconds: Double) async -> (closed: Bool, received: String) {
@@ -170,6 +190,29 @@ final class RawConnection {
             let slow = try RawConnection(port: server.port)
             slow.send("GET /version HTTP/1.1\r\nHost: x\r\n")
             #expect(await slow.waitForClose(within: 30).closed, "a half-sent request head held the connection")
+        }
+    }
+}
+
+/// A child process started while a connection is open must not inherit the server's side of it: the
+/// server's close would then send nothing (the child still holds the socket) and the client would
+/// wait on a connection the server has dropped. (The tests start PostgreSQL, curl and kaizen itself
+/// while other tests' connections are open; one such child once held a connection open in CI.)
+@Suite struct InheritedDescriptorTests {
+    @Test func aChildStartedWhileAConnectionIsOpenDoesNotHoldItOpen() async throws {
+        try await withServer(configure: { $0.idleTimeoutSeconds = 1 }) { server, _ in
+            let connection = try RawConnection(port: server.port)
+            connection.send("GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+            // The answer shows the server has accepted the connection before the child starts.
+            let first = await connection.waitForBytes(within: 30)
+            #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
+            let child = try ChildProcess.spawn(["sleep", "300"])
+            defer {
+                kill(child, SIGKILL)
+                _ = ChildProcess.wait(child)
+            }
+            let (closed, _) = await connection.waitForClose(within: 30)
+            #expect(closed, "the server's close did not reach the client while a child process ran")
         }
     }
 }
