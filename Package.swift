@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.0.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // Pure logic: no I/O.
@@ -75,6 +76,10 @@ let package = Package(
             dependencies: [
                 "Domains",
                 .product(name: "Logging", package: "swift-log"),
+                // bcrypt for passwords, run on NIO's thread pool so it never holds the cooperative pool.
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -122,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "kaizen",
             dependencies: [
-                "KaizenServer",
+                "KaizenServer", "Tenancy", "Domains", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -6,8 +6,8 @@ import OpenAPIRuntime
 /// Builds the router: error envelope, authentication and rate limits, body limit, then the
 /// handlers generated from `openapi.yaml`.
 public enum GatewayRouter {
-    public static func build(_ deps: GatewayDependencies, maxBodyBytes: Int) throws -> Router<BasicRequestContext> {
-        try build(deps, maxBodyBytes: maxBodyBytes, context: BasicRequestContext.self)
+    public static func build(_ deps: GatewayDependencies, maxBodyBytes: Int) throws -> Router<KaizenRequestContext> {
+        try build(deps, maxBodyBytes: maxBodyBytes, context: KaizenRequestContext.self)
     }
 
     /// The same router for another request context (benchmarks drive the responder without sockets).
@@ -17,9 +17,13 @@ public enum GatewayRouter {
         let router = Router(context: Context.self)
         let operations = QueryParameterRules(document: deps.document.json)
         router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: RequestOriginMiddleware())
         router.add(middleware: ErrorEnvelopeMiddleware(logger: deps.logger))
         router.add(middleware: MethodNotAllowedMiddleware(rules: operations))
-        router.add(middleware: AuthMiddleware(authenticator: deps.authenticator, limiter: deps.limiter))
+        router.add(
+            middleware: AuthMiddleware(
+                authenticator: deps.authenticator, limiter: deps.limiter, sessions: deps.sessions,
+                publicURL: deps.ingest.publicURL))
         router.add(middleware: CachedRunReadMiddleware(cache: deps.runResponses))
         router.add(middleware: BodyLimitMiddleware(maxBytes: maxBodyBytes))
         router.add(middleware: ContentTypeMiddleware())

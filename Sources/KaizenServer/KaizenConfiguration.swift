@@ -51,6 +51,15 @@ public struct KaizenConfiguration: Sendable {
     public var quotaClock: (@Sendable () -> UInt64)?
     /// A new connection must send its first bytes within this time.
     public var headerTimeoutSeconds: Double = 10
+    /// bcrypt's cost (log2 of its rounds) for new password hashes; existing hashes keep theirs.
+    public var bcryptCost: Int = 12
+    /// How long a sign-in session (`POST /v1/auth/login`) lasts.
+    public var sessionSeconds: Int = TokenRules.defaultUserTTLSeconds
+    /// Failed sign-ins allowed in a burst per account, and per client address, before 429; they come back
+    /// at `signInRefillPerMinute` per minute.
+    public var signInBurst: Int = 5
+    public var signInAddressBurst: Int = 20
+    public var signInRefillPerMinute: Double = 2
 
     public init() {}
 
@@ -124,6 +133,13 @@ public struct KaizenConfiguration: Sendable {
         if let v = try int("KAIZEN_ROLLUP_LANES") { config.rollUpLanes = min(max(1, v), 64) }
         if let v = try double("KAIZEN_IDLE_TIMEOUT_SECONDS") { config.idleTimeoutSeconds = max(1, v) }
         if let v = try double("KAIZEN_HEADER_TIMEOUT_SECONDS") { config.headerTimeoutSeconds = max(1, v) }
+        if let v = try int("KAIZEN_BCRYPT_COST") {
+            guard (10...16).contains(v) else { throw StorageError.configuration("KAIZEN_BCRYPT_COST must be between 10 and 16, got \(v)") }
+            config.bcryptCost = v
+        }
+        if let v = try int("KAIZEN_SESSION_SECONDS") { config.sessionSeconds = min(max(300, v), TokenRules.maxUserTTLSeconds) }
+        if let v = try int("KAIZEN_SIGNIN_ATTEMPTS") { config.signInBurst = max(1, v) }
+        if let v = try int("KAIZEN_SIGNIN_ATTEMPTS_PER_ADDRESS") { config.signInAddressBurst = max(1, v) }
         if let v = env["KAIZEN_WORKSPACE_CREATION"], !v.isEmpty {
             guard let policy = WorkspaceCreationPolicy(rawValue: v.lowercased()) else {
                 throw StorageError.configuration("KAIZEN_WORKSPACE_CREATION must be 'members' or 'operators', got '\(v)'")
@@ -187,6 +203,10 @@ public struct KaizenConfiguration: Sendable {
 
     public var firstTokenPath: String {
         URL(fileURLWithPath: dataDirectory).standardizedFileURL.appendingPathComponent("first-token.txt").path
+    }
+
+    public var ownerLinkPath: String {
+        URL(fileURLWithPath: dataDirectory).standardizedFileURL.appendingPathComponent("first-owner-link.txt").path
     }
 }
 

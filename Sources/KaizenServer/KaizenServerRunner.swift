@@ -95,7 +95,15 @@ public enum KaizenServerRunner {
             limiter: limiter,
             document: try OpenAPIDocument(publicURL: publicURL.value, maxAttachmentBytes: config.maxAttachmentBytes),
             version: KaizenVersion.current, logger: logger, ingest: ingest,
-            workspaceCreation: config.workspaceCreation)
+            workspaceCreation: config.workspaceCreation,
+            accounts: AccountService(
+                repository: cluster.catalog, passwords: BcryptPasswordHasher(cost: config.bcryptCost),
+                sessionSeconds: config.sessionSeconds),
+            sessions: SessionCookies(keyHex: try await cluster.catalog.serverSecret("session-csrf")),
+            signInThrottle: SignInThrottle(
+                accountBurst: config.signInBurst, addressBurst: config.signInAddressBurst,
+                refillPerMinute: config.signInRefillPerMinute,
+                clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() }))
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Storage
 import Synchronization
+import Tenancy
 
 /// Opens the storage cluster the configuration names, provisioning the embedded PostgreSQL when
 /// no database URLs are configured. Shared by `kaizen serve` and the operator subcommands.
@@ -71,11 +72,14 @@ public final class StorageHandle: Sendable {
     }
 }
 
-/// First start: a `default` workspace and an admin workspace token written to `first-token.txt` (0600).
+/// First start: a `default` workspace, an admin workspace token written to `first-token.txt` (0600), and an
+/// owner set-up link (the first person to open it becomes the owner and an operator) in
+/// `first-owner-link.txt` (0600).
 public enum FirstRun {
     public struct Result: Sendable {
         public let tokenPath: String
         public let createdNow: Bool
+        public var ownerLinkPath: String?
     }
 
     public static func bootstrap(_ cluster: StorageCluster, config: KaizenConfiguration, logger: Logger) async throws
@@ -83,8 +87,12 @@ public enum FirstRun {
     {
         let path = config.firstTokenPath
         let catalog = cluster.catalog
+        let linkPath = config.ownerLinkPath
         guard try await catalog.allWorkspaces().isEmpty else {
-            return FileManager.default.fileExists(atPath: path) ? Result(tokenPath: path, createdNow: false) : nil
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            return Result(
+                tokenPath: path, createdNow: false,
+                ownerLinkPath: FileManager.default.fileExists(atPath: linkPath) ? linkPath : nil)
         }
         let workspace = try await catalog.createWorkspace(slug: "default", name: "Default")
         let (_, secret) = try await catalog.createToken(
@@ -92,11 +100,23 @@ public enum FirstRun {
                 name: "first admin token", tokenClass: .workspace, workspaceID: workspace.id, role: .admin, userID: nil,
                 createdBy: "kaizen-first-start", expiresAt: nil))
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(
-            atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        // createFile keeps an existing file's mode: make sure it is private.
+        try writePrivate(secret + "\n", to: path)
+        let accounts = AccountService(repository: catalog, passwords: BcryptPasswordHasher(cost: config.bcryptCost))
+        let linkSecret = try await accounts.ownerSetupLink(workspaceID: workspace.id)
+        let base = config.publicURL ?? "http://\(config.host):\(config.port)"
+        try writePrivate(
+            "\(base)/invitations/accept#\(linkSecret)\n"
+                + "or: POST /v1/auth/invitations/accept {\"invitation\":\"\(linkSecret)\",\"email\":…,\"password\":…}\n",
+            to: linkPath)
+        logger.info(
+            "created workspace 'default', its first admin token and an owner set-up link",
+            metadata: ["token": "\(path)", "ownerLink": "\(linkPath)"])
+        return Result(tokenPath: path, createdNow: true, ownerLinkPath: linkPath)
+    }
+
+    /// Writes a file only its owner may read (createFile keeps an existing file's mode, hence the chmod).
+    static func writePrivate(_ text: String, to path: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
-        logger.info("created workspace 'default' and its first admin token", metadata: ["file": "\(path)"])
-        return Result(tokenPath: path, createdNow: true)
     }
 }

@@ -49,6 +49,9 @@ public final class TestServer: Sendable {
         // Dozens of servers share two cores during the suite: a connection may take seconds to come.
         // (Tests of a down server set it back to fail fast.)
         config.dbAcquireTimeoutSeconds = 30
+        // bcrypt's lowest cost: sign-ins in tests should not take a quarter second of CPU each. The default
+        // (12) is what `PasswordHasherTests` checks.
+        config.bcryptCost = 4
         configure(&config)
         return try await start(config: config)
     }

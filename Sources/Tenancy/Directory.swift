@@ -21,7 +21,7 @@ public struct Directory: Sendable {
         try await catalog.workspace(id: id)
     }
 
-    /// Creates a workspace whose first admin is the caller's person; a conflict when the slug is taken.
+    /// Creates a workspace whose first owner is the caller's person; a conflict when the slug is taken.
     public func createWorkspace(slug: String, name: String, by identity: Identity, userID: String) async throws
         -> Workspace
     {
@@ -31,7 +31,7 @@ public struct Directory: Sendable {
         } catch let error as DomainError where error.isUniqueViolation {
             throw DomainError.conflict("a workspace with slug '\(slug)' already exists", details: ["pointer": "/slug"])
         }
-        try await catalog.setMembership(workspaceID: workspace.id, userID: userID, role: .admin)
+        try await catalog.setMembership(workspaceID: workspace.id, userID: userID, role: .owner)
         return workspace
     }
 
@@ -47,13 +47,15 @@ public struct Directory: Sendable {
     /// `role` above the minter's own is forbidden.
     /// With `ttlSeconds` the token expires then; without, it lives until revoked or deleted.
     public func mintWorkspaceToken(
-        name: String, role: Role, ttlSeconds: Int? = nil, in grant: WorkspaceGrant, by identity: Identity, now: Date = Date()
+        name: String, role: Role, ttlSeconds: Int? = nil, in grant: WorkspaceGrant, by identity: Identity, audit: AuditActor,
+        now: Date = Date()
     ) async throws -> (info: TokenInfo, secret: String) {
         try checkRole(role, grant: grant)
         return try await catalog.createToken(
             NewToken(
                 name: name, tokenClass: .workspace, workspaceID: grant.workspaceID, role: role, userID: nil,
-                createdBy: identity.tokenID, expiresAt: ttlSeconds.map { now.addingTimeInterval(TimeInterval($0)) }))
+                createdBy: identity.tokenID, expiresAt: ttlSeconds.map { now.addingTimeInterval(TimeInterval($0)) }),
+            audit: audit)
     }
 
     /// Mints a user token for a person (created on first use), making them a member of the grant's workspace
@@ -61,7 +63,7 @@ public struct Directory: Sendable {
     /// memberships. Returns the person's id, whose cached identities are now stale.
     public func mintUserToken(
         name: String, email: String, personName: String?, role: Role, ttlSeconds: Int, in grant: WorkspaceGrant,
-        by identity: Identity, now: Date = Date()
+        by identity: Identity, audit: AuditActor, now: Date = Date()
     ) async throws -> (info: TokenInfo, secret: String, userID: String) {
         try checkRole(role, grant: grant)
         let user = try await catalog.upsertUser(email: email.lowercased(), name: personName)
@@ -69,7 +71,8 @@ public struct Directory: Sendable {
         let created = try await catalog.createToken(
             NewToken(
                 name: name, tokenClass: .user, workspaceID: grant.workspaceID, role: role, userID: user.id,
-                createdBy: identity.tokenID, expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds))))
+                createdBy: identity.tokenID, expiresAt: now.addingTimeInterval(TimeInterval(ttlSeconds))),
+            audit: audit)
         return (created.info, created.secret, user.id)
     }
 
@@ -81,15 +84,16 @@ public struct Directory: Sendable {
     }
 
     /// Revokes a token of the grant's workspace; `notFound` when it has none with this id.
-    public func revokeToken(id: String, in grant: WorkspaceGrant) async throws -> TokenInfo {
-        guard ResourceID.isValid(id, prefix: .token), let token = try await catalog.revokeToken(id: id, workspaceID: grant.workspaceID)
+    public func revokeToken(id: String, in grant: WorkspaceGrant, audit: AuditActor) async throws -> TokenInfo {
+        guard ResourceID.isValid(id, prefix: .token),
+            let token = try await catalog.revokeToken(id: id, workspaceID: grant.workspaceID, by: audit)
         else { throw DomainError.notFound("token '\(id)' not found in workspace '\(grant.workspaceSlug)'") }
         return token
     }
 
     /// Deletes a token of the grant's workspace for good; `notFound` when it has none with this id.
-    public func deleteToken(id: String, in grant: WorkspaceGrant) async throws {
-        guard ResourceID.isValid(id, prefix: .token), try await catalog.deleteToken(id: id, workspaceID: grant.workspaceID)
+    public func deleteToken(id: String, in grant: WorkspaceGrant, audit: AuditActor) async throws {
+        guard ResourceID.isValid(id, prefix: .token), try await catalog.deleteToken(id: id, workspaceID: grant.workspaceID, by: audit)
         else { throw DomainError.notFound("token '\(id)' not found in workspace '\(grant.workspaceSlug)'") }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import KaizenServer
 import Logging
 import Storage
+import Tenancy
 
 @main
 struct KaizenCommand: AsyncParsableCommand {
@@ -11,7 +12,7 @@ struct KaizenCommand: AsyncParsableCommand {
         commandName: "kaizen",
         abstract: "Kaizen, the self-hostable test-results server.",
         version: KaizenVersion.current,
-        subcommands: [Serve.self, WorkspaceCommand.self, TokenCommand.self, Migrate.self],
+        subcommands: [Serve.self, WorkspaceCommand.self, TokenCommand.self, UserCommand.self, Migrate.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -51,6 +52,7 @@ struct Serve: AsyncParsableCommand {
                 "Database: \(config.databaseURLs == nil ? "embedded PostgreSQL in \(config.embeddedPostgresDirectory)" : "\(ready.cluster.servers.count) server(s)"), \(ready.cluster.shardMap.shardCount) logical shards")
             if let first = ready.firstRun, first.createdNow {
                 lines.append("First start: created workspace 'default'; its admin token is in \(first.tokenPath)")
+                if let link = first.ownerLinkPath { lines.append("Set up the owner account with the link in \(link)") }
             } else if let first = ready.firstRun {
                 lines.append("Admin token from the first start: \(first.tokenPath)")
             }
@@ -201,7 +203,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             try await withStorage { cluster in
                 guard let ws = try await cluster.catalog.workspace(slug: workspace),
-                    try await cluster.catalog.revokeToken(id: id, workspaceID: ws.id) != nil
+                    try await cluster.catalog.revokeToken(id: id, workspaceID: ws.id, by: .operatorCommand("kaizen token revoke")) != nil
                 else {
                     throw ValidationError("no token \(id) in workspace '\(workspace)'")
                 }
@@ -219,12 +221,83 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             try await withStorage { cluster in
                 guard let ws = try await cluster.catalog.workspace(slug: workspace),
-                    try await cluster.catalog.deleteToken(id: id, workspaceID: ws.id)
+                    try await cluster.catalog.deleteToken(id: id, workspaceID: ws.id, by: .operatorCommand("kaizen token delete"))
                 else {
                     throw ValidationError("no token \(id) in workspace '\(workspace)'")
                 }
             }
             print("deleted \(id)")
+        }
+    }
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Manage accounts (people who sign in).",
+        subcommands: [Create.self, ResetPassword.self, List.self])
+
+    /// Where people open links: the configured public URL, or the local listener.
+    static func base(_ config: KaizenConfiguration) -> String {
+        config.publicURL ?? "http://\(config.host):\(config.port)"
+    }
+
+    static func accounts(_ cluster: StorageCluster) -> AccountService {
+        // Operator commands never hash a password; the cost is irrelevant here.
+        AccountService(repository: cluster.catalog, passwords: BcryptPasswordHasher(cost: 12))
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an account and print its one-time set-password link (valid 7 days).")
+        @Option(help: "Email address (unique, case-insensitive).") var email: String
+        @Option(help: "Display name.") var name: String?
+        @Flag(help: "May list every account (GET /v1/admin/users).") var `operator` = false
+        @Option(help: "Also make the person a member of this workspace (slug).") var workspace: String?
+        @Option(help: "The role in --workspace: owner, admin, member or viewer.") var role: String = "member"
+
+        func run() async throws {
+            guard let role = Role(rawValue: role) else { throw ValidationError("--role must be owner, admin, member or viewer") }
+            let config = try KaizenConfiguration.fromEnvironment()
+            let (account, secret) = try await withStorage { cluster in
+                let created = try await UserCommand.accounts(cluster).createAccount(email: email, name: name, isOperator: `operator`)
+                if let workspace {
+                    guard let ws = try await cluster.catalog.workspace(slug: workspace) else {
+                        throw ValidationError("no workspace '\(workspace)'")
+                    }
+                    try await cluster.catalog.addMember(
+                        workspaceID: ws.id, userID: created.account.id, role: role, by: .operatorCommand("kaizen user create"))
+                }
+                return created
+            }
+            FileHandle.standardError.write(Data("account \(account.id) (\(account.email)); its set-password link, valid 7 days:\n".utf8))
+            print("\(UserCommand.base(config))/set-password#\(secret)")
+        }
+    }
+
+    struct ResetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-password", abstract: "Print a one-time link that replaces an account's password (valid 1 day).")
+        @Option(help: "Email address.") var email: String
+
+        func run() async throws {
+            let config = try KaizenConfiguration.fromEnvironment()
+            let (account, secret) = try await withStorage { try await UserCommand.accounts($0).resetPasswordLink(email: email) }
+            FileHandle.standardError.write(Data("reset link for \(account.email), valid 1 day:\n".utf8))
+            print("\(UserCommand.base(config))/set-password#\(secret)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts by last sign-in.")
+
+        func run() async throws {
+            let rows = try await withStorage { cluster in
+                try await cluster.catalog.accounts(limit: 10_000, offset: 0).map { account in
+                    let seen = account.lastSignInAt.map { "signed in \($0.ISO8601Format())" } ?? "never signed in"
+                    return "\(account.id)\t\(account.email)\t\(account.name ?? "-")\t\(account.hasPassword ? "password set" : "no password")\t\(account.isOperator ? "operator" : "-")\t\(seen)"
+                }
+            }
+            print(rows.joined(separator: "\n"))
         }
     }
 }

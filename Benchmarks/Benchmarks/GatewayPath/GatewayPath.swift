@@ -70,7 +70,10 @@ struct Fixture: Sendable {
             version: "bench", logger: logger,
             ingest: IngestSettings(
                 signer: UploadSigner(secretHex: "00"),
-                publicURL: PublicURL("http://bench"), finalizeQuota: unlimited))
+                publicURL: PublicURL("http://bench"), finalizeQuota: unlimited),
+            accounts: AccountService(repository: cluster.catalog, passwords: BcryptPasswordHasher(cost: 4)),
+            sessions: SessionCookies(keyHex: "00"),
+            signInThrottle: SignInThrottle(accountBurst: 5, addressBurst: 20, refillPerMinute: 2))
         let responder = try GatewayRouter.build(deps, maxBodyBytes: 64 << 20, context: BenchContext.self).buildResponder()
 
         let workspace = try await cluster.catalog.createWorkspace(slug: "bench", name: "Bench")

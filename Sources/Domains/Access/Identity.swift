@@ -22,11 +22,15 @@ public struct Identity: Sendable {
     public let grants: [WorkspaceGrant]
     /// Epoch milliseconds after which the token is refused; nil for workspace tokens.
     public let expiresAtMilliseconds: UInt64?
+    /// A person's own sign-in (`POST /v1/auth/login`): a user token no workspace issued, covering all of
+    /// the person's memberships; logout and a password change end it.
+    public let isSignInSession: Bool
 
     public init(
         tokenID: String, tokenClass: TokenClass, userID: String?, grants: [WorkspaceGrant],
-        expiresAtMilliseconds: UInt64?
+        expiresAtMilliseconds: UInt64?, isSignInSession: Bool = false
     ) {
+        self.isSignInSession = isSignInSession
         self.tokenID = tokenID
         self.tokenClass = tokenClass
         self.userID = userID

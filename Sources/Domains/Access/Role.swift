@@ -3,17 +3,20 @@ public enum Role: String, Sendable, CaseIterable, Codable, Comparable {
     case viewer
     case member
     case admin
+    /// An admin who may also make owners; a workspace always keeps at least one.
+    case owner
 
     /// Members and admins may change data (push runs, create projects); viewers only read.
     public var canWrite: Bool { self != .viewer }
-    /// Only admins manage tokens, members and workspace settings.
-    public var canAdminister: Bool { self == .admin }
+    /// Only admins and owners manage tokens, members and workspace settings.
+    public var canAdminister: Bool { self >= .admin }
 
     private var rank: Int {
         switch self {
         case .viewer: 0
         case .member: 1
         case .admin: 2
+        case .owner: 3
         }
     }
 

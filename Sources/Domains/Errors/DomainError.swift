@@ -106,6 +106,15 @@ public struct DomainError: Error, Sendable, Equatable {
             kind: .validation, code: "validation_failed", message: message,
             details: ["errors": .array(problems.map { ["pointer": .string($0.pointer), "message": .string($0.message)] })])
     }
+    /// The JSON pointers a validation failure names.
+    public var pointers: [String] {
+        guard case .object(let object) = details, case .array(let errors)? = object["errors"] else { return [] }
+        return errors.compactMap { error in
+            guard case .object(let fields) = error, case .string(let pointer)? = fields["pointer"] else { return nil }
+            return pointer
+        }
+    }
+
     public static func validation(pointer: String, _ message: String) -> DomainError {
         validation([FieldProblem(pointer: pointer, message: message)])
     }

@@ -11,6 +11,9 @@ public enum IDPrefix: String, Sendable, CaseIterable {
     case job = "job"
     case defect = "dft"
     case event = "evt"
+    case invitation = "inv"
+    case accountLink = "lnk"
+    case audit = "aud"
 }
 
 /// Creates and checks type-prefixed ULIDs.

@@ -31,10 +31,23 @@ public struct TokenBucket: Sendable {
         return .limited(retryAfterSeconds: max(1, Int(wait.rounded(.up))))
     }
 
+    /// Whether a request could take a token now, without taking it.
+    public mutating func peek(capacity: Double, ratePerSecond: Double, nowNanos: UInt64) -> Decision {
+        take(capacity: capacity, ratePerSecond: ratePerSecond, nowNanos: nowNanos, cost: 1).undoing(&self)
+    }
+
     /// True when the bucket would be full by `nowNanos`: such an entry can be forgotten.
     public func isFull(capacity: Double, ratePerSecond: Double, nowNanos: UInt64) -> Bool {
         let elapsed = nowNanos > updatedAtNanos ? Double(nowNanos - updatedAtNanos) / 1e9 : 0
         return tokens + elapsed * ratePerSecond >= capacity
+    }
+}
+
+extension TokenBucket.Decision {
+    /// Puts back the token an allowed `take` took (for `peek`).
+    fileprivate func undoing(_ bucket: inout TokenBucket) -> Self {
+        if case .allowed = self { bucket.tokens += 1 }
+        return self
     }
 }
 

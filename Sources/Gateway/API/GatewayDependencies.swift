@@ -15,6 +15,9 @@ public struct GatewayDependencies: Sendable {
     public let logger: Logger
     public let ingest: IngestSettings
     public let workspaceCreation: WorkspaceCreationPolicy
+    public let accounts: AccountService
+    public let sessions: SessionCookies
+    public let signInThrottle: SignInThrottle
     /// Encoded `GET /v1/runs/:id` answers (runs never change).
     public let runResponses = RunResponseCache()
     /// Finalizes in flight, which the job worker yields to.
@@ -23,8 +26,12 @@ public struct GatewayDependencies: Sendable {
     public init(
         directory: Directory, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
         document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings,
-        workspaceCreation: WorkspaceCreationPolicy = .members
+        workspaceCreation: WorkspaceCreationPolicy = .members, accounts: AccountService, sessions: SessionCookies,
+        signInThrottle: SignInThrottle
     ) {
+        self.accounts = accounts
+        self.sessions = sessions
+        self.signInThrottle = signInThrottle
         self.ingest = ingest
         self.workspaceCreation = workspaceCreation
         self.directory = directory

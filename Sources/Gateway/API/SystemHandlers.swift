@@ -45,6 +45,7 @@ extension KaizenAPI {
                     .init(
                         token: .init(id: identity.tokenID, _class: .init(identity.tokenClass), expiresAt: token?.expiresAt),
                         user: token?.user.map(Components.Schemas.UserRef.init),
+                        csrfToken: identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : nil,
                         workspaces: identity.grants.map {
                             .init(id: $0.workspaceID, slug: $0.workspaceSlug, role: .init($0.role))
                         }))))
@@ -54,6 +55,7 @@ extension KaizenAPI {
 extension Components.Schemas.Role {
     init(_ role: Role) {
         switch role {
+        case .owner: self = .owner
         case .admin: self = .admin
         case .member: self = .member
         case .viewer: self = .viewer
@@ -62,6 +64,7 @@ extension Components.Schemas.Role {
 
     var domain: Role {
         switch self {
+        case .owner: .owner
         case .admin: .admin
         case .member: .member
         case .viewer: .viewer

@@ -46,12 +46,14 @@ extension KaizenAPI {
         switch body._class {
         case .workspace:
             created = try await deps.directory.mintWorkspaceToken(
-                name: body.name, role: role, ttlSeconds: body.ttlSeconds, in: grant, by: identity)
+                name: body.name, role: role, ttlSeconds: body.ttlSeconds, in: grant, by: identity,
+                audit: RequestOrigin.actor(identity))
         case .user:
             guard let user = body.user else { throw DomainError.validation(pointer: "/user", "is required for user tokens") }
             let minted = try await deps.directory.mintUserToken(
                 name: body.name, email: user.email, personName: user.name, role: role,
-                ttlSeconds: body.ttlSeconds ?? TokenRules.defaultUserTTLSeconds, in: grant, by: identity)
+                ttlSeconds: body.ttlSeconds ?? TokenRules.defaultUserTTLSeconds, in: grant, by: identity,
+                audit: RequestOrigin.actor(identity))
             deps.authenticator.invalidate { $0.userID == minted.userID }
             created = (minted.info, minted.secret)
         }
@@ -65,11 +67,11 @@ extension KaizenAPI {
         try requireAdmin(grant)
         let id = input.path.tokenId
         if input.query.action == .delete {
-            try await deps.directory.deleteToken(id: id, in: grant)
+            try await deps.directory.deleteToken(id: id, in: grant, audit: RequestOrigin.actor(identity))
             deps.authenticator.invalidate { $0.tokenID == id }
             return .noContent(.init())
         }
-        let token = try await deps.directory.revokeToken(id: id, in: grant)
+        let token = try await deps.directory.revokeToken(id: id, in: grant, audit: RequestOrigin.actor(identity))
         deps.authenticator.invalidate { $0.tokenID == id }
         return .ok(.init(body: .json(.init(token, workspace: grant))))
     }

@@ -1,31 +1,66 @@
 import Domains
 import HTTPTypes
 import Hummingbird
+import Tenancy
 
 /// Authenticates `/v1` requests (all but the OpenAPI document), applies the token-class rate
 /// limit, and runs the rest of the chain with the caller in `RequestIdentity.current`.
+///
+/// A browser authenticates with the session cookie instead; then every state-changing request must also
+/// carry the session's CSRF proof (`X-CSRF-Token`) or come from the server's own origin (`Origin`), so
+/// that another site cannot make the browser act. A bearer token, which a browser never sends on its
+/// own, needs neither.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let authenticator: Authenticator
     let limiter: RateLimiter
+    let sessions: SessionCookies
+    let publicURL: PublicURL
 
-    /// Health, version, the documents, and presigned uploads (authorized by their signature).
+    /// Health, version, the documents, presigned uploads (authorized by their signature), and the ways in:
+    /// signing in, redeeming a set-password link, accepting an invitation.
     static func isPublic(_ path: String) -> Bool {
         !path.hasPrefix("/v1/") || path == "/v1/openapi.json" || path.hasPrefix("/v1/schemas/")
-            || path.hasPrefix("/v1/uploads/")
+            || path.hasPrefix("/v1/uploads/") || path == "/v1/auth/login" || path == "/v1/auth/password-links/redeem"
+            || path == "/v1/auth/invitations/accept"
+    }
+
+    static func isSafe(_ method: HTTPRequest.Method) -> Bool {
+        method == .get || method == .head || method == .options
+    }
+
+    /// True when `Origin` names this server (scheme, host and port of its public URL).
+    func isOwnOrigin(_ origin: String) -> Bool {
+        var own = publicURL.value.lowercased()
+        while own.hasSuffix("/") { own.removeLast() }
+        if let path = own.range(of: "/", range: own.index(own.startIndex, offsetBy: min(8, own.count))..<own.endIndex) {
+            own = String(own[..<path.lowerBound])
+        }
+        return origin.lowercased() == own
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
         if Self.isPublic(request.uri.path) { return try await next(request, context) }
-        guard let header = request.headers[.authorization] else {
-            throw DomainError.unauthorized("missing Authorization header; send 'Authorization: Bearer krt_…'")
+        let identity: Identity
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw DomainError.unauthorized("the Authorization header must use the Bearer scheme")
+            }
+            identity = try await authenticator.authenticate(secret: parts[1])
+        } else if let secret = SessionCookies.secret(in: request.headers) {
+            identity = try await authenticator.authenticate(secret: secret)
+            if !Self.isSafe(request.method) {
+                let proven = request.headers[.csrfToken].map { sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
+                guard proven || request.headers[.origin].map(isOwnOrigin) == true else {
+                    throw DomainError.forbidden(
+                        "a change made with the session cookie needs the session's CSRF token in X-CSRF-Token (from the sign-in answer or GET /v1/me)")
+                }
+            }
+        } else {
+            throw DomainError.unauthorized("missing Authorization header; send 'Authorization: Bearer krt_…' or sign in")
         }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-            throw DomainError.unauthorized("the Authorization header must use the Bearer scheme")
-        }
-        let identity = try await authenticator.authenticate(secret: parts[1])
         let limit = limiter.limit(for: identity.tokenClass)
         switch limiter.decide(tokenID: identity.tokenID, tokenClass: identity.tokenClass) {
         case .limited(let retryAfter):

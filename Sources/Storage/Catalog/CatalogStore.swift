@@ -154,13 +154,18 @@ public struct CatalogStore: CatalogRepository {
         }
     }
 
+    /// Makes the user a member with at least `role`: a membership never goes down this way (minting a
+    /// viewer token for an admin must not demote them; roles change through the members endpoints).
     public func setMembership(workspaceID: String, userID: String, role: Role) async throws {
         let logger = self.logger
         try await server.transaction { connection in
             try await connection.query(
                 """
                 INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(workspaceID), \(userID), \(role.rawValue))
-                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role
+                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = CASE
+                    WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], memberships.role)
+                         >= array_position(ARRAY['viewer', 'member', 'admin', 'owner'], EXCLUDED.role)
+                    THEN memberships.role ELSE EXCLUDED.role END
                 """, logger: logger)
             try await Self.notify(.user(id: userID), on: connection, logger: logger)
         }
@@ -169,19 +174,30 @@ public struct CatalogStore: CatalogRepository {
     // MARK: tokens
 
     /// Stores the token's hash and returns the plaintext secret, which is not kept anywhere.
-    public func createToken(_ token: NewToken) async throws -> (info: TokenInfo, secret: String) {
+    /// With `audit`, the token's workspace records who minted it, in the same transaction.
+    public func createToken(_ token: NewToken, audit actor: AuditActor? = nil) async throws -> (info: TokenInfo, secret: String) {
         let id = ResourceID.make(.token)
         let secret = TokenSecret.generate()
         let hash = TokenSecret.hash(secret)
         let hint = TokenSecret.hint(secret)
         let logger = self.logger
-        try await server.run { connection in
+        try await server.transaction { connection in
             try await connection.query(
                 """
                 INSERT INTO tokens (id, secret_hash, hint, class, name, workspace_id, role, user_id, created_by, expires_at)
                 VALUES (\(id), \(hash), \(hint), \(token.tokenClass.rawValue), \(token.name), \(token.workspaceID),
                         \(token.role?.rawValue), \(token.userID), \(token.createdBy), \(token.expiresAt))
                 """, logger: logger)
+            if let actor, let workspaceID = token.workspaceID {
+                var details: [String: JSONValue] = ["class": .string(token.tokenClass.rawValue), "name": .string(token.name)]
+                if let role = token.role { details["role"] = .string(role.rawValue) }
+                if let user = token.userID { details["user"] = .string(user) }
+                try await Self.insertAudit(
+                    NewAuditEvent(
+                        workspaceID: workspaceID, actor: actor, action: "token.created", targetType: "token", targetID: id,
+                        details: details),
+                    on: connection, logger: logger)
+            }
         }
         guard let info = try await self.token(id: id) else {
             throw StorageError.configuration("token \(id) vanished after insert")
@@ -229,7 +245,7 @@ public struct CatalogStore: CatalogRepository {
     }
 
     /// Marks a token revoked. Returns nil when no such token belongs to the workspace.
-    public func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo? {
+    public func revokeToken(id: String, workspaceID: String, by actor: AuditActor? = nil) async throws -> TokenInfo? {
         let logger = self.logger
         let found = try await server.transaction { connection -> Bool in
             let rows = try await connection.query(
@@ -239,7 +255,14 @@ public struct CatalogStore: CatalogRepository {
                 """, logger: logger)
             var found = false
             for try await _ in rows { found = true }
-            if found { try await Self.notify(.token(id: id), on: connection, logger: logger) }
+            if found {
+                if let actor {
+                    try await Self.insertAudit(
+                        NewAuditEvent(workspaceID: workspaceID, actor: actor, action: "token.revoked", targetType: "token", targetID: id),
+                        on: connection, logger: logger)
+                }
+                try await Self.notify(.token(id: id), on: connection, logger: logger)
+            }
             return found
         }
         return found ? try await token(id: id) : nil
@@ -247,14 +270,21 @@ public struct CatalogStore: CatalogRepository {
 
     /// Deletes a token for good (a revoked one stays listed; a deleted one is gone). Returns false when no
     /// such token belongs to the workspace.
-    public func deleteToken(id: String, workspaceID: String) async throws -> Bool {
+    public func deleteToken(id: String, workspaceID: String, by actor: AuditActor? = nil) async throws -> Bool {
         let logger = self.logger
         return try await server.transaction { connection -> Bool in
             var found = false
             for try await _ in try await connection.query(
                 "DELETE FROM tokens WHERE id = \(id) AND workspace_id = \(workspaceID) RETURNING id", logger: logger
             ) { found = true }
-            if found { try await Self.notify(.token(id: id), on: connection, logger: logger) }
+            if found {
+                if let actor {
+                    try await Self.insertAudit(
+                        NewAuditEvent(workspaceID: workspaceID, actor: actor, action: "token.deleted", targetType: "token", targetID: id),
+                        on: connection, logger: logger)
+                }
+                try await Self.notify(.token(id: id), on: connection, logger: logger)
+            }
             return found
         }
     }
@@ -288,7 +318,7 @@ public struct CatalogStore: CatalogRepository {
             let rows = try await connection.query(
                 """
                 SELECT t.id, t.class, t.user_id, (extract(epoch FROM t.expires_at) * 1000)::bigint,
-                       w.id, w.slug, w.shard_id, t.role, m.role, (w.created_by_token = t.id)
+                       w.id, w.slug, w.shard_id, t.role, m.role, (w.created_by_token = t.id), t.workspace_id IS NULL
                 FROM tokens t
                 LEFT JOIN memberships m ON t.class = 'user' AND m.user_id = t.user_id
                      AND (t.workspace_id IS NULL OR m.workspace_id = t.workspace_id
@@ -302,9 +332,11 @@ public struct CatalogStore: CatalogRepository {
             var userID: String?
             var expires: Int64?
             var grants: [WorkspaceGrant] = []
-            for try await (id, cls, user, exp, wsID, wsSlug, shard, tokenRole, memberRole, createdByIt) in rows.decode(
-                (String, String, String?, Int64?, String?, String?, Int?, String?, String?, Bool?).self)
+            var unissued = false
+            for try await (id, cls, user, exp, wsID, wsSlug, shard, tokenRole, memberRole, createdByIt, noIssuer) in rows.decode(
+                (String, String, String?, Int64?, String?, String?, Int?, String?, String?, Bool?, Bool).self)
             {
+                unissued = noIssuer
                 tokenID = id
                 tokenClass = TokenClass(rawValue: cls) ?? .workspace
                 userID = user
@@ -329,7 +361,8 @@ public struct CatalogStore: CatalogRepository {
             guard let tokenID else { return nil }
             return Identity(
                 tokenID: tokenID, tokenClass: tokenClass, userID: userID, grants: grants,
-                expiresAtMilliseconds: expires.map { UInt64(max(0, $0)) })
+                expiresAtMilliseconds: expires.map { UInt64(max(0, $0)) },
+                isSignInSession: tokenClass == .user && unissued)
         }
     }
 

@@ -88,5 +88,70 @@ enum CatalogSchema {
                 // Written by each node every flush period from what it saw, not once per request.
                 "ALTER TABLE tokens ADD COLUMN last_used_at timestamptz",
             ]),
+        Migration(
+            5, "accounts, owners, invitations, audit log",
+            [
+                "ALTER TABLE memberships DROP CONSTRAINT memberships_role_check",
+                "ALTER TABLE memberships ADD CONSTRAINT memberships_role_check CHECK (role IN ('owner', 'admin', 'member', 'viewer'))",
+                "ALTER TABLE tokens DROP CONSTRAINT tokens_role_check",
+                "ALTER TABLE tokens ADD CONSTRAINT tokens_role_check CHECK (role IN ('owner', 'admin', 'member', 'viewer'))",
+                // Emails are stored lower-cased; the index makes "unique, case-insensitive" hold regardless.
+                "CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))",
+                "ALTER TABLE users ADD COLUMN password_hash text",
+                "ALTER TABLE users ADD COLUMN password_changed_at timestamptz",
+                "ALTER TABLE users ADD COLUMN last_sign_in_at timestamptz",
+                "ALTER TABLE users ADD COLUMN operator boolean NOT NULL DEFAULT false",
+                // One-time set-password and reset links: only the SHA-256 of the secret is kept.
+                """
+                CREATE TABLE account_links (
+                    id          text PRIMARY KEY,
+                    user_id     text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    purpose     text NOT NULL CHECK (purpose IN ('set_password', 'reset_password')),
+                    secret_hash text NOT NULL,
+                    created_at  timestamptz NOT NULL DEFAULT now(),
+                    expires_at  timestamptz NOT NULL,
+                    used_at     timestamptz,
+                    CONSTRAINT account_links_secret_hash_key UNIQUE (secret_hash)
+                )
+                """,
+                "CREATE INDEX account_links_user_idx ON account_links (user_id)",
+                """
+                CREATE TABLE invitations (
+                    id           text PRIMARY KEY,
+                    workspace_id text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                    email        text NOT NULL,
+                    role         text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+                    secret_hash  text NOT NULL,
+                    created_by   text,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    expires_at   timestamptz NOT NULL,
+                    accepted_at  timestamptz,
+                    accepted_by  text REFERENCES users (id) ON DELETE SET NULL,
+                    revoked_at   timestamptz,
+                    -- The first start's owner set-up link: any email (given on acceptance), and an operator.
+                    grants_operator boolean NOT NULL DEFAULT false,
+                    CONSTRAINT invitations_secret_hash_key UNIQUE (secret_hash)
+                )
+                """,
+                "CREATE INDEX invitations_workspace_idx ON invitations (workspace_id, created_at DESC)",
+                // Changes to the catalog's part of a workspace (tokens, members, invitations), each written in
+                // the transaction of its change.
+                """
+                CREATE TABLE audit_events (
+                    workspace_id   text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                    id             text NOT NULL,
+                    at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    actor_type     text NOT NULL,
+                    actor_id       text NOT NULL,
+                    client_address text,
+                    request_id     text,
+                    action         text NOT NULL,
+                    target_type    text NOT NULL,
+                    target_id      text NOT NULL,
+                    details        jsonb NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+            ]),
     ]
 }

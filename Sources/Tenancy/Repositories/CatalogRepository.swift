@@ -9,14 +9,16 @@ public protocol CatalogRepository: Sendable {
     func workspace(id: String) async throws -> Workspace?
     func workspaces(ids: [String]) async throws -> [Workspace]
     func upsertUser(email: String, name: String?) async throws -> User
+    /// Makes the user a member with at least `role` (never lowers an existing role).
     func setMembership(workspaceID: String, userID: String, role: Role) async throws
-    func createToken(_ token: NewToken) async throws -> (info: TokenInfo, secret: String)
+    /// With `audit`, the token's workspace records who minted it, in the same transaction.
+    func createToken(_ token: NewToken, audit: AuditActor?) async throws -> (info: TokenInfo, secret: String)
     func token(id: String) async throws -> TokenInfo?
     func tokens(workspaceID: String) async throws -> [TokenInfo]
     /// Nil when no such token exists in the workspace.
-    func revokeToken(id: String, workspaceID: String) async throws -> TokenInfo?
+    func revokeToken(id: String, workspaceID: String, by actor: AuditActor?) async throws -> TokenInfo?
     /// Removes the token for good; false when the workspace has none with this id.
-    func deleteToken(id: String, workspaceID: String) async throws -> Bool
+    func deleteToken(id: String, workspaceID: String, by actor: AuditActor?) async throws -> Bool
     /// Stores when tokens were last used; a later time already stored is kept.
     func recordTokenUse(ids: [String], at times: [Date]) async throws
     /// The identity of a live token with this secret hash, with its grants; nil when none.
