@@ -34,7 +34,7 @@ extension WorkspaceActor {
     /// Sets a case's owner, labels and linked defects (nil leaves a field as it is; `owner` `.some(nil)` clears it).
     /// Every defect must be the project's; a case still being rolled up from its first run is a conflict.
     public nonisolated func annotateCase(
-        id: String, project: Project, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: String
+        id: String, project: Project, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: AuditActor
     ) async throws -> CaseDetail {
         if let defectIDs {
             let known = try await repos.defects.existingDefects(projectID: project.id, ids: defectIDs)

@@ -16,14 +16,14 @@ extension WorkspaceActor {
         return (project, record)
     }
 
-    public nonisolated func createDefect(project: Project, change: DefectChange, by actor: String) async throws
+    public nonisolated func createDefect(project: Project, change: DefectChange, by actor: AuditActor) async throws
         -> DefectRecord
     {
         let checked = try await checkLinks(change, project: project)
         return try await repos.defects.createDefect(projectID: project.id, change: checked, by: actor)
     }
 
-    public nonisolated func updateDefect(id: String, project: Project, change: DefectChange, by actor: String)
+    public nonisolated func updateDefect(id: String, project: Project, change: DefectChange, by actor: AuditActor)
         async throws -> DefectRecord
     {
         let checked = try await checkLinks(change, project: project)

@@ -15,7 +15,7 @@ extension WorkspaceActor {
         try await repos.intelligence.flakyPolicy(projectID: project.id)
     }
 
-    public nonisolated func setFlakyPolicy(project: Project, policy: FlakyPolicy, by actor: String) async throws
+    public nonisolated func setFlakyPolicy(project: Project, policy: FlakyPolicy, by actor: AuditActor) async throws
         -> FlakyPolicyRecord
     {
         let problems = policy.problems()
@@ -41,6 +41,17 @@ extension WorkspaceActor {
         -> [EventRecord]
     {
         try await repos.events.events(projectID: project.id, kind: kind, before: before, limit: limit)
+    }
+
+    /// The workspace's audit log, newest first: the rows held with its data merged with the catalog's
+    /// (tokens, members, invitations). Ids are time-ordered across both, so one cursor pages both.
+    public nonisolated func auditLog(filter: AuditFilter, limit: Int, catalog: AccountService, grant: WorkspaceGrant)
+        async throws -> [AuditEvent]
+    {
+        try catalog.requireAdmin(grant)
+        async let tenant = repos.events.auditEvents(filter: filter, limit: limit)
+        let people = try await catalog.audit(in: grant, filter: filter, limit: limit)
+        return Array((try await tenant + people).sorted { $0.id > $1.id }.prefix(limit))
     }
 
     public nonisolated func jobs(state: String?, limit: Int) async throws -> [JobRecord] {

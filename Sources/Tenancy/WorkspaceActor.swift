@@ -138,8 +138,9 @@ public actor WorkspaceActor {
 
     /// Creates a project; a conflict when the slug is taken in this workspace. Sequenced: it advances the
     /// workspace's write sequence, which a unique constraint keeps unique across nodes.
-    public func createProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String)
-        async throws -> Project
+    public func createProject(
+        slug: String, name: String, accessMode: AccessMode, defaultBranch: String, by auditActor: AuditActor? = nil
+    ) async throws -> Project
     {
         try await sequenced { actor in
             if try await actor.loadedProjects()[slug] != nil {
@@ -154,7 +155,7 @@ public actor WorkspaceActor {
                 let project: Project
                 do {
                     project = try await actor.repos.projects.insertProject(
-                        slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq)
+                        slug: slug, name: name, accessMode: accessMode, defaultBranch: defaultBranch, seq: seq, by: auditActor)
                 } catch let error as DomainError where error.isUniqueViolation {
                     // Another node wrote first: our caches are stale. It took this sequence number (go again,
                     // fresh), or this slug.

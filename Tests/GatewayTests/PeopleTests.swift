@@ -267,6 +267,33 @@ import Testing
             #expect(role == "admin", "the role change rolled back with its audit row")
             let changes = try await asOwner.get("/v1/workspaces/default/audit?action=member.role_changed").object["items"] as? [[String: Any]]
             #expect(changes?.isEmpty == true)
+
+            // Changes to the workspace's data are in the same log, from the shard's own transactions.
+            let project = try await asOwner.send(
+                .POST, "/v1/projects", body: try JSONSerialization.data(withJSONObject: ["slug": "web", "name": "Web"]),
+                headers: [("X-Request-Id", "trace-43")])
+            #expect(project.status == 201)
+            #expect(try await asOwner.put(
+                "/v1/projects/web/flaky-policy",
+                json: ["window": 20, "threshold": 0.3, "minResults": 5, "minFlips": 2, "infraFailureRatio": 0.5, "infraMinCases": 10]).status == 200)
+            let merged = try #require(try await asOwner.get("/v1/workspaces/default/audit?limit=3").object["items"] as? [[String: Any]])
+            #expect(merged.compactMap { $0["action"] as? String } == ["flaky_policy.updated", "project.created", "invitation.accepted"])
+            #expect(merged[1]["requestId"] as? String == "trace-43")
+            #expect((merged[1]["target"] as? [String: Any])?["id"] as? String == project.object["id"] as? String)
+            for shardServer in server.cluster.servers {
+                try await shardServer.run { connection in
+                    try await connection.query(
+                        """
+                        CREATE OR REPLACE FUNCTION refuse_defect_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN IF NEW.action = 'defect.created' THEN RAISE EXCEPTION 'audit refused'; END IF; RETURN NEW; END $$
+                        """, logger: Logger(label: "test"))
+                    try await connection.query(
+                        "CREATE TRIGGER refuse_defect_audit AFTER INSERT ON workspace_audit_events FOR EACH ROW EXECUTE FUNCTION refuse_defect_audit()",
+                        logger: Logger(label: "test"))
+                }
+            }
+            #expect(try await asOwner.post("/v1/projects/web/defects", json: ["title": "Breaks"]).status == 500)
+            #expect((try await asOwner.get("/v1/projects/web/defects").object["items"] as? [[String: Any]])?.isEmpty == true)
         }
     }
 

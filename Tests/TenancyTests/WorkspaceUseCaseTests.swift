@@ -12,7 +12,7 @@ import Testing
         let storage = MemoryStorage()
         let actor = storage.actor()
         #expect(try await actor.projects().isEmpty)  // the cache is loaded, and empty
-        _ = try await storage.projects.insertProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main", seq: 1)
+        _ = try await storage.projects.insertProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main", seq: 1, by: nil)
         #expect(try await actor.project(slug: "web")?.slug == "web")
         #expect(try await actor.project(slug: "nope") == nil)
     }
@@ -22,10 +22,10 @@ import Testing
         let storage = MemoryStorage()
         let actor = storage.actor()
         #expect(try await actor.createProject(slug: "one", name: "One", accessMode: .team, defaultBranch: "main").createdSeq == 1)
-        _ = try await storage.projects.insertProject(slug: "two", name: "Two", accessMode: .team, defaultBranch: "main", seq: 2)
+        _ = try await storage.projects.insertProject(slug: "two", name: "Two", accessMode: .team, defaultBranch: "main", seq: 2, by: nil)
         #expect(try await actor.createProject(slug: "three", name: "Three", accessMode: .team, defaultBranch: "main").createdSeq == 3)
         // A slug taken elsewhere is still a conflict, not a retry.
-        _ = try await storage.projects.insertProject(slug: "four", name: "Four", accessMode: .team, defaultBranch: "main", seq: 4)
+        _ = try await storage.projects.insertProject(slug: "four", name: "Four", accessMode: .team, defaultBranch: "main", seq: 4, by: nil)
         await #expect {
             _ = try await actor.createProject(slug: "four", name: "Again", accessMode: .team, defaultBranch: "main")
         } throws: { ($0 as? DomainError)?.kind == .conflict && ($0 as? DomainError)?.isUniqueViolation == false }
@@ -155,7 +155,7 @@ final class MemoryProjects: ProjectRepository {
 
     func writeSequence() async throws -> Int64 { seq.withLock { $0 } }
     func projects() async throws -> [Project] { rows.withLock { $0 } }
-    func insertProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64) async throws
+    func insertProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64, by actor: AuditActor?) async throws
         -> Project
     {
         let project = Project(
@@ -257,7 +257,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     { try fail() }
     func caseSummary(id: String) async throws -> CaseSummaryRecord? { try fail() }
     func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry] { try fail() }
-    func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: String) async throws
+    func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: AuditActor) async throws
         -> Bool
     { try fail() }
     func caseProject(id: String) async throws -> String? { try fail() }
@@ -265,8 +265,8 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     func existingCases(projectID: String, ids: [String]) async throws -> Set<String> { try fail() }
     func existingFailureGroups(projectID: String, fingerprints: [String]) async throws -> Set<String> { try fail() }
     func existingDefects(projectID: String, ids: [String]) async throws -> Set<String> { try fail() }
-    func createDefect(projectID: String, change: DefectChange, by actor: String) async throws -> DefectRecord { try fail() }
-    func updateDefect(id: String, change: DefectChange, by actor: String) async throws -> DefectRecord? { try fail() }
+    func createDefect(projectID: String, change: DefectChange, by actor: AuditActor) async throws -> DefectRecord { try fail() }
+    func updateDefect(id: String, change: DefectChange, by actor: AuditActor) async throws -> DefectRecord? { try fail() }
     func defect(id: String) async throws -> DefectRecord? { try fail() }
     func defects(projectID: String, status: DefectStatus?, before: String?, limit: Int) async throws -> [DefectRecord] {
         try fail()
@@ -280,7 +280,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
         -> [FailureGroupRecord]
     { try fail() }
     func flakyPolicy(projectID: String) async throws -> FlakyPolicyRecord { try fail() }
-    func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: String) async throws -> FlakyPolicyRecord {
+    func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: AuditActor) async throws -> FlakyPolicyRecord {
         try fail()
     }
     func flakyCases(projectID: String, after: (score: Double, caseID: String)?, limit: Int) async throws -> [FlakyCaseRecord] {
@@ -291,6 +291,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     func projectTotals(projectIDs: [String], days: Int) async throws -> [ProjectWindowTotals] { try fail() }
     func flakyCounts() async throws -> [String: Int] { try fail() }
     func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] { try fail() }
+    func auditEvents(filter: AuditFilter, limit: Int) async throws -> [AuditEvent] { try fail() }
     func jobs(state: String?, limit: Int) async throws -> [JobRecord] { try fail() }
     var receivesUploads: Bool { true }
     func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget { .kaizen }

@@ -67,7 +67,7 @@ extension KaizenAPI {
         let owner: String?? = body.owner.map { $0.isEmpty ? nil : $0 }
         let detail = try await deps.registry.withWorkspace(grant) {
             try await $0.annotateCase(
-                id: id, project: project, owner: owner, labels: labels, defectIDs: body.defects, by: identity.actor)
+                id: id, project: project, owner: owner, labels: labels, defectIDs: body.defects, by: RequestOrigin.actor(identity))
         }
         return .ok(.init(body: .json(.init(detail, project: project))))
     }

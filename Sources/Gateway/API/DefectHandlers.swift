@@ -26,7 +26,7 @@ extension KaizenAPI {
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireWrite(grant)
         let record = try await deps.registry.withWorkspace(grant) {
-            try await $0.createDefect(project: project, change: change, by: identity.actor)
+            try await $0.createDefect(project: project, change: change, by: RequestOrigin.actor(identity))
         }
         return .created(.init(body: .json(.init(record, project: project))))
     }
@@ -46,7 +46,7 @@ extension KaizenAPI {
         let (grant, project, _) = try await findDefect(identity, id: input.path.defectId)
         try requireWrite(grant)
         let record = try await deps.registry.withWorkspace(grant) {
-            try await $0.updateDefect(id: input.path.defectId, project: project, change: change, by: identity.actor)
+            try await $0.updateDefect(id: input.path.defectId, project: project, change: change, by: RequestOrigin.actor(identity))
         }
         return .ok(.init(body: .json(.init(record, project: project))))
     }

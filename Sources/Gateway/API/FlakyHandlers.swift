@@ -51,7 +51,7 @@ extension KaizenAPI {
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireAdmin(grant)
         let record = try await deps.registry.withWorkspace(grant) {
-            try await $0.setFlakyPolicy(project: project, policy: policy, by: identity.actor)
+            try await $0.setFlakyPolicy(project: project, policy: policy, by: RequestOrigin.actor(identity))
         }
         return .ok(.init(body: .json(.init(record))))
     }

@@ -70,10 +70,13 @@ extension KaizenAPI {
         filter.action = input.query.action
         filter.targetType = input.query.targetType
         filter.targetID = input.query.targetId
-        filter.since = input.query.since
-        filter.until = input.query.until
+        filter.since = try input.query.since.map { try Self.timestamp($0, parameter: "since") }
+        filter.until = try input.query.until.map { try Self.timestamp($0, parameter: "until") }
         filter.beforeID = try input.query.cursor.flatMap { try Cursor.decodeID($0) }
-        let rows = try await deps.accounts.audit(in: grant, filter: filter, limit: size + 1)
+        let accounts = deps.accounts
+        let rows = try await deps.registry.withWorkspace(grant) {
+            try await $0.auditLog(filter: filter, limit: size + 1, catalog: accounts, grant: grant)
+        }
         let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(id: $0.id) }
         let items = try page.map { event -> Components.Schemas.AuditEvent in
             let details = try JSONDecoder().decode(OpenAPIObjectContainer.self, from: JSONEncoder().encode(event.details))
@@ -85,6 +88,18 @@ extension KaizenAPI {
                 details: .init(additionalProperties: details))
         }
         return .ok(.init(body: .json(.init(items: items, nextCursor: next))))
+    }
+}
+
+extension KaizenAPI {
+    /// An RFC 3339 date-time of a query parameter, with or without fractional seconds; 400 naming it otherwise.
+    static func timestamp(_ text: String, parameter: String) throws -> Date {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        guard let date = formatter.date(from: text) else {
+            throw DomainError.invalidParameter(parameter, "is not an RFC 3339 date-time such as 2026-12-01T09:30:00Z")
+        }
+        return date
     }
 }
 

@@ -41,7 +41,8 @@ extension KaizenAPI {
         if !problems.isEmpty { throw DomainError.validation(problems) }
         let mode: AccessMode = body.accessMode == ._private ? .private : .team
         let project = try await deps.registry.withWorkspace(grant) {
-            try await $0.createProject(slug: body.slug, name: body.name, accessMode: mode, defaultBranch: branch)
+            try await $0.createProject(
+                slug: body.slug, name: body.name, accessMode: mode, defaultBranch: branch, by: RequestOrigin.actor(identity))
         }
         return .created(.init(body: .json(.init(project, workspace: grant))))
     }

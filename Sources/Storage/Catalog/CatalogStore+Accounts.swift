@@ -272,11 +272,11 @@ extension CatalogStore: AccountRepository {
                 WHERE user_id = \(userID) AND workspace_id = \(workspaceID) AND class = 'user'
                   AND array_position(ARRAY['viewer', 'member', 'admin', 'owner'], role) > array_position(ARRAY['viewer', 'member', 'admin', 'owner'], \(role.rawValue))
                 """, logger: logger)
-            try await Self.insertAudit(
+            try await AuditSQL.insert(
                 NewAuditEvent(
                     workspaceID: workspaceID, actor: actor, action: "member.role_changed", targetType: "user", targetID: userID,
                     details: ["from": .string(current.role.rawValue), "to": .string(role.rawValue)]),
-                on: connection, logger: logger)
+                into: .catalog, on: connection, logger: logger)
             try await Self.notify(.user(id: userID), on: connection, logger: logger)
             return .changed(Member(user: current.user, role: role, since: current.since))
         }
@@ -296,11 +296,11 @@ extension CatalogStore: AccountRepository {
                 UPDATE tokens SET revoked_at = now()
                 WHERE user_id = \(userID) AND workspace_id = \(workspaceID) AND class = 'user' AND revoked_at IS NULL
                 """, logger: logger)
-            try await Self.insertAudit(
+            try await AuditSQL.insert(
                 NewAuditEvent(
                     workspaceID: workspaceID, actor: actor, action: "member.removed", targetType: "user", targetID: userID,
                     details: ["role": .string(current.role.rawValue), "email": .string(current.user.email)]),
-                on: connection, logger: logger)
+                into: .catalog, on: connection, logger: logger)
             try await Self.notify(.user(id: userID), on: connection, logger: logger)
             return .changed(nil)
         }
@@ -314,11 +314,11 @@ extension CatalogStore: AccountRepository {
                 INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(workspaceID), \(userID), \(role.rawValue))
                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role
                 """, logger: logger)
-            try await Self.insertAudit(
+            try await AuditSQL.insert(
                 NewAuditEvent(
                     workspaceID: workspaceID, actor: actor, action: "member.added", targetType: "user", targetID: userID,
                     details: ["role": .string(role.rawValue)]),
-                on: connection, logger: logger)
+                into: .catalog, on: connection, logger: logger)
             try await Self.notify(.user(id: userID), on: connection, logger: logger)
         }
     }
@@ -353,11 +353,11 @@ extension CatalogStore: AccountRepository {
                 created = Self.invitation(row)
             }
             guard let created else { throw StorageError.configuration("invitation insert returned no row") }
-            try await Self.insertAudit(
+            try await AuditSQL.insert(
                 NewAuditEvent(
                     workspaceID: workspaceID, actor: actor, action: "invitation.created", targetType: "invitation",
                     targetID: id, details: ["email": .string(email), "role": .string(role.rawValue)]),
-                on: connection, logger: logger)
+                into: .catalog, on: connection, logger: logger)
             return created
         }
     }
@@ -387,9 +387,9 @@ extension CatalogStore: AccountRepository {
                 """, logger: logger
             ) { revokedNow = true }
             if revokedNow {
-                try await Self.insertAudit(
+                try await AuditSQL.insert(
                     NewAuditEvent(workspaceID: workspaceID, actor: actor, action: "invitation.revoked", targetType: "invitation", targetID: id),
-                    on: connection, logger: logger)
+                    into: .catalog, on: connection, logger: logger)
             }
             for try await row in try await connection.query(
                 "SELECT \(unescaped: Self.invitationColumns) FROM invitations i WHERE i.id = \(id) AND i.workspace_id = \(workspaceID)",
@@ -468,13 +468,13 @@ extension CatalogStore: AccountRepository {
                          >= array_position(ARRAY['viewer', 'member', 'admin', 'owner'], EXCLUDED.role)
                     THEN memberships.role ELSE EXCLUDED.role END
                 """, logger: logger)
-            try await Self.insertAudit(
+            try await AuditSQL.insert(
                 NewAuditEvent(
                     workspaceID: pending.workspaceID,
                     actor: AuditActor(type: "user", id: account.id, clientAddress: clientAddress, requestID: requestID),
                     action: "invitation.accepted", targetType: "invitation", targetID: id,
                     details: ["role": .string(pending.role), "email": .string(pending.email)]),
-                on: connection, logger: logger)
+                into: .catalog, on: connection, logger: logger)
             try await Self.notify(.user(id: account.id), on: connection, logger: logger)
             return (true, account)
         }
@@ -482,49 +482,15 @@ extension CatalogStore: AccountRepository {
 
     // MARK: audit
 
-    static func insertAudit(_ event: NewAuditEvent, on connection: PostgresConnection, logger: Logger) async throws {
-        let id = ResourceID.make(.audit)
-        let details = String(decoding: try JSONEncoder().encode(event.details), as: UTF8.self)
-        try await connection.query(
-            """
-            INSERT INTO audit_events (workspace_id, id, actor_type, actor_id, client_address, request_id, action, target_type, target_id, details)
-            VALUES (\(event.workspaceID), \(id), \(event.actor.type), \(event.actor.id), \(event.actor.clientAddress),
-                    \(event.actor.requestID), \(event.action), \(event.targetType), \(event.targetID), \(details)::jsonb)
-            """, logger: logger)
-    }
-
     public func recordAudit(_ event: NewAuditEvent) async throws {
         let logger = self.logger
-        try await server.run { connection in try await Self.insertAudit(event, on: connection, logger: logger) }
+        try await server.run { connection in try await AuditSQL.insert(event, into: .catalog, on: connection, logger: logger) }
     }
 
     public func auditEvents(workspaceID: String, filter: AuditFilter, limit: Int) async throws -> [AuditEvent] {
         let logger = self.logger
-        let beforeID = filter.beforeID
         return try await server.run { connection in
-            var result: [AuditEvent] = []
-            for try await row in try await connection.query(
-                """
-                SELECT id, at, actor_type, actor_id, client_address, request_id, action, target_type, target_id, details::text
-                FROM audit_events
-                WHERE workspace_id = \(workspaceID)
-                  AND (\(filter.actorID)::text IS NULL OR actor_id = \(filter.actorID))
-                  AND (\(filter.action)::text IS NULL OR action = \(filter.action))
-                  AND (\(filter.targetType)::text IS NULL OR target_type = \(filter.targetType))
-                  AND (\(filter.targetID)::text IS NULL OR target_id = \(filter.targetID))
-                  AND (\(filter.since)::timestamptz IS NULL OR at >= \(filter.since))
-                  AND (\(filter.until)::timestamptz IS NULL OR at < \(filter.until))
-                  AND (\(beforeID)::text IS NULL OR id < \(beforeID))
-                ORDER BY id DESC LIMIT \(limit)
-                """, logger: logger
-            ).decode((String, Date, String, String, String?, String?, String, String, String, String).self) {
-                let details = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(row.9.utf8))) ?? [:]
-                result.append(
-                    AuditEvent(
-                        id: row.0, workspaceID: workspaceID, at: row.1, actorType: row.2, actorID: row.3, clientAddress: row.4,
-                        requestID: row.5, action: row.6, targetType: row.7, targetID: row.8, details: details))
-            }
-            return result
+            try await AuditSQL.events(workspaceID: workspaceID, filter: filter, limit: limit, from: .catalog, on: connection, logger: logger)
         }
     }
 }

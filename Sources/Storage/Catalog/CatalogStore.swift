@@ -192,11 +192,11 @@ public struct CatalogStore: CatalogRepository {
                 var details: [String: JSONValue] = ["class": .string(token.tokenClass.rawValue), "name": .string(token.name)]
                 if let role = token.role { details["role"] = .string(role.rawValue) }
                 if let user = token.userID { details["user"] = .string(user) }
-                try await Self.insertAudit(
+                try await AuditSQL.insert(
                     NewAuditEvent(
                         workspaceID: workspaceID, actor: actor, action: "token.created", targetType: "token", targetID: id,
                         details: details),
-                    on: connection, logger: logger)
+                    into: .catalog, on: connection, logger: logger)
             }
         }
         guard let info = try await self.token(id: id) else {
@@ -257,9 +257,9 @@ public struct CatalogStore: CatalogRepository {
             for try await _ in rows { found = true }
             if found {
                 if let actor {
-                    try await Self.insertAudit(
+                    try await AuditSQL.insert(
                         NewAuditEvent(workspaceID: workspaceID, actor: actor, action: "token.revoked", targetType: "token", targetID: id),
-                        on: connection, logger: logger)
+                        into: .catalog, on: connection, logger: logger)
                 }
                 try await Self.notify(.token(id: id), on: connection, logger: logger)
             }
@@ -279,9 +279,9 @@ public struct CatalogStore: CatalogRepository {
             ) { found = true }
             if found {
                 if let actor {
-                    try await Self.insertAudit(
+                    try await AuditSQL.insert(
                         NewAuditEvent(workspaceID: workspaceID, actor: actor, action: "token.deleted", targetType: "token", targetID: id),
-                        on: connection, logger: logger)
+                        into: .catalog, on: connection, logger: logger)
                 }
                 try await Self.notify(.token(id: id), on: connection, logger: logger)
             }

@@ -68,8 +68,9 @@ public struct PostgresDefectRepository: DefectRepository {
 
     /// Creates a defect (status from `change`, default open), links it, counts the runs it already
     /// struck and stores `defect.opened`.
-    public func createDefect(projectID: String, change: DefectChange, by actor: String) async throws -> DefectRecord {
+    public func createDefect(projectID: String, change: DefectChange, by auditActor: AuditActor) async throws -> DefectRecord {
         let (logger, ws) = (self.logger, workspaceID)
+        let actor = auditActor.id
         let id = ResourceID.make(.defect)
         let status = change.status ?? .open
         let title = change.title ?? ""
@@ -95,6 +96,11 @@ public struct PostgresDefectRepository: DefectRepository {
                 ids: [ResourceID.make(.event)], projectID: projectID, kind: "defect.opened", subjects: [id],
                 payloads: [String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)],
                 workspaceID: ws, on: connection, logger: logger)
+            try await AuditSQL.insert(
+                NewAuditEvent(
+                    workspaceID: ws, actor: auditActor, action: "defect.created", targetType: "defect", targetID: id,
+                    details: ["project": .string(projectID), "status": .string(status.rawValue)]),
+                into: .workspace, on: connection, logger: logger)
             // Read back in the transaction that wrote it: absent only if the INSERT above silently did nothing.
             guard let record = try await Self.defect(id: id, workspaceID: ws, on: connection, logger: logger) else {
                 throw DefectNotWritten(id: id)
@@ -104,8 +110,9 @@ public struct PostgresDefectRepository: DefectRepository {
     }
 
     /// Applies `change`; nil when the defect does not exist in this workspace.
-    public func updateDefect(id: String, change: DefectChange, by actor: String) async throws -> DefectRecord? {
+    public func updateDefect(id: String, change: DefectChange, by auditActor: AuditActor) async throws -> DefectRecord? {
         let (logger, ws) = (self.logger, workspaceID)
+        let actor = auditActor.id
         return try await server.transaction { connection in
             var projectID: String?
             for try await project in try await connection.query(
@@ -136,6 +143,17 @@ public struct PostgresDefectRepository: DefectRepository {
             if change.caseIDs != nil || change.fingerprints != nil {
                 try await Self.recountDefectRuns(defectID: id, workspaceID: ws, on: connection, logger: logger)
             }
+            var details: [String: JSONValue] = [:]
+            if let status = change.status { details["status"] = .string(status.rawValue) }
+            if change.title != nil { details["title"] = true }
+            if change.externalURL != nil { details["externalUrl"] = true }
+            if change.caseIDs != nil { details["cases"] = true }
+            if change.fingerprints != nil { details["failureGroups"] = true }
+            try await AuditSQL.insert(
+                NewAuditEvent(
+                    workspaceID: ws, actor: auditActor, action: "defect.updated", targetType: "defect", targetID: id,
+                    details: details),
+                into: .workspace, on: connection, logger: logger)
             return try await Self.defect(id: id, workspaceID: ws, on: connection, logger: logger)
         }
     }

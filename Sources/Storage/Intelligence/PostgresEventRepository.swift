@@ -35,4 +35,11 @@ public struct PostgresEventRepository: EventRepository {
             return out
         }
     }
+
+    public func auditEvents(filter: AuditFilter, limit: Int) async throws -> [AuditEvent] {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            try await AuditSQL.events(workspaceID: ws, filter: filter, limit: limit, from: .workspace, on: connection, logger: logger)
+        }
+    }
 }

@@ -116,7 +116,8 @@ public struct PostgresIntelligenceRepository: IntelligenceRepository {
 
     /// Stores the policy and rescores every window of the project under it, in one transaction; cases
     /// that become flaky by the new policy get their `flaky.detected` event like any other.
-    public func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: String) async throws -> FlakyPolicyRecord {
+    public func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by auditActor: AuditActor) async throws -> FlakyPolicyRecord {
+        let actor = auditActor.id
         let (logger, ws) = (self.logger, workspaceID)
         let json = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
         return try await server.transaction { connection in
@@ -169,6 +170,11 @@ public struct PostgresIntelligenceRepository: IntelligenceRepository {
                     became, windows: chosen, detail: ["reason": "policy"], projectID: projectID, workspaceID: ws,
                     on: connection, logger: logger)
             }
+            try await AuditSQL.insert(
+                NewAuditEvent(
+                    workspaceID: ws, actor: auditActor, action: "flaky_policy.updated", targetType: "project", targetID: projectID,
+                    details: ["threshold": .double(policy.threshold), "window": .int(policy.window)]),
+                into: .workspace, on: connection, logger: logger)
             return FlakyPolicyRecord(policy: policy, updatedBy: actor, updatedAt: updatedAt)
         }
     }

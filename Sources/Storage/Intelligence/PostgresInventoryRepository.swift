@@ -151,9 +151,10 @@ public struct PostgresInventoryRepository: InventoryRepository {
     /// it) and the defects it is linked to (replacing the set), recording who and when. Returns false
     /// when the case is not in this workspace. Defect ids must have been checked to be the project's.
     public func annotateCase(
-        id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: String
+        id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by auditActor: AuditActor
     ) async throws -> Bool {
         let (logger, ws) = (self.logger, workspaceID)
+        let actor = auditActor.id
         return try await server.transaction { connection in
             var projectID: String?
             let setOwner = owner != nil
@@ -168,6 +169,14 @@ public struct PostgresInventoryRepository: InventoryRepository {
                 projectID = project
             }
             guard let projectID else { return false }
+            var details: [String: JSONValue] = ["project": .string(projectID)]
+            if let owner { details["owner"] = owner.map(JSONValue.string) ?? .null }
+            if let labels { details["labels"] = .array(labels.map(JSONValue.string)) }
+            if let defectIDs { details["defects"] = .array(defectIDs.map(JSONValue.string)) }
+            try await AuditSQL.insert(
+                NewAuditEvent(
+                    workspaceID: ws, actor: auditActor, action: "case.annotated", targetType: "case", targetID: id, details: details),
+                into: .workspace, on: connection, logger: logger)
             guard let defectIDs else { return true }
             var touched = Set(defectIDs)
             for try await defect in try await connection.query(

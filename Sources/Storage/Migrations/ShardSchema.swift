@@ -439,5 +439,27 @@ enum ShardSchema {
                 "ALTER TABLE case_stats SET (fillfactor = 45)",
                 "ALTER TABLE case_windows SET (fillfactor = 45)",
             ]),
+        Migration(
+            11, "audit log of tenant changes",
+            [
+                // Projects, policies, defects and case annotations: each row written in its change's transaction.
+                // (Not `audit_events`: the first server holds the catalog, whose table has that name.)
+                """
+                CREATE TABLE workspace_audit_events (
+                    workspace_id   text NOT NULL,
+                    id             text NOT NULL,
+                    at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    actor_type     text NOT NULL,
+                    actor_id       text NOT NULL,
+                    client_address text,
+                    request_id     text,
+                    action         text NOT NULL,
+                    target_type    text NOT NULL,
+                    target_id      text NOT NULL,
+                    details        jsonb NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+            ]),
     ]
 }

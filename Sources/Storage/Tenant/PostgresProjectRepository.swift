@@ -55,7 +55,7 @@ public struct PostgresProjectRepository: ProjectRepository {
 
     /// Inserts the project and records `seq` as the workspace's write sequence, in one transaction.
     public func insertProject(
-        slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64
+        slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64, by actor: AuditActor? = nil
     ) async throws -> Project {
         let id = ResourceID.make(.project)
         let logger = self.logger
@@ -68,8 +68,17 @@ public struct PostgresProjectRepository: ProjectRepository {
                 VALUES (\(workspaceID), \(id), \(slug), \(name), \(accessMode.rawValue), \(defaultBranch), \(seq))
                 RETURNING created_at
                 """, logger: logger)
-            for try await createdAt in rows.decode(Date.self) { return createdAt }
-            throw StorageError.configuration("project insert returned no row")
+            var created: Date?
+            for try await createdAt in rows.decode(Date.self) { created = createdAt }
+            guard let created else { throw StorageError.configuration("project insert returned no row") }
+            if let actor {
+                try await AuditSQL.insert(
+                    NewAuditEvent(
+                        workspaceID: workspaceID, actor: actor, action: "project.created", targetType: "project", targetID: id,
+                        details: ["slug": .string(slug), "accessMode": .string(accessMode.rawValue)]),
+                    into: .workspace, on: connection, logger: logger)
+            }
+            return created
         }
         return Project(
             workspaceID: workspaceID, id: id, slug: slug, name: name, accessMode: accessMode,

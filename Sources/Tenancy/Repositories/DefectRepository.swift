@@ -8,9 +8,9 @@ public protocol DefectRepository: Sendable {
     func existingFailureGroups(projectID: String, fingerprints: [String]) async throws -> Set<String>
     /// Which of `ids` are defects of the project.
     func existingDefects(projectID: String, ids: [String]) async throws -> Set<String>
-    func createDefect(projectID: String, change: DefectChange, by actor: String) async throws -> DefectRecord
+    func createDefect(projectID: String, change: DefectChange, by actor: AuditActor) async throws -> DefectRecord
     /// Nil when the defect does not exist in this workspace.
-    func updateDefect(id: String, change: DefectChange, by actor: String) async throws -> DefectRecord?
+    func updateDefect(id: String, change: DefectChange, by actor: AuditActor) async throws -> DefectRecord?
     func defect(id: String) async throws -> DefectRecord?
     func defects(projectID: String, status: DefectStatus?, before: String?, limit: Int) async throws -> [DefectRecord]
     func defectCounts(projectID: String) async throws -> [DefectStatus: Int]

@@ -7,7 +7,7 @@ public protocol IntelligenceRepository: Sendable {
     func projectFailureGroups(projectID: String, before: (micros: Int64, fingerprint: String)?, limit: Int)
         async throws -> [FailureGroupRecord]
     func flakyPolicy(projectID: String) async throws -> FlakyPolicyRecord
-    func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: String) async throws -> FlakyPolicyRecord
+    func setFlakyPolicy(projectID: String, policy: FlakyPolicy, by actor: AuditActor) async throws -> FlakyPolicyRecord
     func flakyCases(projectID: String, after: (score: Double, caseID: String)?, limit: Int) async throws
         -> [FlakyCaseRecord]
     /// Rolls a run up into the inventory, daily counts, clusters, flakiness and defects, exactly once. With

@@ -9,7 +9,7 @@ public protocol InventoryRepository: Sendable {
     /// The case's latest results on every branch, newest first.
     func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry]
     /// `owner` `.some(nil)` clears it; nil fields are left as they are. False when the case is unknown.
-    func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: String)
+    func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: AuditActor)
         async throws -> Bool
     /// The project of a case of this workspace.
     func caseProject(id: String) async throws -> String?

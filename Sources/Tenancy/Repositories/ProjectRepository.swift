@@ -7,7 +7,8 @@ public protocol ProjectRepository: Sendable {
     func projects() async throws -> [Project]
     /// Inserts a project and records `seq` as the workspace's write sequence, in one transaction.
     /// Throws a unique violation when the slug is taken (perhaps by another node).
-    func insertProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64)
+    /// With `actor`, the audit row is written in the same transaction.
+    func insertProject(slug: String, name: String, accessMode: AccessMode, defaultBranch: String, seq: Int64, by actor: AuditActor?)
         async throws -> Project
     /// Stats of every project of the workspace, by project id.
     func projectStats() async throws -> [String: ProjectStatsRecord]
