@@ -204,11 +204,35 @@ import Testing
             #expect(try await asOwner.patch("/v1/workspaces/default/members/\(dev.userID)", json: ["role": "owner"]).status == 200)
             #expect(try await asOwner.patch("/v1/workspaces/default/members/\(owner.userID)", json: ["role": "admin"]).status == 200)
 
-            // Removing a member ends their access at once.
+            // Removing a member ends their access, and their sign-in session, at once.
             #expect(try await asDev.delete("/v1/workspaces/default/members/\(owner.userID)").status == 204)
-            #expect(try await asOwner.get("/v1/workspaces/default/members").status == 404)
-            // Another workspace's member ids are 404, like everything of another workspace.
-            #expect(try await asDev.patch("/v1/workspaces/nope/members/\(owner.userID)", json: ["role": "viewer"]).status == 404)
+            #expect(try await asOwner.get("/v1/workspaces/default/members").status == 401)
+
+            // Another workspace's members, invitations and audit log are 404, like everything of another workspace.
+            let acme = try await server.cluster.catalog.createWorkspace(slug: "acme", name: "Acme")
+            let (_, acmeAdmin) = try await server.cluster.catalog.createToken(
+                .init(name: "acme", tokenClass: .workspace, workspaceID: acme.id, role: .admin, userID: nil, createdBy: nil, expiresAt: nil))
+            let acmeInvite = try await admin.with(token: acmeAdmin).post(
+                "/v1/workspaces/acme/invitations", json: ["email": "x@example.com", "role": "member"])
+            let acmeInvitationID = try #require(acmeInvite.object["id"] as? String)
+            #expect(try await asDev.get("/v1/workspaces/acme/members").status == 404)
+            #expect(try await asDev.get("/v1/workspaces/acme/audit").status == 404)
+            #expect(try await asDev.patch("/v1/workspaces/acme/members/\(dev.userID)", json: ["role": "viewer"]).status == 404)
+            #expect(try await asDev.delete("/v1/workspaces/default/invitations/\(acmeInvitationID)").status == 404)
+            #expect(try await admin.with(token: acmeAdmin).delete("/v1/workspaces/acme/members/\(dev.userID)").status == 404)
+
+            // An expired invitation is refused and changes nothing.
+            let late = try await asDev.post("/v1/workspaces/default/invitations", json: ["email": "late@example.com", "role": "member"])
+            let lateID = try #require(late.object["id"] as? String)
+            try await server.cluster.catalog.server.run { connection in
+                try await connection.query(
+                    "UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = \(lateID)", logger: Logger(label: "test"))
+            }
+            #expect(try await asDev.get("/v1/workspaces/default/invitations").array.first { $0["id"] as? String == lateID }?["state"] as? String == "expired")
+            let expired = try await anonymous.post(
+                "/v1/auth/invitations/accept", json: ["invitation": try #require(late.object["secret"] as? String), "password": "late passphrase 1"])
+            #expect(expired.status == 422 && expired.errorPointers == ["/invitation"])
+            #expect(try await server.cluster.catalog.credentials(email: "late@example.com") == nil, "no account was made")
         }
     }
 

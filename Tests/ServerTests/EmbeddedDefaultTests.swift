@@ -132,6 +132,37 @@ import Testing
         try await waitUntil("the deleted token is refused") { try await expiringClient.get("/v1/projects").status == 401 }
         #expect(try await cli(["token", "delete", "--workspace", "default", tokenID], dataDir: dataDir).status != 0)
 
+        // People: the first start's owner set-up link (0600), then an account an operator creates, its
+        // one-time link, sign-in, and a reset link; the CLI lists accounts by last sign-in.
+        #expect(first.output.contains("Set up the owner account with the link in"))
+        let ownerLinkPath = dataDir + "/first-owner-link.txt"
+        #expect(mode(ownerLinkPath) == 0o600)
+        let ownerLink = try String(contentsOfFile: ownerLinkPath, encoding: .utf8).split(separator: "\n")[0]
+        #expect(ownerLink.hasPrefix(base + "/invitations/accept#kln_"))
+        let anonymous = APIClient(baseURL: base, token: nil)
+        let owner = try await anonymous.post(
+            "/v1/auth/invitations/accept",
+            json: ["invitation": String(ownerLink.split(separator: "#")[1]), "email": "owner@example.com", "password": "owner passphrase"])
+        #expect(owner.status == 200, "\(owner.text)")
+        let created = try await cli(
+            ["user", "create", "--email", "Dev@Example.com", "--name", "Dev", "--workspace", "default", "--role", "member"],
+            dataDir: dataDir)
+        #expect(created.status == 0, "\(created.error)")
+        let setLink = try #require(created.output.split(separator: "#").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(try await cli(["user", "create", "--email", "dev@example.com"], dataDir: dataDir).status == 0, "no password yet: a new link")
+        #expect(try await anonymous.post("/v1/auth/password-links/redeem", json: ["link": setLink, "password": "dev passphrase 1"]).status == 204)
+        #expect(try await cli(["user", "create", "--email", "dev@example.com"], dataDir: dataDir).status != 0, "has a password now")
+        let signIn = try await anonymous.post("/v1/auth/login", json: ["email": "dev@example.com", "password": "dev passphrase 1"])
+        #expect(signIn.status == 200, "\(signIn.text)")
+        let reset = try await cli(["user", "reset-password", "--email", "dev@example.com"], dataDir: dataDir)
+        #expect(reset.status == 0 && reset.error.contains("valid 1 day"), "\(reset.error)")
+        let resetLink = try #require(reset.output.split(separator: "#").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(try await anonymous.post("/v1/auth/password-links/redeem", json: ["link": resetLink, "password": "dev passphrase 2"]).status == 204)
+        #expect(try await anonymous.post("/v1/auth/login", json: ["email": "dev@example.com", "password": "dev passphrase 2"]).status == 200)
+        let users = try await cli(["user", "list"], dataDir: dataDir)
+        #expect(users.output.split(separator: "\n").first?.contains("dev@example.com") == true, "\(users.output)")
+        #expect(users.output.contains("owner@example.com\t-\tpassword set\toperator"))
+
         let workspace = try await cli(["workspace", "create", "--slug", "acme", "--name", "Acme"], dataDir: dataDir)
         #expect(workspace.status == 0, "\(workspace.error)")
         let duplicate = try await cli(["workspace", "create", "--slug", "acme"], dataDir: dataDir)

@@ -45,6 +45,8 @@ struct Fixture: Sendable {
     let registry: WorkspaceRegistry
     let grants: [WorkspaceGrant]
     let runBody: ByteBuffer
+    /// A person's sign-in session (admin of the workspace), sent as the browser's cookie.
+    let sessionSecret: String
 
     static let root = "/tmp/kaizen-bench-gateway-\(getpid())"
 
@@ -105,7 +107,12 @@ struct Fixture: Sendable {
             grants.append(WorkspaceGrant(workspaceID: ws.id, workspaceSlug: ws.slug, shardID: ws.shardID, role: .admin))
         }
         for grant in grants { try await registry.withWorkspace(grant) { _ in } }
-        return Fixture(responder: responder, token: token, runID: runID, registry: registry, grants: grants, runBody: runBody)
+        let (person, _) = try await cluster.catalog.ensureAccount(email: "bench@example.com", name: nil, isOperator: false)
+        try await cluster.catalog.setMembership(workspaceID: workspace.id, userID: person.id, role: .admin)
+        let (_, sessionSecret) = try await cluster.catalog.createSession(userID: person.id, expiresAt: Date().addingTimeInterval(86_400))
+        return Fixture(
+            responder: responder, token: token, runID: runID, registry: registry, grants: grants, runBody: runBody,
+            sessionSecret: sessionSecret)
     }
 }
 
@@ -145,6 +152,22 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             let response = try await f.responder.respond(to: request("/v1/runs/\(f.runID)", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    // Issue 14: a browser's request (session cookie) costs no more than a CI's (bearer token).
+    Benchmark("Gateway.getRun.cached.sessionCookie") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        func cookieRequest() -> Request {
+            var head = HTTPRequest(method: .get, scheme: "http", authority: "bench", path: "/v1/runs/\(f.runID)")
+            head.headerFields[.cookie] = "theme=dark; kaizen_session=\(f.sessionSecret)"
+            return Request(head: head, body: .init(buffer: ByteBuffer()))
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await f.responder.respond(to: cookieRequest(), context: context)
             try await response.body.write(DiscardingWriter())
         }
     }

@@ -291,10 +291,13 @@ extension CatalogStore: AccountRepository {
             if current.role == .owner && owners <= 1 { return .lastOwner }
             try await connection.query(
                 "DELETE FROM memberships WHERE workspace_id = \(workspaceID) AND user_id = \(userID)", logger: logger)
+            // Their tokens from this workspace end, and so do their sign-in sessions (which a browser may
+            // have open on this workspace); they sign in again for their other workspaces.
             try await connection.query(
                 """
                 UPDATE tokens SET revoked_at = now()
-                WHERE user_id = \(userID) AND workspace_id = \(workspaceID) AND class = 'user' AND revoked_at IS NULL
+                WHERE user_id = \(userID) AND class = 'user' AND revoked_at IS NULL
+                  AND (workspace_id = \(workspaceID) OR workspace_id IS NULL)
                 """, logger: logger)
             try await AuditSQL.insert(
                 NewAuditEvent(

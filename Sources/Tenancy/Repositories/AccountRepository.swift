@@ -35,7 +35,7 @@ public protocol AccountRepository: Sendable {
     func member(workspaceID: String, userID: String) async throws -> Member?
     /// Changes a member's role; nil when not a member. `lastOwner` when it would leave no owner.
     func setMemberRole(workspaceID: String, userID: String, role: Role, by actor: AuditActor) async throws -> MemberChange
-    /// Removes a member (and their tokens issued by this workspace).
+    /// Removes a member, ending their tokens issued by this workspace and their sign-in sessions.
     func removeMember(workspaceID: String, userID: String, by actor: AuditActor) async throws -> MemberChange
     /// Adds the user as a member (or changes the role), recording who.
     func addMember(workspaceID: String, userID: String, role: Role, by actor: AuditActor) async throws
