@@ -26,16 +26,26 @@ public struct SessionCookies: Sendable {
         return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Array(("csrf:" + sessionTokenID).utf8), using: key)
     }
 
-    /// The session secret in a `Cookie` header, if any.
+    /// The session secret in a `Cookie` header, if any. Scans the bytes in place: this runs on every
+    /// request a browser makes, and must cost no more than reading a bearer token.
     static func secret(in headers: HTTPFields) -> Substring? {
-        for field in headers[values: .cookie] {
-            for pair in field.split(separator: ";") {
-                let trimmed = pair.drop(while: { $0 == " " })
-                if trimmed.hasPrefix(name + "=") { return trimmed.dropFirst(name.count + 1) }
+        for field in headers where field.name == .cookie {
+            let value = field.value
+            var utf8 = value.utf8[...]
+            while !utf8.isEmpty {
+                while utf8.first == UInt8(ascii: " ") || utf8.first == UInt8(ascii: ";") { utf8 = utf8.dropFirst() }
+                let end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
+                let pair = utf8[utf8.startIndex..<end]
+                if pair.starts(with: Self.prefixBytes) {
+                    return Substring(value.utf8[pair.index(pair.startIndex, offsetBy: Self.prefixBytes.count)..<end])
+                }
+                utf8 = utf8[end...]
             }
         }
         return nil
     }
+
+    static let prefixBytes = Array((name + "=").utf8)
 
     /// `Set-Cookie` for a new session (`secure` when the server is reached over TLS).
     public static func setCookie(secret: String, maxAgeSeconds: Int, secure: Bool) -> String {

@@ -1,12 +1,17 @@
 import Domains
 import HTTPTypes
 import Hummingbird
+import NIOCore
+import Synchronization
 
 /// Where the request being handled came from: the client's address and the request's id, for the audit
 /// log and sign-in throttling. Set by `RequestOriginMiddleware` around everything else.
 public struct RequestOrigin: Sendable {
-    public let clientAddress: String?
+    /// Kept as the socket address: turning it into text costs an allocation, made only when asked.
+    let address: SocketAddress?
     public let requestID: String
+
+    public var clientAddress: String? { address?.ipAddress }
 
     @TaskLocal public static var current: RequestOrigin?
 
@@ -24,9 +29,9 @@ struct RequestOriginMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        let id = request.headers[.requestID].flatMap { Self.acceptable($0) ? $0 : nil } ?? ResourceID.make(.event).replacingOccurrences(of: "evt_", with: "req_")
-        let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
-        var response = try await RequestOrigin.$current.withValue(RequestOrigin(clientAddress: address, requestID: id)) {
+        let id = request.headers[.requestID].flatMap { Self.acceptable($0) ? $0 : nil } ?? RequestIDs.next()
+        let address = (context as? any RemoteAddressRequestContext)?.remoteAddress
+        var response = try await RequestOrigin.$current.withValue(RequestOrigin(address: address, requestID: id)) {
             try await next(request, context)
         }
         response.headers[.requestID] = id
@@ -38,6 +43,22 @@ struct RequestOriginMiddleware<Context: RequestContext>: RouterMiddleware {
             && value.utf8.allSatisfy { c in
                 (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 95 || c == 46
             }
+    }
+}
+
+/// Request ids: this process's random prefix and a counter — unique across nodes and restarts in
+/// practice, and one small string per request (a ULID cost a dozen allocations on every request).
+enum RequestIDs {
+    static let prefix: String = {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+        return "req_" + String(decoding: (0..<10).map { _ in alphabet[Int(rng.next() % 36)] }, as: UTF8.self) + "_"
+    }()
+    static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return prefix + String(n, radix: 36)
     }
 }
 

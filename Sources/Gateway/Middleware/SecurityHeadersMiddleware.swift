@@ -2,7 +2,7 @@ import Hummingbird
 
 /// Headers every answer carries, errors included (it runs outside the error envelope):
 /// `X-Content-Type-Options: nosniff` always, and `Cache-Control: no-store` on anything answered to
-/// a credential — a minted token's secret, and every tenant's data, must never sit in a shared or
+/// a credential (a bearer token or a session cookie) — a minted token's secret, and every tenant's data, must never sit in a shared or
 /// browser cache.
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -10,7 +10,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         var response = try await next(request, context)
         response.headers[.xContentTypeOptions] = "nosniff"
-        if request.headers[.authorization] != nil || request.uri.path.hasPrefix("/v1/uploads/"),
+        if request.headers[.authorization] != nil || request.headers[.cookie] != nil || request.uri.path.hasPrefix("/v1/uploads/"),
             response.headers[.cacheControl] == nil
         {
             response.headers[.cacheControl] = "no-store"
