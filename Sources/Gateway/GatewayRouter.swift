@@ -30,6 +30,7 @@ public enum GatewayRouter {
         router.add(middleware: QueryParameterMiddleware(rules: operations))
         router.add(middleware: NULTextMiddleware())
         router.add(middleware: KenshoDecodeMiddleware())
+        try WebPages(deps: deps).register(on: router)
         // Compact JSON (pretty-printing only costs bytes), with stable key order and readable URLs.
         try KaizenAPI(deps: deps).registerHandlers(
             on: router, configuration: Configuration(jsonEncodingOptions: [.sortedKeys, .withoutEscapingSlashes]), middlewares: [RawLocationMiddleware()])

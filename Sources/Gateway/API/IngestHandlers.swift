@@ -150,7 +150,8 @@ extension KaizenAPI {
             totals: .init(outcome.run.totals), replayed: outcome.replayed)
     }
 
-    func reportURL(_ runID: String) -> String { "\(deps.ingest.publicURL.value)/v1/runs/\(runID)" }
+    /// The run's page (the JSON is at `/v1/runs/{id}`).
+    func reportURL(_ runID: String) -> String { "\(deps.ingest.publicURL.value)/runs/\(runID)" }
 }
 
 extension Components.Schemas.Totals {

@@ -28,15 +28,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         method == .get || method == .head || method == .options
     }
 
-    /// True when `Origin` names this server (scheme, host and port of its public URL).
-    func isOwnOrigin(_ origin: String) -> Bool {
-        var own = publicURL.value.lowercased()
-        while own.hasSuffix("/") { own.removeLast() }
-        if let path = own.range(of: "/", range: own.index(own.startIndex, offsetBy: min(8, own.count))..<own.endIndex) {
-            own = String(own[..<path.lowerBound])
-        }
-        return origin.lowercased() == own
-    }
+    func isOwnOrigin(_ origin: String) -> Bool { OwnOrigin.matches(origin, publicURL: publicURL.value) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -82,4 +74,16 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
 extension HTTPField.Name {
     static let rateLimitLimit = Self("X-RateLimit-Limit")!
     static let rateLimitRemaining = Self("X-RateLimit-Remaining")!
+}
+
+/// Whether an `Origin` header names this server: the scheme, host and port of its public URL.
+enum OwnOrigin {
+    static func matches(_ origin: String, publicURL: String) -> Bool {
+        var own = publicURL.lowercased()
+        while own.hasSuffix("/") { own.removeLast() }
+        if let schemeEnd = own.range(of: "://"), let path = own[schemeEnd.upperBound...].firstIndex(of: "/") {
+            own = String(own[..<path])
+        }
+        return origin.lowercased() == own
+    }
 }

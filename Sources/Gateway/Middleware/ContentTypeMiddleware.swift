@@ -9,9 +9,9 @@ struct ContentTypeMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        // Logout takes no body at all.
+        // Logout takes no body at all; pages (outside /v1) take forms.
         guard request.method == .post || request.method == .put || request.method == .patch,
-            !request.uri.path.hasPrefix("/v1/uploads/"), request.uri.path != "/v1/auth/logout"
+            request.uri.path.hasPrefix("/v1/"), !request.uri.path.hasPrefix("/v1/uploads/"), request.uri.path != "/v1/auth/logout"
         else { return try await next(request, context) }
         guard let type = request.headers[.contentType] else {
             throw DomainError.unsupportedMediaType("this operation needs a JSON body: send Content-Type: application/json")

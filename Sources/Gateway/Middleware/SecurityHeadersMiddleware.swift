@@ -10,6 +10,11 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         var response = try await next(request, context)
         response.headers[.xContentTypeOptions] = "nosniff"
+        // An attachment never runs in Kaizen's origin: an uploaded HTML or SVG file is sandboxed (no
+        // script, no same-origin access) if a browser opens it; images still show inline in pages.
+        if request.uri.path.hasPrefix("/v1/runs/"), request.uri.path.contains("/attachments/") {
+            response.headers[.contentSecurityPolicy] = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+        }
         if request.headers[.authorization] != nil || request.headers[.cookie] != nil || request.uri.path.hasPrefix("/v1/uploads/"),
             response.headers[.cacheControl] == nil
         {

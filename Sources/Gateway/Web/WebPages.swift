@@ -1,0 +1,207 @@
+import Domains
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Mustache
+import NIOCore
+import Tenancy
+
+/// Kaizen in the browser: server-rendered pages over the same use cases and access rules as the API.
+///
+/// Every page calls the API's own operation (`KaizenAPI`) with the visitor's identity, so what a page
+/// shows is exactly what the JSON endpoint answers that person — private projects, roles and the
+/// cross-tenant 404 included — and renders it with a Mustache template. Every test-supplied string is
+/// escaped by the templates (`{{…}}`); the one pre-rendered fragment (the step tree) escapes its own.
+/// Pages need no JavaScript.
+struct WebPages: Sendable {
+    let deps: GatewayDependencies
+    let library: MustacheLibrary
+    let css: ByteBuffer
+    let favicon: ByteBuffer
+
+    static let contentSecurityPolicy =
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    init(deps: GatewayDependencies) throws {
+        self.deps = deps
+        guard let templates = Bundle.module.url(forResource: "Templates", withExtension: nil),
+            let assets = Bundle.module.url(forResource: "Assets", withExtension: nil)
+        else { throw DomainError.internalError }
+        var library = MustacheLibrary()
+        for name in ["header", "footer", "login", "error", "home", "run", "case"] {
+            let text = try String(contentsOf: templates.appendingPathComponent(name + ".mustache"), encoding: .utf8)
+            try library.register(text, named: name)
+        }
+        self.library = library
+        self.css = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("kaizen.css")))
+        self.favicon = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("favicon.svg")))
+    }
+
+    func register<Context: RequestContext>(on router: Router<Context>) {
+        router.get("/assets/kaizen.css") { _, _ in
+            var response = Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8"], body: .init(byteBuffer: css))
+            response.headers[.cacheControl] = "public, max-age=3600"
+            return response
+        }
+        router.get("/assets/favicon.svg") { _, _ in
+            var response = Response(status: .ok, headers: [.contentType: "image/svg+xml"], body: .init(byteBuffer: favicon))
+            response.headers[.cacheControl] = "public, max-age=86400"
+            return response
+        }
+        router.get("/login") { request, _ in try await loginPage(request) }
+        router.post("/login") { request, context in try await login(request, context: context) }
+        router.post("/logout") { request, context in try await logout(request, context: context) }
+        router.get("/") { request, _ in try await page(request) { identity in try await home(identity) } }
+        router.get("/runs/:runId") { request, context in
+            let runID = try context.parameters.require("runId")
+            return try await page(request) { identity in try await runReport(runID, request: request, identity: identity) }
+        }
+        router.get("/runs/:runId/cases/:caseId") { request, context in
+            let runID = try context.parameters.require("runId")
+            let caseID = try context.parameters.require("caseId")
+            return try await page(request) { identity in try await casePage(runID, caseID, identity: identity) }
+        }
+    }
+
+    // MARK: plumbing
+
+    /// The visitor: a bearer token (scripts, curl) or the session cookie.
+    func identity(_ request: Request) async -> Identity? {
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+            return try? await deps.authenticator.authenticate(secret: parts[1])
+        }
+        guard let secret = SessionCookies.secret(in: request.headers) else { return nil }
+        return try? await deps.authenticator.authenticate(secret: secret)
+    }
+
+    /// Renders a page for a signed-in visitor; an anonymous one is sent to sign in and then back here.
+    func page(_ request: Request, _ body: @Sendable (Identity) async throws -> (template: String, view: [String: Any]))
+        async throws -> Response
+    {
+        guard let identity = await identity(request) else {
+            let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+            return redirect("/login?next=" + (here.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/"))
+        }
+        var email: String?
+        if identity.isSignInSession, let userID = identity.userID { email = try await deps.accounts.account(id: userID)?.email }
+        do {
+            let (template, view) = try await RequestIdentity.$current.withValue(identity) { try await body(identity) }
+            return html(template, view, identity: identity, email: email)
+        } catch let error as DomainError {
+            let status: HTTPResponse.Status = error.kind == .notFound ? .notFound : error.kind == .forbidden ? .forbidden : .badRequest
+            return html(
+                "error", ["title": "Not available", "heading": status == .notFound ? "Not found" : "Not available", "message": error.message],
+                identity: identity, email: email, status: status)
+        }
+    }
+
+    func html(
+        _ template: String, _ view: [String: Any], identity: Identity?, email: String? = nil, status: HTTPResponse.Status = .ok
+    ) -> Response {
+        var view = view
+        view["version"] = deps.version
+        if let identity, identity.isSignInSession {
+            view["user"] = ["email": email ?? "", "csrf": deps.sessions.csrfToken(sessionTokenID: identity.tokenID)]
+        }
+        let text = library.render(view, withTemplate: template) ?? ""
+        var response = Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        Self.pageHeaders(&response)
+        return response
+    }
+
+    static func pageHeaders(_ response: inout Response) {
+        response.headers[.contentSecurityPolicy] = contentSecurityPolicy
+        response.headers[.xFrameOptions] = "DENY"
+        response.headers[.referrerPolicy] = "same-origin"
+        response.headers[.cacheControl] = "no-store"
+    }
+
+    func redirect(_ location: String, cookie: String? = nil) -> Response {
+        var response = Response(status: .seeOther, headers: [.location: location])
+        if let cookie { response.headers[.setCookie] = cookie }
+        return response
+    }
+
+    /// A local path to return to after signing in; anything else (another site, `//host`) goes home.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.contains("\\") else { return "/" }
+        return next
+    }
+
+    static func form(_ request: Request, context: some RequestContext) async throws -> [String: String] {
+        var request = request
+        let buffer = try await request.collectBody(upTo: 64 * 1024)
+        let text = String(buffer: buffer).replacingOccurrences(of: "+", with: "%20")
+        var fields: [String: String] = [:]
+        for item in URLComponents(string: "http://x/?" + text)?.queryItems ?? [] { fields[item.name] = item.value ?? "" }
+        return fields
+    }
+
+    /// The JSON the API answers, as the dictionaries templates read.
+    static func plain<T: Encodable>(_ value: T) throws -> [String: Any] {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        return (try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any]) ?? [:]
+    }
+
+    var secureCookies: Bool { deps.ingest.publicURL.value.lowercased().hasPrefix("https://") }
+
+    // MARK: sign-in
+
+    func loginPage(_ request: Request) async throws -> Response {
+        let next = Self.safeNext(request.uri.queryParameters["next"].map(String.init))
+        if await identity(request) != nil { return redirect(next) }
+        return html("login", ["title": "Sign in", "next": next], identity: nil)
+    }
+
+    func login(_ request: Request, context: some RequestContext) async throws -> Response {
+        // A sign-in form posted from another site would sign the browser into someone else's account.
+        if let origin = request.headers[.origin], !OwnOrigin.matches(origin, publicURL: deps.ingest.publicURL.value) {
+            return html("error", ["title": "Refused", "heading": "Refused", "message": "This form must be sent from Kaizen's own pages."], identity: nil, status: .forbidden)
+        }
+        let fields = try await Self.form(request, context: context)
+        let email = fields["email"] ?? ""
+        let next = Self.safeNext(fields["next"])
+        let address = RequestOrigin.current?.clientAddress
+        if let wait = deps.signInThrottle.retryAfter(account: email, address: address) {
+            var response = html(
+                "login", ["title": "Sign in", "next": next, "email": email, "error": "Too many failed attempts. Try again in \(wait) seconds."],
+                identity: nil, status: .tooManyRequests)
+            response.headers[.retryAfter] = String(wait)
+            return response
+        }
+        do {
+            let signedIn = try await deps.accounts.signIn(email: email, password: fields["password"] ?? "")
+            return redirect(
+                next,
+                cookie: SessionCookies.setCookie(secret: signedIn.secret, maxAgeSeconds: deps.accounts.sessionSeconds, secure: secureCookies))
+        } catch let error as DomainError where error.kind == .unauthorized {
+            deps.signInThrottle.recordFailure(account: email, address: address)
+            return html(
+                // 200: the form again, with the reason (the sign-in itself is what failed, not the page).
+                "login", ["title": "Sign in", "next": next, "email": email, "error": "The email or password is incorrect."],
+                identity: nil)
+        }
+    }
+
+    func logout(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let identity = await identity(request) else { return redirect("/login") }
+        let fields = try await Self.form(request, context: context)
+        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
+        guard proven else {
+            return html("error", ["title": "Refused", "heading": "Refused", "message": "The sign-out form was not Kaizen's."], identity: identity, status: .forbidden)
+        }
+        if identity.isSignInSession { try await deps.accounts.signOut(identity) }
+        deps.authenticator.invalidate { $0.tokenID == identity.tokenID }
+        return redirect("/login", cookie: SessionCookies.clearCookie(secure: secureCookies))
+    }
+}
+
+extension HTTPField.Name {
+    static let contentSecurityPolicy = Self("Content-Security-Policy")!
+    static let xFrameOptions = Self("X-Frame-Options")!
+    static let referrerPolicy = Self("Referrer-Policy")!
+}

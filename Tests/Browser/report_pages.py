@@ -1,0 +1,111 @@
+"""Kaizen's pages in a real headless Chromium (driven by GatewayTests/BrowserTests.swift).
+
+Signs in through the form, opens the run report the CLI printed, checks the regression section and
+the escaping of test-supplied text, filters to failed cases, opens a case with its step tree and an
+inline image, signs out. Fails on any JavaScript console error. Saves a screenshot of every page.
+
+usage: report_pages.py BASE_URL EMAIL PASSWORD REPORT_URL SCREENSHOT_DIR
+"""
+import os
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, email, password, report_url, shots = sys.argv[1:6]
+os.makedirs(shots, exist_ok=True)
+
+options = Options()
+for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+    options.add_argument(flag)
+options.binary_location = "/usr/bin/chromium"
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+driver.set_page_load_timeout(120)
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def wait_for(condition, message, seconds=60):
+    """Waits on a condition with a deadline (a click's navigation finishes when it finishes)."""
+    try:
+        WebDriverWait(driver, seconds).until(lambda d: condition())
+    except Exception:
+        failures.append(message)
+
+
+def shot(name):
+    driver.save_screenshot(os.path.join(shots, name + ".png"))
+    for entry in driver.get_log("browser"):
+        # A console error on any page fails the run (CSP violations included).
+        if entry.get("level") == "SEVERE":
+            failures.append(f"console error on {name}: {entry.get('message')}")
+
+
+try:
+    # An anonymous visitor is sent to sign in, then back to the report.
+    driver.get(report_url)
+    check("/login" in driver.current_url, f"anonymous visitor not sent to sign in: {driver.current_url}")
+    shot("01-sign-in")
+    driver.find_element(By.NAME, "email").send_keys(email)
+    driver.find_element(By.NAME, "password").send_keys("not the password")
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".alert"), "no answer to a wrong password")
+    alerts = driver.find_elements(By.CSS_SELECTOR, ".alert")
+    check(alerts and "incorrect" in alerts[0].text, "a wrong password is not reported: " + driver.page_source[:1500])
+    shot("01b-wrong-password")
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: driver.current_url == report_url, f"not back on the report after signing in: {driver.current_url}")
+    shot("02-run-report")
+
+    regression = driver.find_element(By.ID, "regression")
+    check("New failures" in regression.text, "no new-failures bucket")
+    new_failures = regression.find_elements(By.CSS_SELECTOR, "h3.bucket.new + ul li")
+    names = [item.text for item in new_failures]
+    check(any("<script>window.__kaizen_xss=1</script>" in name for name in names), f"the escaped name is not shown as text: {names}")
+    check(any("checkout total" in name for name in names), f"new failure missing: {names}")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "script")) == 0, "a script element made it into the page")
+    check(driver.execute_script("return window.__kaizen_xss === undefined"), "test-supplied text ran as script")
+
+    # Filter to failed cases (a plain GET form: works without script).
+    driver.find_element(By.CSS_SELECTOR, "select[name=status] option[value=failed]").click()
+    driver.find_element(By.CSS_SELECTOR, ".filters button").click()
+    wait_for(lambda: "status=failed" in driver.current_url, "the filter did not apply")
+    statuses = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#cases tbody td:first-child")]
+    check(statuses and all("failed" in s for s in statuses), f"filtered list shows other statuses: {statuses}")
+    shot("03-failed-cases")
+
+    # A case: step tree, error, inline image attachment, history.
+    driver.find_element(By.LINK_TEXT, "checkout total").click()
+    wait_for(lambda: "/cases/" in driver.current_url, "the case did not open")
+    shot("04-case")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "details.step")) >= 1, "no step tree")
+    check("expected 100" in driver.find_element(By.CSS_SELECTOR, ".error-line").text, "no error message")
+    images = driver.find_elements(By.CSS_SELECTOR, ".attachments img")
+    check(len(images) == 1, "no inline image attachment")
+    if images:
+        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", images[0])
+        check(loaded, "the inline image did not load")
+    check(len(driver.find_elements(By.CSS_SELECTOR, ".history a")) >= 2, "no history strip")
+
+    # Sign out (a form with the session's CSRF proof): the report asks to sign in again.
+    driver.find_element(By.CSS_SELECTOR, "header form button").click()
+    wait_for(lambda: "/login" in driver.current_url, "signing out did not lead to the sign-in page")
+    driver.get(report_url)
+    check("/login" in driver.current_url, "still signed in after signing out")
+    shot("05-signed-out")
+finally:
+    driver.quit()
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("browser checks passed")

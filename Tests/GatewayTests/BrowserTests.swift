@@ -1,0 +1,61 @@
+import Foundation
+import KaizenTestSupport
+import Testing
+
+/// Issue 15, first pages: a real headless Chromium (Debian's `chromium` and `chromium-driver`, Python
+/// selenium; `.ci/run` installs them) signs in, opens the report URL the push answered, reads the
+/// regression, filters, opens a case, signs out — `Tests/Browser/report_pages.py` says each check.
+/// Screenshots of every page are saved to `.build/screenshots/` for a reviewer to look at.
+@Suite struct BrowserTests {
+    static var root: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+
+    @Test func signInReadTheRunReportOpenACaseSignOut() async throws {
+        try await withServer { server, admin in
+            _ = try await PeopleTests.becomeOwner(server, email: "owner@example.com", password: "correct horse battery")
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let xss = "<script>window.__kaizen_xss=1</script>"
+            let first = try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(externalRunId: "build-1", cases: [testCase("checkout total", "passed"), testCase(xss, "passed"), testCase("login", "passed")]))
+            #expect(first.status == 200, "\(first.text)")
+
+            // The second run: two new failures, one with steps, an error and a screenshot.
+            let png = Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")!
+            let started = try await admin.post(
+                "/v1/ingest/kensho/init",
+                json: ["projectSlug": "web", "externalRunId": "build-2",
+                       "attachments": [["id": "att_shot", "sha256": sha256Hex(png), "size": png.count, "contentType": "image/png"]]])
+            let uploadID = try #require(started.object["uploadId"] as? String)
+            for item in started.object["presigned"] as? [[String: Any]] ?? [] {
+                #expect(try await APIClient(baseURL: "", token: nil).put(item["url"] as! String, raw: png, contentType: "image/png").status == 201)
+            }
+            var failing = testCase("checkout total", "failed", attachments: ["att_shot"], steps: [
+                ["name": "open cart", "status": "passed", "durationMs": 40, "steps": [["name": "load items", "status": "passed", "durationMs": 12]]],
+                ["name": "check total", "status": "failed", "durationMs": 3],
+            ])
+            failing["error"] = ["type": "AssertionError", "message": "expected 100, got 90", "trace": "at Cart.total (cart.js:12)\nat <anonymous>"]
+            let second = try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(externalRunId: "build-2", cases: [failing, testCase(xss, "failed"), testCase("login", "passed")], uploadId: uploadID))
+            #expect(second.status == 200, "\(second.text)")
+            let reportURL = try #require(second.object["kenshoReportUrl"] as? String)
+            #expect(reportURL == server.baseURL + "/runs/\(second.object["internalRunId"] as? String ?? "")")
+
+            // The page is HTML with the headers the issue asks for, and needs a sign-in.
+            let anonymous = try await APIClient(baseURL: "", token: nil).get(reportURL)
+            #expect(anonymous.status == 303 || anonymous.status == 200)
+            let page = try await admin.get(String(reportURL.dropFirst(server.baseURL.count)))
+            #expect(page.status == 200)
+            #expect(page.headers.first(name: "content-security-policy")?.contains("default-src 'none'") == true)
+            #expect(page.headers.first(name: "x-frame-options") == "DENY")
+            #expect(!page.text.contains(xss) && page.text.contains("&lt;script&gt;window.__kaizen_xss=1&lt;/script&gt;"))
+
+            let shots = Self.root.appendingPathComponent(".build/screenshots").path
+            let result = try await run([
+                "python3", Self.root.appendingPathComponent("Tests/Browser/report_pages.py").path, server.baseURL,
+                "owner@example.com", "correct horse battery", reportURL, shots,
+            ])
+            #expect(result.status == 0, "browser checks failed:\n\(result.output)\n\(result.error.suffix(3000))")
+        }
+    }
+}
