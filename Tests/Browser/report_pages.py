@@ -96,12 +96,27 @@ try:
         check(loaded, "the inline image did not load")
     check(len(driver.find_elements(By.CSS_SELECTOR, ".history a")) >= 2, "no history strip")
 
+    # The project dashboard, from the report's breadcrumbs: trends as SVG, the runs, flaky, clusters.
+    driver.get(report_url)
+    driver.find_element(By.CSS_SELECTOR, ".crumbs a[href^='/projects/']").click()
+    wait_for(lambda: "/projects/web" in driver.current_url, "the project dashboard did not open")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+    check(len(rows) == 2, f"the dashboard lists {len(rows)} runs, not 2")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2, "no trend charts")
+    check("expected 100" in driver.find_element(By.ID, "clusters").text or "expected" in driver.find_element(By.ID, "clusters").text,
+          "the failure clusters are missing (the roll-up may still be running)")
+    shot("05-project")
+    driver.find_element(By.CSS_SELECTOR, "header a.brand").click()
+    wait_for(lambda: driver.current_url.rstrip("/") == base.rstrip("/"), "home did not open")
+    check("web" in driver.find_element(By.TAG_NAME, "main").text, "home does not list the project")
+    shot("06-home")
+
     # Sign out (a form with the session's CSRF proof): the report asks to sign in again.
     driver.find_element(By.CSS_SELECTOR, "header form button").click()
     wait_for(lambda: "/login" in driver.current_url, "signing out did not lead to the sign-in page")
     driver.get(report_url)
     check("/login" in driver.current_url, "still signed in after signing out")
-    shot("05-signed-out")
+    shot("07-signed-out")
 finally:
     driver.quit()
 

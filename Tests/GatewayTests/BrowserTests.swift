@@ -50,6 +50,8 @@ import Testing
             #expect(page.headers.first(name: "x-frame-options") == "DENY")
             #expect(!page.text.contains(xss) && page.text.contains("&lt;script&gt;window.__kaizen_xss=1&lt;/script&gt;"))
 
+            // The dashboard's clusters and flaky list come from the roll-ups.
+            try await waitForRollUps(admin, runs: 2)
             let shots = Self.root.appendingPathComponent(".build/screenshots").path
             let result = try await run([
                 "python3", Self.root.appendingPathComponent("Tests/Browser/report_pages.py").path, server.baseURL,

@@ -149,7 +149,7 @@ import Testing
             #expect(first.status == 1, "\(first.output)")
             #expect(first.output.contains("3 new failures"))
             #expect(first.output.contains("✗ test_shop.TestCart › test_total_is_wrong"))
-            #expect(first.output.contains("Report: \(server.baseURL)/v1/runs/run_"))
+            #expect(first.output.contains("Report: \(server.baseURL)/runs/run_"))
 
             // The same CI job again: the same run (idempotent), now reported as already pushed.
             let never = try await kensho(["push", "--junit", junit, "--fail-on", "never", "--json"], env: env)

@@ -28,7 +28,7 @@ struct WebPages: Sendable {
             let assets = Bundle.module.url(forResource: "Assets", withExtension: nil)
         else { throw DomainError.internalError }
         var library = MustacheLibrary()
-        for name in ["header", "footer", "login", "error", "home", "run", "case"] {
+        for name in ["header", "footer", "login", "error", "home", "run", "case", "project"] {
             let text = try String(contentsOf: templates.appendingPathComponent(name + ".mustache"), encoding: .utf8)
             try library.register(text, named: name)
         }
@@ -55,6 +55,10 @@ struct WebPages: Sendable {
         router.get("/runs/:runId") { request, context in
             let runID = try context.parameters.require("runId")
             return try await page(request) { identity in try await runReport(runID, request: request, identity: identity) }
+        }
+        router.get("/projects/:slug") { request, context in
+            let slug = try context.parameters.require("slug")
+            return try await page(request) { identity in try await projectPage(slug, request: request, identity: identity) }
         }
         router.get("/runs/:runId/cases/:caseId") { request, context in
             let runID = try context.parameters.require("runId")
