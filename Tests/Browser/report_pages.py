@@ -96,6 +96,19 @@ try:
         check(loaded, "the inline image did not load")
     check(len(driver.find_elements(By.CSS_SELECTOR, ".history a")) >= 2, "no history strip")
 
+    # Edit the case's owner and labels (a form with the session's CSRF proof, the API's rules).
+    owner = driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=owner]")
+    owner.clear()
+    owner.send_keys("alice")
+    labels = driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=labels]")
+    labels.clear()
+    labels.send_keys("checkout, slow")
+    driver.find_element(By.CSS_SELECTOR, "form.annotate button").click()
+    wait_for(lambda: "#triage" in driver.current_url, "the case edit did not come back to the case")
+    check(driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=owner]").get_attribute("value") == "alice", "the owner was not saved")
+    check(driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=labels]").get_attribute("value") == "checkout, slow", "the labels were not saved")
+    shot("04b-case-edited")
+
     # The project dashboard, from the report's breadcrumbs: trends as SVG, the runs, flaky, clusters.
     driver.get(report_url)
     driver.find_element(By.CSS_SELECTOR, ".crumbs a[href^='/projects/']").click()

@@ -58,6 +58,26 @@ import Testing
                 "owner@example.com", "correct horse battery", reportURL, shots,
             ])
             #expect(result.status == 0, "browser checks failed:\n\(result.output)\n\(result.error.suffix(3000))")
+
+            // A viewer sees no edit controls, and a post made anyway is refused and changes nothing.
+            let invite = try await admin.post("/v1/workspaces/default/invitations", json: ["email": "viewer@example.com", "role": "viewer"])
+            let viewer = try PeopleTests.session(
+                try await APIClient(baseURL: server.baseURL, token: nil).post(
+                    "/v1/auth/invitations/accept",
+                    json: ["invitation": try #require(invite.object["secret"] as? String), "password": "viewer passphrase"]))
+            let runID = try #require(second.object["internalRunId"] as? String)
+            let cases = try await admin.get("/v1/runs/\(runID)/cases?status=failed").object["items"] as? [[String: Any]] ?? []
+            let caseID = try #require(cases.first { $0["name"] as? String == "checkout total" }?["caseId"] as? String)
+            let browser = APIClient(baseURL: server.baseURL, token: nil)
+            let seen = try await browser.send(.GET, "/runs/\(runID)/cases/\(caseID)", headers: [("Cookie", viewer.cookie)])
+            #expect(seen.status == 200)
+            #expect(!seen.text.contains("form method=\"post\" action=\"/runs/\(runID)/cases/\(caseID)/annotate\""), "a viewer sees the edit form")
+            #expect(seen.text.contains("alice"), "the owner the browser saved is shown")
+            let forged = try await browser.send(
+                .POST, "/runs/\(runID)/cases/\(caseID)/annotate", body: Data("csrf=\(viewer.csrf)&owner=mallory&labels=".utf8),
+                contentType: "application/x-www-form-urlencoded", headers: [("Cookie", viewer.cookie)])
+            #expect(forged.status == 403, "\(forged.status) \(forged.text.prefix(300))")
+            #expect(try await admin.get("/v1/cases/\(caseID)").object["owner"] as? String == "alice")
         }
     }
 }

@@ -172,6 +172,36 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Issue 15: the run report page against the JSON it is made of (the run, its first page of cases and
+    // the three regression buckets), in the same run. The page may cost at most 2× its JSON.
+    Benchmark("Web.runReport.page") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await f.responder.respond(to: request("/runs/\(f.runID)", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    Benchmark("Web.runReport.json") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        let paths = [
+            "/v1/runs/\(f.runID)", "/v1/runs/\(f.runID)/cases?limit=100",
+            "/v1/runs/\(f.runID)/regression?bucket=new_failure&limit=100",
+            "/v1/runs/\(f.runID)/regression?bucket=still_failing&limit=100",
+            "/v1/runs/\(f.runID)/regression?bucket=fixed&limit=100",
+        ]
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for path in paths {
+                let response = try await f.responder.respond(to: request(path, token: f.token), context: context)
+                try await response.body.write(DiscardingWriter())
+            }
+        }
+    }
+
     Benchmark("Gateway.listProjects.fullRouter") { benchmark in
         let f = try await fixture.value
         let context = BenchContext(source: BenchSource())

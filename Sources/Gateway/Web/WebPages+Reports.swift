@@ -117,8 +117,11 @@ extension WebPages {
         return ("run", view)
     }
 
-    func casePage(_ runID: String, _ caseID: String, identity: Identity) async throws -> (template: String, view: [String: Any]) {
+    func casePage(_ runID: String, _ caseID: String, identity: Identity, editError: String? = nil) async throws
+        -> (template: String, view: [String: Any])
+    {
         guard case .ok(let got) = try await api.getRun(.init(path: .init(runId: runID))) else { throw DomainError.internalError }
+        let (grant, _, _) = try await api.findRun(identity, id: runID)
         guard case .ok(let detail) = try await api.getRunCase(.init(path: .init(runId: runID, caseId: caseID))) else {
             throw DomainError.internalError
         }
@@ -144,6 +147,15 @@ extension WebPages {
             row["symbol"] = Self.symbols[entry["status"] as? String ?? ""] ?? "?"
             return row
         }
+        // What people say about the case (from the inventory), editable by those who may change data.
+        if case .ok(let inventory) = try? await api.getCase(.init(path: .init(caseId: caseID))) {
+            let summary = try Self.plain(inventory.body.json)
+            view["owner"] = summary["owner"] as? String
+            view["labelsText"] = (summary["labels"] as? [String] ?? []).joined(separator: ", ")
+        }
+        view["canEdit"] = grant.role.canWrite
+        view["csrf"] = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        if let editError { view["editError"] = editError }
         let steps = view["steps"] as? [[String: Any]] ?? []
         view["hasSteps"] = !steps.isEmpty
         view["stepsHTML"] = Self.stepTree(steps)

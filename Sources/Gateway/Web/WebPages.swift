@@ -60,6 +60,11 @@ struct WebPages: Sendable {
             let slug = try context.parameters.require("slug")
             return try await page(request) { identity in try await projectPage(slug, request: request, identity: identity) }
         }
+        router.post("/runs/:runId/cases/:caseId/annotate") { request, context in
+            let runID = try context.parameters.require("runId")
+            let caseID = try context.parameters.require("caseId")
+            return try await annotate(runID, caseID, request: request, context: context)
+        }
         router.get("/runs/:runId/cases/:caseId") { request, context in
             let runID = try context.parameters.require("runId")
             let caseID = try context.parameters.require("caseId")
@@ -189,6 +194,31 @@ struct WebPages: Sendable {
                 "login", ["title": "Sign in", "next": next, "email": email, "error": "The email or password is incorrect."],
                 identity: nil)
         }
+    }
+
+    /// The case page's owner-and-labels form: the API's `PATCH /v1/cases/{id}` with the visitor's identity
+    /// (same rules, same validation), after the form's CSRF proof.
+    func annotate(_ runID: String, _ caseID: String, request: Request, context: some RequestContext) async throws -> Response {
+        guard let identity = await identity(request) else { return redirect("/login") }
+        let fields = try await Self.form(request, context: context)
+        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
+        guard proven || request.headers[.authorization] != nil else {
+            return html("error", ["title": "Refused", "heading": "Refused", "message": "The form was not Kaizen's."], identity: identity, status: .forbidden)
+        }
+        let labels = (fields["labels"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        do {
+            _ = try await RequestIdentity.$current.withValue(identity) {
+                try await api.updateCase(
+                    .init(path: .init(caseId: caseID), body: .json(.init(labels: labels, owner: fields["owner"] ?? ""))))
+            }
+        } catch let error as DomainError where error.kind == .forbidden || error.kind == .notFound {
+            return html(
+                "error", ["title": "Refused", "heading": error.kind == .forbidden ? "Refused" : "Not found", "message": error.message],
+                identity: identity, status: error.kind == .forbidden ? .forbidden : .notFound)
+        } catch let error as DomainError {
+            return try await page(request) { identity in try await casePage(runID, caseID, identity: identity, editError: error.message) }
+        }
+        return redirect("/runs/\(runID)/cases/\(caseID)#triage")
     }
 
     func logout(_ request: Request, context: some RequestContext) async throws -> Response {
