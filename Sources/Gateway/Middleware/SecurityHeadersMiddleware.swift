@@ -15,7 +15,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         if request.uri.path.hasPrefix("/v1/runs/"), request.uri.path.contains("/attachments/") {
             response.headers[.contentSecurityPolicy] = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
         }
-        if request.headers[.authorization] != nil || request.headers[.cookie] != nil || request.uri.path.hasPrefix("/v1/uploads/"),
+        if request.headers[.authorization] != nil || request.headers.contains(.cookie) || request.uri.path.hasPrefix("/v1/uploads/"),
             response.headers[.cacheControl] == nil
         {
             response.headers[.cacheControl] = "no-store"
