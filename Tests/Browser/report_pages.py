@@ -92,8 +92,10 @@ try:
     images = driver.find_elements(By.CSS_SELECTOR, ".attachments img")
     check(len(images) == 1, "no inline image attachment")
     if images:
-        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", images[0])
-        check(loaded, "the inline image did not load")
+        # Lazy images load once scrolled into view; wait for it with a deadline.
+        driver.execute_script("arguments[0].scrollIntoView()", images[0])
+        wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", images[0]),
+                 "the inline image did not load")
     check(len(driver.find_elements(By.CSS_SELECTOR, ".history a")) >= 2, "no history strip")
 
     # Edit the case's owner and labels (a form with the session's CSRF proof, the API's rules).
@@ -119,6 +121,14 @@ try:
     check("expected 100" in driver.find_element(By.ID, "clusters").text or "expected" in driver.find_element(By.ID, "clusters").text,
           "the failure clusters are missing (the roll-up may still be running)")
     shot("05-project")
+
+    # Triage the open defect: acknowledge it from the defects page.
+    driver.find_element(By.CSS_SELECTOR, "#defects a.more").click()
+    wait_for(lambda: "/defects" in driver.current_url, "the defects page did not open")
+    check("Checkout total is wrong" in driver.find_element(By.TAG_NAME, "main").text, "the defect is not listed")
+    driver.find_element(By.CSS_SELECTOR, "section.defect form.triage button[value=acknowledged]").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "section.defect .badge.acknowledged"), "the defect was not acknowledged")
+    shot("05b-defects")
     driver.find_element(By.CSS_SELECTOR, "header a.brand").click()
     wait_for(lambda: driver.current_url.rstrip("/") == base.rstrip("/"), "home did not open")
     check("web" in driver.find_element(By.TAG_NAME, "main").text, "home does not list the project")

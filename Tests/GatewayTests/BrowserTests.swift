@@ -52,6 +52,10 @@ import Testing
 
             // The dashboard's clusters and flaky list come from the roll-ups.
             try await waitForRollUps(admin, runs: 2)
+            let failedCases = try await admin.get("/v1/runs/\(second.object["internalRunId"] as? String ?? "")/cases?status=failed").object["items"] as? [[String: Any]] ?? []
+            let checkoutID = try #require(failedCases.first { $0["name"] as? String == "checkout total" }?["caseId"] as? String)
+            let defect = try await admin.post("/v1/projects/web/defects", json: ["title": "Checkout total is wrong", "cases": [checkoutID]])
+            #expect(defect.status == 201, "\(defect.text)")
             let shots = Self.root.appendingPathComponent(".build/screenshots").path
             let result = try await run([
                 "python3", Self.root.appendingPathComponent("Tests/Browser/report_pages.py").path, server.baseURL,
@@ -78,6 +82,16 @@ import Testing
                 contentType: "application/x-www-form-urlencoded", headers: [("Cookie", viewer.cookie)])
             #expect(forged.status == 403, "\(forged.status) \(forged.text.prefix(300))")
             #expect(try await admin.get("/v1/cases/\(caseID)").object["owner"] as? String == "alice")
+            // The browser acknowledged the defect; a viewer's triage post is refused.
+            let defectID = try #require(defect.object["id"] as? String)
+            #expect(try await admin.get("/v1/defects/\(defectID)").object["status"] as? String == "acknowledged")
+            let viewerTriage = try await browser.send(
+                .POST, "/defects/\(defectID)/status", body: Data("csrf=\(viewer.csrf)&status=resolved".utf8),
+                contentType: "application/x-www-form-urlencoded", headers: [("Cookie", viewer.cookie)])
+            #expect(viewerTriage.status == 403)
+            let viewerPage = try await browser.send(.GET, "/projects/web/defects", headers: [("Cookie", viewer.cookie)])
+            #expect(viewerPage.status == 200 && !viewerPage.text.contains("form method=\"post\" action=\"/defects/"), "a viewer sees triage buttons")
+            #expect(try await admin.get("/v1/defects/\(defectID)").object["status"] as? String == "acknowledged")
         }
     }
 }

@@ -28,7 +28,7 @@ struct WebPages: Sendable {
             let assets = Bundle.module.url(forResource: "Assets", withExtension: nil)
         else { throw DomainError.internalError }
         var library = MustacheLibrary()
-        for name in ["header", "footer", "login", "error", "home", "run", "case", "project"] {
+        for name in ["header", "footer", "login", "error", "home", "run", "case", "project", "defects"] {
             let text = try String(contentsOf: templates.appendingPathComponent(name + ".mustache"), encoding: .utf8)
             try library.register(text, named: name)
         }
@@ -59,6 +59,14 @@ struct WebPages: Sendable {
         router.get("/projects/:slug") { request, context in
             let slug = try context.parameters.require("slug")
             return try await page(request) { identity in try await projectPage(slug, request: request, identity: identity) }
+        }
+        router.get("/projects/:slug/defects") { request, context in
+            let slug = try context.parameters.require("slug")
+            return try await page(request) { identity in try await defectsPage(slug, request: request, identity: identity) }
+        }
+        router.post("/defects/:defectId/status") { request, context in
+            let defectID = try context.parameters.require("defectId")
+            return try await triageDefect(defectID, request: request, context: context)
         }
         router.post("/runs/:runId/cases/:caseId/annotate") { request, context in
             let runID = try context.parameters.require("runId")
