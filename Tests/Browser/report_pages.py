@@ -134,6 +134,16 @@ try:
     check("web" in driver.find_element(By.TAG_NAME, "main").text, "home does not list the project")
     shot("06-home")
 
+    # The API reference, from the header: every operation of the document, with a curl line to try it.
+    driver.find_element(By.LINK_TEXT, "API").click()
+    wait_for(lambda: "/docs" in driver.current_url, "the API reference did not open")
+    operations = driver.find_elements(By.CSS_SELECTOR, "details.operation")
+    check(len(operations) >= 50, f"the reference lists {len(operations)} operations")
+    check(driver.find_elements(By.ID, "finalizeKenshoIngest"), "finalize is not in the reference")
+    driver.find_element(By.CSS_SELECTOR, "#finalizeKenshoIngest summary").click()
+    check("curl -X POST" in driver.find_element(By.ID, "finalizeKenshoIngest").text, "no curl line to try it")
+    shot("06b-docs")
+
     # Sign out (a form with the session's CSRF proof): the report asks to sign in again.
     driver.find_element(By.CSS_SELECTOR, "header form button").click()
     wait_for(lambda: "/login" in driver.current_url, "signing out did not lead to the sign-in page")

@@ -28,7 +28,7 @@ struct WebPages: Sendable {
             let assets = Bundle.module.url(forResource: "Assets", withExtension: nil)
         else { throw DomainError.internalError }
         var library = MustacheLibrary()
-        for name in ["header", "footer", "login", "error", "home", "run", "case", "project", "defects"] {
+        for name in ["header", "footer", "login", "error", "home", "run", "case", "project", "defects", "docs"] {
             let text = try String(contentsOf: templates.appendingPathComponent(name + ".mustache"), encoding: .utf8)
             try library.register(text, named: name)
         }
@@ -49,6 +49,11 @@ struct WebPages: Sendable {
             return response
         }
         router.get("/login") { request, _ in try await loginPage(request) }
+        // The API reference is public, like the document it is made of.
+        router.get("/docs") { request, _ in
+            let visitor = await identity(request)
+            return html("docs", Self.docsView(deps.document.json, server: deps.ingest.publicURL.value), identity: visitor)
+        }
         router.post("/login") { request, context in try await login(request, context: context) }
         router.post("/logout") { request, context in try await logout(request, context: context) }
         router.get("/") { request, _ in try await page(request) { identity in try await home(identity) } }
