@@ -5,7 +5,7 @@ import Tenancy
 
 /// Sign-in, sign-out, passwords, and the operators' list of accounts.
 extension KaizenAPI {
-    var secureCookies: Bool { deps.ingest.publicURL.value.lowercased().hasPrefix("https://") }
+    var secureCookies: Bool { deps.ingest.publicURL.isHTTPS }
 
     /// Refuses the attempt (429) when the account or the address has failed too often lately.
     func checkThrottle(account: String?) throws {

@@ -126,4 +126,7 @@ public final class PublicURL: Sendable {
     public var value: String { storage.withLock { $0 } }
 
     public func set(_ value: String) { storage.withLock { $0 = value } }
+
+    /// Served over TLS: session cookies are then `Secure`.
+    public var isHTTPS: Bool { value.lowercased().hasPrefix("https://") }
 }

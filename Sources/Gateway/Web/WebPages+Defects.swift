@@ -44,23 +44,19 @@ extension WebPages {
         return ("defects", view)
     }
 
-    func triageDefect(_ defectID: String, request: Request, context: some RequestContext) async throws -> Response {
+    func triageDefect(_ defectID: String, request: Request) async throws -> Response {
         guard let identity = await identity(request) else { return redirect("/login") }
-        let fields = try await Self.form(request, context: context)
-        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
-        guard proven || request.headers[.authorization] != nil else {
-            return html("error", ["title": "Refused", "heading": "Refused", "message": "The form was not Kaizen's."], identity: identity, status: .forbidden)
-        }
+        let fields = try await Self.form(request)
+        if let refusal = refuseUnprovenForm(fields, identity: identity, request: request) { return refusal }
         guard let status = fields["status"].flatMap(Components.Schemas.DefectStatus.init(rawValue:)) else {
-            return html("error", ["title": "Refused", "heading": "Not a status", "message": "Choose one of the buttons."], identity: identity, status: .badRequest)
+            return errorPage(.badRequest("Not a defect status: choose one of the buttons."), identity: identity)
         }
         do {
             _ = try await RequestIdentity.$current.withValue(identity) {
                 try await api.updateDefect(.init(path: .init(defectId: defectID), body: .json(.init(status: status))))
             }
         } catch let error as DomainError {
-            let code: HTTPResponse.Status = error.kind == .forbidden ? .forbidden : error.kind == .notFound ? .notFound : .badRequest
-            return html("error", ["title": "Refused", "heading": code == .notFound ? "Not found" : "Refused", "message": error.message], identity: identity, status: code)
+            return errorPage(error, identity: identity)
         }
         return redirect(Self.safeNext(fields["back"]) + "#" + defectID)
     }

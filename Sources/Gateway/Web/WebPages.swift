@@ -54,8 +54,8 @@ struct WebPages: Sendable {
             let visitor = await identity(request)
             return html("docs", Self.docsView(deps.document.json, server: deps.ingest.publicURL.value), identity: visitor)
         }
-        router.post("/login") { request, context in try await login(request, context: context) }
-        router.post("/logout") { request, context in try await logout(request, context: context) }
+        router.post("/login") { request, _ in try await login(request) }
+        router.post("/logout") { request, _ in try await logout(request) }
         router.get("/") { request, _ in try await page(request) { identity in try await home(identity) } }
         router.get("/runs/:runId") { request, context in
             let runID = try context.parameters.require("runId")
@@ -71,12 +71,12 @@ struct WebPages: Sendable {
         }
         router.post("/defects/:defectId/status") { request, context in
             let defectID = try context.parameters.require("defectId")
-            return try await triageDefect(defectID, request: request, context: context)
+            return try await triageDefect(defectID, request: request)
         }
         router.post("/runs/:runId/cases/:caseId/annotate") { request, context in
             let runID = try context.parameters.require("runId")
             let caseID = try context.parameters.require("caseId")
-            return try await annotate(runID, caseID, request: request, context: context)
+            return try await annotate(runID, caseID, request: request)
         }
         router.get("/runs/:runId/cases/:caseId") { request, context in
             let runID = try context.parameters.require("runId")
@@ -112,11 +112,25 @@ struct WebPages: Sendable {
             let (template, view) = try await RequestIdentity.$current.withValue(identity) { try await body(identity) }
             return html(template, view, identity: identity, email: email)
         } catch let error as DomainError {
-            let status: HTTPResponse.Status = error.kind == .notFound ? .notFound : error.kind == .forbidden ? .forbidden : .badRequest
-            return html(
-                "error", ["title": "Not available", "heading": status == .notFound ? "Not found" : "Not available", "message": error.message],
-                identity: identity, email: email, status: status)
+            return errorPage(error, identity: identity, email: email)
         }
+    }
+
+    /// A refusal as a page: 404, 403, or 400 for anything else the operation refused.
+    func errorPage(_ error: DomainError, identity: Identity?, email: String? = nil) -> Response {
+        let status: HTTPResponse.Status = error.kind == .notFound ? .notFound : error.kind == .forbidden ? .forbidden : .badRequest
+        let heading = status == .notFound ? "Not found" : status == .forbidden ? "Refused" : "Not available"
+        return html("error", ["title": heading, "heading": heading, "message": error.message], identity: identity, email: email, status: status)
+    }
+
+    /// A form that changes something must carry the session's CSRF proof (`csrf`); with `bearerSuffices`, a
+    /// bearer token (which a browser never sends by itself) is proof enough. Nil when proven; else the 403.
+    func refuseUnprovenForm(_ fields: [String: String], identity: Identity, request: Request, bearerSuffices: Bool = true)
+        -> Response?
+    {
+        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
+        if proven || (bearerSuffices && request.headers[.authorization] != nil) { return nil }
+        return errorPage(.forbidden("The form was not Kaizen's: it lacks this session's proof."), identity: identity)
     }
 
     func html(
@@ -153,7 +167,7 @@ struct WebPages: Sendable {
         return next
     }
 
-    static func form(_ request: Request, context: some RequestContext) async throws -> [String: String] {
+    static func form(_ request: Request) async throws -> [String: String] {
         var request = request
         let buffer = try await request.collectBody(upTo: 64 * 1024)
         let text = String(buffer: buffer).replacingOccurrences(of: "+", with: "%20")
@@ -169,7 +183,7 @@ struct WebPages: Sendable {
         return (try JSONSerialization.jsonObject(with: try encoder.encode(value)) as? [String: Any]) ?? [:]
     }
 
-    var secureCookies: Bool { deps.ingest.publicURL.value.lowercased().hasPrefix("https://") }
+    var secureCookies: Bool { deps.ingest.publicURL.isHTTPS }
 
     // MARK: sign-in
 
@@ -179,12 +193,12 @@ struct WebPages: Sendable {
         return html("login", ["title": "Sign in", "next": next], identity: nil)
     }
 
-    func login(_ request: Request, context: some RequestContext) async throws -> Response {
+    func login(_ request: Request) async throws -> Response {
         // A sign-in form posted from another site would sign the browser into someone else's account.
         if let origin = request.headers[.origin], !OwnOrigin.matches(origin, publicURL: deps.ingest.publicURL.value) {
-            return html("error", ["title": "Refused", "heading": "Refused", "message": "This form must be sent from Kaizen's own pages."], identity: nil, status: .forbidden)
+            return errorPage(.forbidden("This form must be sent from Kaizen's own pages."), identity: nil)
         }
-        let fields = try await Self.form(request, context: context)
+        let fields = try await Self.form(request)
         let email = fields["email"] ?? ""
         let next = Self.safeNext(fields["next"])
         let address = RequestOrigin.current?.clientAddress
@@ -211,13 +225,10 @@ struct WebPages: Sendable {
 
     /// The case page's owner-and-labels form: the API's `PATCH /v1/cases/{id}` with the visitor's identity
     /// (same rules, same validation), after the form's CSRF proof.
-    func annotate(_ runID: String, _ caseID: String, request: Request, context: some RequestContext) async throws -> Response {
+    func annotate(_ runID: String, _ caseID: String, request: Request) async throws -> Response {
         guard let identity = await identity(request) else { return redirect("/login") }
-        let fields = try await Self.form(request, context: context)
-        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
-        guard proven || request.headers[.authorization] != nil else {
-            return html("error", ["title": "Refused", "heading": "Refused", "message": "The form was not Kaizen's."], identity: identity, status: .forbidden)
-        }
+        let fields = try await Self.form(request)
+        if let refusal = refuseUnprovenForm(fields, identity: identity, request: request) { return refusal }
         let labels = (fields["labels"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         do {
             _ = try await RequestIdentity.$current.withValue(identity) {
@@ -225,22 +236,17 @@ struct WebPages: Sendable {
                     .init(path: .init(caseId: caseID), body: .json(.init(labels: labels, owner: fields["owner"] ?? ""))))
             }
         } catch let error as DomainError where error.kind == .forbidden || error.kind == .notFound {
-            return html(
-                "error", ["title": "Refused", "heading": error.kind == .forbidden ? "Refused" : "Not found", "message": error.message],
-                identity: identity, status: error.kind == .forbidden ? .forbidden : .notFound)
+            return errorPage(error, identity: identity)
         } catch let error as DomainError {
             return try await page(request) { identity in try await casePage(runID, caseID, identity: identity, editError: error.message) }
         }
         return redirect("/runs/\(runID)/cases/\(caseID)#triage")
     }
 
-    func logout(_ request: Request, context: some RequestContext) async throws -> Response {
+    func logout(_ request: Request) async throws -> Response {
         guard let identity = await identity(request) else { return redirect("/login") }
-        let fields = try await Self.form(request, context: context)
-        let proven = fields["csrf"].map { deps.sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
-        guard proven else {
-            return html("error", ["title": "Refused", "heading": "Refused", "message": "The sign-out form was not Kaizen's."], identity: identity, status: .forbidden)
-        }
+        let fields = try await Self.form(request)
+        if let refusal = refuseUnprovenForm(fields, identity: identity, request: request, bearerSuffices: false) { return refusal }
         if identity.isSignInSession { try await deps.accounts.signOut(identity) }
         deps.authenticator.invalidate { $0.tokenID == identity.tokenID }
         return redirect("/login", cookie: SessionCookies.clearCookie(secure: secureCookies))

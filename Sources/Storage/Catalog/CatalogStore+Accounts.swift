@@ -270,7 +270,7 @@ extension CatalogStore: AccountRepository {
                 """
                 UPDATE tokens SET role = \(role.rawValue)
                 WHERE user_id = \(userID) AND workspace_id = \(workspaceID) AND class = 'user'
-                  AND array_position(ARRAY['viewer', 'member', 'admin', 'owner'], role) > array_position(ARRAY['viewer', 'member', 'admin', 'owner'], \(role.rawValue))
+                  AND array_position(\(unescaped: Self.roleRank), role) > array_position(\(unescaped: Self.roleRank), \(role.rawValue))
                 """, logger: logger)
             try await AuditSQL.insert(
                 NewAuditEvent(
@@ -466,10 +466,7 @@ extension CatalogStore: AccountRepository {
             try await connection.query(
                 """
                 INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(pending.workspaceID), \(account.id), \(pending.role))
-                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = CASE
-                    WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], memberships.role)
-                         >= array_position(ARRAY['viewer', 'member', 'admin', 'owner'], EXCLUDED.role)
-                    THEN memberships.role ELSE EXCLUDED.role END
+                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = \(unescaped: Self.higherOfTheRoles)
                 """, logger: logger)
             try await AuditSQL.insert(
                 NewAuditEvent(

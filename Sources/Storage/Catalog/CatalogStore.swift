@@ -162,14 +162,20 @@ public struct CatalogStore: CatalogRepository {
             try await connection.query(
                 """
                 INSERT INTO memberships (workspace_id, user_id, role) VALUES (\(workspaceID), \(userID), \(role.rawValue))
-                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = CASE
-                    WHEN array_position(ARRAY['viewer', 'member', 'admin', 'owner'], memberships.role)
-                         >= array_position(ARRAY['viewer', 'member', 'admin', 'owner'], EXCLUDED.role)
-                    THEN memberships.role ELSE EXCLUDED.role END
+                ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = \(unescaped: Self.higherOfTheRoles)
                 """, logger: logger)
             try await Self.notify(.user(id: userID), on: connection, logger: logger)
         }
     }
+
+    /// Roles in ascending order, for comparisons in SQL.
+    static let roleRank = "ARRAY['viewer', 'member', 'admin', 'owner']"
+
+    /// An upsert of a membership that never lowers the existing role.
+    static let higherOfTheRoles = """
+        CASE WHEN array_position(\(roleRank), memberships.role) >= array_position(\(roleRank), EXCLUDED.role)
+             THEN memberships.role ELSE EXCLUDED.role END
+        """
 
     // MARK: tokens
 
