@@ -144,6 +144,19 @@ try:
     check("curl -X POST" in driver.find_element(By.ID, "finalizeKenshoIngest").text, "no curl line to try it")
     shot("06b-docs")
 
+    # A phone in dark mode: the report fits the width (no sideways scrolling) and follows the system setting.
+    driver.set_window_size(390, 844)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    driver.get(report_url)
+    wait_for(lambda: driver.find_elements(By.ID, "regression"), "the report did not open on a phone")
+    check(driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+          "the report is wider than a phone's screen")
+    background = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    check(background not in ("rgb(247, 247, 248)", "rgb(255, 255, 255)"), f"dark mode not applied: {background}")
+    shot("08-phone-dark-report")
+    driver.set_window_size(1280, 1000)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
     # Sign out (a form with the session's CSRF proof): the report asks to sign in again.
     driver.find_element(By.CSS_SELECTOR, "header form button").click()
     wait_for(lambda: "/login" in driver.current_url, "signing out did not lead to the sign-in page")
