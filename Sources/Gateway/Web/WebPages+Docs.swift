@@ -28,6 +28,31 @@ extension WebPages {
             return parameterRefs[String(name)] ?? parameter
         }
 
+        func skeletonJSON(_ schema: [String: Any]) -> String {
+            var schema = schema
+            if let ref = schema["$ref"] as? String, let name = ref.split(separator: "/").last { schema = schemas[String(name)] ?? [:] }
+            let properties = schema["properties"] as? [String: [String: Any]] ?? [:]
+            var object: [String: Any] = [:]
+            for name in schema["required"] as? [String] ?? [] {
+                let field = properties[name] ?? [:]
+                if let example = (field["examples"] as? [Any])?.first {
+                    object[name] = example
+                } else if let values = field["enum"] as? [Any], let first = values.first {
+                    object[name] = first
+                } else {
+                    switch field["type"] as? String {
+                    case "integer", "number": object[name] = 0
+                    case "boolean": object[name] = false
+                    case "array": object[name] = [Any]()
+                    case "object": object[name] = [String: Any]()
+                    default: object[name] = ""
+                    }
+                }
+            }
+            guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) else { return "{}" }
+            return String(decoding: data, as: UTF8.self)
+        }
+
         var byTag: [String: [[String: Any]]] = [:]
         for (path, item) in paths.sorted(by: { $0.key < $1.key }) {
             let shared = (item["parameters"] as? [[String: Any]] ?? []).map(resolve)
@@ -43,13 +68,19 @@ extension WebPages {
                         } ?? schema
                     }
                     let values = (schema["enum"] as? [Any])?.map { "\($0)" }.joined(separator: ", ")
+                    let location = p["in"] as? String ?? ""
                     return [
-                        "name": p["name"] as? String ?? "", "in": p["in"] as? String ?? "", "required": p["required"] as? Bool ?? false,
+                        "name": p["name"] as? String ?? "", "in": location, "required": p["required"] as? Bool ?? false,
+                        "tryable": location == "path" || location == "query",
                         "type": values.map { "enum: " + $0 } ?? typeName(schema), "description": p["description"] as? String ?? "",
                     ]
                 }
                 let body = ((operation["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"]
                     .flatMap { (($0 as? [String: Any])?["schema"] as? [String: Any]).map { typeName($0) } }
+                // The body's required fields with an example or an empty value of their type, to edit before sending.
+                let bodySchema = ((operation["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"]
+                    .flatMap { ($0 as? [String: Any])?["schema"] as? [String: Any] }
+                let skeleton = bodySchema.map { skeletonJSON($0) } ?? ""
                 let responses = (operation["responses"] as? [String: Any] ?? [:]).keys.sorted().map { code -> [String: Any] in
                     let response = (operation["responses"] as? [String: Any])?[code] as? [String: Any] ?? [:]
                     return ["code": code, "description": response["description"] as? String ?? (response["$ref"] as? String ?? "")]
@@ -63,7 +94,7 @@ extension WebPages {
                     "operationId": operation["operationId"] as? String ?? "", "method": method, "methodUpper": method.uppercased(),
                     "path": path, "summary": operation["summary"] as? String ?? "", "description": operation["description"] as? String ?? "",
                     "parameters": parameters, "hasParameters": !parameters.isEmpty, "body": body as Any, "responses": responses,
-                    "curl": curl, "public": isPublic,
+                    "curl": curl, "public": isPublic, "bodySkeleton": skeleton,
                 ])
             }
         }

@@ -27,6 +27,8 @@ extension WebPages {
         async let flakyPage = api.listFlakyCases(.init(path: .init(project: slug), query: .init(workspace: workspaceSlug, limit: 10)))
         async let clusterPage = api.listProjectFailureGroups(
             .init(path: .init(project: slug), query: .init(workspace: workspaceSlug, limit: 10)))
+        async let failingCases = api.listProjectCases(
+            .init(path: .init(project: slug), query: .init(workspace: workspaceSlug, sort: ._hyphen_failures, limit: 200)))
         async let defectPage = api.listDefects(.init(path: .init(project: slug), query: .init(workspace: workspaceSlug, status: .open, limit: 10)))
 
         var view: [String: Any] = ["title": project["name"] as? String ?? slug, "project": project, "workspace": workspaceSlug,
@@ -64,6 +66,20 @@ extension WebPages {
                 return row
             }
         }
+        // Suites by failed and broken results, summed over the 200 cases that fail most (the page says so).
+        if case .ok(let page) = try await failingCases {
+            var suites: [String: (failures: Int, cases: Int)] = [:]
+            for item in try page.body.json.items {
+                let failures = item.failed + item.broken
+                guard failures > 0 else { continue }
+                let suite = item.suite ?? "(no suite)"
+                suites[suite, default: (0, 0)].failures += failures
+                suites[suite, default: (0, 0)].cases += 1
+            }
+            view["suites"] = suites.sorted { ($0.value.failures, $1.key) > ($1.value.failures, $0.key) }.prefix(8).map {
+                ["suite": $0.key, "failures": $0.value.failures, "cases": $0.value.cases]
+            }
+        }
         if case .ok(let page) = try await clusterPage { view["clusters"] = (try Self.plain(page.body.json))["items"] as? [[String: Any]] ?? [] }
         if case .ok(let page) = try await defectPage { view["defects"] = (try Self.plain(page.body.json))["items"] as? [[String: Any]] ?? [] }
         return ("project", view)
@@ -71,7 +87,7 @@ extension WebPages {
 
     /// A daily series as an SVG line chart: axes, the first and last dates, the range, and a hover title
     /// on every point (days without runs are gaps).
-    static func lineChart(_ series: [String: Any], percent: Bool) -> String {
+    static func lineChart(_ series: [String: Any], percent: Bool, count: Bool = false) -> String {
         let points = series["points"] as? [[String: Any]] ?? []
         let values = points.compactMap { $0["value"] as? Double }
         let (width, height, left, bottom) = (320.0, 120.0, 34.0, 18.0)
@@ -83,7 +99,9 @@ extension WebPages {
         }
         let top = percent ? 1.0 : max(values.max() ?? 1, 1)
         let low = percent ? 0.0 : 0.0
-        func label(_ value: Double) -> String { percent ? "\(Int((value * 100).rounded()))%" : duration(Int(value)) }
+        func label(_ value: Double) -> String {
+            percent ? "\(Int((value * 100).rounded()))%" : count ? "\(Int(value.rounded()))" : duration(Int(value))
+        }
         svg += "<text x=\"2\" y=\"12\">\(HTML.escape(label(top)))</text><text x=\"2\" y=\"\(height - bottom)\">\(HTML.escape(label(low)))</text>"
         let step = (width - left - 6) / Double(max(points.count - 1, 1))
         var segment: [String] = []

@@ -17,11 +17,17 @@ extension WebPages {
         return "\(Int(seconds) / 60) min \(Int(seconds) % 60) s"
     }
 
-    func home(_ identity: Identity) async throws -> (template: String, view: [String: Any]) {
-        guard case .ok(let listed) = try await api.listProjects(.init(query: .init())) else { throw DomainError.internalError }
+    func home(_ identity: Identity, request: Request) async throws -> (template: String, view: [String: Any]) {
+        // The switcher's choice narrows the page to one workspace; otherwise every workspace is listed.
+        let chosen = request.uri.queryParameters["workspace"].map(String.init).flatMap { slug in
+            identity.grants.contains { $0.workspaceSlug == slug } ? slug : nil
+        }
+        guard case .ok(let listed) = try await api.listProjects(.init(query: .init(workspace: chosen))) else {
+            throw DomainError.internalError
+        }
         let projects = try listed.body.json.map { try Self.plain($0) }
         var workspaces: [[String: Any]] = []
-        for grant in identity.grants {
+        for grant in identity.grants where chosen == nil || grant.workspaceSlug == chosen {
             var rows: [[String: Any]] = []
             for project in projects where (project["workspace"] as? [String: Any])?["slug"] as? String == grant.workspaceSlug {
                 guard let slug = project["slug"] as? String else { continue }
@@ -40,9 +46,14 @@ extension WebPages {
                 }
                 rows.append(row)
             }
-            workspaces.append(["slug": grant.workspaceSlug, "role": grant.role.rawValue, "projects": rows, "hasProjects": !rows.isEmpty])
+            workspaces.append([
+                "slug": grant.workspaceSlug, "role": grant.role.rawValue, "projects": rows, "hasProjects": !rows.isEmpty,
+                "canAdminister": grant.role.canAdminister,
+            ])
         }
-        return ("home", ["title": "Projects", "workspaces": workspaces])
+        var view: [String: Any] = ["title": "Projects", "workspaces": workspaces]
+        if let chosen { view["workspace"] = chosen }
+        return ("home", view)
     }
 
     func runReport(_ runID: String, request: Request, identity: Identity) async throws -> (template: String, view: [String: Any]) {

@@ -18,9 +18,19 @@ struct WebPages: Sendable {
     let library: MustacheLibrary
     let css: ByteBuffer
     let favicon: ByteBuffer
+    let script: ByteBuffer
+    /// The API reference's content, rendered once: the document it is made of never changes while we run.
+    let docsBody: String
 
+    /// No inline script or style at all: the one script is a file of ours, and `connect-src` lets only the API
+    /// reference's "try it" call this origin.
     static let contentSecurityPolicy =
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    static let templates = [
+        "header", "footer", "login", "error", "home", "run", "case", "project", "defects", "docs", "docs-body", "link", "inventory-case",
+        "flaky", "clusters", "overview", "settings", "audit",
+    ]
 
     init(deps: GatewayDependencies) throws {
         self.deps = deps
@@ -28,13 +38,15 @@ struct WebPages: Sendable {
             let assets = Bundle.module.url(forResource: "Assets", withExtension: nil)
         else { throw DomainError.internalError }
         var library = MustacheLibrary()
-        for name in ["header", "footer", "login", "error", "home", "run", "case", "project", "defects", "docs"] {
+        for name in Self.templates {
             let text = try String(contentsOf: templates.appendingPathComponent(name + ".mustache"), encoding: .utf8)
             try library.register(text, named: name)
         }
         self.library = library
+        self.docsBody = library.render(Self.docsView(deps.document.json, server: deps.ingest.publicURL.value), withTemplate: "docs-body") ?? ""
         self.css = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("kaizen.css")))
         self.favicon = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("favicon.svg")))
+        self.script = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("kaizen.js")))
     }
 
     func register<Context: RequestContext>(on router: Router<Context>) {
@@ -48,15 +60,21 @@ struct WebPages: Sendable {
             response.headers[.cacheControl] = "public, max-age=86400"
             return response
         }
+        router.get("/assets/kaizen.js") { _, _ in
+            var response = Response(
+                status: .ok, headers: [.contentType: "text/javascript; charset=utf-8"], body: .init(byteBuffer: script))
+            response.headers[.cacheControl] = "public, max-age=3600"
+            return response
+        }
         router.get("/login") { request, _ in try await loginPage(request) }
         // The API reference is public, like the document it is made of.
         router.get("/docs") { request, _ in
             let visitor = await identity(request)
-            return html("docs", Self.docsView(deps.document.json, server: deps.ingest.publicURL.value), identity: visitor)
+            return html("docs", ["title": "API reference", "docsBody": docsBody], identity: visitor)
         }
         router.post("/login") { request, _ in try await login(request) }
         router.post("/logout") { request, _ in try await logout(request) }
-        router.get("/") { request, _ in try await page(request) { identity in try await home(identity) } }
+        router.get("/") { request, _ in try await page(request) { identity in try await home(identity, request: request) } }
         router.get("/runs/:runId") { request, context in
             let runID = try context.parameters.require("runId")
             return try await page(request) { identity in try await runReport(runID, request: request, identity: identity) }
@@ -83,6 +101,10 @@ struct WebPages: Sendable {
             let caseID = try context.parameters.require("caseId")
             return try await page(request) { identity in try await casePage(runID, caseID, identity: identity) }
         }
+        registerLinks(on: router)
+        registerInventory(on: router)
+        registerIntelligence(on: router)
+        registerSettings(on: router)
     }
 
     // MARK: plumbing
@@ -141,11 +163,31 @@ struct WebPages: Sendable {
         if let identity, identity.isSignInSession {
             view["user"] = ["email": email ?? "", "csrf": deps.sessions.csrfToken(sessionTokenID: identity.tokenID)]
         }
+        if let identity { view["nav"] = Self.navigation(identity, current: view["workspace"] as? String) }
         let text = library.render(view, withTemplate: template) ?? ""
         var response = Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
         Self.pageHeaders(&response)
         return response
+    }
+
+    /// The header's workspace switcher: every workspace the visitor may read, the current one marked, and
+    /// settings for those they administer.
+    static func navigation(_ identity: Identity, current: String?) -> [String: Any] {
+        let current = current.flatMap { slug in identity.grants.contains { $0.workspaceSlug == slug } ? slug : nil }
+            ?? (identity.grants.count == 1 ? identity.grants[0].workspaceSlug : nil)
+        var nav: [String: Any] = [
+            "workspaces": identity.grants.map { grant -> [String: Any] in
+                ["slug": grant.workspaceSlug, "role": grant.role.rawValue, "current": grant.workspaceSlug == current,
+                 "canAdminister": grant.role.canAdminister]
+            },
+            "several": identity.grants.count > 1,
+        ]
+        if let current, let grant = identity.grant(workspaceSlug: current) {
+            nav["current"] = current
+            nav["currentCanAdminister"] = grant.role.canAdminister
+        }
+        return nav
     }
 
     static func pageHeaders(_ response: inout Response) {
@@ -167,12 +209,24 @@ struct WebPages: Sendable {
         return next
     }
 
-    static func form(_ request: Request) async throws -> [String: String] {
+    /// A form's fields: the first value of each name, and every value of names that repeat (checkboxes).
+    struct FormFields {
+        var first: [String: String] = [:]
+        var all: [String: [String]] = [:]
+    }
+
+    static func form(_ request: Request) async throws -> [String: String] { try await formFields(request).first }
+
+    static func formFields(_ request: Request) async throws -> FormFields {
         var request = request
         let buffer = try await request.collectBody(upTo: 64 * 1024)
         let text = String(buffer: buffer).replacingOccurrences(of: "+", with: "%20")
-        var fields: [String: String] = [:]
-        for item in URLComponents(string: "http://x/?" + text)?.queryItems ?? [] { fields[item.name] = item.value ?? "" }
+        var fields = FormFields()
+        for item in URLComponents(string: "http://x/?" + text)?.queryItems ?? [] {
+            let value = item.value ?? ""
+            if fields.first[item.name] == nil { fields.first[item.name] = value }
+            fields.all[item.name, default: []].append(value)
+        }
         return fields
     }
 
