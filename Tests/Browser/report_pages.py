@@ -4,6 +4,11 @@ Signs in through the form, opens the run report the CLI printed, checks the regr
 the escaping of test-supplied text, filters to failed cases, opens a case with its step tree and an
 inline image, signs out. Fails on any JavaScript console error. Saves a screenshot of every page.
 
+Then the rest of the product a person uses: a case across runs (linking and filing defects), flaky
+tests and their policy, failure clusters filed as defects, the overview, workspace settings (a token
+shown once and then used in the API reference's "try it", an invitation accepted from its link in a
+fresh session), the audit log; every page at phone width.
+
 usage: report_pages.py BASE_URL EMAIL PASSWORD REPORT_URL SCREENSHOT_DIR
 """
 import os
@@ -43,6 +48,11 @@ def wait_for(condition, message, seconds=60):
 
 def shot(name):
     driver.save_screenshot(os.path.join(shots, name + ".png"))
+    # A missing value must never render as a Swift or Foundation placeholder.
+    text = driver.find_element(By.TAG_NAME, "body").text
+    for placeholder in ("Optional(", "<null>", " nil ", ": nil", "(null)"):
+        if placeholder in text:
+            failures.append(f"{name} shows '{placeholder}'")
     for entry in driver.get_log("browser"):
         # A console error on any page fails the run (CSP violations included).
         if entry.get("level") == "SEVERE":
@@ -72,7 +82,8 @@ try:
     names = [item.text for item in new_failures]
     check(any("<script>window.__kaizen_xss=1</script>" in name for name in names), f"the escaped name is not shown as text: {names}")
     check(any("checkout total" in name for name in names), f"new failure missing: {names}")
-    check(len(driver.find_elements(By.CSS_SELECTOR, "script")) == 0, "a script element made it into the page")
+    scripts = [el.get_attribute("src") or "inline" for el in driver.find_elements(By.CSS_SELECTOR, "script")]
+    check(scripts == [base.rstrip("/") + "/assets/kaizen.js"], f"a script other than Kaizen's own is in the page: {scripts}")
     check(driver.execute_script("return window.__kaizen_xss === undefined"), "test-supplied text ran as script")
 
     # Filter to failed cases (a plain GET form: works without script).
@@ -111,6 +122,26 @@ try:
     check(driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=labels]").get_attribute("value") == "checkout, slow", "the labels were not saved")
     shot("04b-case-edited")
 
+    # Times are shown in the reader's locale by the script, with UTC on hover.
+    driver.get(report_url)
+    times = driver.find_elements(By.CSS_SELECTOR, "time[datetime]")
+    check(times and "UTC" in (times[0].get_attribute("title") or "") and times[0].text != times[0].get_attribute("datetime"),
+          "times are not shown in the reader's locale with UTC on hover")
+
+    # The case across runs: history per branch, the linked defect checked; file another from here.
+    driver.get(driver.find_element(By.CSS_SELECTOR, "#cases a[href*='/cases/']").get_attribute("href"))
+    driver.find_element(By.PARTIAL_LINK_TEXT, "every branch").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "form.annotate"), "the case page across runs did not open")
+    check(len(driver.find_elements(By.CSS_SELECTOR, ".history a")) >= 2, "no history across runs")
+    checked = driver.find_elements(By.CSS_SELECTOR, "input[name=defect]:checked")
+    check(len(checked) == 1, f"the linked defect is not checked ({len(checked)})")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/defects'] input[name=title]").send_keys("Cart <b>rounding</b>")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/defects'] button").click()
+    wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "input[name=defect]")) == 2, "the filed defect is not offered")
+    check("Cart <b>rounding</b>" in driver.find_element(By.ID, "triage").text, "the new defect's title is not shown as text")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "input[name=defect]:checked")) == 2, "the filed defect is not linked")
+    shot("04c-case-across-runs")
+
     # The project dashboard, from the report's breadcrumbs: trends as SVG, the runs, flaky, clusters.
     driver.get(report_url)
     driver.find_element(By.CSS_SELECTOR, ".crumbs a[href^='/projects/']").click()
@@ -126,9 +157,93 @@ try:
     driver.find_element(By.CSS_SELECTOR, "#defects a.more").click()
     wait_for(lambda: "/defects" in driver.current_url, "the defects page did not open")
     check("Checkout total is wrong" in driver.find_element(By.TAG_NAME, "main").text, "the defect is not listed")
-    driver.find_element(By.CSS_SELECTOR, "section.defect form.triage button[value=acknowledged]").click()
-    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "section.defect .badge.acknowledged"), "the defect was not acknowledged")
+    def checkout_defect():
+        return next((d for d in driver.find_elements(By.CSS_SELECTOR, "section.defect") if "Checkout total is wrong" in d.text), None)
+    checkout_defect().find_element(By.CSS_SELECTOR, "form.triage button[value=acknowledged]").click()
+    wait_for(lambda: checkout_defect() and checkout_defect().find_elements(By.CSS_SELECTOR, ".badge.acknowledged"),
+             "the defect was not acknowledged")
     shot("05b-defects")
+
+    # Failure clusters: the new one is marked; file a defect for it.
+    project_url = driver.find_element(By.CSS_SELECTOR, ".crumbs a[href^='/projects/']").get_attribute("href")
+    driver.get(project_url)
+    driver.find_element(By.CSS_SELECTOR, "#clusters a.more").click()
+    wait_for(lambda: "/clusters" in driver.current_url, "the clusters page did not open")
+    clusters = driver.find_elements(By.CSS_SELECTOR, "main section.card[id^=c-]")
+    check(clusters and any(c.find_elements(By.CSS_SELECTOR, ".badge.open") for c in clusters), "no cluster marked new")
+    target = next((c for c in clusters if "expected 100" in c.text), None)
+    check(target is not None, "the cart cluster is missing")
+    if target is not None:
+        cluster_id = target.get_attribute("id")
+        target.find_element(By.CSS_SELECTOR, "input[name=title]").send_keys("Totals off by ten")
+        target.find_element(By.XPATH, ".//input[@name='title']/following-sibling::button").click()
+        wait_for(lambda: "Totals off by ten" in driver.find_element(By.ID, cluster_id).text, "the cluster's defect is not shown")
+    shot("05c-clusters")
+
+    # Flaky tests and the policy: an admin changes it and it is in force.
+    driver.get(project_url)
+    driver.find_element(By.CSS_SELECTOR, "#flaky a.more").click()
+    wait_for(lambda: driver.find_elements(By.ID, "policy"), "the flaky page did not open")
+    threshold = driver.find_element(By.CSS_SELECTOR, "#policy input[name=threshold]")
+    threshold.clear()
+    threshold.send_keys("0.3")
+    driver.find_element(By.CSS_SELECTOR, "#policy button").click()
+    wait_for(lambda: "Set by" in driver.find_element(By.ID, "policy").text, "the policy was not saved")
+    check(driver.find_element(By.CSS_SELECTOR, "#policy input[name=threshold]").get_attribute("value") == "0.3", "the threshold did not stick")
+    shot("05d-flaky")
+
+    # The overview across workspaces.
+    driver.find_element(By.LINK_TEXT, "Overview").click()
+    wait_for(lambda: "/overview" in driver.current_url, "the overview did not open")
+    facts = driver.find_element(By.CSS_SELECTOR, ".facts").text
+    check("Runs\n2" in facts or "Runs 2" in facts, f"the overview does not count 2 runs: {facts}")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2, "no overview charts")
+    shot("05e-overview")
+
+    # Settings, from the workspace switcher: a token is shown once; an invitation gives a link.
+    driver.find_element(By.CSS_SELECTOR, "details.switcher summary").click()
+    driver.find_element(By.CSS_SELECTOR, "details.switcher a[href$='/settings']").click()
+    wait_for(lambda: "/settings" in driver.current_url, "settings did not open")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/tokens'] input[name=name]").send_keys("ci-browser")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/tokens'] button").click()
+    wait_for(lambda: driver.find_elements(By.ID, "new-secret"), "the new token's secret is not shown")
+    secret = driver.find_element(By.ID, "new-secret").text if driver.find_elements(By.ID, "new-secret") else ""
+    check(secret.startswith("krt_"), f"not a token secret: {secret[:8]}")
+    shot("09-settings-token")
+    driver.refresh()
+    check(secret and secret not in driver.page_source, "the secret is shown again")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/invitations'] input[name=email]").send_keys("new.member@example.com")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/invitations'] button").click()
+    wait_for(lambda: driver.find_elements(By.ID, "new-secret"), "the invitation link is not shown")
+    invitation_link = driver.find_element(By.ID, "new-secret").text if driver.find_elements(By.ID, "new-secret") else ""
+    check("/invitations/accept#kln_" in invitation_link, f"not an invitation link: {invitation_link[:60]}")
+    shot("09b-settings-invitation")
+    driver.find_element(By.LINK_TEXT, "audit log").click()
+    wait_for(lambda: "/audit" in driver.current_url, "the audit log did not open")
+    audit = driver.find_element(By.TAG_NAME, "main").text
+    check("invitation" in audit and "token" in audit, "the audit log misses the invitation or the token")
+    shot("09c-audit")
+
+    # The API reference's "try it" with the new token: GET /v1/me answers 200 for it.
+    driver.get(base.rstrip("/") + "/docs")
+    driver.find_element(By.ID, "try-token").send_keys(secret)
+    driver.find_element(By.CSS_SELECTOR, "#getMe summary").click()
+    driver.find_element(By.CSS_SELECTOR, "#getMe form.try button").click()
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#getMe output").text.startswith("200"), "try it did not answer 200")
+    check("ci-browser" in driver.find_element(By.CSS_SELECTOR, "#getMe output").text or "workspace" in driver.find_element(By.CSS_SELECTOR, "#getMe output").text,
+          "try it did not show the answer")
+    shot("06c-docs-try-it")
+
+    # Every page fits a phone's width.
+    driver.set_window_size(390, 844)
+    for path in (project_url, project_url.replace("?", "/clusters?"), project_url.replace("?", "/flaky?"),
+                 base.rstrip("/") + "/overview", base.rstrip("/") + "/workspaces/default/settings",
+                 base.rstrip("/") + "/workspaces/default/audit", base.rstrip("/") + "/docs"):
+        driver.get(path)
+        check(driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+              f"{path} is wider than a phone's screen")
+    shot("08b-phone-audit")
+    driver.set_window_size(1280, 1000)
     driver.find_element(By.CSS_SELECTOR, "header a.brand").click()
     wait_for(lambda: driver.current_url.rstrip("/") == base.rstrip("/"), "home did not open")
     check("web" in driver.find_element(By.TAG_NAME, "main").text, "home does not list the project")
@@ -163,6 +278,19 @@ try:
     driver.get(report_url)
     check("/login" in driver.current_url, "still signed in after signing out")
     shot("07-signed-out")
+
+    # The invitation, opened by someone else: the link's secret fills the form from the fragment (and
+    # leaves the address bar); they choose a password and land signed in.
+    driver.get(invitation_link)
+    wait_for(lambda: driver.find_elements(By.NAME, "password"), "the invitation page did not open")
+    check("#" not in driver.current_url, "the secret stayed in the address bar")
+    check(not driver.find_element(By.NAME, "secret").is_displayed(), "the link field is shown though the link filled it")
+    shot("10-invitation")
+    driver.find_element(By.NAME, "password").send_keys("a new member's passphrase")
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "header .who"), "joining did not sign in")
+    check("new.member@example.com" in driver.page_source, "signed in as someone else")
+    shot("10b-joined")
 finally:
     driver.quit()
 

@@ -4,7 +4,7 @@ import Foundation
 /// `/docs`: the API reference, rendered once from the served OpenAPI document — every operation with its
 /// parameters, body, answers and a `curl` line to try it; every schema with its fields.
 extension WebPages {
-    static func docsView(_ document: Data, server: String) -> [String: Any] {
+    static func docsView(_ document: Data) -> [String: Any] {
         guard let root = try? JSONSerialization.jsonObject(with: document) as? [String: Any] else { return [:] }
         let paths = root["paths"] as? [String: [String: Any]] ?? [:]
         let components = root["components"] as? [String: Any] ?? [:]
@@ -90,12 +90,15 @@ extension WebPages {
                 if !isPublic { curl += " -H \"Authorization: Bearer $TOKEN\"" }
                 if body != nil { curl += " -H 'content-type: application/json' -d '{…}'" }
                 let tag = (operation["tags"] as? [String])?.first ?? "other"
-                byTag[tag, default: []].append([
+                var view: [String: Any] = [
                     "operationId": operation["operationId"] as? String ?? "", "method": method, "methodUpper": method.uppercased(),
                     "path": path, "summary": operation["summary"] as? String ?? "", "description": operation["description"] as? String ?? "",
-                    "parameters": parameters, "hasParameters": !parameters.isEmpty, "body": body as Any, "responses": responses,
+                    "parameters": parameters, "hasParameters": !parameters.isEmpty, "responses": responses,
                     "curl": curl, "public": isPublic, "bodySkeleton": skeleton,
-                ])
+                ]
+                // Only operations that take a body name one (an absent value must not render as "nil").
+                if let body { view["body"] = body }
+                byTag[tag, default: []].append(view)
             }
         }
         let order = declaredTags + byTag.keys.filter { !declaredTags.contains($0) }.sorted()
@@ -109,12 +112,11 @@ extension WebPages {
             }
             return [
                 "name": name, "summary": schema["description"] as? String ?? "", "properties": properties, "hasProperties": !properties.isEmpty,
-                "enumText": (schema["enum"] as? [Any])?.map { "\($0)" }.joined(separator: ", ") as Any,
-            ]
+            ].merging((schema["enum"] as? [Any]).map { ["enumText": $0.map { "\($0)" }.joined(separator: ", ")] } ?? [:]) { $1 }
         }
         let info = root["info"] as? [String: Any] ?? [:]
         return [
-            "title": "API reference", "description": info["summary"] as? String ?? "", "server": server, "tags": tags, "schemas": schemaViews,
+            "title": "API reference", "description": info["summary"] as? String ?? "", "tags": tags, "schemas": schemaViews,
         ]
     }
 }

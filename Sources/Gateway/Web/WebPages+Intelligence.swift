@@ -46,9 +46,16 @@ extension WebPages {
                 query: .init(workspace: grant.workspaceSlug, cursor: query["cursor"].map(String.init), limit: 50)))
         else { throw DomainError.internalError }
         let body = try Self.plain(got.body.json)
+        // The policy with who set it and when (the list carries only its fields).
+        var policy = body["policy"] as? [String: Any] ?? [:]
+        if case .ok(let state) = try await api.getFlakyPolicy(
+            .init(path: .init(project: slug), query: .init(workspace: grant.workspaceSlug)))
+        {
+            policy = try Self.plain(state.body.json)
+        }
         var view: [String: Any] = [
             "title": "Flaky · \(project.slug)", "project": project.slug, "workspace": grant.workspaceSlug,
-            "policy": body["policy"] as? [String: Any] ?? [:], "canAdminister": grant.role.canAdminister,
+            "policy": policy, "canAdminister": grant.role.canAdminister,
             "csrf": identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : "",
         ]
         view["items"] = (body["items"] as? [[String: Any]] ?? []).map { item -> [String: Any] in

@@ -15,8 +15,10 @@ extension WebPages {
         }
         var view = try Self.plain(got.body.json)
         view["title"] = "Overview"
-        if let workspace { view["workspace"] = workspace }
-        view["scope"] = workspace ?? ""
+        if let workspace {
+            view["workspace"] = workspace
+            view["scope"] = workspace
+        }
         view["windows"] = ["7d", "30d", "90d"].map { ["value": $0, "selected": $0 == window.rawValue] }
         let summary = view["summary"] as? [String: Any] ?? [:]
         view["passRateText"] = Self.percent(summary["passRate"] as? Double)

@@ -21,6 +21,8 @@ struct WebPages: Sendable {
     let script: ByteBuffer
     /// The API reference's content, rendered once: the document it is made of never changes while we run.
     let docsBody: String
+    let docsSummary: String
+    let docsTOC: String
 
     /// No inline script or style at all: the one script is a file of ours, and `connect-src` lets only the API
     /// reference's "try it" call this origin.
@@ -43,7 +45,11 @@ struct WebPages: Sendable {
             try library.register(text, named: name)
         }
         self.library = library
-        self.docsBody = library.render(Self.docsView(deps.document.json, server: deps.ingest.publicURL.value), withTemplate: "docs-body") ?? ""
+        let docs = Self.docsView(deps.document.json)
+        self.docsBody = library.render(docs, withTemplate: "docs-body") ?? ""
+        self.docsSummary = docs["description"] as? String ?? ""
+        self.docsTOC = (docs["tags"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+            .map { "<a href=\"#tag-\(HTML.escape($0))\">\(HTML.escape($0))</a>" }.joined(separator: " ")
         self.css = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("kaizen.css")))
         self.favicon = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("favicon.svg")))
         self.script = ByteBuffer(data: try Data(contentsOf: assets.appendingPathComponent("kaizen.js")))
@@ -70,7 +76,12 @@ struct WebPages: Sendable {
         // The API reference is public, like the document it is made of.
         router.get("/docs") { request, _ in
             let visitor = await identity(request)
-            return html("docs", ["title": "API reference", "docsBody": docsBody], identity: visitor)
+            // The server's address is read per request: it is known only once the listener is bound.
+            return html(
+                "docs",
+                ["title": "API reference", "docsBody": docsBody, "description": docsSummary, "toc": docsTOC,
+                 "server": deps.ingest.publicURL.value],
+                identity: visitor)
         }
         router.post("/login") { request, _ in try await login(request) }
         router.post("/logout") { request, _ in try await logout(request) }
