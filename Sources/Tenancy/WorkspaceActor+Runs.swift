@@ -30,11 +30,10 @@ extension WorkspaceActor {
     }
 
     public nonisolated func caseResults(
-        run: RunRecord, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
+        run: RunRecord, filter: CaseResultFilter, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
     ) async throws -> [CaseResultRecord] {
         try await repos.runs.caseResults(
-            runID: run.id, status: status, bucket: bucket, onlyRegressed: onlyRegressed, afterOrdinal: afterOrdinal,
-            limit: limit)
+            runID: run.id, filter: filter, onlyRegressed: onlyRegressed, afterOrdinal: afterOrdinal, limit: limit)
     }
 
     /// One case's result in a run with its steps, attachments and the last 20 results on the run's branch.

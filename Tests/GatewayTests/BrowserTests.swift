@@ -18,18 +18,27 @@ import Testing
                 "/v1/ingest/kensho/finalize",
                 json: runDocument(externalRunId: "build-1", cases: [testCase("checkout total", "passed"), testCase(xss, "passed"), testCase("login", "passed")]))
             #expect(first.status == 200, "\(first.text)")
+            // A run on another branch: the case's history shows a strip per branch.
+            let feature = try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(externalRunId: "build-f1", branch: "feature/cart", cases: [testCase("checkout total", "passed"), testCase("login", "passed")]))
+            #expect(feature.status == 200, "\(feature.text)")
 
             // The second run: two new failures, one with steps, an error and a screenshot.
+            // A log whose second half is past the preview's cap, and markup that must stay text.
+            let log = Data(("cart service: <b>total</b> computed\n" + String(repeating: "x", count: 9000) + "\nTAIL-NOT-PREVIEWED\n").utf8)
             let png = Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")!
             let started = try await admin.post(
                 "/v1/ingest/kensho/init",
                 json: ["projectSlug": "web", "externalRunId": "build-2",
-                       "attachments": [["id": "att_shot", "sha256": sha256Hex(png), "size": png.count, "contentType": "image/png"]]])
+                       "attachments": [["id": "att_shot", "sha256": sha256Hex(png), "size": png.count, "contentType": "image/png"],
+                                       ["id": "att_log", "sha256": sha256Hex(log), "size": log.count, "contentType": "text/plain"]]])
             let uploadID = try #require(started.object["uploadId"] as? String)
             for item in started.object["presigned"] as? [[String: Any]] ?? [] {
-                #expect(try await APIClient(baseURL: "", token: nil).put(item["url"] as! String, raw: png, contentType: "image/png").status == 201)
+                let isLog = item["id"] as? String == "att_log"
+                #expect(try await APIClient(baseURL: "", token: nil).put(item["url"] as! String, raw: isLog ? log : png, contentType: isLog ? "text/plain" : "image/png").status == 201)
             }
-            var failing = testCase("checkout total", "failed", attachments: ["att_shot"], steps: [
+            var failing = testCase("checkout total", "failed", attachments: ["att_shot", "att_log"], steps: [
                 ["name": "open cart", "status": "passed", "durationMs": 40, "steps": [["name": "load items", "status": "passed", "durationMs": 12]]],
                 ["name": "check total", "status": "failed", "durationMs": 3],
             ])
@@ -51,7 +60,7 @@ import Testing
             #expect(!page.text.contains(xss) && page.text.contains("&lt;script&gt;window.__kaizen_xss=1&lt;/script&gt;"))
 
             // The dashboard's clusters and flaky list come from the roll-ups.
-            try await waitForRollUps(admin, runs: 2)
+            try await waitForRollUps(admin, runs: 3)
             let failedCases = try await admin.get("/v1/runs/\(second.object["internalRunId"] as? String ?? "")/cases?status=failed").object["items"] as? [[String: Any]] ?? []
             let checkoutID = try #require(failedCases.first { $0["name"] as? String == "checkout total" }?["caseId"] as? String)
             let defect = try await admin.post("/v1/projects/web/defects", json: ["title": "Checkout total is wrong", "cases": [checkoutID]])

@@ -232,7 +232,7 @@ final class MemoryRuns: RunRepository {
         return rows.withLock { $0.first { $0.record.id == runID }?.statuses ?? [:] }
     }
     func caseResults(
-        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
+        runID: String, filter: CaseResultFilter, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
     ) async throws -> [CaseResultRecord] { [] }
     func caseResult(runID: String, caseID: String) async throws -> (CaseResultRecord, [FlatStep])? { nil }
     func runAttachments(runID: String, ids: [String]) async throws -> [DeclaredAttachment] { [] }

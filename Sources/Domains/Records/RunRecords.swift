@@ -187,3 +187,19 @@ public struct PersistedRun: Sendable {
         self.caseIDs = caseIDs
     }
 }
+
+/// Which of a run's results a page lists; nil fields do not filter.
+public struct CaseResultFilter: Sendable, Hashable {
+    public var status: CaseStatus?
+    public var suite: String?
+    /// Case-insensitive text in the name, suite or key.
+    public var text: String?
+    public var bucket: RegressionBucket?
+
+    public init(status: CaseStatus? = nil, suite: String? = nil, text: String? = nil, bucket: RegressionBucket? = nil) {
+        self.status = status
+        self.suite = suite
+        self.text = text
+        self.bucket = bucket
+    }
+}

@@ -39,6 +39,7 @@ extension KaizenAPI {
     func listRunCases(_ input: Operations.ListRunCases.Input) async throws -> Operations.ListRunCases.Output {
         let page = try await casePage(
             runID: input.path.runId, status: input.query.status.map { CaseStatus(rawValue: $0.rawValue) ?? .passed },
+            suite: input.query.suite, text: input.query.q.flatMap { $0.isEmpty ? nil : $0 },
             bucket: nil, onlyRegressed: false, cursor: input.query.cursor, limit: input.query.limit)
         return .ok(.init(body: .json(page)))
     }
@@ -52,7 +53,8 @@ extension KaizenAPI {
     }
 
     func casePage(
-        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, cursor: String?, limit: Int?
+        runID: String, status: CaseStatus?, suite: String? = nil, text: String? = nil, bucket: RegressionBucket?,
+        onlyRegressed: Bool, cursor: String?, limit: Int?
     ) async throws -> Components.Schemas.CaseResultPage {
         let identity = try RequestIdentity.required()
         let size = try pageSize(limit, default: 1000)
@@ -60,7 +62,7 @@ extension KaizenAPI {
         let (grant, _, run) = try await findRun(identity, id: runID)
         let rows = try await deps.registry.withWorkspace(grant) {
             try await $0.caseResults(
-                run: run, status: status, bucket: bucket, onlyRegressed: onlyRegressed, afterOrdinal: Int(after),
+                run: run, filter: .init(status: status, suite: suite, text: text, bucket: bucket), onlyRegressed: onlyRegressed, afterOrdinal: Int(after),
                 limit: size + 1)
         }
         let (page, next) = Cursor.page(rows, size: size) { Cursor.encode(Int64($0.ordinal)) }

@@ -61,9 +61,12 @@ extension WebPages {
         let run = try Self.plain(got.body.json)
         let query = request.uri.queryParameters
         let status = query["status"].flatMap { Components.Schemas.CaseStatus(rawValue: String($0)) }
+        let suite = query["suite"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let text = query["q"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         let cursor = query["cursor"].map(String.init)
         let totals = run["totals"] as? [String: Any] ?? [:]
 
+        var view: [String: Any] = [:]
         // The regression first: new failures, then still failing, then fixed (the first 100 of each).
         var buckets: [[String: Any]] = []
         for (bucket, label, cls) in [
@@ -83,8 +86,22 @@ extension WebPages {
             buckets.append(["label": label, "cls": cls, "count": count, "items": items])
         }
 
+        // Failures grouped by their cluster, with its fingerprint message and whether it is new.
+        if case .ok(let groups) = try await api.listRunFailureGroups(.init(path: .init(runId: runID))) {
+            let all = try groups.body.json
+            view["clusters"] = try all.prefix(20).map { group -> [String: Any] in
+                var row = try Self.plain(group)
+                row["runId"] = runID
+                row["isNew"] = group.isNew.value as? Bool ?? false
+                // Sections treat any Swift number as true: set counts only when there is something to say.
+                if group.count > group.cases.count { row["more"] = group.count - group.cases.count }
+                return row
+            }
+            if all.count > 20 { view["moreClusters"] = all.count - 20 }
+        }
+
         guard case .ok(let casesPage) = try await api.listRunCases(
-            .init(path: .init(runId: runID), query: .init(status: status, cursor: cursor, limit: 100)))
+            .init(path: .init(runId: runID), query: .init(status: status, suite: suite, q: text, cursor: cursor, limit: 100)))
         else { throw DomainError.internalError }
         let page = try casesPage.body.json
         let cases = try page.items.map { item -> [String: Any] in
@@ -98,9 +115,8 @@ extension WebPages {
         }
         var next: String?
         if let value = page.nextCursor.value as? String {
-            var parts = ["cursor=" + (value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")]
-            if let status { parts.insert("status=" + status.rawValue, at: 0) }
-            next = "/runs/\(runID)?" + parts.joined(separator: "&")
+            next = Self.nextLink(
+                "/runs/\(runID)", cursor: value, keep: [("status", status?.rawValue ?? ""), ("suite", suite ?? ""), ("q", text ?? "")])
         }
         let statuses: [[String: Any]] = [["value": "", "label": "All", "selected": status == nil]]
             + ["failed", "broken", "passed", "skipped"].map { ["value": $0, "label": $0.capitalized, "selected": status?.rawValue == $0] }
@@ -114,10 +130,11 @@ extension WebPages {
                 x += count
             }
         }
-        var view: [String: Any] = [
+        view.merge([
             "title": "\((run["project"] as? [String: Any])?["slug"] as? String ?? "") · \(run["externalRunId"] as? String ?? "")",
             "run": run, "buckets": buckets, "cases": cases, "statuses": statuses, "bar": bar, "barWidth": max(x, 1),
-        ]
+            "suite": suite ?? "", "q": text ?? "",
+        ]) { $1 }
         if let next { view["next"] = next }
         if let baseline = (run["regression"] as? [String: Any])?["baseline"] as? [String: Any] { view["baseline"] = baseline }
         if let started = run["startedAt"] as? String, let finished = run["finishedAt"] as? String,
@@ -145,14 +162,23 @@ extension WebPages {
         view["duration"] = Self.duration(view["durationMs"] as? Int)
         if (view["attempts"] as? Int ?? 1) <= 1 { view["attempts"] = nil }
         view["hasAttachments"] = !(view["attachments"] as? [[String: Any]] ?? []).isEmpty
-        view["attachments"] = (view["attachments"] as? [[String: Any]] ?? []).map { attachment -> [String: Any] in
+        var attachments: [[String: Any]] = []
+        for attachment in view["attachments"] as? [[String: Any]] ?? [] {
             var row = attachment
             let type = (attachment["contentType"] as? String ?? "").lowercased()
+            let id = attachment["id"] as? String ?? ""
             // SVG can carry script: shown only as a download, never inline.
             row["isImage"] = ["image/png", "image/jpeg", "image/gif", "image/webp"].contains(type)
-            row["href"] = "/v1/runs/\(runID)/attachments/\(attachment["id"] as? String ?? "")"
-            return row
+            row["href"] = "/v1/runs/\(runID)/attachments/\(id)"
+            // Logs and other text: the first bytes shown (escaped by the template), the whole a download away.
+            if Self.isPreviewableText(type), let preview = try? await textPreview(runID: runID, attachmentID: id) {
+                row["preview"] = preview
+                row["previewTruncated"] = (attachment["size"] as? Int ?? 0) > Self.previewBytes
+            }
+            attachments.append(row)
         }
+        view["attachments"] = attachments
+        view["previewKB"] = Self.previewBytes / 1024
         view["history"] = (view["history"] as? [[String: Any]] ?? []).map { entry -> [String: Any] in
             var row = entry
             row["symbol"] = Self.symbols[entry["status"] as? String ?? ""] ?? "?"
@@ -163,6 +189,19 @@ extension WebPages {
             let summary = try Self.plain(inventory.body.json)
             view["owner"] = summary["owner"] as? String
             view["labelsText"] = (summary["labels"] as? [String] ?? []).joined(separator: ", ")
+            // The same case's latest results on the other branches, one strip each.
+            let branch = try got.body.json.branch
+            view["runBranch"] = branch
+            var order: [String] = []
+            var strips: [String: [[String: Any]]] = [:]
+            for entry in summary["recent"] as? [[String: Any]] ?? [] {
+                guard let other = entry["branch"] as? String, other != branch else { continue }
+                if strips[other] == nil { order.append(other) }
+                var row = entry
+                row["symbol"] = Self.symbols[entry["status"] as? String ?? ""] ?? "?"
+                strips[other, default: []].append(row)
+            }
+            view["otherBranches"] = order.map { ["branch": $0, "results": strips[$0] ?? []] }
         }
         view["canEdit"] = grant.role.canWrite
         view["csrf"] = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
@@ -171,6 +210,31 @@ extension WebPages {
         view["hasSteps"] = !steps.isEmpty
         view["stepsHTML"] = Self.stepTree(steps)
         return ("case", view)
+    }
+
+    static let previewBytes = 8 * 1024
+
+    static func isPreviewableText(_ contentType: String) -> Bool {
+        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return (type.hasPrefix("text/") && type != "text/html") || ["application/json", "application/x-ndjson", "application/xml"].contains(type)
+    }
+
+    /// The first `previewBytes` of a stored attachment, read through the API's own download (nil when the
+    /// store answers with a redirect, as S3 does, or the bytes are not UTF-8).
+    func textPreview(runID: String, attachmentID: String) async throws -> String? {
+        guard case .ok(let ok) = try await api.downloadAttachment(.init(path: .init(runId: runID, attachmentId: attachmentID))),
+            case .binary(let body) = ok.body
+        else { return nil }
+        var bytes: [UInt8] = []
+        for try await chunk in body {
+            bytes.append(contentsOf: chunk.prefix(Self.previewBytes - bytes.count))
+            if bytes.count >= Self.previewBytes { break }
+        }
+        // A cut may split a character: decode what is whole.
+        for cut in 0..<4 where bytes.count >= cut {
+            if let text = String(validating: bytes.dropLast(cut), as: UTF8.self) { return text }
+        }
+        return nil
     }
 
     /// Steps as nested `<details>` (collapsible without script), every name escaped here.

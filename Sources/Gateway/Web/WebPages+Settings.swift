@@ -184,9 +184,10 @@ extension WebPages {
                 query: .init(actor: given("actor"), action: given("action"), cursor: given("cursor"), limit: 50)))
         else { throw DomainError.internalError }
         let body = try Self.plain(got.body.json)
-        var view: [String: Any] = [
-            "title": "Audit log · \(ws)", "workspace": ws, "actor": given("actor") ?? "", "action": given("action") ?? "",
-        ]
+        var view: [String: Any] = ["title": "Audit log · \(ws)", "workspace": ws]
+        // Set only when given: an empty string would still open a template section.
+        if let actor = given("actor") { view["actor"] = actor }
+        if let action = given("action") { view["action"] = action }
         view["events"] = (body["items"] as? [[String: Any]] ?? []).map { event -> [String: Any] in
             var row = event
             if let details = event["details"], !(details is NSNull),

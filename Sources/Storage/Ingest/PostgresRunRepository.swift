@@ -154,17 +154,19 @@ public struct PostgresRunRepository: RunRepository {
 
     /// A page of a run's results in case order, after `afterOrdinal`, optionally of one status or bucket.
     public func caseResults(
-        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool = false, afterOrdinal: Int,
-        limit: Int
+        runID: String, filter: CaseResultFilter, onlyRegressed: Bool = false, afterOrdinal: Int, limit: Int
     ) async throws -> [CaseResultRecord] {
         let (logger, ws) = (self.logger, workspaceID)
-        let statusFilter = status?.rawValue ?? ""
-        let bucketFilter = bucket?.rawValue ?? ""
+        let statusFilter = filter.status?.rawValue ?? ""
+        let bucketFilter = filter.bucket?.rawValue ?? ""
         var query = PostgresQuery(
             unsafeSQL: Self.resultColumns + """
                  WHERE r.workspace_id = $1 AND r.run_id = $2 AND r.ordinal > $3
                    AND ($4 = '' OR r.status = $4) AND ($5 = '' OR r.regression = $5)
                    AND (NOT $7 OR r.regression IS NOT NULL)
+                   AND ($8 = '' OR c.suite = $8)
+                   AND ($9 = '' OR strpos(lower(c.name), $9) > 0 OR strpos(lower(coalesce(c.suite, '')), $9) > 0
+                        OR strpos(lower(c.case_key), $9) > 0)
                 ORDER BY r.ordinal LIMIT $6
                 """)
         query.binds.append(ws)
@@ -174,6 +176,9 @@ public struct PostgresRunRepository: RunRepository {
         query.binds.append(bucketFilter)
         query.binds.append(limit)
         query.binds.append(onlyRegressed)
+        query.binds.append(filter.suite ?? "")
+        // strpos, not LIKE: the reader's text has no wildcards to escape.
+        query.binds.append(filter.text?.lowercased() ?? "")
         let bound = query
         return try await server.run { connection in
             var result: [CaseResultRecord] = []

@@ -14,7 +14,7 @@ public protocol RunRepository: Sendable {
     /// Status by case key, the baseline of the next finalize.
     func caseStatuses(runID: String) async throws -> [String: CaseStatus]
     func caseResults(
-        runID: String, status: CaseStatus?, bucket: RegressionBucket?, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
+        runID: String, filter: CaseResultFilter, onlyRegressed: Bool, afterOrdinal: Int, limit: Int
     ) async throws -> [CaseResultRecord]
     func caseResult(runID: String, caseID: String) async throws -> (CaseResultRecord, [FlatStep])?
     func runAttachments(runID: String, ids: [String]) async throws -> [DeclaredAttachment]
