@@ -166,6 +166,53 @@ struct HistoryScenario {
         }
         findings.say(String(format: "\n- floor (same server, same client, no database): p50 %.1f ms", floor))
 
+        // Issue 15: a page costs at most 2× the JSON that carries its data (the page's own API calls, one
+        // after another as a client would make them), and the run report weighs at most 150 KB.
+        let pages: [(String, String, [String])] = [
+            ("project dashboard", "/projects/web", [
+                "/v1/projects/web", "/v1/projects/web/analytics?metric=passrate&window=30d",
+                "/v1/projects/web/analytics?metric=duration&window=30d", "/v1/projects/web/runs?limit=20",
+                "/v1/projects/web/flaky?limit=10", "/v1/projects/web/failure-groups?limit=10",
+                "/v1/projects/web/cases?sort=-failures&limit=200", "/v1/projects/web/defects?status=open&limit=10",
+            ]),
+            ("run report (\(cases)-case run)", "/runs/\(lastRun)", [
+                "/v1/runs/\(lastRun)", "/v1/runs/\(lastRun)/regression?bucket=new_failure&limit=100",
+                "/v1/runs/\(lastRun)/regression?bucket=still_failing&limit=100",
+                "/v1/runs/\(lastRun)/regression?bucket=fixed&limit=100", "/v1/runs/\(lastRun)/failure-groups",
+                "/v1/runs/\(lastRun)/cases?limit=100",
+            ]),
+        ]
+        findings.say("\n| page | HTML p50 / p95 | its JSON p50 / p95 | HTML ÷ JSON (p50) | weight |")
+        findings.say("|---|---:|---:|---:|---:|")
+        for (label, page, json) in pages {
+            var html: [Double] = []
+            var data: [Double] = []
+            var weight = 0
+            for round in 0..<(samples + 3) {
+                let reply = try await api.get(page)
+                findings.check(reply.status == 200, "history: \(page) answered \(reply.status)")
+                weight = reply.body.count
+                var sum = 0.0
+                for path in json {
+                    let answer = try await api.get(path)
+                    findings.check(answer.status == 200, "history: \(path) answered \(answer.status)")
+                    sum += Double(answer.micros) / 1000
+                }
+                if round >= 3 {
+                    html.append(Double(reply.micros) / 1000)
+                    data.append(sum)
+                }
+            }
+            html.sort()
+            data.sort()
+            let p95 = { (times: [Double]) in times[Int(Double(times.count - 1) * 0.95)] }
+            let ratio = html[html.count / 2] / max(data[data.count / 2], 0.001)
+            findings.say(String(format: "| %@ | %.1f / %.1f ms | %.1f / %.1f ms | %.2f× | %.0f KB |", label, html[html.count / 2],
+                                p95(html), data[data.count / 2], p95(data), ratio, Double(weight) / 1024))
+            findings.check(ratio <= 2, "history: the \(label) page costs \(ratio)× its JSON (goal ≤ 2×)")
+            if page.hasPrefix("/runs/") { findings.check(weight <= 150 * 1024, "history: the run report weighs \(weight) bytes (goal ≤ 150 KB)") }
+        }
+
         // The limit the roll-ups avoid: the same kinds of answers from the raw results.
         let scans: [(String, String)] = [
             ("pass rate over 30 days from raw results",

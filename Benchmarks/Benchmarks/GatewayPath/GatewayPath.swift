@@ -42,6 +42,8 @@ struct Fixture: Sendable {
     let responder: any HTTPResponder<BenchContext>
     let token: String
     let runID: String
+    /// A 50,000-case run (the second of its project, so its regression is full).
+    let bigRunID: String
     let registry: WorkspaceRegistry
     let grants: [WorkspaceGrant]
     let runBody: ByteBuffer
@@ -101,6 +103,24 @@ struct Fixture: Sendable {
         let runID = (try JSONSerialization.jsonObject(with: Data(buffer: finalize)) as? [String: Any])?["internalRunId"] as! String
         let runBody = try await call(.get, "/v1/runs/\(runID)")
 
+        // Issue 15: a 50,000-case run whose report must open as fast as a small one's. Two pushes, so every
+        // regression bucket has thousands of cases; 40 failure messages make 40 clusters.
+        _ = try await call(.post, "/v1/projects", #"{"slug":"big","name":"Big"}"#)
+        func bigRun(_ externalRunId: String, failing: (Int) -> Bool) async throws -> String {
+            var failed = 0
+            let items = (0..<50_000).map { index -> String in
+                let name = "tests/checkout/test_cart_totals.py::test_total_with_discount_\(index)"
+                guard failing(index) else { return #"{"name":"\#(name)","suite":"suite \#(index % 200)","status":"passed","durationMs":3}"# }
+                failed += 1
+                return #"{"name":"\#(name)","suite":"suite \#(index % 200)","status":"failed","durationMs":3,"error":{"type":"AssertionError","message":"expected total \#(index % 40) to equal the sum of its lines"}}"#
+            }
+            let body = #"{"schemaVersion":"kensho/v1","project":{"slug":"big"},"externalRunId":"\#(externalRunId)","branch":"main","totals":{"passed":\#(50_000 - failed),"failed":\#(failed),"skipped":0,"broken":0,"flaky":0},"cases":[\#(items.joined(separator: ","))]}"#
+            let answer = try await call(.post, "/v1/ingest/kensho/finalize", body)
+            return (try JSONSerialization.jsonObject(with: Data(buffer: answer)) as? [String: Any])?["internalRunId"] as! String
+        }
+        _ = try await bigRun("big-1") { $0 % 10 == 0 }
+        let bigRunID = try await bigRun("big-2") { $0 % 10 == 0 ? $0 % 20 == 0 : $0 % 10 == 5 }
+
         var grants: [WorkspaceGrant] = []
         for index in 0..<1_000 {
             let ws = try await cluster.catalog.createWorkspace(slug: "route-\(index)", name: "R")
@@ -111,7 +131,7 @@ struct Fixture: Sendable {
         try await cluster.catalog.setMembership(workspaceID: workspace.id, userID: person.id, role: .admin)
         let (_, sessionSecret) = try await cluster.catalog.createSession(userID: person.id, expiresAt: Date().addingTimeInterval(86_400))
         return Fixture(
-            responder: responder, token: token, runID: runID, registry: registry, grants: grants, runBody: runBody,
+            responder: responder, token: token, runID: runID, bigRunID: bigRunID, registry: registry, grants: grants, runBody: runBody,
             sessionSecret: sessionSecret)
     }
 }
@@ -201,7 +221,36 @@ let benchmarks: @Sendable () -> Void = {
             "/v1/runs/\(f.runID)", "/v1/runs/\(f.runID)/cases?limit=100",
             "/v1/runs/\(f.runID)/regression?bucket=new_failure&limit=100",
             "/v1/runs/\(f.runID)/regression?bucket=still_failing&limit=100",
-            "/v1/runs/\(f.runID)/regression?bucket=fixed&limit=100",
+            "/v1/runs/\(f.runID)/regression?bucket=fixed&limit=100", "/v1/runs/\(f.runID)/failure-groups",
+        ]
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            for path in paths {
+                let response = try await f.responder.respond(to: request(path, token: f.token), context: context)
+                try await response.body.write(DiscardingWriter())
+            }
+        }
+    }
+
+    // Issue 15: the report of a 50,000-case run (first page) against the JSON that carries the same data.
+    Benchmark("Web.runReport50k.page") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await f.responder.respond(to: request("/runs/\(f.bigRunID)", token: f.token), context: context)
+            try await response.body.write(DiscardingWriter())
+        }
+    }
+
+    Benchmark("Web.runReport50k.json") { benchmark in
+        let f = try await fixture.value
+        let context = BenchContext(source: BenchSource())
+        let paths = [
+            "/v1/runs/\(f.bigRunID)", "/v1/runs/\(f.bigRunID)/cases?limit=100",
+            "/v1/runs/\(f.bigRunID)/regression?bucket=new_failure&limit=100",
+            "/v1/runs/\(f.bigRunID)/regression?bucket=still_failing&limit=100",
+            "/v1/runs/\(f.bigRunID)/regression?bucket=fixed&limit=100", "/v1/runs/\(f.bigRunID)/failure-groups",
         ]
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
