@@ -159,4 +159,43 @@ import Testing
             #expect(script.status == 200 && script.headers.first(name: "content-type")?.hasPrefix("text/javascript") == true)
         }
     }
+
+    /// A big run's report is one page of each list, not the run: at most 150 KB whatever the run's size, and
+    /// its cursor leads on through the filtered cases.
+    @Test func aBigRunsReportWeighsUnder150KB() async throws {
+        try await withServer { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            func push(_ id: String, failing: (Int) -> Bool) async throws -> String {
+                let cases = (0..<3_000).map { index -> [String: Any] in
+                    var item = testCase(
+                        "tests/checkout/test_cart_totals.py::test_total_with_discount_\(index)", failing(index) ? "failed" : "passed",
+                        suite: "suite \(index % 60)")
+                    if failing(index) {
+                        item["error"] = ["type": "AssertionError", "message": "expected total \(index % 40) to equal the sum of its lines",
+                                         "trace": String(repeating: "at Cart.total (cart.js:12)\n", count: 20)]
+                    }
+                    return item
+                }
+                let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: id, cases: cases))
+                #expect(reply.status == 200, "\(reply.text.prefix(300))")
+                return try #require(reply.object["internalRunId"] as? String)
+            }
+            _ = try await push("b1") { $0 < 1_500 }
+            let runID = try await push("b2") { $0 < 750 || (1_500..<2_250).contains($0) }
+            let page = try await admin.get("/runs/\(runID)")
+            #expect(page.status == 200)
+            #expect(page.body.count <= 150 * 1024, "the report weighs \(page.body.count) bytes")
+            // Every regression bucket holds 750 cases; the page lists the first 100 of each and says how many.
+            #expect(page.text.components(separatedBy: "<span class=\"count\">750</span>").count - 1 == 3)
+            let next = try #require(
+                page.text.range(of: "href=\"(/runs/[^\"]+cursor=[^\"]+)\"", options: .regularExpression).map {
+                    String(page.text[$0].dropFirst(6).dropLast()).replacingOccurrences(of: "&amp;", with: "&")
+                })
+            let second = try await admin.get(next)
+            // The cases list of the second page starts after the first 100 (the regression above it is the same).
+            let listed = second.text.components(separatedBy: "id=\"cases\"").last ?? ""
+            #expect(second.status == 200 && listed.contains("test_total_with_discount_100<"), "\(next)")
+            #expect(!listed.contains("test_total_with_discount_99<"))
+        }
+    }
 }
