@@ -18,6 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, email, password, report_url, shots = sys.argv[1:6]
@@ -41,7 +42,9 @@ def check(condition, message):
 def wait_for(condition, message, seconds=60):
     """Waits on a condition with a deadline (a click's navigation finishes when it finishes)."""
     try:
-        WebDriverWait(driver, seconds).until(lambda d: condition())
+        # A page replaced mid-check (the navigation finished meanwhile) is asked again, not a failure.
+        WebDriverWait(driver, seconds, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+            lambda d: condition())
     except Exception:
         failures.append(message)
 
@@ -90,16 +93,19 @@ try:
     driver.find_element(By.CSS_SELECTOR, "select[name=status] option[value=failed]").click()
     driver.find_element(By.CSS_SELECTOR, ".filters button").click()
     wait_for(lambda: "status=failed" in driver.current_url, "the filter did not apply")
-    statuses = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#cases tbody td:first-child")]
-    check(statuses and all("failed" in s for s in statuses), f"filtered list shows other statuses: {statuses}")
+    def statuses():
+        return [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#cases tbody td:first-child")]
+    wait_for(lambda: statuses() and all("failed" in s for s in statuses()), "the status filter shows other statuses", seconds=20)
     shot("03-failed-cases")
 
     # Text filter: the server narrows the list (a GET form, works without script).
     driver.find_element(By.CSS_SELECTOR, "input[name=q]").send_keys("CHECKOUT")
     driver.find_element(By.CSS_SELECTOR, ".filters button").click()
     wait_for(lambda: "q=CHECKOUT" in driver.current_url, "the text filter did not apply")
-    names = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#cases tbody td:nth-child(2) a")]
-    check(names == ["checkout total"], f"the text filter shows {names}")
+    # The address changes when the navigation commits, before the new page is read: wait on the content.
+    def filtered_names():
+        return [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#cases tbody td:nth-child(2) a")]
+    wait_for(lambda: filtered_names() == ["checkout total"], "the text filter does not narrow the list to the one case", seconds=20)
     clusters = driver.find_element(By.ID, "failure-clusters").text
     check("expected 100, got 90" in clusters and "checkout total" in clusters, "failures are not grouped by cluster")
 
@@ -131,8 +137,11 @@ try:
     labels.send_keys("checkout, slow")
     driver.find_element(By.CSS_SELECTOR, "form.annotate button").click()
     wait_for(lambda: "#triage" in driver.current_url, "the case edit did not come back to the case")
-    check(driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=owner]").get_attribute("value") == "alice", "the owner was not saved")
-    check(driver.find_element(By.CSS_SELECTOR, "form.annotate input[name=labels]").get_attribute("value") == "checkout, slow", "the labels were not saved")
+    def field(name):
+        found = driver.find_elements(By.CSS_SELECTOR, f"form.annotate input[name={name}]")
+        return found[0].get_attribute("value") if found else None
+    wait_for(lambda: field("owner") == "alice", "the owner was not saved", seconds=20)
+    wait_for(lambda: field("labels") == "checkout, slow", "the labels were not saved", seconds=20)
     shot("04b-case-edited")
 
     # Times are shown in the reader's locale by the script, with UTC on hover.

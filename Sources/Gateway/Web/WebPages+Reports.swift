@@ -67,15 +67,25 @@ extension WebPages {
         let totals = run["totals"] as? [String: Any] ?? [:]
 
         var view: [String: Any] = [:]
+        // The page's reads, all at once (each is the API's own operation with the visitor's identity).
+        func bucketPage(_ bucket: Components.Schemas.RegressionBucket) async throws -> Operations.ListRunRegression.Output {
+            try await api.listRunRegression(.init(path: .init(runId: runID), query: .init(bucket: bucket, limit: 100)))
+        }
+        async let newFailures = bucketPage(.newFailure)
+        async let stillFailing = bucketPage(.stillFailing)
+        async let fixed = bucketPage(.fixed)
+        async let failureGroups = api.listRunFailureGroups(.init(path: .init(runId: runID)))
+        async let casesAnswer = api.listRunCases(
+            .init(path: .init(runId: runID), query: .init(status: status, suite: suite, q: text, cursor: cursor, limit: 100)))
+        let bucketPages = try await [newFailures, stillFailing, fixed]
+
         // The regression first: new failures, then still failing, then fixed (the first 100 of each).
         var buckets: [[String: Any]] = []
-        for (bucket, label, cls) in [
+        for (answer, (bucket, label, cls)) in zip(bucketPages, [
             (Components.Schemas.RegressionBucket.newFailure, "New failures", "new"),
             (.stillFailing, "Still failing", "still"), (.fixed, "Fixed", "fixed"),
-        ] {
-            guard case .ok(let page) = try await api.listRunRegression(
-                .init(path: .init(runId: runID), query: .init(bucket: bucket, limit: 100)))
-            else { continue }
+        ]) {
+            guard case .ok(let page) = answer else { continue }
             let items = try page.body.json.items.map { item -> [String: Any] in
                 var row = try Self.plain(item)
                 row["runId"] = runID
@@ -87,7 +97,7 @@ extension WebPages {
         }
 
         // Failures grouped by their cluster, with its fingerprint message and whether it is new.
-        if case .ok(let groups) = try await api.listRunFailureGroups(.init(path: .init(runId: runID))) {
+        if case .ok(let groups) = try await failureGroups {
             let all = try groups.body.json
             view["clusters"] = try all.prefix(20).map { group -> [String: Any] in
                 var row = try Self.plain(group)
@@ -100,9 +110,7 @@ extension WebPages {
             if all.count > 20 { view["moreClusters"] = all.count - 20 }
         }
 
-        guard case .ok(let casesPage) = try await api.listRunCases(
-            .init(path: .init(runId: runID), query: .init(status: status, suite: suite, q: text, cursor: cursor, limit: 100)))
-        else { throw DomainError.internalError }
+        guard case .ok(let casesPage) = try await casesAnswer else { throw DomainError.internalError }
         let page = try casesPage.body.json
         let cases = try page.items.map { item -> [String: Any] in
             var row = try Self.plain(item)
