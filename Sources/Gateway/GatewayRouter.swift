@@ -29,7 +29,7 @@ public enum GatewayRouter {
         router.add(middleware: ContentTypeMiddleware())
         router.add(middleware: QueryParameterMiddleware(rules: operations))
         router.add(middleware: NULTextMiddleware())
-        router.add(middleware: KenshoDecodeMiddleware())
+        router.add(middleware: KenshoDecodeMiddleware(maxBytes: maxBodyBytes))
         try WebPages(deps: deps).register(on: router)
         // Compact JSON (pretty-printing only costs bytes), with stable key order and readable URLs.
         try KaizenAPI(deps: deps).registerHandlers(

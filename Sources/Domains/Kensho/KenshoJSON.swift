@@ -7,13 +7,16 @@
 /// callers map errors the same way. Unknown keys are skipped.
 public struct KenshoJSON {
     public static func decode(_ bytes: [UInt8]) throws -> KenshoRun {
-        try bytes.withUnsafeBufferPointer { buffer in
-            var parser = KenshoJSON(buffer)
-            let run = try parser.run()
-            parser.skipWhitespace()
-            guard parser.index == buffer.count else { throw parser.malformed("unexpected data after the document") }
-            return run
-        }
+        try bytes.withUnsafeBufferPointer { try decode($0) }
+    }
+
+    /// Decodes from bytes the caller owns (a request's buffer, read in place rather than copied).
+    public static func decode(_ buffer: UnsafeBufferPointer<UInt8>) throws -> KenshoRun {
+        var parser = KenshoJSON(buffer)
+        let run = try parser.run()
+        parser.skipWhitespace()
+        guard parser.index == buffer.count else { throw parser.malformed("unexpected data after the document") }
+        return run
     }
 
     struct Key: CodingKey {

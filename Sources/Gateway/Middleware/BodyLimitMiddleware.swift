@@ -18,6 +18,9 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         if request.method == .get || request.method == .head { return try await next(request, context) }
         // Attachments stream to disk, bounded by the size declared at init.
         if request.uri.path.hasPrefix("/v1/uploads/") { return try await next(request, context) }
+        // A kensho document is collected (within this limit) and parsed by KenshoDecodeMiddleware, which lets
+        // the bytes go once parsed; collected here, this frame would hold them for the whole finalize.
+        if KenshoDecodeMiddleware<Context>.applies(to: request) { return try await next(request, context) }
         var request = request
         do {
             _ = try await request.collectBody(upTo: maxBytes)

@@ -20,19 +20,27 @@ struct NULTextMiddleware<Context: RequestContext>: RouterMiddleware {
         try Self.checkURI(request.uri)
         guard request.method != .get, request.method != .head,
             request.headers[.contentType]?.lowercased().contains("json") == true,
-            !request.uri.path.hasPrefix("/v1/uploads/")
+            !request.uri.path.hasPrefix("/v1/uploads/"),
+            // A kensho document is checked by KenshoDecodeMiddleware, which collects it (see there).
+            !KenshoDecodeMiddleware<Context>.applies(to: request)
         else { return try await next(request, context) }
         var request = request
         // Already collected within the size limit by BodyLimitMiddleware.
         let buffer = try await request.collectBody(upTo: .max)
+        try Self.refuseNUL(in: buffer, kensho: false)
+        return try await next(request, context)
+    }
+
+    /// 422 with the pointer of every string of the JSON body that holds a NUL (for a kensho document,
+    /// outside its free text).
+    static func refuseNUL(in buffer: ByteBuffer, kensho: Bool) throws {
         let problems = buffer.withUnsafeReadableBytes { bytes in
             Self.containsEscapedNUL(bytes) ? Self.pointers(in: Data(bytes)) : []
         }
-        let allowed = request.uri.path == KenshoDecodeMiddleware<Context>.path ? problems.filter { !Self.isKenshoFreeText($0) } : problems
+        let allowed = kensho ? problems.filter { !Self.isKenshoFreeText($0) } : problems
         if !allowed.isEmpty {
             throw DomainError.validation(allowed.map { FieldProblem(pointer: $0, message: "must not contain the NUL character (U+0000)") })
         }
-        return try await next(request, context)
     }
 
     static func checkURI(_ uri: URI) throws {
