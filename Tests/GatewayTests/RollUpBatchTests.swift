@@ -9,7 +9,7 @@ import Testing
 /// Runs folded as batches leave exactly what folding them one by one leaves: the same case stats,
 /// windows, verdicts, `flaky.detected` events (each naming the run that caused it), daily series and
 /// clusters. Two projects get the same 30-run history on two branches; one is rolled up run by run,
-/// the other in batches of uneven sizes, and every roll-up table is compared with run ids and times
+/// the other in batches of uneven sizes with windows folded a few cases at a time, and every roll-up table is compared with run ids and times
 /// translated to the runs' external ids.
 @Suite struct RollUpBatchTests {
     @Test func batchesFoldExactlyAsRunsOneByOne() async throws {
@@ -37,9 +37,12 @@ import Testing
             for id in single { #expect(try await repos.intelligence.rollUp(runID: id, inOrder: true) == .rolledUp) }
             // A batch that skips an earlier run with a live job waits for it and writes nothing.
             #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[1..<5]), inOrder: true) == .waiting(forRunID: batched[0]))
-            // Uneven batches, one crossing the infrastructure-failure run (17) and every branch change.
-            for range in [0..<1, 1..<7, 7..<8, 8..<21, 21..<30] {
-                #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[range]), inOrder: true) == .rolledUp)
+            // Uneven batches, one crossing the infrastructure-failure run (17) and every branch change — and
+            // their windows folded 3 cases at a time (a big run's slices), which must change nothing either.
+            try await RollUpTuning.$windowSliceCases.withValue(3) { () async throws -> Void in
+                for range in [0..<1, 1..<7, 7..<8, 8..<21, 21..<30] {
+                    #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[range]), inOrder: true) == .rolledUp)
+                }
             }
             #expect(try await repos.intelligence.rollUp(runIDs: Array(batched[3..<9]), inOrder: true) == .alreadyRolledUp)
 

@@ -38,6 +38,13 @@ enum RollUpError: Error, CustomStringConvertible {
     }
 }
 
+/// Knobs of the roll-up that tests turn to reach its paths with small data.
+public enum RollUpTuning {
+    /// How many cases' windows a roll-up reads, folds and writes at once (its memory is bounded by this,
+    /// not by the run).
+    @TaskLocal public static var windowSliceCases = 20_000
+}
+
 /// Folds finalized runs into the roll-ups: one transaction per job, or per batch of a project's queued runs.
 struct RollUp: Sendable {
     let server: PhysicalServer
@@ -140,7 +147,7 @@ struct RollUp: Sendable {
         let afterWindows = clock.now
         try await writeCaseStats(runs, projectID: projectID, verdicts: replay.changes, workspaceID: ws, on: connection, logger: logger)
         let afterStats = clock.now
-        for (run, cases) in replay.detected where !cases.isEmpty {
+        for (run, cases) in Self.detectedByRun(replay.detected, runs: runs) where !cases.isEmpty {
             var windows: [String: FlakyWindowVerdict] = [:]
             for move in cases { windows[move.caseID] = FlakyWindowVerdict(branch: run.branch, verdict: move.verdict, evidence: move.evidence) }
             try await recordFlakyDetected(
@@ -157,6 +164,31 @@ struct RollUp: Sendable {
                 "readMs": "\(ms(started, afterRead))", "windowsMs": "\(ms(afterRead, afterWindows))",
                 "statsMs": "\(ms(afterWindows, afterStats))", "totalsMs": "\(ms(afterStats, done))",
             ])
+    }
+
+    /// The replay's detections, one entry per run in the order runs were first folded, each run's cases in
+    /// the order of its results — as an unsliced fold lists them (window slices list a run once each).
+    static func detectedByRun(_ detected: [(run: RolledRun, cases: [WindowMove])], runs: [RolledRun])
+        -> [(run: RolledRun, cases: [WindowMove])]
+    {
+        let full = Dictionary(runs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var order: [String] = []
+        var slices: [String: Int] = [:]
+        var merged: [String: [WindowMove]] = [:]
+        for (run, cases) in detected {
+            if merged[run.id] == nil { order.append(run.id) }
+            merged[run.id, default: []].append(contentsOf: cases)
+            slices[run.id, default: 0] += 1
+        }
+        return order.compactMap { id in
+            guard let run = full[id], var cases = merged[id] else { return nil }
+            if slices[id, default: 0] > 1 {
+                var position: [String: Int] = [:]
+                for (index, result) in run.results.enumerated() where position[result.caseID] == nil { position[result.caseID] = index }
+                cases.sort { (position[$0.caseID] ?? .max, $0.caseID) < (position[$1.caseID] ?? .max, $1.caseID) }
+            }
+            return (run, cases)
+        }
     }
 
     /// The runs' results, each run's as one row of arrays (decoding 10,000 rows one by one cost more
@@ -201,6 +233,33 @@ struct RollUp: Sendable {
             }
         }
         guard !caseIDs.isEmpty else { return }
+        // Windows are independent per case: a big run's are read, folded and written a slice of cases at a
+        // time, so the memory a roll-up holds is bounded by the slice, not the run (a 100k-case run's windows
+        // in one piece held 63 MB at once).
+        let sliceSize = max(1, RollUpTuning.windowSliceCases)
+        for start in stride(from: 0, to: caseIDs.count, by: sliceSize) {
+            let slice = Array(caseIDs[start..<min(start + sliceSize, caseIDs.count)])
+            let sliceRuns: [RolledRun]
+            if slice.count == caseIDs.count {
+                sliceRuns = runs
+            } else {
+                let members = Set(slice)
+                sliceRuns = runs.map {
+                    RolledRun(id: $0.id, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq,
+                              results: $0.results.filter { members.contains($0.caseID) })
+                }
+            }
+            try await foldWindowSlice(
+                slice, of: sliceRuns, branch: branch, projectID: projectID, policy: policy, into: &replay, workspaceID: ws,
+                on: connection, logger: logger)
+        }
+    }
+
+
+    static func foldWindowSlice(
+        _ caseIDs: [String], of runs: [RolledRun], branch: String, projectID: String, policy: FlakyPolicy,
+        into replay: inout CaseVerdictReplay, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
         var stored: [String: FlakyHistory] = [:]
         // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
         for try await (ids, outcomes, evidence) in try await connection.query(
