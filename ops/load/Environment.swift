@@ -147,6 +147,7 @@ final class KaizenProcess: Sendable {
     }
 
     var memory: (rss: Int, peak: Int) { Processes.memory(of: pid) }
+    func resetPeak() { Processes.resetPeak(of: pid) }
 
     func stop() async {
         kill(pid, SIGTERM)

@@ -58,6 +58,11 @@ enum Processes {
         return (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// Starts a new peak for `memory(of:)`: Linux resets VmHWM to the current RSS on "5" in clear_refs.
+    static func resetPeak(of pid: pid_t) {
+        try? "5".write(toFile: "/proc/\(pid)/clear_refs", atomically: false, encoding: .utf8)
+    }
+
     /// This executable, to re-run it as a child in another role.
     static var selfPath: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -31,8 +31,11 @@ struct RollUpScenario {
         let caller = Caller(client: client, base: server.tlsURL, token: token)
         let rssIdle = server.memory.rss
 
-        findings.say("\n| cases | push | document | finalize | roll-up | roll-up ÷ finalize |")
-        findings.say("|---:|---|---:|---:|---:|---:|")
+        findings.say(
+            "\n| cases | push | document | finalize | roll-up | roll-up ÷ finalize | RSS above idle: before the push / peak in finalize / peak in roll-up |")
+        findings.say("|---:|---|---:|---:|---:|---:|---:|")
+        // Each phase's own peak (VmHWM restarted before it), so the figure says which phase needs the memory.
+        var peak = 0
         var firstOverLater: [(Int, Double)] = []
         for size in sizes {
             let project = "s\(size / 1000)k"
@@ -44,14 +47,23 @@ struct RollUpScenario {
             for push in ["first", "later", "later"] {
                 let run = generator.next()
                 let megabytesPushed = Double(run.documentTail.count) / 1_048_576
+                let before = server.memory.rss
+                server.resetPeak()
                 let (f, _, pushed, problems) = try await IngestScenario.pipeline(caller, [run])
+                let finalizePeak = server.memory.peak
+                server.resetPeak()
                 for problem in problems { findings.check(false, problem) }
                 guard let runID = pushed.first?.runID else { throw HarnessError("\(project): the push failed") }
                 let finalize = Double(f.latency.maxRecorded) / 1e6
                 let rollUp = try await Self.rollUpSeconds(runID: runID, database, logger: logger)
+                let rollUpPeak = server.memory.peak
+                peak = max(peak, finalizePeak, rollUpPeak)
                 finalizes.append(finalize)
                 findings.say(
-                    String(format: "| %d | %@ | %.1f MB | %.2f s | %.2f s | %.2f |", size, push, megabytesPushed, finalize, rollUp, rollUp / finalize))
+                    String(
+                        format: "| %d | %@ | %.1f MB | %.2f s | %.2f s | %.2f | %@ / %@ / %@ |", size, push, megabytesPushed, finalize,
+                        rollUp, rollUp / finalize, megabytes(before - rssIdle), megabytes(finalizePeak - rssIdle),
+                        megabytes(rollUpPeak - rssIdle)))
                 if push != "first" {
                     findings.check(
                         rollUp <= finalize,
@@ -64,7 +76,7 @@ struct RollUpScenario {
             findings.say(String(format: "- first push of %d new cases = %.2f× a later push of the same size (goal ≤ 1.5×)", size, ratio))
             findings.check(ratio <= 1.5, String(format: "rollups: a first push of %d cases cost %.2f× a later one", size, ratio))
         }
-        let peak = server.memory.peak
+        peak = max(peak, server.memory.peak)
         try await Task.sleep(for: .seconds(settleSeconds))
         let settled = server.memory.rss
         findings.say(
