@@ -22,14 +22,18 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
         // the bytes go once parsed; collected here, this frame would hold them for the whole finalize.
         if KenshoDecodeMiddleware<Context>.applies(to: request) { return try await next(request, context) }
         var request = request
+        _ = try await Self.collect(&request, maxBytes: maxBytes)
+        return try await next(request, context)
+    }
+
+    /// The body, collected into the request, or 413 past `maxBytes` (also for a chunked body that streamed past it).
+    static func collect(_ request: inout Request, maxBytes: Int) async throws -> ByteBuffer {
         do {
-            _ = try await request.collectBody(upTo: maxBytes)
+            return try await request.collectBody(upTo: maxBytes)
         } catch is NIOTooManyBytesError {
-            // A chunked body that streamed past the limit.
             throw DomainError.payloadTooLarge(limit: maxBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw DomainError.payloadTooLarge(limit: maxBytes)
         }
-        return try await next(request, context)
     }
 }

@@ -30,14 +30,7 @@ struct KenshoDecodeMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// Collects and parses the body, then leaves the request with `{}`: the buffer dies with this frame.
     static func decode(_ request: inout Request, maxBytes: Int) async throws -> KenshoRun {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maxBytes)
-        } catch is NIOTooManyBytesError {
-            throw DomainError.payloadTooLarge(limit: maxBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw DomainError.payloadTooLarge(limit: maxBytes)
-        }
+        let buffer = try await BodyLimitMiddleware<Context>.collect(&request, maxBytes: maxBytes)
         request.body = RequestBody(buffer: ByteBuffer(string: "{}"))
         try NULTextMiddleware<Context>.refuseNUL(in: buffer, kensho: true)
         return try buffer.withUnsafeReadableBytes { raw in

@@ -41,15 +41,7 @@ extension WebPages {
             row["passRateText"] = Self.percent(row["passRate"] as? Double)
             return row
         }
-        view["recentRuns"] = (view["recentRuns"] as? [[String: Any]] ?? []).map { run -> [String: Any] in
-            var row = run
-            let totals = run["totals"] as? [String: Any] ?? [:]
-            let failing = (totals["failed"] as? Int ?? 0) + (totals["broken"] as? Int ?? 0)
-            row["failing"] = failing
-            row["statusClass"] = failing > 0 ? "failed" : "passed"
-            row["symbol"] = failing > 0 ? "✘" : "✔"
-            return row
-        }
+        view["recentRuns"] = (view["recentRuns"] as? [[String: Any]] ?? []).map(Self.runRow)
         return ("overview", view)
     }
 }

@@ -42,15 +42,7 @@ extension WebPages {
         }
         if case .ok(let page) = try await runsPage {
             let body = try page.body.json
-            view["runs"] = try body.items.map { run -> [String: Any] in
-                var row = try Self.plain(run)
-                let totals = row["totals"] as? [String: Any] ?? [:]
-                let failing = (totals["failed"] as? Int ?? 0) + (totals["broken"] as? Int ?? 0)
-                row["failing"] = failing
-                row["statusClass"] = failing > 0 ? "failed" : "passed"
-                row["symbol"] = failing > 0 ? "✘" : "✔"
-                return row
-            }
+            view["runs"] = try body.items.map { Self.runRow(try Self.plain($0)) }
             if let next = body.nextCursor.value as? String {
                 var parts = ["workspace=" + workspaceSlug, "window=" + window.rawValue, "cursor=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")]
                 if let branch { parts.append("branch=" + (branch.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }

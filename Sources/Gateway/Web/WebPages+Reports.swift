@@ -9,6 +9,17 @@ extension WebPages {
 
     static let symbols = ["passed": "✔", "failed": "✘", "broken": "⚠", "skipped": "○"]
 
+    /// A run in a list: its failing count, and a class and symbol that say pass or fail (never colour alone).
+    static func runRow(_ run: [String: Any]) -> [String: Any] {
+        var row = run
+        let totals = run["totals"] as? [String: Any] ?? [:]
+        let failing = (totals["failed"] as? Int ?? 0) + (totals["broken"] as? Int ?? 0)
+        row["failing"] = failing
+        row["statusClass"] = failing > 0 ? "failed" : "passed"
+        row["symbol"] = failing > 0 ? "✘" : "✔"
+        return row
+    }
+
     static func duration(_ ms: Int?) -> String {
         guard let ms else { return "" }
         if ms < 1000 { return "\(ms) ms" }
@@ -35,14 +46,7 @@ extension WebPages {
                 if case .ok(let page) = try await api.listProjectRuns(
                     .init(path: .init(project: slug), query: .init(workspace: grant.workspaceSlug, limit: 8)))
                 {
-                    row["runs"] = try page.body.json.items.map { run -> [String: Any] in
-                        var item = try Self.plain(run)
-                        let totals = item["totals"] as? [String: Any] ?? [:]
-                        let failing = (totals["failed"] as? Int ?? 0) + (totals["broken"] as? Int ?? 0)
-                        item["statusClass"] = failing > 0 ? "failed" : "passed"
-                        item["symbol"] = failing > 0 ? "✘" : "✔"
-                        return item
-                    }
+                    row["runs"] = try page.body.json.items.map { Self.runRow(try Self.plain($0)) }
                 }
                 rows.append(row)
             }
