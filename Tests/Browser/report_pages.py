@@ -232,8 +232,12 @@ try:
     secret = driver.find_element(By.ID, "new-secret").text if driver.find_elements(By.ID, "new-secret") else ""
     check(secret.startswith("krt_"), f"not a token secret: {secret[:8]}")
     shot("09-settings-token")
-    driver.refresh()
+    # Opened again (not reloaded: reloading a form's answer sends the form again), the secret is gone and the
+    # token is listed once.
+    driver.get(base.rstrip("/") + "/workspaces/default/settings")
     check(secret and secret not in driver.page_source, "the secret is shown again")
+    listed = [row for row in driver.find_elements(By.CSS_SELECTOR, "#tokens tbody tr") if "ci-browser" in row.text]
+    check(len(listed) == 1, f"the new token is listed {len(listed)} times")
     driver.find_element(By.CSS_SELECTOR, "form[action$='/invitations'] input[name=email]").send_keys("new.member@example.com")
     driver.find_element(By.CSS_SELECTOR, "form[action$='/invitations'] button").click()
     wait_for(lambda: driver.find_elements(By.ID, "new-secret"), "the invitation link is not shown")
