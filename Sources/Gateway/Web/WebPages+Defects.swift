@@ -21,7 +21,7 @@ extension WebPages {
             .init(path: .init(project: slug), query: .init(workspace: grant.workspaceSlug, status: status, limit: 100)))
         else { throw DomainError.internalError }
         let canTriage = grant.role.canWrite
-        let csrf = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        let csrf = formProof(identity)
         let back = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         let defects = try page.body.json.items.map { defect -> [String: Any] in
             var row = try Self.plain(defect)

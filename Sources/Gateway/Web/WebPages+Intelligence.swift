@@ -56,7 +56,7 @@ extension WebPages {
         var view: [String: Any] = [
             "title": "Flaky · \(project.slug)", "project": project.slug, "workspace": grant.workspaceSlug,
             "policy": policy, "canAdminister": grant.role.canAdminister,
-            "csrf": identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : "",
+            "csrf": formProof(identity),
         ]
         view["items"] = (body["items"] as? [[String: Any]] ?? []).map { item -> [String: Any] in
             var row = item
@@ -78,7 +78,7 @@ extension WebPages {
         guard let identity = await identity(request) else { return redirect("/login") }
         let fields = try await Self.form(request)
         if let refusal = refuseUnprovenForm(fields, identity: identity, request: request) { return refusal }
-        let workspace = (fields["workspace"] ?? request.uri.queryParameters["workspace"].map(String.init)).flatMap { $0.isEmpty ? nil : $0 }
+        let workspace = Self.formWorkspace(fields, request)
         func reshow(_ message: String) async throws -> Response {
             try await page(request) { identity in try await flakyPage(slug, request: request, identity: identity, policyError: message) }
         }
@@ -136,7 +136,7 @@ extension WebPages {
             }
         }
         let canTriage = grant.role.canWrite
-        let csrf = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        let csrf = formProof(identity)
         let body = try Self.plain(got.body.json)
         let items = (body["items"] as? [[String: Any]] ?? []).map { item -> [String: Any] in
             var row = item
@@ -170,7 +170,7 @@ extension WebPages {
         guard let identity = await identity(request) else { return redirect("/login") }
         let fields = try await Self.form(request)
         if let refusal = refuseUnprovenForm(fields, identity: identity, request: request) { return refusal }
-        let workspace = (fields["workspace"] ?? request.uri.queryParameters["workspace"].map(String.init)).flatMap { $0.isEmpty ? nil : $0 }
+        let workspace = Self.formWorkspace(fields, request)
         let fingerprint = fields["fingerprint"] ?? ""
         do {
             try await RequestIdentity.$current.withValue(identity) {

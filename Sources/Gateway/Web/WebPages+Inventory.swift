@@ -71,7 +71,7 @@ extension WebPages {
             view["defectChoices"] = choices
             view["hasDefectChoices"] = !choices.isEmpty
         }
-        view["csrf"] = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        view["csrf"] = formProof(identity)
         if let editError { view["editError"] = editError }
         return ("inventory-case", view)
     }

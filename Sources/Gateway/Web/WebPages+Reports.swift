@@ -216,7 +216,7 @@ extension WebPages {
             view["otherBranches"] = order.map { ["branch": $0, "results": strips[$0] ?? []] }
         }
         view["canEdit"] = grant.role.canWrite
-        view["csrf"] = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        view["csrf"] = formProof(identity)
         if let editError { view["editError"] = editError }
         let steps = view["steps"] as? [[String: Any]] ?? []
         view["hasSteps"] = !steps.isEmpty

@@ -144,7 +144,7 @@ extension WebPages {
         async let tokens = api.listTokens(.init(path: .init(workspace: ws)))
         async let members = api.listMembers(.init(path: .init(workspace: ws)))
         async let invitations = api.listInvitations(.init(path: .init(workspace: ws)))
-        let csrf = identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+        let csrf = formProof(identity)
         // Roles the visitor may hand out: never above their own.
         let grantable = Role.allCases.filter { $0 <= grant.role }.sorted(by: >).map(\.rawValue)
         var view: [String: Any] = ["title": "Settings · \(ws)", "workspace": ws, "csrf": csrf]

@@ -166,13 +166,23 @@ struct WebPages: Sendable {
         return errorPage(.forbidden("The form was not Kaizen's: it lacks this session's proof."), identity: identity)
     }
 
+    /// The CSRF proof a page's forms carry: a sign-in session's; empty for a bearer token, which needs none.
+    func formProof(_ identity: Identity) -> String {
+        identity.isSignInSession ? deps.sessions.csrfToken(sessionTokenID: identity.tokenID) : ""
+    }
+
+    /// The workspace a project form names: its hidden field, else the action's `?workspace=`.
+    static func formWorkspace(_ fields: [String: String], _ request: Request) -> String? {
+        (fields["workspace"] ?? request.uri.queryParameters["workspace"].map(String.init)).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     func html(
         _ template: String, _ view: [String: Any], identity: Identity?, email: String? = nil, status: HTTPResponse.Status = .ok
     ) -> Response {
         var view = view
         view["version"] = deps.version
         if let identity, identity.isSignInSession {
-            view["user"] = ["email": email ?? "", "csrf": deps.sessions.csrfToken(sessionTokenID: identity.tokenID)]
+            view["user"] = ["email": email ?? "", "csrf": formProof(identity)]
         }
         if let identity { view["nav"] = Self.navigation(identity, current: view["workspace"] as? String) }
         let text = library.render(view, withTemplate: template) ?? ""
