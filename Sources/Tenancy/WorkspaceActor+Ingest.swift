@@ -8,7 +8,8 @@ struct BaselineKey: Hashable {
 
 struct Baseline {
     let run: RunRecord
-    let statuses: [String: CaseStatus]
+    /// By case key digest.
+    let statuses: [CaseKeyDigest: CaseStatus]
 }
 
 /// What a finalize answers.
@@ -76,10 +77,12 @@ extension WorkspaceActor {
     /// (so they never collide), a unique (project, seq) constraint orders every node's, and roll-ups follow
     /// the same numbers. When another node took the number first, everything cached about the project
     /// may be stale: it is reloaded and the run computed again, exactly as a sequential replay would.
-    public func finalize(
+    public nonisolated func finalize(
         project: Project, run: ValidatedRun, attachments: [DeclaredAttachment], quota: RateLimit
     ) async throws -> FinalizeOutcome {
-        try await sequenced(key: "project:\(project.id)") { actor in
+        // Before the lane: digesting 100,000 keys is work no other finalize of the project need wait for.
+        let digests = CaseKeyDigest.of(run.cases.lazy.map(\.key))
+        return try await sequenced(key: "project:\(project.id)") { actor in
             if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
                 return try await actor.replay(existing)
             }
@@ -88,12 +91,12 @@ extension WorkspaceActor {
             while true {
                 attempt += 1
                 let baseline = try await actor.baseline(project: project, branch: run.branch)
-                let (summary, buckets) = RegressionSummary.compute(run.cases, baseline: baseline?.statuses ?? [:])
+                let (summary, buckets) = RegressionSummary.compute(run.cases, digests: digests, baseline: baseline?.statuses ?? [:])
                 let seq = try await actor.nextRunSequence(projectID: project.id)
                 let new = NewRun(
                     id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
                     regression: summary, buckets: buckets, seq: seq, attachments: attachments,
-                    knownCaseIDs: actor.caseIDs[project.id] ?? [:])
+                    knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests)
                 let stored: RunRecord
                 do {
                     let persisted = try await actor.repos.runs.persist(new)
@@ -112,7 +115,7 @@ extension WorkspaceActor {
                 }
                 actor.runSeqs[project.id] = seq
                 actor.remember(
-                    Baseline(run: stored, statuses: Dictionary(run.cases.map { ($0.key, $0.status) }, uniquingKeysWith: { a, _ in a })),
+                    Baseline(run: stored, statuses: Dictionary(zip(digests, run.cases.lazy.map(\.status)), uniquingKeysWith: { a, _ in a })),
                     projectID: project.id)
                 return FinalizeOutcome(run: stored, baseline: baseline?.run, replayed: false)
             }
@@ -149,17 +152,18 @@ extension WorkspaceActor {
             run = try await repos.runs.latestRun(projectID: project.id, branch: project.defaultBranch)
         }
         guard let run else { return nil }
-        let loaded = Baseline(run: run, statuses: try await repos.runs.caseStatuses(runID: run.id))
+        let statuses = try await repos.runs.caseStatuses(runID: run.id)
+        let loaded = Baseline(run: run, statuses: Dictionary(uniqueKeysWithValues: statuses.lazy.map { (CaseKeyDigest($0.key), $0.value) }))
         if run.branch == branch { remember(loaded, projectID: project.id) }
         return loaded
     }
 
-    /// At most `maxCachedCaseIDs` ids per workspace (about 100 bytes each): a workspace over it keeps
+    /// At most `maxCachedCaseIDs` ids per workspace (about 60 bytes each): a workspace over it keeps
     /// only the latest project's, and the others look theirs up again in their next transaction.
     static let maxCachedCaseIDs = 250_000
 
     /// Drops the ingest caches (case ids, the baselines' statuses) once no finalize has used them for
-    /// `idleNanos`: a quiet workspace gives their memory back (100k cases hold ~15 MB), and its next
+    /// `idleNanos`: a quiet workspace gives their memory back (100k cases hold ~7 MB), and its next
     /// finalize reads them again from the shard. They are hints only (ids never change, a baseline is
     /// reloaded whenever it is missing), so dropping them at any moment is safe. Returns whether it did.
     public func coolDown(idleNanos: UInt64) -> Bool {
@@ -174,7 +178,7 @@ extension WorkspaceActor {
     /// Whether the ingest caches hold anything (for tests and diagnostics).
     public var holdsIngestCaches: Bool { !caseIDs.isEmpty || !baselines.isEmpty }
 
-    func rememberCaseIDs(_ ids: [String: String], projectID: String) {
+    func rememberCaseIDs(_ ids: CaseIDMap, projectID: String) {
         ingestCachesUsedNanos = clock()
         guard ids.count <= Self.maxCachedCaseIDs else {
             caseIDs[projectID] = nil

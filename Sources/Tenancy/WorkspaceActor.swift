@@ -33,9 +33,9 @@ public actor WorkspaceActor {
     var baselines: [BaselineKey: Baseline] = [:]
     /// Per project: the finalizes of the last minute (the quota's rolling window).
     var finalizeQuota: [String: SlidingWindowLog] = [:]
-    /// Per project: inventory id by case key. Ids never change, so a cached id is always right; the
-    /// next finalize of the project then only sends the inventory its new cases.
-    var caseIDs: [String: [String: String]] = [:]
+    /// Per project: inventory id (the ULID of `case_…`) by case key digest. Ids never change, so a cached
+    /// id is always right; the next finalize of the project then only sends the inventory its new cases.
+    var caseIDs: [String: CaseIDMap] = [:]
     /// When a finalize last used the ingest caches above (`clock` nanoseconds).
     var ingestCachesUsedNanos: UInt64 = 0
     /// Recently read runs by id. A stored run never changes, so the cache needs no invalidation.

@@ -33,6 +33,27 @@ import Testing
         #expect(!ResourceID.isValid("prj_nope", prefix: .project))
     }
 
+    @Test func resourceIDsRoundTripThroughTheirULID() throws {
+        let id = ResourceID.make(.testCase)
+        let ulid = try #require(ResourceID.ulid(id, prefix: .testCase))
+        #expect(ResourceID.string(.testCase, ulid) == id)
+        #expect(ulid.lowercased == ulid.description.lowercased())
+        let written = ulid.withLowercasedBytes { String(decoding: $0, as: UTF8.self) }
+        #expect("case_" + written == id)
+        #expect(ResourceID.ulid(id, prefix: .run) == nil)
+        #expect(ResourceID.ulid("case_nope", prefix: .testCase) == nil)
+    }
+
+    /// The ingest caches' key: equal keys give equal digests, and 200,000 distinct keys shaped like a
+    /// suite's (the shape the load harness pushes) give 200,000 distinct digests.
+    @Test func caseKeyDigestsTellKeysApart() {
+        #expect(CaseKeyDigest("Suite1::test_1") == CaseKeyDigest("Suite1::test_1"))
+        #expect(CaseKeyDigest("Suite1::test_1") != CaseKeyDigest("Suite1::test_10"))
+        #expect(CaseKeyDigest("") != CaseKeyDigest("\u{0}"))
+        let keys = (0..<200_000).map { "Suite\($0 % 40)::test_\($0)" }
+        #expect(Set(CaseKeyDigest.of(keys)).count == keys.count)
+    }
+
     @Test(arguments: ["acme", "acme-web", "a", "a1-b2", String(repeating: "x", count: 63)])
     func validSlugs(_ slug: String) {
         #expect(Slug.problem(slug) == nil)

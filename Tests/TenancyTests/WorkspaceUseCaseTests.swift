@@ -206,7 +206,7 @@ final class MemoryRuns: RunRepository {
             }
             rows.append(Stored(record: record, statuses: Dictionary(new.run.cases.map { ($0.key, $0.status) }) { a, _ in a }))
         }
-        return PersistedRun(run: record, caseIDs: [:])
+        return PersistedRun(run: record, caseIDs: CaseIDMap())
     }
     func run(id: String) async throws -> RunRecord? { rows.withLock { $0.first { $0.record.id == id }?.record } }
     func run(projectID: String, externalRunId: String) async throws -> RunRecord? {

@@ -20,7 +20,19 @@ public enum IDPrefix: String, Sendable, CaseIterable {
 public enum ResourceID {
     /// A new ID such as `prj_01JD3…`, lower-cased like the examples in the API documents.
     public static func make(_ prefix: IDPrefix, milliseconds: UInt64 = Clock.nowMilliseconds()) -> String {
-        "\(prefix.rawValue)_\(ULID(milliseconds: milliseconds).description.lowercased())"
+        string(prefix, ULID(milliseconds: milliseconds))
+    }
+
+    /// The ID `<prefix>_<ulid>` in its lower-case form.
+    public static func string(_ prefix: IDPrefix, _ ulid: ULID) -> String {
+        "\(prefix.rawValue)_\(ulid.lowercased)"
+    }
+
+    /// The ULID of an ID of `prefix`; nil when `id` is not one.
+    public static func ulid(_ id: String, prefix: IDPrefix) -> ULID? {
+        let expected = prefix.rawValue + "_"
+        guard id.hasPrefix(expected) else { return nil }
+        return ULID(string: id.dropFirst(expected.count))
     }
 
     /// True when `id` is `<prefix>_<ULID>`. Used to turn malformed path IDs into 404s without a query.

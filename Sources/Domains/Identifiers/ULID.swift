@@ -7,6 +7,7 @@ public struct ULID: Hashable, Sendable, CustomStringConvertible {
     public let low: UInt64  // 64 random bits
 
     static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+    static let lowerAlphabet: [UInt8] = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
 
     public init(milliseconds: UInt64, random: (UInt16, UInt64)) {
         self.high = (milliseconds & 0xFFFF_FFFF_FFFF) << 16 | UInt64(random.0)
@@ -21,17 +22,35 @@ public struct ULID: Hashable, Sendable, CustomStringConvertible {
 
     public var milliseconds: UInt64 { high >> 16 }
 
-    public var description: String {
+    public var description: String { render(Self.alphabet) }
+
+    /// The lower-case form used in Kaizen's IDs (`ResourceID`).
+    public var lowercased: String { render(Self.lowerAlphabet) }
+
+    /// Hands the 26 lower-case characters to `body` without allocating (for writers of many IDs).
+    public func withLowercasedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 26) { out in
+            fill(out, Self.lowerAlphabet)
+            return try body(UnsafeRawBufferPointer(out))
+        }
+    }
+
+    private func render(_ alphabet: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: 26) { out in
+            fill(out, alphabet)
+            return 26
+        }
+    }
+
+    private func fill(_ out: UnsafeMutableBufferPointer<UInt8>, _ alphabet: [UInt8]) {
         // 130 bits of output for 128 bits of value: the first character carries the top 3 bits.
-        var out = [UInt8](repeating: 0, count: 26)
         var hi = high
         var lo = low
         for i in stride(from: 25, through: 0, by: -1) {
-            out[i] = Self.alphabet[Int(lo & 0x1F)]
+            out[i] = alphabet[Int(lo & 0x1F)]
             lo = (lo >> 5) | ((hi & 0x1F) << 59)
             hi >>= 5
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses the 26-character form (case-insensitive, Crockford aliases I/L → 1, O → 0).

@@ -42,15 +42,17 @@ public struct RegressionSummary: Sendable, Hashable, Codable {
         }
     }
 
-    /// Classifies every case of `cases` against `baseline` (case key → final status).
-    public static func compute(_ cases: [ValidatedCase], baseline: [String: CaseStatus]) -> (
+    /// Classifies every case of `cases` against `baseline`, the baseline run's final statuses by case key
+    /// digest; `digests` are the cases' key digests in order.
+    public static func compute(_ cases: [ValidatedCase], digests: [CaseKeyDigest], baseline: [CaseKeyDigest: CaseStatus]) -> (
         summary: RegressionSummary, buckets: [RegressionBucket?]
     ) {
+        precondition(digests.count == cases.count, "one digest per case")
         var summary = RegressionSummary()
         var buckets: [RegressionBucket?] = []
         buckets.reserveCapacity(cases.count)
-        for item in cases {
-            let bucket = RegressionBucket.classify(current: item.status, baseline: baseline[item.key])
+        for (index, item) in cases.enumerated() {
+            let bucket = RegressionBucket.classify(current: item.status, baseline: baseline[digests[index]])
             summary.count(bucket)
             buckets.append(bucket)
         }

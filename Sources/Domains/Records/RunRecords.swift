@@ -157,15 +157,20 @@ public struct NewRun: Sendable {
     public let seq: Int64
     /// Attachments of the run that are stored (declared at init and present in the blob store).
     public let attachments: [DeclaredAttachment]
-    /// Inventory ids already known for case keys (the workspace actor's cache). Keys not in it are
-    /// inserted or looked up in the transaction; the ids of a project's cases never change.
-    public let knownCaseIDs: [String: String]
+    /// Inventory ids (the ULIDs of `case_…` ids) already known by case key digest (the workspace actor's
+    /// cache). Keys not in it are inserted or looked up in the transaction; a case's id never changes.
+    public let knownCaseIDs: CaseIDMap
+    /// The digest of each case's key, in `run.cases` order.
+    public let keyDigests: [CaseKeyDigest]
 
     public init(
         id: String, projectID: String, run: ValidatedRun, baselineRunID: String?, regression: RegressionSummary,
-        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: [String: String] = [:]
+        buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: CaseIDMap = CaseIDMap(),
+        keyDigests: [CaseKeyDigest]? = nil
     ) {
         self.knownCaseIDs = knownCaseIDs
+        let digests = keyDigests ?? []
+        self.keyDigests = digests.count == run.cases.count ? digests : CaseKeyDigest.of(run.cases.lazy.map(\.key))
         self.id = id
         self.projectID = projectID
         self.run = run
@@ -180,9 +185,10 @@ public struct NewRun: Sendable {
 /// What persisting a run stored, and the inventory ids of its cases (for the caller's cache).
 public struct PersistedRun: Sendable {
     public let run: RunRecord
-    public let caseIDs: [String: String]
+    /// Every case id the transaction knew, by key digest (the cache's and the run's).
+    public let caseIDs: CaseIDMap
 
-    public init(run: RunRecord, caseIDs: [String: String]) {
+    public init(run: RunRecord, caseIDs: CaseIDMap) {
         self.run = run
         self.caseIDs = caseIDs
     }

@@ -33,12 +33,13 @@ struct RunWriter: Sendable {
 
         return try await server.transaction { connection in
             var caseIDs = new.knownCaseIDs
+            let digests = new.keyDigests
             if caseIDs.isEmpty {
                 try await Self.lookUpCaseIDs(of: run, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
             }
             // Only cases the cache (or the look-up) does not know go through the inventory statements.
-            let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { caseIDs[run.cases[$0].key] == nil }
-            let inventory = InventoryColumns(run, indices: unknown)
+            let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { !caseIDs.contains(digests[$0]) }
+            let inventory = InventoryColumns(run, digests: digests, indices: unknown)
             if !inventory.keys.isEmpty {
                 caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
                 // New cases are usually new to everyone: they go in with COPY under the ids made here. If
@@ -53,7 +54,7 @@ struct RunWriter: Sendable {
                         try await inventory.copy(workspaceID: ws, projectID: new.projectID, to: writer)
                     }
                     try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
-                    for (key, id) in zip(inventory.keys, inventory.newIDs) { caseIDs[key] = id }
+                    for (digest, id) in zip(inventory.digests, inventory.newULIDs) { caseIDs.set(digest, ulid: id) }
                 } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
                     try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
                     try await Self.insertMissingCases(inventory, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
@@ -82,7 +83,7 @@ struct RunWriter: Sendable {
                           "fingerprint"],
                 logger: logger
             ) { writer in
-                try await copy.results(run.cases, buckets: new.buckets, caseIDs: caseIDs, to: writer)
+                try await copy.results(run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: digests, to: writer)
             }
             if run.cases.contains(where: { !$0.steps.isEmpty }) {
                 try await connection.copyFrom(
@@ -118,7 +119,7 @@ struct RunWriter: Sendable {
     /// run's keys, in one read, so that only new cases are inserted. Before that look-up, one probe
     /// says whether the project has any case at all, so a project's first push pays nothing for it.
     static func lookUpCaseIDs(
-        of run: ValidatedRun, projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        of run: ValidatedRun, projectID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         var known = false
@@ -136,7 +137,7 @@ struct RunWriter: Sendable {
 
     /// The ids the project's inventory holds for `keys`, as one row of arrays.
     static func takeExistingCaseIDs(
-        keys: [String], projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        keys: [String], projectID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         for try await (foundKeys, ids) in try await connection.query(
@@ -146,13 +147,13 @@ struct RunWriter: Sendable {
             """, logger: logger
         ).decode(([String], [String]).self) {
             guard foundKeys.count == ids.count else { continue }
-            for (key, id) in zip(foundKeys, ids) { caseIDs[key] = id }
+            for (key, id) in zip(foundKeys, ids) { caseIDs.set(CaseKeyDigest(key), id: id) }
         }
     }
 
     /// Inserts the cases of `inventory` no one has added yet and takes the ids of those someone has.
     static func insertMissingCases(
-        _ inventory: InventoryColumns, projectID: String, workspaceID ws: String, into caseIDs: inout [String: String],
+        _ inventory: InventoryColumns, projectID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         for try await (key, id) in try await connection.query(
@@ -165,9 +166,9 @@ struct RunWriter: Sendable {
             RETURNING case_key, id
             """, logger: logger
         ).decode((String, String).self) {
-            caseIDs[key] = id
+            caseIDs.set(CaseKeyDigest(key), id: id)
         }
-        let taken = inventory.keys.filter { caseIDs[$0] == nil }
+        let taken = zip(inventory.keys, inventory.digests).filter { !caseIDs.contains($0.1) }.map(\.0)
         guard !taken.isEmpty else { return }
         try await takeExistingCaseIDs(keys: taken, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
     }
@@ -179,15 +180,20 @@ struct RunWriter: Sendable {
 struct InventoryColumns: Sendable {
     var newIDs = [String](), keys = [String](), names = [String](), suites = [String](), fullNames = [String](),
         files = [String]()
+    /// The new ids' ULIDs and the keys' digests, for the caller's map.
+    var newULIDs = [ULID](), digests = [CaseKeyDigest]()
 
-    init(_ run: ValidatedRun, indices: [Int]) {
+    init(_ run: ValidatedRun, digests runDigests: [CaseKeyDigest], indices: [Int]) {
         let now = Clock.nowMilliseconds()
         var seen = Set<String>()
         for index in indices {
             let item = run.cases[index]
             // A key twice in one run is one case (its first occurrence describes it).
             guard seen.insert(item.key).inserted else { continue }
-            newIDs.append(ResourceID.make(.testCase, milliseconds: now))
+            let ulid = ULID(milliseconds: now)
+            newULIDs.append(ulid)
+            digests.append(runDigests[index])
+            newIDs.append(ResourceID.string(.testCase, ulid))
             keys.append(item.key)
             names.append(item.name)
             suites.append(item.suite ?? "")
@@ -232,17 +238,25 @@ struct CopyRows: Sendable {
     }
 
     func results(
-        _ cases: [ValidatedCase], buckets: [RegressionBucket?], caseIDs: [String: String], to writer: PostgresCopyFromWriter
+        _ cases: [ValidatedCase], buckets: [RegressionBucket?], caseIDs: CaseIDMap, digests: [CaseKeyDigest],
+        to writer: PostgresCopyFromWriter
     ) async throws {
         var out = Self.chunk()
         for (index, item) in cases.enumerated() {
-            guard let caseID = caseIDs[item.key] else {
+            guard let caseID = caseIDs[digests[index]] else {
                 throw StorageError.configuration("case key \(item.key) has no inventory row")
             }
             out.writeString(prefix)
             out.writeString(String(index))
             out.writeString("\t")
-            out.writeString(CopyText.field(caseID))
+            switch caseID {
+            case .ulid(let ulid):
+                // `case_` and 26 base-32 characters: nothing to escape, written without making a string.
+                out.writeString("case_")
+                ulid.withLowercasedBytes { out.writeBytes($0) }
+            case .text(let text):
+                out.writeString(CopyText.field(text))
+            }
             out.writeString("\t")
             out.writeString(item.status.rawValue)
             out.writeString("\t")

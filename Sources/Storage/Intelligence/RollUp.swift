@@ -40,8 +40,8 @@ enum RollUpError: Error, CustomStringConvertible {
 
 /// Knobs of the roll-up that tests turn to reach its paths with small data.
 public enum RollUpTuning {
-    /// How many cases' windows a roll-up reads, folds and writes at once (its memory is bounded by this,
-    /// not by the run).
+    /// How many cases' windows (and then stats) a roll-up reads, folds and writes at once (its memory is
+    /// bounded by this, not by the run).
     @TaskLocal public static var windowSliceCases = 20_000
 }
 
@@ -389,8 +389,6 @@ struct RollUp: Sendable {
     ) async throws {
         let (order, deltas) = CaseStatsDelta.fold(runs)
         guard !order.isEmpty else { return }
-        var columns = CaseStatsColumns()
-        for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
         // A project's first roll-up has no stats to update: all its cases are inserted.
         var known = false
         for try await exists in try await connection.query(
@@ -398,6 +396,22 @@ struct RollUp: Sendable {
         ).decode(Bool.self) {
             known = exists
         }
+        // A slice of cases at a time, like the windows: the statement's nineteen bound arrays for a
+        // 100k-case run were tens of megabytes at once.
+        let sliceSize = max(1, RollUpTuning.windowSliceCases)
+        for start in stride(from: 0, to: order.count, by: sliceSize) {
+            try await writeCaseStatsSlice(
+                order[start..<min(start + sliceSize, order.count)], deltas: deltas, known: known, projectID: projectID,
+                verdicts: verdicts, workspaceID: ws, on: connection, logger: logger)
+        }
+    }
+
+    static func writeCaseStatsSlice(
+        _ order: ArraySlice<String>, deltas: [String: CaseStatsDelta], known: Bool, projectID: String,
+        verdicts: [String: CaseVerdictChange], workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var columns = CaseStatsColumns()
+        for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
         var missing = columns
         if known {
             var updated: Set<String> = []
