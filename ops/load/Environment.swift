@@ -65,6 +65,15 @@ final class LoadEnvironment: Sendable {
 
     func stop() async {
         await postgres.stop()
+        // With a chosen server log level, the servers' logs are what was asked for: they outlive the run.
+        if ProcessInfo.processInfo.environment["KAIZEN_LOAD_SERVER_LOG_LEVEL"] != nil {
+            let kept = root + "-logs"
+            try? FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasSuffix(".log") {
+                try? FileManager.default.moveItem(atPath: root + "/" + name, toPath: kept + "/" + name)
+            }
+            FileHandle.standardError.write(Data("kaizen-load: the servers' logs are in \(kept)\n".utf8))
+        }
         try? FileManager.default.removeItem(atPath: root)
     }
 }
