@@ -82,6 +82,8 @@ extension WorkspaceActor {
     ) async throws -> FinalizeOutcome {
         // Before the lane: digesting 100,000 keys is work no other finalize of the project need wait for.
         let digests = CaseKeyDigest.of(run.cases.lazy.map(\.key))
+        // The gate and the quarantine are not sequenced state: read before the lane, like the digests.
+        let gateInputs = try await gateInputs(project: project, run: run)
         return try await sequenced(key: "project:\(project.id)") { actor in
             if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
                 return try await actor.replay(existing)
@@ -96,7 +98,8 @@ extension WorkspaceActor {
                 let new = NewRun(
                     id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
                     regression: summary, buckets: buckets, seq: seq, attachments: attachments,
-                    knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests)
+                    knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests,
+                    gate: actor.gateVerdict(project: project, run: run, buckets: buckets, inputs: gateInputs))
                 let stored: RunRecord
                 do {
                     let persisted = try await actor.repos.runs.persist(new)

@@ -144,7 +144,7 @@ final class MemoryStorage: Sendable {
             workspaceID: "ws_test", shardID: 0,
             repositories: TenantRepositories(
                 projects: projects, runs: runs, uploads: unused, inventory: unused, defects: unused, intelligence: unused,
-                analytics: unused, events: unused, jobs: unused),
+                analytics: unused, events: unused, jobs: unused, ci: MemoryCI()),
             blobs: unused, logger: .init(label: "test"), clock: clock)
     }
 }
@@ -241,6 +241,20 @@ final class MemoryRuns: RunRepository {
 }
 
 /// The repositories these tests never reach: any call is a failure of the test, reported as such.
+/// No gate and nothing quarantined: the finalize's gate answers `none`.
+final class MemoryCI: CIRepository {
+    func gate(projectID: String) async throws -> GateRecord { GateRecord(gate: nil, updatedBy: nil, updatedAt: nil) }
+    func setGate(projectID: String, gate: QualityGate, by actor: AuditActor) async throws -> GateRecord {
+        GateRecord(gate: gate, updatedBy: actor.id, updatedAt: Date())
+    }
+    func gateInputs(projectID: String, flakyKeys: [String]) async throws -> (gate: QualityGate?, context: GateContext) {
+        (nil, GateContext())
+    }
+    func quarantine(caseID: String, reason: String, expiresAt: Date?, by actor: AuditActor) async throws -> QuarantineRecord? { nil }
+    func release(caseID: String, by actor: AuditActor) async throws -> Bool { false }
+    func quarantined(projectID: String, after: String?, limit: Int) async throws -> [QuarantineRecord] { [] }
+}
+
 final class Unused: UploadRepository, InventoryRepository, DefectRepository, IntelligenceRepository, AnalyticsRepository,
     EventRepository, JobRepository, BlobStore
 {

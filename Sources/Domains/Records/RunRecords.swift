@@ -18,12 +18,15 @@ public struct RunRecord: Sendable, Hashable {
     /// Finalize order within the project.
     public let seq: Int64
     public let createdAt: Date
+    /// The quality gate's verdict as the finalize answered it (`none` for runs stored before gates).
+    public let gate: GateVerdict
 
     public init(
         id: String, projectID: String, externalRunId: String, branch: String, commit: String?, buildURL: String?,
         status: String, startedAt: Date?, finishedAt: Date?, env: [String: String], totals: RunTotals,
-        baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date
+        baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date, gate: GateVerdict = .none
     ) {
+        self.gate = gate
         self.id = id
         self.projectID = projectID
         self.externalRunId = externalRunId
@@ -162,12 +165,15 @@ public struct NewRun: Sendable {
     public let knownCaseIDs: CaseIDMap
     /// The digest of each case's key, in `run.cases` order.
     public let keyDigests: [CaseKeyDigest]
+    /// The quality gate's verdict on the run (stored with it, and a `run.gate_failed` event when failed).
+    public let gate: GateVerdict
 
     public init(
         id: String, projectID: String, run: ValidatedRun, baselineRunID: String?, regression: RegressionSummary,
         buckets: [RegressionBucket?], seq: Int64, attachments: [DeclaredAttachment], knownCaseIDs: CaseIDMap = CaseIDMap(),
-        keyDigests: [CaseKeyDigest]? = nil
+        keyDigests: [CaseKeyDigest]? = nil, gate: GateVerdict = .none
     ) {
+        self.gate = gate
         self.knownCaseIDs = knownCaseIDs
         let digests = keyDigests ?? []
         self.keyDigests = digests.count == run.cases.count ? digests : CaseKeyDigest.of(run.cases.lazy.map(\.key))

@@ -147,7 +147,7 @@ extension KaizenAPI {
         .init(
             internalRunId: outcome.run.id, kenshoReportUrl: reportURL(outcome.run.id),
             regression: try .init(outcome.run.regression, baseline: outcome.baseline),
-            totals: .init(outcome.run.totals), replayed: outcome.replayed)
+            totals: .init(outcome.run.totals), gate: .init(outcome.run.gate), replayed: outcome.replayed)
     }
 
     /// The run's page (the JSON is at `/v1/runs/{id}`).

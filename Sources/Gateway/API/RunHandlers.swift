@@ -31,7 +31,7 @@ extension KaizenAPI {
             id: run.id, project: .init(id: project.id, slug: project.slug), externalRunId: run.externalRunId,
             branch: run.branch, commit: run.commit, buildUrl: run.buildURL, status: .closed, startedAt: run.startedAt,
             finishedAt: run.finishedAt, env: .init(additionalProperties: run.env), totals: .init(run.totals),
-            regression: try .init(run.regression, baseline: baseline),
+            regression: try .init(run.regression, baseline: baseline), gate: .init(run.gate),
             casesUrl: "\(deps.ingest.publicURL.value)/v1/runs/\(run.id)/cases", kenshoReportUrl: reportURL(run.id),
             createdAt: run.createdAt)
     }

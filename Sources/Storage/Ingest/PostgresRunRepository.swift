@@ -24,7 +24,8 @@ public struct PostgresRunRepository: RunRepository {
 
     static let runColumns = """
         SELECT id, project_id, external_run_id, branch, commit_sha, build_url, status, started_at, finished_at, env::text AS env,
-               passed, failed, skipped, broken, flaky, baseline_run_id, new_failures, fixed, still_failing, seq, created_at
+               passed, failed, skipped, broken, flaky, baseline_run_id, new_failures, fixed, still_failing, seq, created_at,
+               gate::text AS gate
         FROM runs
         """
 
@@ -32,6 +33,7 @@ public struct PostgresRunRepository: RunRepository {
         let c = row.makeRandomAccess()
         func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try c[name].decode(T.self) }
         let env: String = try value("env")
+        let gate: String? = try value("gate")
         return RunRecord(
             id: try value("id"), projectID: try value("project_id"), externalRunId: try value("external_run_id"),
             branch: try value("branch"), commit: try value("commit_sha"), buildURL: try value("build_url"),
@@ -43,7 +45,8 @@ public struct PostgresRunRepository: RunRepository {
             baselineRunID: try value("baseline_run_id"),
             regression: RegressionSummary(
                 newFailures: try value("new_failures"), fixed: try value("fixed"), stillFailing: try value("still_failing")),
-            seq: try value("seq"), createdAt: try value("created_at"))
+            seq: try value("seq"), createdAt: try value("created_at"),
+            gate: gate.flatMap { try? JSONDecoder().decode(GateVerdict.self, from: Data($0.utf8)) } ?? .none)
     }
 
     func runs(_ whereClause: String, _ binds: PostgresBindings, suffix: String = "") async throws -> [RunRecord] {

@@ -30,6 +30,8 @@ struct RunWriter: Sendable {
             attSizes = new.attachments.map(\.size), attTypes = new.attachments.map(\.contentType)
         let totals = run.totals
         let summary = new.regression
+        let gate: String? = new.gate.status == .none && new.gate.forgiven.isEmpty
+            ? nil : String(decoding: try JSONEncoder().encode(new.gate), as: UTF8.self)
 
         return try await server.transaction { connection in
             var caseIDs = new.knownCaseIDs
@@ -64,11 +66,11 @@ struct RunWriter: Sendable {
                 """
                 INSERT INTO runs (workspace_id, id, project_id, external_run_id, branch, commit_sha, build_url, started_at,
                                   finished_at, env, passed, failed, skipped, broken, flaky, baseline_run_id,
-                                  new_failures, fixed, still_failing, seq)
+                                  new_failures, fixed, still_failing, seq, gate)
                 VALUES (\(ws), \(new.id), \(new.projectID), \(run.externalRunId), \(run.branch), \(run.commit), \(run.buildURL),
                         \(run.startedAt), \(run.finishedAt), \(env)::jsonb, \(totals.passed), \(totals.failed),
                         \(totals.skipped), \(totals.broken), \(totals.flaky), \(new.baselineRunID), \(summary.newFailures),
-                        \(summary.fixed), \(summary.stillFailing), \(new.seq))
+                        \(summary.fixed), \(summary.stillFailing), \(new.seq), \(gate)::jsonb)
                 RETURNING created_at
                 """, logger: logger)
             var createdAt = Date()
@@ -102,6 +104,19 @@ struct RunWriter: Sendable {
                     SELECT \(ws), \(new.id), * FROM UNNEST(\(attIDs)::text[], \(attShas)::text[], \(attSizes)::bigint[], \(attTypes)::text[])
                     """, logger: logger)
             }
+            if new.gate.status == .failed {
+                let failed: [[String: Any]] = new.gate.failedRules.map { outcome in
+                    var item: [String: Any] = ["rule": outcome.rule.rawValue, "actual": outcome.actual]
+                    if let limit = outcome.limit { item["limit"] = limit }
+                    if let detail = outcome.detail { item["detail"] = detail }
+                    return item
+                }
+                let payload = try JSONSerialization.data(
+                    withJSONObject: ["runId": new.id, "branch": run.branch, "failedRules": failed], options: [.sortedKeys])
+                try await RollUp.recordEvents(
+                    ids: [ResourceID.make(.event)], projectID: new.projectID, kind: "run.gate_failed", subjects: [new.id],
+                    payloads: [String(decoding: payload, as: UTF8.self)], workspaceID: ws, on: connection, logger: logger)
+            }
             // The post-ingest job commits with the run, so no stored run lacks its roll-up.
             try await JobQueue.enqueue(
                 workspaceID: ws, kind: JobQueue.rollupKind, payload: JobQueue.rollUpPayload(runID: new.id, projectID: new.projectID), on: connection,
@@ -110,7 +125,7 @@ struct RunWriter: Sendable {
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,
                 finishedAt: run.finishedAt, env: run.env, totals: totals, baselineRunID: new.baselineRunID,
-                regression: summary, seq: new.seq, createdAt: createdAt)
+                regression: summary, seq: new.seq, createdAt: createdAt, gate: new.gate)
             return PersistedRun(run: record, caseIDs: caseIDs)
         }
     }

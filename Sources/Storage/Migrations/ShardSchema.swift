@@ -461,5 +461,37 @@ enum ShardSchema {
                 )
                 """,
             ]),
+        Migration(
+            12, "quality gates and quarantine",
+            [
+                // Per project: its quality gate (QualityGate JSON), evaluated inside every finalize.
+                """
+                CREATE TABLE project_gates (
+                    workspace_id text NOT NULL,
+                    project_id   text NOT NULL,
+                    gate         jsonb NOT NULL,
+                    updated_by   text NOT NULL,
+                    updated_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, project_id)
+                )
+                """,
+                // The gate's verdict on the run (GateVerdict JSON), as its finalize answered; null before gates.
+                "ALTER TABLE runs ADD COLUMN gate jsonb",
+                // Quarantined cases: still run, stored and scored, but never fail a gate.
+                """
+                CREATE TABLE case_quarantine (
+                    workspace_id   text NOT NULL,
+                    case_id        text NOT NULL,
+                    project_id     text NOT NULL,
+                    reason         text NOT NULL,
+                    quarantined_by text NOT NULL,
+                    quarantined_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at     timestamptz,
+                    automatic      boolean NOT NULL DEFAULT false,
+                    PRIMARY KEY (workspace_id, case_id)
+                )
+                """,
+                "CREATE INDEX case_quarantine_project_idx ON case_quarantine (workspace_id, project_id, case_id)",
+            ]),
     ]
 }

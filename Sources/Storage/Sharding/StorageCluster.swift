@@ -83,7 +83,8 @@ public final class StorageCluster: TenantStorage {
             intelligence: PostgresIntelligenceRepository(server: server, workspaceID: workspaceID, logger: logger),
             analytics: PostgresAnalyticsRepository(server: server, workspaceID: workspaceID, logger: logger),
             events: PostgresEventRepository(server: server, workspaceID: workspaceID, logger: logger),
-            jobs: PostgresJobRepository(queue: JobQueue(server: server, logger: logger), workspaceID: workspaceID))
+            jobs: PostgresJobRepository(queue: JobQueue(server: server, logger: logger), workspaceID: workspaceID),
+            ci: PostgresCIRepository(server: server, workspaceID: workspaceID, logger: logger))
     }
 
     /// Records (first start) or verifies (later starts) which position this server holds.

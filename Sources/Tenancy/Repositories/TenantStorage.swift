@@ -11,12 +11,14 @@ public struct TenantRepositories: Sendable {
     public let analytics: any AnalyticsRepository
     public let events: any EventRepository
     public let jobs: any JobRepository
+    public let ci: any CIRepository
 
     public init(
         projects: any ProjectRepository, runs: any RunRepository, uploads: any UploadRepository,
         inventory: any InventoryRepository, defects: any DefectRepository, intelligence: any IntelligenceRepository,
-        analytics: any AnalyticsRepository, events: any EventRepository, jobs: any JobRepository
+        analytics: any AnalyticsRepository, events: any EventRepository, jobs: any JobRepository, ci: any CIRepository
     ) {
+        self.ci = ci
         self.projects = projects
         self.runs = runs
         self.uploads = uploads
