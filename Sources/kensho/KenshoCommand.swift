@@ -17,6 +17,7 @@ struct KenshoCommand: AsyncParsableCommand {
 }
 
 enum FailOn: String, ExpressibleByArgument, CaseIterable {
+    case gate
     case newFailures = "new-failures"
     case failures
     case never
@@ -41,7 +42,11 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: "Branch (or KAIZEN_BRANCH; default: from run.json, the CI system or git).") var branch: String?
     @Option(help: "Convert these JUnit XML files (globs allowed) instead of reading DIRECTORY/run.json.") var junit: [String] = []
     @Option(help: "Convert this allure-results directory instead of reading DIRECTORY/run.json.") var allure: String?
-    @Option(help: "Exit 1 on: new-failures, failures (any failing case), never.") var failOn: FailOn = .newFailures
+    @Option(
+        help: """
+            Exit 1 on: gate (the project's quality gate failed), new-failures, failures (any failing case), never. \
+            Default: gate when the project has a gate for the branch, else new-failures.
+            """) var failOn: FailOn?
     @Option(help: "Attempts per request on 429, 502–504 and dropped connections.") var retries = 6
     @Option(help: "Parallel attachment uploads.") var parallel = 4
     @Option(help: "Give up on the whole push after this many seconds, retries included.") var timeout = 300
@@ -98,7 +103,8 @@ struct PushCommand: AsyncParsableCommand {
             print(Summary.text(result))
         }
         let failing = result.totals.failed + result.totals.broken
-        switch failOn {
+        switch failOn ?? (result.gate.status == "none" ? .newFailures : .gate) {
+        case .gate where result.gate.status == "failed": throw ExitCode(1)
         case .newFailures where result.newFailures > 0: throw ExitCode(1)
         case .failures where failing > 0: throw ExitCode(1)
         default: break
@@ -185,11 +191,30 @@ enum Summary {
             "Regression vs \(r.baselineRunId ?? "nothing (first run)"): \(count(r.newFailures, "new failure")), \(r.fixed) fixed, \(r.stillFailing) still failing")
         for name in r.newFailureNames { lines.append("  ✗ \(name)") }
         if r.newFailures > r.newFailureNames.count { lines.append("  … and \(r.newFailures - r.newFailureNames.count) more") }
+        switch r.gate.status {
+        case "passed": lines.append("Quality gate: passed")
+        case "failed":
+            lines.append("Quality gate: FAILED")
+            for rule in r.gate.rules where !rule.passed {
+                let limit = rule.limit.map { " (limit \(Self.number($0)))" } ?? ""
+                lines.append("  ✗ \(rule.rule): \(rule.detail ?? Self.number(rule.actual))\(limit)")
+            }
+        default: break
+        }
+        if r.gate.forgivenCount > 0 {
+            lines.append("Forgiven (quarantined): \(count(r.gate.forgivenCount, "failure"))")
+            for item in r.gate.forgiven.prefix(10) { lines.append("  ~ \(item.name) — \(item.reason)") }
+        }
         if r.uploaded + r.deduplicated > 0 {
             lines.append("Attachments: \(r.uploaded) uploaded, \(r.deduplicated) already stored")
         }
         lines.append("Report: \(r.reportUrl)")
         return lines.joined(separator: "\n")
+    }
+
+    /// 3 rather than 3.0; 0.95 as it is.
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// "1 new failure", "2 new failures".

@@ -194,6 +194,49 @@ import Testing
         }
     }
 
+    /// With a gate, `--fail-on` defaults to it: the failing rules are printed and the exit is 1; quarantined
+    /// failures are forgiven; `--fail-on new-failures` still judges by the regression alone.
+    @Test func theGateDecidesTheExitStatus() async throws {
+        let junit = fixture("junit/pytest-xunit1.xml")
+        try await PushTests.withProject { server, _ in
+            let admin = APIClient(baseURL: server.baseURL, token: server.adminToken)
+            let env = ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web",
+                       "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "90", "GITHUB_JOB": "unit", "GITHUB_REF_NAME": "main",
+                       "GITHUB_SHA": "0123abc"]
+            #expect(try await admin.put("/v1/projects/web/gate", json: ["rules": [["rule": "maxFailures", "limit": 0]]]).status == 200)
+            let gated = try await kensho(["push", "--junit", junit], env: env)
+            #expect(gated.status == 1, "\(gated.output)")
+            #expect(gated.output.contains("Quality gate: FAILED"))
+            #expect(gated.output.contains("✗ maxFailures: 3 (limit 0)"))
+
+            // The same failures again are not new: by the regression alone this push is fine.
+            var next = env
+            next["GITHUB_RUN_ID"] = "91"
+            let regression = try await kensho(["push", "--junit", junit, "--fail-on", "new-failures", "--json"], env: next)
+            #expect(regression.status == 0, "\(regression.output)")
+            let json = try JSONSerialization.jsonObject(with: Data(regression.output.utf8)) as? [String: Any]
+            #expect((json?["gate"] as? [String: Any])?["status"] as? String == "failed")
+
+            // Quarantine every failing case: the gate passes and says what it forgave.
+            try await waitUntil("both roll-ups are done") {
+                try await admin.get("/v1/workspaces/default/jobs?state=done").array.count >= 2
+            }
+            let cases = try await admin.get("/v1/projects/web/cases?status=failed").object["items"] as? [[String: Any]] ?? []
+            let broken = try await admin.get("/v1/projects/web/cases?status=broken").object["items"] as? [[String: Any]] ?? []
+            #expect(cases.count + broken.count == 3)
+            for item in cases + broken {
+                let id = try #require(item["id"] as? String)
+                #expect(try await admin.post("/v1/cases/\(id)/quarantine", json: ["reason": "JIRA-7"]).status == 200)
+            }
+            next["GITHUB_RUN_ID"] = "92"
+            let forgiven = try await kensho(["push", "--junit", junit], env: next)
+            #expect(forgiven.status == 0, "\(forgiven.output)")
+            #expect(forgiven.output.contains("Quality gate: passed"))
+            #expect(forgiven.output.contains("Forgiven (quarantined): 3 failures"))
+            #expect(forgiven.output.contains("— JIRA-7"))
+        }
+    }
+
     /// Issue 11 §8, as a new user meets it: a wrong port fails at once with one sentence; outside CI
     /// the branch and commit come from the git checkout kensho runs in; with no branch known the
     /// push is refused instead of landing in `main`; input problems exit 2.

@@ -66,12 +66,34 @@ public struct PushResult: Sendable, Codable {
     public var baselineRunId: String?
     /// Names of new failures, at most `PushResult.listedNewFailures`.
     public var newFailureNames: [String]
+    /// The project's quality gate on this run (status `none` when it has no gate for the branch).
+    public var gate: Gate
     public var uploaded: Int
     public var deduplicated: Int
     public var retries: Int
 
     public struct Totals: Sendable, Codable {
         public var passed, failed, skipped, broken, flaky: Int
+    }
+
+    public struct Gate: Sendable, Codable {
+        public struct Rule: Sendable, Codable {
+            public var rule: String
+            public var limit: Double?
+            public var actual: Double
+            public var passed: Bool
+            public var detail: String?
+        }
+        public struct Forgiven: Sendable, Codable {
+            public var name: String
+            public var status: String
+            public var reason: String
+        }
+        /// passed, failed or none.
+        public var status: String
+        public var rules: [Rule]
+        public var forgiven: [Forgiven]
+        public var forgivenCount: Int
     }
 
     public static let listedNewFailures = 20
@@ -202,7 +224,13 @@ public enum Push {
             runId: finalized.internalRunId, externalRunId: externalRunId, project: project,
             reportUrl: finalized.kenshoReportUrl, replayed: finalized.replayed, totals: totals,
             newFailures: regression.newFailures, fixed: regression.fixed, stillFailing: regression.stillFailing,
-            baselineRunId: baselineID, newFailureNames: names, uploaded: uploaded,
+            baselineRunId: baselineID, newFailureNames: names,
+            gate: PushResult.Gate(
+                status: finalized.gate.status.rawValue,
+                rules: finalized.gate.rules.map { .init(rule: $0.rule, limit: $0.limit, actual: $0.actual, passed: $0.passed, detail: $0.detail) },
+                forgiven: finalized.gate.forgiven.map { .init(name: $0.name, status: $0.status.rawValue, reason: $0.reason) },
+                forgivenCount: finalized.gate.forgivenCount),
+            uploaded: uploaded,
             deduplicated: started.alreadyExists.count, retries: retries)
     }
 
