@@ -12,7 +12,7 @@ struct KenshoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kensho",
         abstract: "Push test results to Kaizen; convert JUnit XML and Allure results to kensho/v1.",
-        subcommands: [PushCommand.self, ConvertCommand.self],
+        subcommands: [PushCommand.self, ConvertCommand.self, QuarantineCommand.self],
         defaultSubcommand: PushCommand.self)
 }
 
@@ -115,6 +115,62 @@ struct PushCommand: AsyncParsableCommand {
         let found = Glob.expand(patterns)
         guard !found.isEmpty else { throw CLIError.input("no JUnit files match \(patterns.joined(separator: " "))") }
         return found
+    }
+}
+
+struct QuarantineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quarantine", abstract: "What a project has quarantined, for runners that prefer to skip it.",
+        subcommands: [List.self])
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case json, pytest, junit
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "Print the project's quarantined cases.",
+            discussion: """
+                --format pytest prints one --deselect=<node id> per line (node ids derived from the JUnit class names \
+                pytest writes), for `pytest $(kensho quarantine list --format pytest)`; --format junit prints a JUnit \
+                XML file with each case skipped and its reason.
+                """)
+        @Option(help: "Kaizen server URL (or KAIZEN_URL).") var url: String?
+        @Option(help: "API token (or KAIZEN_TOKEN).") var token: String?
+        @Option(help: "Project slug (or KAIZEN_PROJECT).") var project: String?
+        @Option(help: "Workspace slug, when the token can act in several.") var workspace: String?
+        @Option(help: "json, pytest or junit.") var format: Format = .json
+
+        func run() async throws {
+            let env = ProcessInfo.processInfo.environment
+            guard let base = url ?? env["KAIZEN_URL"], let serverURL = URL(string: base), serverURL.scheme != nil else {
+                throw CLIError.usage("set the server with --url or KAIZEN_URL (e.g. https://kaizen.example.com)")
+            }
+            guard let token = token ?? env["KAIZEN_TOKEN"], !token.isEmpty else {
+                throw CLIError.usage("set an API token with --token or KAIZEN_TOKEN")
+            }
+            guard let project = project ?? env["KAIZEN_PROJECT"], !project.isEmpty else {
+                throw CLIError.usage("name the project with --project or KAIZEN_PROJECT")
+            }
+            let items: [QuarantinedCase]
+            do {
+                items = try await QuarantineList.fetch(serverURL: serverURL, token: token, project: project, workspace: workspace)
+            } catch let failure as KenshoFailure {
+                throw CLIError.server(failure.description)
+            }
+            switch format {
+            case .json:
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(items), as: UTF8.self))
+            case .pytest:
+                for item in items { print("--deselect=\(QuarantineList.pytestNodeID(item))") }
+            case .junit:
+                print(QuarantineList.junit(items), terminator: "")
+            }
+        }
     }
 }
 

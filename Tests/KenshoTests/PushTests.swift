@@ -234,6 +234,19 @@ import Testing
             #expect(forgiven.output.contains("Quality gate: passed"))
             #expect(forgiven.output.contains("Forgiven (quarantined): 3 failures"))
             #expect(forgiven.output.contains("— JIRA-7"))
+
+            // The list, for runners that skip instead.
+            let pytest = try await kensho(["quarantine", "list", "--format", "pytest"], env: env)
+            #expect(pytest.status == 0, "\(pytest.output)")
+            let lines = pytest.output.split(separator: "\n")
+            #expect(lines.count == 3 && lines.allSatisfy { $0.hasPrefix("--deselect=") })
+            #expect(lines.contains("--deselect=test_shop.py::TestCart::test_total_is_wrong"))
+            let listed = try await kensho(["quarantine", "list"], env: env)
+            let items = try JSONSerialization.jsonObject(with: Data(listed.output.utf8)) as? [[String: Any]] ?? []
+            #expect(items.count == 3 && items.allSatisfy { $0["reason"] as? String == "JIRA-7" })
+            let junitList = try await kensho(["quarantine", "list", "--format", "junit"], env: env)
+            #expect(junitList.output.contains("<testsuite name=\"kaizen-quarantine\" tests=\"3\" skipped=\"3\">"))
+            #expect(junitList.output.contains("<skipped message=\"quarantined: JIRA-7\"/>"))
         }
     }
 
