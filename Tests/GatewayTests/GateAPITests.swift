@@ -42,6 +42,13 @@ import Testing
             #expect(rules[3]["detail"] as? String == "missing: Payments; failing: Checkout")
             let runID = try #require(judged.object["internalRunId"] as? String)
 
+            // The run's page says it.
+            let page = try await admin.get("/runs/\(runID)")
+            #expect(page.status == 200)
+            #expect(page.text.contains("Quality gate: <span class=\"status failed\">✘ failed</span>"))
+            #expect(page.text.contains("<code>requiredSuites</code> missing: Payments; failing: Checkout"))
+            #expect(page.text.contains("<code>minTestsCount</code> 3 <span class=\"muted\">(limit 3)</span>"))
+
             // The run keeps it, a re-push replays it, and it left an event.
             let run = try await admin.get("/v1/runs/\(runID)")
             #expect((run.object["gate"] as? [String: Any])?["status"] as? String == "failed")
@@ -72,6 +79,9 @@ import Testing
             #expect(second["forgivenCount"] as? Int == 2)
             let reasons = (second["forgiven"] as? [[String: Any]] ?? []).compactMap { $0["reason"] as? String }
             #expect(Set(reasons) == ["flaky on CI, JIRA-12", "being fixed"])
+            let forgivenPage = try await admin.get("/runs/\(try #require(forgiven.object["internalRunId"] as? String))")
+            #expect(forgivenPage.text.contains("Forgiven — quarantined <span class=\"count\">2</span>"))
+            #expect(forgivenPage.text.contains("— flaky on CI, JIRA-12"))
 
             // Released, it counts again.
             #expect(try await admin.delete("/v1/cases/\(b)/quarantine").status == 204)

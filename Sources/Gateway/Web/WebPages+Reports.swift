@@ -149,12 +149,38 @@ extension WebPages {
         ]) { $1 }
         if let next { view["next"] = next }
         if let baseline = (run["regression"] as? [String: Any])?["baseline"] as? [String: Any] { view["baseline"] = baseline }
+        if let gate = Self.gateView(run["gate"] as? [String: Any]) { view["gate"] = gate }
         if let started = run["startedAt"] as? String, let finished = run["finishedAt"] as? String,
             let a = ISO8601DateFormatter().date(from: started), let b = ISO8601DateFormatter().date(from: finished)
         {
             view["duration"] = Self.duration(Int(b.timeIntervalSince(a) * 1000))
         }
         return ("run", view)
+    }
+
+    /// The gate's verdict for the run page; nil when there is nothing to say (no gate, nothing forgiven).
+    /// Mustache takes any present value as true, so only the keys that hold are set.
+    static func gateView(_ gate: [String: Any]?) -> [String: Any]? {
+        guard let gate, let status = gate["status"] as? String else { return nil }
+        let forgivenCount = gate["forgivenCount"] as? Int ?? 0
+        guard status != "none" || forgivenCount > 0 else { return nil }
+        var view: [String: Any] = ["status": status]
+        if status == "failed" { view["failed"] = true }
+        if status == "passed" { view["passed"] = true }
+        let number = { (value: Double) in value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value) }
+        view["rules"] = (gate["rules"] as? [[String: Any]] ?? []).map { rule -> [String: Any] in
+            var item: [String: Any] = ["rule": rule["rule"] as? String ?? "", "actual": number(rule["actual"] as? Double ?? 0)]
+            if rule["passed"] as? Bool == true { item["ok"] = true }
+            if let limit = rule["limit"] as? Double { item["limit"] = number(limit) }
+            if let detail = rule["detail"] as? String { item["detail"] = detail }
+            return item
+        }
+        if !(view["rules"] as? [Any] ?? []).isEmpty { view["hasRules"] = true }
+        if forgivenCount > 0 {
+            view["forgivenCount"] = forgivenCount
+            view["forgiven"] = gate["forgiven"] as? [[String: Any]] ?? []
+        }
+        return view
     }
 
     func casePage(_ runID: String, _ caseID: String, identity: Identity, editError: String? = nil) async throws
