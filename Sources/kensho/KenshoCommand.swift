@@ -52,6 +52,8 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: "Give up on the whole push after this many seconds, retries included.") var timeout = 300
     @Option(help: "Seconds to wait for a connection before that attempt fails.") var connectTimeout = 5
     @Option(help: "Where to read the branch and commit from git outside CI (default: the current directory).") var gitDir: String?
+    @Option(help: "Write a Markdown summary of the push here (in GitHub Actions: appended to $GITHUB_STEP_SUMMARY unless given).")
+    var summary: String?
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Print only errors.") var quiet = false
 
@@ -102,12 +104,31 @@ struct PushCommand: AsyncParsableCommand {
         } else if !quiet {
             print(Summary.text(result))
         }
+        try writeSummary(result, env: env)
         let failing = result.totals.failed + result.totals.broken
         switch failOn ?? (result.gate.status == "none" ? .newFailures : .gate) {
         case .gate where result.gate.status == "failed": throw ExitCode(1)
         case .newFailures where result.newFailures > 0: throw ExitCode(1)
         case .failures where failing > 0: throw ExitCode(1)
         default: break
+        }
+    }
+
+    /// `--summary FILE` is written; in GitHub Actions without it the step summary is appended to.
+    func writeSummary(_ result: PushResult, env: [String: String]) throws {
+        let markdown = Data(JobSummary.markdown(result).utf8)
+        if let summary {
+            do {
+                try markdown.write(to: URL(fileURLWithPath: summary))
+            } catch {
+                throw CLIError.input("could not write the summary to \(summary): \(error.localizedDescription)")
+            }
+        } else if env["GITHUB_ACTIONS"] == "true", let path = env["GITHUB_STEP_SUMMARY"], !path.isEmpty,
+            let handle = FileHandle(forWritingAtPath: path)
+        {
+            defer { try? handle.close() }
+            _ = try? handle.seekToEnd()
+            try? handle.write(contentsOf: markdown)
         }
     }
 

@@ -56,6 +56,8 @@ import Testing
                 "updateDefect": ["status": "resolved"],
                 "updateMember": ["role": "viewer"],
                 "createInvitation": ["email": "friend@example.com", "role": "viewer"],
+                "putQualityGate": ["rules": [["rule": "maxFailures", "limit": 0]]],
+                "quarantineCase": ["reason": "a viewer's wish"],
             ]
 
             let document = try await admin.get("/v1/openapi.json").object
@@ -83,10 +85,13 @@ import Testing
                     checked.append(id)
                 }
             }
-            #expect(checked.count == bodies.count + 3, "every change was tried: \(checked.sorted())")
+            // Operations without a body: revokeToken, removeMember, revokeInvitation, releaseCase.
+            #expect(checked.count == bodies.count + 4, "every change was tried: \(checked.sorted())")
             // Nothing changed: the second project, the defect's status, the policy are as the admin left them.
             #expect(try await admin.get("/v1/projects").array.count == 1)
             #expect(try await admin.get("/v1/defects/\(defectID)").object["status"] as? String == "open")
+            #expect(try await admin.get("/v1/projects/web/gate").object["isDefault"] as? Bool == true)
+            #expect((try await admin.get("/v1/projects/web/quarantine").object["items"] as? [Any])?.isEmpty == true)
         }
     }
 }

@@ -250,6 +250,63 @@ import Testing
         }
     }
 
+    /// `--summary FILE` writes Markdown that renders (markdown-it, a CommonMark renderer) with the report's
+    /// links and with a hostile test name left as text; in GitHub Actions the step summary gets it.
+    @Test func theJobSummaryRendersWithItsLinks() async throws {
+        let directory = NSTemporaryDirectory() + "kensho-summary-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let hostile = "evil [link](http://evil.example/) <img src=x onerror=alert(1)> *bold* | pipe"
+        let junit = directory + "/report.xml"
+        try """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <testsuite name="suite" tests="2" failures="1">
+              <testcase classname="tests.Cart" name="adds"/>
+              <testcase classname="tests.Cart" name="\(hostile.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;"))">
+                <failure message="boom">trace</failure>
+              </testcase>
+            </testsuite>
+            """.write(toFile: junit, atomically: true, encoding: .utf8)
+        try await PushTests.withProject { server, admin in
+            #expect(try await admin.put("/v1/projects/web/gate", json: ["rules": [["rule": "maxFailures", "limit": 0]]]).status == 200)
+            let stepSummary = directory + "/step-summary.md"
+            FileManager.default.createFile(atPath: stepSummary, contents: Data("earlier step\n".utf8))
+            let env = ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web",
+                       "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "95", "GITHUB_JOB": "unit", "GITHUB_REF_NAME": "main",
+                       "GITHUB_SHA": "0123abc", "GITHUB_STEP_SUMMARY": stepSummary]
+            let file = directory + "/summary.md"
+            let pushed = try await kensho(["push", "--junit", junit, "--summary", file], env: env)
+            #expect(pushed.status == 1, "\(pushed.output)")
+            let markdown = try String(contentsOfFile: file, encoding: .utf8)
+            #expect(markdown.contains("quality gate failed"))
+            // Rendered by a CommonMark renderer: every link is Kaizen's, the hostile name is text.
+            let script = """
+                import json, re, sys
+                from markdown_it import MarkdownIt
+                html = MarkdownIt("commonmark").enable("table").render(open(sys.argv[1]).read())
+                print(json.dumps({"html": html, "links": re.findall(r'<a href="([^"]*)">', html)}))
+                """
+            let rendered = try await runProcess("/usr/bin/env", ["python3", "-c", script, file], environment: ProcessInfo.processInfo.environment)
+            #expect(rendered.status == 0, "\(rendered.output)")
+            let json = try JSONSerialization.jsonObject(with: Data(rendered.output.utf8)) as? [String: Any] ?? [:]
+            let links = json["links"] as? [String] ?? []
+            let html = json["html"] as? String ?? ""
+            #expect(links.count == 2, "\(links)")
+            #expect(links.allSatisfy { $0.hasPrefix(server.baseURL + "/runs/run_") })
+            #expect(links.contains { $0.contains("/cases/case_") })
+            #expect(!html.contains("<img") && !html.contains("<em>") && !html.contains("evil.example/\""))
+            #expect(html.contains("<td style=\"text-align:right\">1</td>"))  // the totals table
+            #expect(html.contains("<code>maxFailures</code>"))
+
+            // No --summary in GitHub Actions: appended to the step summary.
+            var next = env
+            next["GITHUB_RUN_ID"] = "96"
+            _ = try await kensho(["push", "--junit", junit, "--fail-on", "never"], env: next)
+            let step = try String(contentsOfFile: stepSummary, encoding: .utf8)
+            #expect(step.hasPrefix("earlier step\n### Kaizen · web · gha\\-96\\-1\\-unit"), "\(step)")
+        }
+    }
+
     /// Issue 11 §8, as a new user meets it: a wrong port fails at once with one sentence; outside CI
     /// the branch and commit come from the git checkout kensho runs in; with no branch known the
     /// push is refused instead of landing in `main`; input problems exit 2.

@@ -46,6 +46,28 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The gate's share of a finalize: every rule over the run, with a quarantine of 100 cases — beside
+    // the regression it follows (the finalize's own figure is IngestEndToEnd's).
+    for count in [10_000, 100_000] {
+        Benchmark("Gate.evaluate.\(count / 1000)k") { benchmark in
+            let current = validatedRun(cases: count, steps: 0, round: 1)
+            let buckets = [RegressionBucket?](repeating: nil, count: current.cases.count)
+            let gate = QualityGate(rules: [
+                GateRule(rule: .maxFailures, limit: 0), GateRule(rule: .maxNewFailures, limit: 0),
+                GateRule(rule: .minPassRate, limit: 0.95), GateRule(rule: .minTestsCount, limit: 100),
+                GateRule(rule: .maxDurationMs, limit: 600_000), GateRule(rule: .maxNewFlaky, limit: 0),
+                GateRule(rule: .requiredSuites, suites: ["Suite1", "Suite2"], branches: ["main", "release/*"]),
+            ])
+            var quarantined: [String: String] = [:]
+            for item in current.cases.prefix(100) { quarantined[item.key] = "known" }
+            let context = GateContext(quarantined: quarantined)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(QualityGate.evaluate(gate, run: current, buckets: buckets, context: context))
+            }
+        }
+    }
+
     // 10,000 cases with 5 steps each, as JSON: decode into the lenient model, then validate.
     let json: Data = {
         func makeCase(_ i: Int) -> KenshoCase {

@@ -66,11 +66,18 @@ public struct PushResult: Sendable, Codable {
     public var baselineRunId: String?
     /// Names of new failures, at most `PushResult.listedNewFailures`.
     public var newFailureNames: [String]
+    /// The same new failures with their page in the report.
+    public var newFailureCases: [NamedCase]
     /// The project's quality gate on this run (status `none` when it has no gate for the branch).
     public var gate: Gate
     public var uploaded: Int
     public var deduplicated: Int
     public var retries: Int
+
+    public struct NamedCase: Sendable, Codable {
+        public var name: String
+        public var url: String
+    }
 
     public struct Totals: Sendable, Codable {
         public var passed, failed, skipped, broken, flaky: Int
@@ -206,6 +213,7 @@ public enum Push {
             try await client.finalizeKenshoIngest(query: .init(workspace: options.workspace), body: .json(run))
         }.ok.body.json
         var names: [String] = []
+        var linked: [PushResult.NamedCase] = []
         if finalized.regression.newFailures > 0 {
             let page = try await unwrapped {
                 try await client.listRunRegression(
@@ -213,6 +221,7 @@ public enum Push {
                     query: .init(bucket: .newFailure, limit: PushResult.listedNewFailures))
             }.ok.body.json
             names = page.items.map { item in [item.suite, item.name].compactMap { $0 }.joined(separator: " › ") }
+            linked = zip(names, page.items).map { .init(name: $0, url: "\(finalized.kenshoReportUrl)/cases/\($1.caseId)") }
         }
         let baseline = finalized.regression.baseline.value as? [String: (any Sendable)?]
         let baselineID = baseline?["id"] as? String
@@ -224,7 +233,7 @@ public enum Push {
             runId: finalized.internalRunId, externalRunId: externalRunId, project: project,
             reportUrl: finalized.kenshoReportUrl, replayed: finalized.replayed, totals: totals,
             newFailures: regression.newFailures, fixed: regression.fixed, stillFailing: regression.stillFailing,
-            baselineRunId: baselineID, newFailureNames: names,
+            baselineRunId: baselineID, newFailureNames: names, newFailureCases: linked,
             gate: PushResult.Gate(
                 status: finalized.gate.status.rawValue,
                 rules: finalized.gate.rules.map { .init(rule: $0.rule, limit: $0.limit, actual: $0.actual, passed: $0.passed, detail: $0.detail) },
