@@ -36,6 +36,18 @@ extension WorkspaceActor {
         }
     }
 
+    public nonisolated func quarantinePolicy(project: Project) async throws -> QuarantinePolicyRecord {
+        try await repos.ci.quarantinePolicy(projectID: project.id)
+    }
+
+    public nonisolated func setQuarantinePolicy(project: Project, policy: QuarantinePolicy, by actor: AuditActor) async throws
+        -> QuarantinePolicyRecord
+    {
+        let problems = policy.problems()
+        if !problems.isEmpty { throw DomainError.validation(problems) }
+        return try await repos.ci.setQuarantinePolicy(projectID: project.id, policy: policy, by: actor)
+    }
+
     public nonisolated func quarantined(project: Project, after: String?, limit: Int) async throws -> [QuarantineRecord] {
         try await repos.ci.quarantined(projectID: project.id, after: after, limit: limit)
     }

@@ -94,6 +94,56 @@ import Testing
         }
     }
 
+    /// Auto-quarantine: the flip-flopping case is quarantined by the roll-up of the run that made it flaky,
+    /// the broken one never is, and three clean passes release it; the gate forgives it meanwhile.
+    @Test func autoQuarantineTakesFlakyCasesAndReleasesThem() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let bad = try await admin.put("/v1/projects/web/quarantine-policy", json: ["autoQuarantine": true, "releaseAfterCleanPasses": 0])
+            #expect(bad.status == 422 && bad.pointers == ["/releaseAfterCleanPasses"])
+            let set = try await admin.put("/v1/projects/web/quarantine-policy", json: ["autoQuarantine": true, "releaseAfterCleanPasses": 3])
+            #expect(set.status == 200 && set.object["isDefault"] as? Bool == false, "\(set.text)")
+            try await admin.put("/v1/projects/web/gate", json: ["rules": [["rule": "maxFailures", "limit": 0]]]).expect(200)
+
+            var pushed = 0
+            func push(_ cases: [[String: Any]]) async throws -> [String: Any] {
+                let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(pushed)", cases: cases))
+                #expect(reply.status == 200, "\(reply.text)")
+                pushed += 1
+                return reply.object
+            }
+            for index in 0..<8 {
+                var cases = [testCase("flip", index % 2 == 0 ? "failed" : "passed"), testCase("broken", index >= 4 ? "failed" : "passed")]
+                cases += (0..<10).map { testCase("filler-\($0)", "passed") }
+                _ = try await push(cases)
+            }
+            try await waitForRollUps(admin, runs: pushed)
+            let listed = try await admin.get("/v1/projects/web/quarantine").object["items"] as? [[String: Any]] ?? []
+            #expect(listed.map { $0["name"] as? String } == ["flip"], "\(listed)")
+            #expect(listed.first?["automatic"] as? Bool == true && listed.first?["quarantinedBy"] as? String == "kaizen")
+            #expect((listed.first?["reason"] as? String)?.hasPrefix("flaky (score ") == true)
+
+            // Quarantined, its failure is forgiven; the broken case's is not.
+            let judged = try await push([testCase("flip", "failed"), testCase("broken", "failed")])
+            let gate = judged["gate"] as? [String: Any] ?? [:]
+            #expect(gate["forgivenCount"] as? Int == 1 && gate["status"] as? String == "failed")
+            // Three clean passes (a pass on a retry is not one) release it.
+            _ = try await push([testCase("flip", "passed"), testCase("broken", "failed")])
+            _ = try await push([testCase("flip", "passed", retries: ["failed"]), testCase("broken", "failed")])
+            _ = try await push([testCase("flip", "passed"), testCase("broken", "failed")])
+            _ = try await push([testCase("flip", "passed"), testCase("broken", "failed")])
+            try await waitForRollUps(admin, runs: pushed)
+            #expect((try await admin.get("/v1/projects/web/quarantine").object["items"] as? [Any])?.count == 1)
+            _ = try await push([testCase("flip", "passed"), testCase("broken", "failed")])
+            try await waitForRollUps(admin, runs: pushed)
+            #expect((try await admin.get("/v1/projects/web/quarantine").object["items"] as? [Any])?.isEmpty == true)
+            let events = try await admin.get("/v1/projects/web/events").object["items"] as? [[String: Any]] ?? []
+            let released = events.filter { $0["kind"] as? String == "case.released" }
+            #expect(released.count == 1 && (released.first?["payload"] as? [String: Any])?["automatic"] as? Bool == true)
+            #expect(events.filter { $0["kind"] as? String == "case.quarantined" }.count == 1)
+        }
+    }
+
     @Test func badGatesAndQuarantinesAreRefusedWithPointers() async throws {
         try await withServer { server, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)

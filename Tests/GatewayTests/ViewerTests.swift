@@ -58,6 +58,7 @@ import Testing
                 "createInvitation": ["email": "friend@example.com", "role": "viewer"],
                 "putQualityGate": ["rules": [["rule": "maxFailures", "limit": 0]]],
                 "quarantineCase": ["reason": "a viewer's wish"],
+                "putQuarantinePolicy": ["autoQuarantine": true, "releaseAfterCleanPasses": 5],
             ]
 
             let document = try await admin.get("/v1/openapi.json").object

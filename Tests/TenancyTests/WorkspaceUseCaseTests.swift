@@ -253,6 +253,12 @@ final class MemoryCI: CIRepository {
     func quarantine(caseID: String, reason: String, expiresAt: Date?, by actor: AuditActor) async throws -> QuarantineRecord? { nil }
     func release(caseID: String, by actor: AuditActor) async throws -> Bool { false }
     func quarantined(projectID: String, after: String?, limit: Int) async throws -> [QuarantineRecord] { [] }
+    func quarantinePolicy(projectID: String) async throws -> QuarantinePolicyRecord {
+        QuarantinePolicyRecord(policy: .default, updatedBy: nil, updatedAt: nil)
+    }
+    func setQuarantinePolicy(projectID: String, policy: QuarantinePolicy, by actor: AuditActor) async throws -> QuarantinePolicyRecord {
+        QuarantinePolicyRecord(policy: policy, updatedBy: actor.id, updatedAt: Date())
+    }
 }
 
 final class Unused: UploadRepository, InventoryRepository, DefectRepository, IntelligenceRepository, AnalyticsRepository,

@@ -8,8 +8,8 @@
 /// - flip rate = flips ÷ (results − 1); retry rate = retried passes ÷ results;
 /// - score = min(1, flip rate + retry rate).
 ///
-/// A case is flaky on a branch when it has at least `minResults` results, its score reaches
-/// `threshold`, and it either flipped `minFlips` times or passed on a retry. A break followed by a
+/// A case is flaky on a branch when it has at least `minResults` results and either passed on a retry,
+/// or its score reaches `threshold` and it flipped `minFlips` times. A break followed by a
 /// fix is two flips, so the default `minFlips` of 3 keeps it out; a test broken since a commit flips
 /// once. The case's score is that of its flakiest branch.
 public struct FlakyPolicy: Sendable, Hashable, Codable {
@@ -143,7 +143,10 @@ public struct FlakyHistory: Sendable, Hashable {
         let flipRate = n > 1 ? Double(flips) / Double(n - 1) : 0
         let retryRate = n > 0 ? Double(retries) / Double(n) : 0
         let score = min(1, flipRate + retryRate)
-        let flaky = n >= policy.minResults && score >= policy.threshold && (flips >= policy.minFlips || retries > 0)
+        // A pass on a retry is the test failing and passing on the same code in the same run: flakiness by
+        // definition, whatever the score. Flips alone need the score and `minFlips`, which keep a break and
+        // its fix (two flips) and a test broken since a commit (one) out.
+        let flaky = n >= policy.minResults && (retries > 0 || (score >= policy.threshold && flips >= policy.minFlips))
         return FlakyVerdict(results: n, flips: flips, retryPasses: retries, failures: failures, score: score, isFlaky: flaky)
     }
 }

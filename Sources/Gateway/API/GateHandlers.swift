@@ -26,6 +26,27 @@ extension KaizenAPI {
         return .ok(.init(body: .json(.init(record))))
     }
 
+    func getQuarantinePolicy(_ input: Operations.GetQuarantinePolicy.Input) async throws -> Operations.GetQuarantinePolicy.Output {
+        let identity = try RequestIdentity.required()
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        let record = try await deps.registry.withWorkspace(grant) { try await $0.quarantinePolicy(project: project) }
+        return .ok(.init(body: .json(.init(record))))
+    }
+
+    func putQuarantinePolicy(_ input: Operations.PutQuarantinePolicy.Input) async throws -> Operations.PutQuarantinePolicy.Output {
+        let identity = try RequestIdentity.required()
+        guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
+        let policy = QuarantinePolicy(autoQuarantine: body.autoQuarantine, releaseAfterCleanPasses: body.releaseAfterCleanPasses)
+        let problems = policy.problems()
+        if !problems.isEmpty { throw DomainError.validation(problems) }
+        let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
+        try requireAdmin(grant)
+        let record = try await deps.registry.withWorkspace(grant) {
+            try await $0.setQuarantinePolicy(project: project, policy: policy, by: RequestOrigin.actor(identity))
+        }
+        return .ok(.init(body: .json(.init(record))))
+    }
+
     func listQuarantine(_ input: Operations.ListQuarantine.Input) async throws -> Operations.ListQuarantine.Output {
         let identity = try RequestIdentity.required()
         let size = try pageSize(input.query.limit, default: 100)
@@ -94,5 +115,13 @@ extension Components.Schemas.Quarantine {
             caseId: record.caseID, key: record.key, name: record.name, suite: record.suite, reason: record.reason,
             quarantinedBy: record.quarantinedBy, quarantinedAt: record.quarantinedAt, expiresAt: record.expiresAt,
             automatic: record.automatic)
+    }
+}
+
+extension Components.Schemas.QuarantinePolicyState {
+    init(_ record: QuarantinePolicyRecord) {
+        self.init(
+            autoQuarantine: record.policy.autoQuarantine, releaseAfterCleanPasses: record.policy.releaseAfterCleanPasses,
+            isDefault: record.updatedBy == nil, updatedBy: record.updatedBy, updatedAt: record.updatedAt)
     }
 }

@@ -178,6 +178,48 @@ public struct PostgresCIRepository: CIRepository {
         }
     }
 
+    public func quarantinePolicy(projectID: String) async throws -> QuarantinePolicyRecord {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            for try await (auto, after, by, at) in try await connection.query(
+                """
+                SELECT auto, release_after, updated_by, updated_at FROM project_quarantine_policy
+                WHERE workspace_id = \(ws) AND project_id = \(projectID)
+                """, logger: logger
+            ).decode((Bool, Int, String, Date).self) {
+                return QuarantinePolicyRecord(
+                    policy: QuarantinePolicy(autoQuarantine: auto, releaseAfterCleanPasses: after), updatedBy: by, updatedAt: at)
+            }
+            return QuarantinePolicyRecord(policy: .default, updatedBy: nil, updatedAt: nil)
+        }
+    }
+
+    public func setQuarantinePolicy(projectID: String, policy: QuarantinePolicy, by actor: AuditActor) async throws
+        -> QuarantinePolicyRecord
+    {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.transaction { connection in
+            var updatedAt = Date()
+            for try await at in try await connection.query(
+                """
+                INSERT INTO project_quarantine_policy (workspace_id, project_id, auto, release_after, updated_by)
+                VALUES (\(ws), \(projectID), \(policy.autoQuarantine), \(policy.releaseAfterCleanPasses), \(actor.id))
+                ON CONFLICT (workspace_id, project_id) DO UPDATE SET auto = EXCLUDED.auto, release_after = EXCLUDED.release_after,
+                    updated_by = EXCLUDED.updated_by, updated_at = now()
+                RETURNING updated_at
+                """, logger: logger
+            ).decode(Date.self) {
+                updatedAt = at
+            }
+            try await AuditSQL.insert(
+                NewAuditEvent(
+                    workspaceID: ws, actor: actor, action: "quarantine_policy.updated", targetType: "project", targetID: projectID,
+                    details: ["autoQuarantine": .bool(policy.autoQuarantine), "releaseAfterCleanPasses": .int(policy.releaseAfterCleanPasses)]),
+                into: .workspace, on: connection, logger: logger)
+            return QuarantinePolicyRecord(policy: policy, updatedBy: actor.id, updatedAt: updatedAt)
+        }
+    }
+
     /// An event of the project's feed, in the caller's transaction.
     static func recordEvent(
         _ kind: String, caseID: String, projectID: String, payload: [String: Any], workspaceID ws: String,

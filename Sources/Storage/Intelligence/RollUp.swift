@@ -147,13 +147,15 @@ struct RollUp: Sendable {
         let afterWindows = clock.now
         try await writeCaseStats(runs, projectID: projectID, verdicts: replay.changes, workspaceID: ws, on: connection, logger: logger)
         let afterStats = clock.now
-        for (run, cases) in Self.detectedByRun(replay.detected, runs: runs) where !cases.isEmpty {
+        let detected = Self.detectedByRun(replay.detected, runs: runs)
+        for (run, cases) in detected where !cases.isEmpty {
             var windows: [String: FlakyWindowVerdict] = [:]
             for move in cases { windows[move.caseID] = FlakyWindowVerdict(branch: run.branch, verdict: move.verdict, evidence: move.evidence) }
             try await recordFlakyDetected(
                 cases.map(\.caseID), windows: windows, detail: ["runId": run.id], projectID: projectID, workspaceID: ws,
                 on: connection, logger: logger)
         }
+        try await applyAutoQuarantine(judged, detected: detected, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         try await foldBatchTotals(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         let done = clock.now
         let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
@@ -164,6 +166,100 @@ struct RollUp: Sendable {
                 "readMs": "\(ms(started, afterRead))", "windowsMs": "\(ms(afterRead, afterWindows))",
                 "statsMs": "\(ms(afterWindows, afterStats))", "totalsMs": "\(ms(afterStats, done))",
             ])
+    }
+
+    /// Auto-quarantine over the batch's judged runs, in finalize order (`AutoQuarantineReplay`): cases that
+    /// became flaky are quarantined when the project asks for it; automatic quarantines count clean passes
+    /// and are released after the policy's number (also once auto-quarantine is turned off). Manual
+    /// quarantines are left alone. Two small reads when the project uses none of it.
+    static func applyAutoQuarantine(
+        _ runs: [RolledRun], detected: [(run: RolledRun, cases: [WindowMove])], projectID: String, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var auto = false
+        var releaseAfter = QuarantinePolicy.default.releaseAfterCleanPasses
+        var anyAutomatic = false
+        for try await (enabled, after, existing) in try await connection.query(
+            """
+            SELECT COALESCE(p.auto, false), COALESCE(p.release_after, \(releaseAfter)),
+                   EXISTS (SELECT 1 FROM case_quarantine q WHERE q.workspace_id = \(ws) AND q.project_id = \(projectID) AND q.automatic)
+            FROM (SELECT 1) one LEFT JOIN project_quarantine_policy p ON p.workspace_id = \(ws) AND p.project_id = \(projectID)
+            """, logger: logger
+        ).decode((Bool, Int, Bool).self) {
+            (auto, releaseAfter, anyAutomatic) = (enabled, after, existing)
+        }
+        guard auto || anyAutomatic else { return }
+        var automatic: [String: Int] = [:]
+        var manual: Set<String> = []
+        for try await (caseID, isAutomatic, passes) in try await connection.query(
+            """
+            SELECT case_id, automatic, clean_passes FROM case_quarantine
+            WHERE workspace_id = \(ws) AND project_id = \(projectID) AND (expires_at IS NULL OR expires_at > now())
+            FOR UPDATE
+            """, logger: logger
+        ).decode((String, Bool, Int).self) {
+            if isAutomatic { automatic[caseID] = passes } else { manual.insert(caseID) }
+        }
+        var becameFlaky: [String: [WindowMove]] = [:]
+        for (run, cases) in detected where auto { becameFlaky[run.id, default: []] += cases }
+        var replay = AutoQuarantineReplay(releaseAfter: releaseAfter, automatic: automatic, manual: manual)
+        for run in runs { replay.fold(runID: run.id, results: run.results, becameFlaky: (becameFlaky[run.id] ?? []).map(\.caseID)) }
+
+        let verdicts = Dictionary(detected.flatMap { pair in pair.cases.map { ($0.caseID, (pair.run.branch, $0.verdict)) } }, uniquingKeysWith: { _, last in last })
+        let added = Set(replay.changes.filter(\.quarantined).map(\.caseID))
+        // What the table must hold now: new automatic rows, released ones gone, counts of the rest.
+        let inserts = replay.counts.filter { automatic[$0.key] == nil }
+        if !inserts.isEmpty {
+            let ids = inserts.keys.sorted()
+            let reasons = ids.map { id -> String in
+                guard let (branch, verdict) = verdicts[id] else { return "flaky; quarantined automatically" }
+                return "flaky (score \(String(format: "%.2f", verdict.score)) on \(branch)); quarantined automatically"
+            }
+            try await connection.query(
+                """
+                INSERT INTO case_quarantine (workspace_id, case_id, project_id, reason, quarantined_by, automatic, clean_passes)
+                SELECT \(ws), t.id, \(projectID), t.reason, 'kaizen', true, t.passes
+                FROM UNNEST(\(ids)::text[], \(reasons)::text[], \(ids.map { inserts[$0]! })::int[]) AS t(id, reason, passes)
+                ON CONFLICT (workspace_id, case_id) DO NOTHING
+                """, logger: logger)
+        }
+        let gone = automatic.keys.filter { replay.counts[$0] == nil }
+        if !gone.isEmpty {
+            try await connection.query(
+                "DELETE FROM case_quarantine WHERE workspace_id = \(ws) AND case_id = ANY(\(Array(gone))::text[]) AND automatic",
+                logger: logger)
+        }
+        // A case released and quarantined again within the batch keeps its row, its count restarted.
+        let kept = replay.counts.filter { automatic[$0.key] != nil && (automatic[$0.key] != $0.value || added.contains($0.key)) }
+        if !kept.isEmpty {
+            let ids = Array(kept.keys)
+            try await connection.query(
+                """
+                UPDATE case_quarantine q SET clean_passes = t.passes FROM UNNEST(\(ids)::text[], \(ids.map { kept[$0]! })::int[]) AS t(id, passes)
+                WHERE q.workspace_id = \(ws) AND q.case_id = t.id AND q.automatic
+                """, logger: logger)
+        }
+        guard !replay.changes.isEmpty else { return }
+        var ids: [String] = [], kinds: [String] = [], subjects: [String] = [], payloads: [String] = []
+        for change in replay.changes {
+            var payload: [String: Any] = ["caseId": change.caseID, "runId": change.runID, "automatic": true, "by": "kaizen"]
+            if change.quarantined, let (branch, verdict) = verdicts[change.caseID] {
+                payload["branch"] = branch
+                payload["score"] = verdict.score
+            } else if !change.quarantined {
+                payload["cleanPasses"] = releaseAfter
+            }
+            ids.append(ResourceID.make(.event))
+            kinds.append(change.quarantined ? "case.quarantined" : "case.released")
+            subjects.append(change.caseID)
+            payloads.append(String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self))
+        }
+        try await connection.query(
+            """
+            INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
+            SELECT \(ws), t.id, \(projectID), t.kind, t.subject, t.payload::jsonb
+            FROM UNNEST(\(ids)::text[], \(kinds)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, kind, subject, payload)
+            """, logger: logger)
     }
 
     /// The replay's detections, one entry per run in the order runs were first folded, each run's cases in

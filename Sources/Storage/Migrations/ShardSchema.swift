@@ -493,5 +493,24 @@ enum ShardSchema {
                 """,
                 "CREATE INDEX case_quarantine_project_idx ON case_quarantine (workspace_id, project_id, case_id)",
             ]),
+        Migration(
+            13, "auto-quarantine",
+            [
+                // Per project: whether the roll-up quarantines cases the flaky policy calls flaky, and after
+                // how many consecutive clean passes it releases them.
+                """
+                CREATE TABLE project_quarantine_policy (
+                    workspace_id   text NOT NULL,
+                    project_id     text NOT NULL,
+                    auto           boolean NOT NULL,
+                    release_after  integer NOT NULL,
+                    updated_by     text NOT NULL,
+                    updated_at     timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, project_id)
+                )
+                """,
+                // An automatic quarantine's clean passes since it began (or since its last failure).
+                "ALTER TABLE case_quarantine ADD COLUMN clean_passes integer NOT NULL DEFAULT 0",
+            ]),
     ]
 }
