@@ -1,4 +1,5 @@
 import ArgumentParser
+import Domains
 import Foundation
 import KaizenServer
 import Logging
@@ -12,7 +13,7 @@ struct LoadCommand: AsyncParsableCommand {
         abstract: "Load scenarios for Kaizen, each measured against a limit in the same run.",
         subcommands: [
             All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, History.self, Sustained.self, RollUps.self,
-            ServerRole.self, BareRole.self,
+            Detector.self, ServerRole.self, BareRole.self,
         ],
         defaultSubcommand: All.self)
 }
@@ -133,6 +134,35 @@ struct RollUps: AsyncParsableCommand {
         commandName: "rollups", abstract: "Roll-up time against finalize time, first pushes against later ones, memory.")
     @Option(parsing: .upToNextOption, help: "Run sizes, in cases.") var sizes: [Int] = [10_000, 50_000, 100_000]
     func run() async throws { try await harness { try await RollUpScenario(sizes: sizes).run($0, findings: $1) } }
+}
+
+/// The flaky verdict's quality on labelled histories; no server: it replays the roll-up's scoring path.
+struct Detector: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detector", abstract: "Precision, recall and F1 of the flaky verdict on labelled synthetic histories.")
+    @Option(help: "Runs in each history.") var runs = 200
+    @Option(parsing: .upToNextOption, help: "Seeds (one table each).") var seeds: [UInt64] = [42, 7, 1234]
+
+    func run() async throws {
+        var failed = false
+        print("# Flaky detector on labelled histories (default policy), \(Date())")
+        for seed in seeds {
+            let report = FlakyDetectorEvaluation.evaluate(policy: .default, runs: runs, seed: seed)
+            print("\n## Seed \(seed): \(report.runs) runs, \(report.infrastructureRuns) of them infrastructure failures (left out)\n")
+            print("| cases | truth | flagged | median results until flagged |")
+            print("|---|---|---:|---:|")
+            for row in report.rows {
+                print("| \(row.cases) | \(row.truth) | \(row.flagged) | \(row.medianLatency.map(String.init) ?? "—") |")
+            }
+            print(String(format: "\nprecision %.3f · recall %.3f · **F1 %.3f** (goal ≥ 0.95) · broken cases called flaky **%d** (goal 0)",
+                         report.precision, report.recall, report.f1, report.brokenCalledFlaky))
+            if report.brokenCalledFlaky > 0 || report.f1 < 0.95 { failed = true }
+        }
+        if failed {
+            print("\nFAILED: the default policy misses its goal on at least one seed")
+            throw ExitCode(1)
+        }
+    }
 }
 
 /// The server under test, in a child process configured by `KAIZEN_*` (like `kaizen serve`).

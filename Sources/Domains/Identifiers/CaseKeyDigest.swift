@@ -12,14 +12,18 @@ public struct CaseKeyDigest: Hashable, Sendable {
     let second: UInt64
 
     public init(_ key: String) {
-        var a = Hasher()
-        a.combine(UInt8(0))
-        a.combine(key)
-        var b = Hasher()
-        b.combine(UInt8(1))
-        b.combine(key)
-        first = UInt64(truncatingIfNeeded: a.finalize())
-        second = UInt64(truncatingIfNeeded: b.finalize())
+        // The key's UTF-8 bytes, as PostgreSQL compares keys (byte for byte, not by Unicode equivalence),
+        // and without `String` hashing's normalization pass, which allocated once a key.
+        var text = key
+        (first, second) = text.withUTF8 { bytes in
+            var a = Hasher()
+            a.combine(UInt8(0))
+            a.combine(bytes: UnsafeRawBufferPointer(bytes))
+            var b = Hasher()
+            b.combine(UInt8(1))
+            b.combine(bytes: UnsafeRawBufferPointer(bytes))
+            return (UInt64(truncatingIfNeeded: a.finalize()), UInt64(truncatingIfNeeded: b.finalize()))
+        }
     }
 
     /// Each half is already a uniform hash; the dictionary mixes one of them again with its own seed.
