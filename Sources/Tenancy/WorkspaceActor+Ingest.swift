@@ -81,7 +81,7 @@ extension WorkspaceActor {
         project: Project, run: ValidatedRun, attachments: [DeclaredAttachment], quota: RateLimit
     ) async throws -> FinalizeOutcome {
         // Before the lane: digesting 100,000 keys is work no other finalize of the project need wait for.
-        let digests = CaseKeyDigest.of(run.cases.lazy.map(\.key))
+        let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
         // The gate and the quarantine are not sequenced state: read before the lane, like the digests.
         let gateInputs = try await gateInputs(project: project, run: run)
         return try await sequenced(key: "project:\(project.id)") { actor in

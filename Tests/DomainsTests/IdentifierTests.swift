@@ -50,6 +50,12 @@ import Testing
         #expect(CaseKeyDigest("Suite1::test_1") == CaseKeyDigest("Suite1::test_1"))
         #expect(CaseKeyDigest("Suite1::test_1") != CaseKeyDigest("Suite1::test_10"))
         #expect(CaseKeyDigest("") != CaseKeyDigest("\u{0}"))
+        // The same bytes whatever the String's representation (inline, native, built piecewise).
+        let long = "Suite::" + String(repeating: "é", count: 30)
+        #expect(CaseKeyDigest(long) == CaseKeyDigest(String(decoding: Array(long.utf8), as: UTF8.self)))
+        #expect(CaseKeyDigest("short") == CaseKeyDigest(String("xshort".dropFirst())))
+        // Bytes, as PostgreSQL compares: "é" precomposed and decomposed are two keys.
+        #expect(CaseKeyDigest("caf\u{E9}") != CaseKeyDigest("cafe\u{301}"))
         let keys = (0..<200_000).map { "Suite\($0 % 40)::test_\($0)" }
         #expect(Set(CaseKeyDigest.of(keys)).count == keys.count)
     }

@@ -40,7 +40,7 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.startMeasurement()
             // The finalize digests the keys, then classifies.
             for _ in benchmark.scaledIterations {
-                let digests = CaseKeyDigest.of(current.cases.lazy.map(\.key))
+                let digests = CaseKeyDigest.of(current.cases.lazy.map { $0.key })
                 blackHole(RegressionSummary.compute(current.cases, digests: digests, baseline: baseline))
             }
         }

@@ -12,18 +12,25 @@ public struct CaseKeyDigest: Hashable, Sendable {
     let second: UInt64
 
     public init(_ key: String) {
-        // The key's UTF-8 bytes, as PostgreSQL compares keys (byte for byte, not by Unicode equivalence),
-        // and without `String` hashing's normalization pass, which allocated once a key.
-        var text = key
-        (first, second) = text.withUTF8 { bytes in
-            var a = Hasher()
-            a.combine(UInt8(0))
-            a.combine(bytes: UnsafeRawBufferPointer(bytes))
-            var b = Hasher()
-            b.combine(UInt8(1))
-            b.combine(bytes: UnsafeRawBufferPointer(bytes))
-            return (UInt64(truncatingIfNeeded: a.finalize()), UInt64(truncatingIfNeeded: b.finalize()))
-        }
+        // The key's UTF-8 bytes, as PostgreSQL compares keys (byte for byte, not by Unicode equivalence).
+        // A short key lives inside the String value with no buffer to point at: copied to the stack, since
+        // making it a heap string (`withUTF8`) cost an allocation per key.
+        (first, second) =
+            key.utf8.withContiguousStorageIfAvailable { Self.hash(UnsafeRawBufferPointer($0)) }
+            ?? withUnsafeTemporaryAllocation(of: UInt8.self, capacity: key.utf8.count) { buffer in
+                _ = buffer.initialize(from: key.utf8)
+                return Self.hash(UnsafeRawBufferPointer(buffer))
+            }
+    }
+
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        var a = Hasher()
+        a.combine(UInt8(0))
+        a.combine(bytes: bytes)
+        var b = Hasher()
+        b.combine(UInt8(1))
+        b.combine(bytes: bytes)
+        return (UInt64(truncatingIfNeeded: a.finalize()), UInt64(truncatingIfNeeded: b.finalize()))
     }
 
     /// Each half is already a uniform hash; the dictionary mixes one of them again with its own seed.

@@ -176,7 +176,7 @@ public struct NewRun: Sendable {
         self.gate = gate
         self.knownCaseIDs = knownCaseIDs
         let digests = keyDigests ?? []
-        self.keyDigests = digests.count == run.cases.count ? digests : CaseKeyDigest.of(run.cases.lazy.map(\.key))
+        self.keyDigests = digests.count == run.cases.count ? digests : CaseKeyDigest.of(run.cases.lazy.map { $0.key })
         self.id = id
         self.projectID = projectID
         self.run = run
