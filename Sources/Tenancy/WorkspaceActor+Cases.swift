@@ -26,9 +26,10 @@ extension WorkspaceActor {
         async let recent = repos.inventory.recentResults(caseID: id, limit: 20)
         async let windows = repos.inventory.caseWindows(caseID: id, nowMilliseconds: nowMilliseconds)
         async let linked = repos.defects.defectsLinked(projectID: project.id, fingerprints: [], caseIDs: [id])
+        async let sameCommit = repos.inventory.sameCommitEvidence(caseID: id)
         return CaseDetail(
             summary: summary, recent: try await recent, windows: try await windows,
-            defects: try await linked.byCase[id, default: []])
+            defects: try await linked.byCase[id, default: []], sameCommit: try await sameCommit)
     }
 
     /// Sets a case's owner, labels and linked defects (nil leaves a field as it is; `owner` `.some(nil)` clears it).

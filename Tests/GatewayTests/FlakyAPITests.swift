@@ -126,4 +126,38 @@ import Testing
             #expect(try await admin.get("/v1/projects/nope/flaky").status == 404)
         }
     }
+
+    /// A case that passed and failed on the same commit (a re-run) carries that evidence at once, beside its
+    /// score; a case failing on both, or passing and failing on different commits, does not.
+    @Test func passingAndFailingOnOneCommitIsEvidence() async throws {
+        try await withServer { _, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            func push(_ id: String, commit: String, _ cases: [[String: Any]]) async throws -> String {
+                var document = runDocument(externalRunId: id, cases: cases)
+                document["commit"] = commit
+                let reply = try await admin.post("/v1/ingest/kensho/finalize", json: document)
+                #expect(reply.status == 200, "\(reply.text)")
+                return try #require(reply.object["internalRunId"] as? String)
+            }
+            let first = try await push("build-1", commit: "c0ffee1", [testCase("racy", "passed"), testCase("down", "failed"), testCase("moved", "passed")])
+            let rerun = try await push("build-1-retry", commit: "c0ffee1", [testCase("racy", "failed"), testCase("down", "failed"), testCase("moved", "passed")])
+            _ = try await push("build-2", commit: "beef002", [testCase("racy", "passed"), testCase("down", "failed"), testCase("moved", "failed")])
+            try await waitForRollUps(admin, runs: 3)
+            let cases = try await admin.get("/v1/projects/web/cases").object["items"] as? [[String: Any]] ?? []
+            let ids = Dictionary(uniqueKeysWithValues: cases.compactMap { item in
+                (item["name"] as? String).flatMap { name in (item["id"] as? String).map { (name, $0) } }
+            })
+            let racy = try await admin.get("/v1/cases/\(try #require(ids["racy"]))").object
+            let evidence = try #require(racy["sameCommit"] as? [String: Any], "\(racy)")
+            #expect(evidence["commit"] as? String == "c0ffee1")
+            #expect(evidence["passedRunId"] as? String == first && evidence["failedRunId"] as? String == rerun)
+            for name in ["down", "moved"] {
+                let other = try await admin.get("/v1/cases/\(try #require(ids[name]))").object
+                #expect(other["sameCommit"] == nil, "\(name): \(other)")
+            }
+            let page = try await admin.get("/cases/\(try #require(ids["racy"]))")
+            #expect(page.text.contains("passed and failed on <code>c0ffee1</code>"))
+        }
+    }
+
 }

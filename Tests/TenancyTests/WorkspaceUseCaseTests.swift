@@ -276,6 +276,7 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
         -> [CaseSummaryRecord]
     { try fail() }
     func caseSummary(id: String) async throws -> CaseSummaryRecord? { try fail() }
+    func sameCommitEvidence(caseID: String) async throws -> SameCommitEvidence? { try fail() }
     func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry] { try fail() }
     func annotateCase(id: String, owner: String??, labels: [String]?, defectIDs: [String]?, by actor: AuditActor) async throws
         -> Bool

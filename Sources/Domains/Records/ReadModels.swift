@@ -47,10 +47,14 @@ public struct CaseDetail: Sendable {
     public let recent: [CaseHistoryEntry]
     public let windows: [CaseWindowRecord]
     public let defects: [DefectRef]
+    /// A commit on which the case both passed and failed, if any (the latest).
+    public let sameCommit: SameCommitEvidence?
 
     public init(
-        summary: CaseSummaryRecord, recent: [CaseHistoryEntry], windows: [CaseWindowRecord], defects: [DefectRef]
+        summary: CaseSummaryRecord, recent: [CaseHistoryEntry], windows: [CaseWindowRecord], defects: [DefectRef],
+        sameCommit: SameCommitEvidence? = nil
     ) {
+        self.sameCommit = sameCommit
         self.summary = summary
         self.recent = recent
         self.windows = windows
@@ -100,4 +104,19 @@ public enum RollUpOutcome: Sendable, Equatable {
     case alreadyRolledUp
     /// An earlier run of the project is not rolled up yet: try again later, without spending an attempt.
     case waiting(forRunID: String)
+}
+
+/// A case that passed and failed on the same commit: flakiness evidence on its own, whatever the score.
+public struct SameCommitEvidence: Sendable, Hashable {
+    public let commit: String
+    public let passedRunID: String
+    public let failedRunID: String
+    public let seenAt: Date
+
+    public init(commit: String, passedRunID: String, failedRunID: String, seenAt: Date) {
+        self.commit = commit
+        self.passedRunID = passedRunID
+        self.failedRunID = failedRunID
+        self.seenAt = seenAt
+    }
 }

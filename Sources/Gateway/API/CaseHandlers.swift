@@ -98,6 +98,9 @@ extension Components.Schemas.CaseDetail {
                     .init(
                         runId: $0.runID, externalRunId: $0.externalRunId, branch: $0.branch, status: .init($0.status),
                         durationMs: Int($0.durationMs), errorMessage: $0.errorMessage, createdAt: $0.createdAt)
+                },
+                sameCommit: detail.sameCommit.map {
+                    .init(commit: $0.commit, passedRunId: $0.passedRunID, failedRunId: $0.failedRunID, seenAt: $0.seenAt)
                 }))
     }
 }

@@ -99,6 +99,21 @@ public struct PostgresInventoryRepository: InventoryRepository {
         }
     }
 
+    public func sameCommitEvidence(caseID: String) async throws -> SameCommitEvidence? {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            for try await (commit, runs, at) in try await connection.query(
+                """
+                SELECT same_commit_sha, same_commit_runs, same_commit_at FROM case_stats
+                WHERE workspace_id = \(ws) AND case_id = \(caseID) AND same_commit_sha IS NOT NULL
+                """, logger: logger
+            ).decode((String, [String], Date).self) where runs.count == 2 {
+                return SameCommitEvidence(commit: commit, passedRunID: runs[0], failedRunID: runs[1], seenAt: at)
+            }
+            return nil
+        }
+    }
+
     /// The case's latest results on every branch, newest first.
     public func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry] {
         let (logger, ws) = (self.logger, workspaceID)

@@ -156,6 +156,7 @@ struct RollUp: Sendable {
                 on: connection, logger: logger)
         }
         try await applyAutoQuarantine(judged, detected: detected, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        try await recordSameCommitEvidence(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         try await foldBatchTotals(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         let done = clock.now
         let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
@@ -259,6 +260,72 @@ struct RollUp: Sendable {
             INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
             SELECT \(ws), t.id, \(projectID), t.kind, t.subject, t.payload::jsonb
             FROM UNNEST(\(ids)::text[], \(kinds)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, kind, subject, payload)
+            """, logger: logger)
+    }
+
+    /// Cases that both passed and failed on one commit: each run of the batch against the (at most 8) latest
+    /// other rolled-up runs of the project on its commit — re-runs, or runs of other jobs. The stats keep the
+    /// latest such finding with a passing and a failing run. A run whose commit has no other run (nearly
+    /// every push) costs one index probe; otherwise its failures are looked up by case in the others, and
+    /// the others' failures read once.
+    static func recordSameCommitEvidence(
+        _ runs: [RolledRun], projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        var others: [String: [String]] = [:]
+        var commitOf: [String: String] = [:]
+        for try await (runID, commit, other) in try await connection.query(
+            """
+            SELECT b.id, b.commit_sha, o.id FROM runs b
+            JOIN LATERAL (SELECT r.id FROM runs r
+                          WHERE r.workspace_id = b.workspace_id AND r.project_id = b.project_id AND r.commit_sha = b.commit_sha
+                            AND r.id <> b.id AND r.rolled_up_at IS NOT NULL
+                          ORDER BY r.seq DESC LIMIT 8) o ON true
+            WHERE b.workspace_id = \(ws) AND b.id = ANY(\(runs.map(\.id))::text[]) AND b.commit_sha IS NOT NULL
+            """, logger: logger
+        ).decode((String, String, String).self) {
+            others[runID, default: []].append(other)
+            commitOf[runID] = commit
+        }
+        guard !others.isEmpty else { return }
+        // Per case: (commit, passing run, failing run); runs go in finalize order, so the latest finding stays.
+        var found: [String: (String, String, String)] = [:]
+        for run in runs {
+            guard let otherRuns = others[run.id], let commit = commitOf[run.id] else { continue }
+            var failing: [String] = []
+            var seen: Set<String> = []
+            var passing: Set<String> = []
+            for result in run.results {
+                if result.status.isFailing, seen.insert(result.caseID).inserted { failing.append(result.caseID) }
+                if result.status == .passed { passing.insert(result.caseID) }
+            }
+            if !failing.isEmpty {
+                for try await (caseID, passedRun) in try await connection.query(
+                    """
+                    SELECT case_id, run_id FROM case_results
+                    WHERE workspace_id = \(ws) AND case_id = ANY(\(failing)::text[]) AND run_id = ANY(\(otherRuns)::text[]) AND status = 'passed'
+                    """, logger: logger
+                ).decode((String, String).self) {
+                    found[caseID] = (commit, passedRun, run.id)
+                }
+            }
+            for try await (caseID, failedRun) in try await connection.query(
+                """
+                SELECT case_id, run_id FROM case_results
+                WHERE workspace_id = \(ws) AND run_id = ANY(\(otherRuns)::text[]) AND status = ANY(\(CaseStatus.failingValues))
+                """, logger: logger
+            ).decode((String, String).self) where passing.contains(caseID) {
+                found[caseID] = (commit, run.id, failedRun)
+            }
+        }
+        guard !found.isEmpty else { return }
+        let ids = Array(found.keys)
+        try await connection.query(
+            """
+            UPDATE case_stats t SET same_commit_sha = u.commit_sha, same_commit_runs = ARRAY[u.passed_run, u.failed_run],
+                   same_commit_at = now()
+            FROM UNNEST(\(ids)::text[], \(ids.map { found[$0]!.0 })::text[], \(ids.map { found[$0]!.1 })::text[],
+                        \(ids.map { found[$0]!.2 })::text[]) AS u(case_id, commit_sha, passed_run, failed_run)
+            WHERE t.workspace_id = \(ws) AND t.case_id = u.case_id
             """, logger: logger)
     }
 

@@ -512,5 +512,15 @@ enum ShardSchema {
                 // An automatic quarantine's clean passes since it began (or since its last failure).
                 "ALTER TABLE case_quarantine ADD COLUMN clean_passes integer NOT NULL DEFAULT 0",
             ]),
+        Migration(
+            14, "same-commit flakiness evidence",
+            [
+                // The latest commit on which a case both passed and failed (across runs, re-runs or shards), and
+                // a passing and a failing run of it: flakiness evidence beside the window's score.
+                "ALTER TABLE case_stats ADD COLUMN same_commit_sha text",
+                "ALTER TABLE case_stats ADD COLUMN same_commit_runs text[]",
+                "ALTER TABLE case_stats ADD COLUMN same_commit_at timestamptz",
+                "CREATE INDEX runs_commit_idx ON runs (workspace_id, project_id, commit_sha) WHERE commit_sha IS NOT NULL",
+            ]),
     ]
 }

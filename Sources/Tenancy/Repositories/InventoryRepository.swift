@@ -6,6 +6,8 @@ public protocol InventoryRepository: Sendable {
         -> [CaseSummaryRecord]
     /// Nil when unknown, or not rolled up yet.
     func caseSummary(id: String) async throws -> CaseSummaryRecord?
+    /// The latest commit on which the case both passed and failed, as the roll-ups found it.
+    func sameCommitEvidence(caseID: String) async throws -> SameCommitEvidence?
     /// The case's latest results on every branch, newest first.
     func recentResults(caseID: String, limit: Int) async throws -> [CaseHistoryEntry]
     /// `owner` `.some(nil)` clears it; nil fields are left as they are. False when the case is unknown.
