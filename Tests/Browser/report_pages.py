@@ -79,6 +79,15 @@ try:
     wait_for(lambda: driver.current_url == report_url, f"not back on the report after signing in: {driver.current_url}")
     shot("02-run-report")
 
+    # The gate's verdict: failed on maxFailures, the quarantined case forgiven — its name and reason as text.
+    gate = driver.find_element(By.ID, "gate")
+    check("Quality gate: ✘ failed" in gate.text, f"no failed gate on the report: {gate.text}")
+    check("maxFailures 1 (limit 0)" in gate.text, f"the failing rule is not shown with its figure: {gate.text}")
+    check("<script>window.__kaizen_xss=1</script>" in gate.text and "flaky <b>upstream</b>" in gate.text,
+          f"the forgiven case or its reason is not shown as text: {gate.text}")
+    driver.execute_script("arguments[0].scrollIntoView()", gate)
+    shot("02a-quality-gate")
+
     regression = driver.find_element(By.ID, "regression")
     check("New failures" in regression.text, "no new-failures bucket")
     new_failures = regression.find_elements(By.CSS_SELECTOR, "h3.bucket.new + ul li")

@@ -24,6 +24,16 @@ import Testing
                 json: runDocument(externalRunId: "build-f1", branch: "feature/cart", cases: [testCase("checkout total", "passed"), testCase("login", "passed")]))
             #expect(feature.status == 200, "\(feature.text)")
 
+            // A gate, and the markup-named case quarantined with a reason that is markup too: the report shows
+            // the verdict and what it forgave, as text.
+            try await waitForRollUps(admin, runs: 2)
+            #expect(try await admin.put("/v1/projects/web/gate", json: ["rules": [
+                ["rule": "maxFailures", "limit": 0], ["rule": "minTestsCount", "limit": 3, "branches": ["main"]],
+            ]]).status == 200)
+            let inventory = try await admin.get("/v1/projects/web/cases").object["items"] as? [[String: Any]] ?? []
+            let xssID = try #require(inventory.first { $0["name"] as? String == xss }?["id"] as? String)
+            #expect(try await admin.post("/v1/cases/\(xssID)/quarantine", json: ["reason": "flaky <b>upstream</b>"]).status == 200)
+
             // The second run: two new failures, one with steps, an error and a screenshot.
             // A log whose second half is past the preview's cap, and markup that must stay text.
             let log = Data(("cart service: <b>total</b> computed\n" + String(repeating: "x", count: 9000) + "\nTAIL-NOT-PREVIEWED\n").utf8)
