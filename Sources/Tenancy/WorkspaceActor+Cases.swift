@@ -27,9 +27,10 @@ extension WorkspaceActor {
         async let windows = repos.inventory.caseWindows(caseID: id, nowMilliseconds: nowMilliseconds)
         async let linked = repos.defects.defectsLinked(projectID: project.id, fingerprints: [], caseIDs: [id])
         async let sameCommit = repos.inventory.sameCommitEvidence(caseID: id)
+        async let quarantine = repos.ci.quarantineOf(caseID: id)
         return CaseDetail(
             summary: summary, recent: try await recent, windows: try await windows,
-            defects: try await linked.byCase[id, default: []], sameCommit: try await sameCommit)
+            defects: try await linked.byCase[id, default: []], sameCommit: try await sameCommit, quarantine: try await quarantine)
     }
 
     /// Sets a case's owner, labels and linked defects (nil leaves a field as it is; `owner` `.some(nil)` clears it).

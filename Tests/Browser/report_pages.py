@@ -173,6 +173,19 @@ try:
     check(len(driver.find_elements(By.CSS_SELECTOR, "input[name=defect]:checked")) == 2, "the filed defect is not linked")
     shot("04c-case-across-runs")
 
+    # Quarantine it from its page (the reason stays text), then release it.
+    def quarantine_text():
+        sections = driver.find_elements(By.ID, "quarantine")
+        return sections[0].text if sections else ""
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/quarantine'] input[name=reason]").send_keys("waiting on <i>JIRA-9</i>")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/quarantine'] button").click()
+    wait_for(lambda: "‖ quarantined" in quarantine_text(), "the case was not quarantined")
+    check("waiting on <i>JIRA-9</i>" in quarantine_text(), f"the reason is not shown as text: {quarantine_text()}")
+    driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.ID, "quarantine"))
+    shot("04d-case-quarantined")
+    driver.find_element(By.CSS_SELECTOR, "form[action$='/quarantine'] button").click()
+    wait_for(lambda: "Not quarantined" in quarantine_text(), "the case was not released")
+
     # The project dashboard, from the report's breadcrumbs: trends as SVG, the runs, flaky, clusters.
     driver.get(report_url)
     driver.find_element(By.CSS_SELECTOR, ".crumbs a[href^='/projects/']").click()

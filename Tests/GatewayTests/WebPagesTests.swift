@@ -198,4 +198,40 @@ import Testing
             #expect(!listed.contains("test_total_with_discount_99<"))
         }
     }
+
+    /// A member quarantines a case from its page (with the CSRF proof) and releases it; the reason is text;
+    /// a viewer sees the state but no form, and a post of theirs is refused.
+    @Test func aCaseIsQuarantinedAndReleasedFromItsPage() async throws {
+        try await withServer { server, admin in
+            let owner = try await PeopleTests.becomeOwner(server)
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            _ = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "b1", cases: [testCase("racy", "failed")]))
+            try await waitForRollUps(admin, runs: 1)
+            let caseID = try #require((try await admin.get("/v1/projects/web/cases").object["items"] as? [[String: Any]])?.first?["id"] as? String)
+            let browser = APIClient(baseURL: server.baseURL, token: nil)
+
+            let unproven = try await Self.post(browser, "/cases/\(caseID)/quarantine", [("reason", "x")], cookie: owner.cookie)
+            #expect(unproven.status == 403)
+            let posted = try await Self.post(
+                browser, "/cases/\(caseID)/quarantine", [("csrf", owner.csrf), ("reason", "<i>racy</i> on CI")], cookie: owner.cookie)
+            #expect([200, 302, 303].contains(posted.status), "\(posted.status) \(posted.text.prefix(300))")  // the client follows the redirect
+            let quarantined = try await admin.get("/v1/cases/\(caseID)").object["quarantine"] as? [String: Any]
+            #expect(quarantined?["reason"] as? String == "<i>racy</i> on CI")
+            let page = try await browser.send(.GET, "/cases/\(caseID)", headers: [("Cookie", owner.cookie)])
+            #expect(page.text.contains("quarantined</span> — &lt;i&gt;racy&lt;/i&gt; on CI") && page.text.contains(">Release</button>"))
+
+            let viewer = try await mint(admin, role: "viewer")
+            let seen = try await viewer.get("/cases/\(caseID)")
+            #expect(seen.text.contains("quarantined</span>") && !seen.text.contains("action=\"/cases/\(caseID)/quarantine\""))
+
+            let released = try await Self.post(
+                browser, "/cases/\(caseID)/quarantine", [("csrf", owner.csrf), ("release", "1")], cookie: owner.cookie)
+            #expect([200, 302, 303].contains(released.status))
+            #expect(try await admin.get("/v1/cases/\(caseID)").object["quarantine"] == nil)
+            let empty = try await Self.post(
+                browser, "/cases/\(caseID)/quarantine", [("csrf", owner.csrf), ("reason", " ")], cookie: owner.cookie)
+            #expect(empty.status == 200 && empty.text.contains("/reason"), "\(empty.status)")
+        }
+    }
+
 }

@@ -253,6 +253,7 @@ final class MemoryCI: CIRepository {
     func quarantine(caseID: String, reason: String, expiresAt: Date?, by actor: AuditActor) async throws -> QuarantineRecord? { nil }
     func release(caseID: String, by actor: AuditActor) async throws -> Bool { false }
     func quarantined(projectID: String, after: String?, limit: Int) async throws -> [QuarantineRecord] { [] }
+    func quarantineOf(caseID: String) async throws -> QuarantineRecord? { nil }
     func quarantinePolicy(projectID: String) async throws -> QuarantinePolicyRecord {
         QuarantinePolicyRecord(policy: .default, updatedBy: nil, updatedAt: nil)
     }

@@ -49,12 +49,15 @@ public struct CaseDetail: Sendable {
     public let defects: [DefectRef]
     /// A commit on which the case both passed and failed, if any (the latest).
     public let sameCommit: SameCommitEvidence?
+    /// The quarantine in force, if any.
+    public let quarantine: QuarantineRecord?
 
     public init(
         summary: CaseSummaryRecord, recent: [CaseHistoryEntry], windows: [CaseWindowRecord], defects: [DefectRef],
-        sameCommit: SameCommitEvidence? = nil
+        sameCommit: SameCommitEvidence? = nil, quarantine: QuarantineRecord? = nil
     ) {
         self.sameCommit = sameCommit
+        self.quarantine = quarantine
         self.summary = summary
         self.recent = recent
         self.windows = windows

@@ -101,7 +101,8 @@ extension Components.Schemas.CaseDetail {
                 },
                 sameCommit: detail.sameCommit.map {
                     .init(commit: $0.commit, passedRunId: $0.passedRunID, failedRunId: $0.failedRunID, seenAt: $0.seenAt)
-                }))
+                },
+                quarantine: detail.quarantine.map(Components.Schemas.Quarantine.init)))
     }
 }
 

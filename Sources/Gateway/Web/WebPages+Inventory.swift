@@ -18,6 +18,30 @@ extension WebPages {
         router.post("/cases/:caseId/defects") { request, context in
             try await fileDefect(forCase: try context.parameters.require("caseId"), request: request)
         }
+        router.post("/cases/:caseId/quarantine") { request, context in
+            try await quarantine(try context.parameters.require("caseId"), request: request)
+        }
+    }
+
+    /// Quarantines the case with the form's reason, or releases it (`release` set), through the API's operations.
+    func quarantine(_ caseID: String, request: Request) async throws -> Response {
+        guard let identity = await identity(request) else { return redirect("/login") }
+        let fields = try await Self.form(request)
+        if let refusal = refuseUnprovenForm(fields, identity: identity, request: request) { return refusal }
+        do {
+            try await RequestIdentity.$current.withValue(identity) {
+                if fields["release"] != nil {
+                    _ = try await api.releaseCase(.init(path: .init(caseId: caseID)))
+                } else {
+                    _ = try await api.quarantineCase(.init(path: .init(caseId: caseID), body: .json(.init(reason: fields["reason"] ?? ""))))
+                }
+            }
+        } catch let error as DomainError where error.kind == .forbidden || error.kind == .notFound {
+            return errorPage(error, identity: identity)
+        } catch let error as DomainError {
+            return try await page(request) { identity in try await inventoryCasePage(caseID, identity: identity, editError: error.message) }
+        }
+        return redirect("/cases/\(caseID)#quarantine")
     }
 
     func inventoryCasePage(_ caseID: String, identity: Identity, editError: String? = nil) async throws

@@ -178,6 +178,18 @@ public struct PostgresCIRepository: CIRepository {
         }
     }
 
+    public func quarantineOf(caseID: String) async throws -> QuarantineRecord? {
+        let logger = self.logger
+        let query = PostgresQuery(
+            unsafeSQL: Self.quarantineColumns
+                + " WHERE q.workspace_id = $1 AND q.case_id = $2 AND (q.expires_at IS NULL OR q.expires_at > now())",
+            binds: try Self.binds([workspaceID, caseID]))
+        return try await server.run { connection in
+            for try await row in try await connection.query(query, logger: logger) { return try Self.decodeQuarantine(row) }
+            return nil
+        }
+    }
+
     public func quarantinePolicy(projectID: String) async throws -> QuarantinePolicyRecord {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.run { connection in

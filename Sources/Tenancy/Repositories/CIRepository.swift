@@ -15,6 +15,8 @@ public protocol CIRepository: Sendable {
     func release(caseID: String, by actor: AuditActor) async throws -> Bool
     /// The project's quarantined cases (expired ones left out), by case id, after `after`.
     func quarantined(projectID: String, after: String?, limit: Int) async throws -> [QuarantineRecord]
+    /// The case's quarantine in force, if any.
+    func quarantineOf(caseID: String) async throws -> QuarantineRecord?
     func quarantinePolicy(projectID: String) async throws -> QuarantinePolicyRecord
     func setQuarantinePolicy(projectID: String, policy: QuarantinePolicy, by actor: AuditActor) async throws -> QuarantinePolicyRecord
 }
