@@ -92,9 +92,13 @@ extension WorkspaceActor {
             var attempt = 0
             while true {
                 attempt += 1
+                // The sequence number before the baseline: a run another node stores after the number was
+                // read takes that number or a later one, so this insert conflicts and goes again with both
+                // reloaded. Read the other way round (baseline, then number from the database), a run landing
+                // in between became the number's predecessor without being the baseline.
+                let seq = try await actor.nextRunSequence(projectID: project.id)
                 let baseline = try await actor.baseline(project: project, branch: run.branch)
                 let (summary, buckets) = RegressionSummary.compute(run.cases, digests: digests, baseline: baseline?.statuses ?? [:])
-                let seq = try await actor.nextRunSequence(projectID: project.id)
                 let new = NewRun(
                     id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
                     regression: summary, buckets: buckets, seq: seq, attachments: attachments,
