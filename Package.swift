@@ -167,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "kensho",
             dependencies: [
-                "KenshoKit",
+                "KenshoKit", "Domains",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

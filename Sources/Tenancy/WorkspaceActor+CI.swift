@@ -52,13 +52,6 @@ extension WorkspaceActor {
         try await repos.ci.quarantined(projectID: project.id, after: after, limit: limit)
     }
 
-    /// The gate's verdict on a run about to be stored: the project's gate and quarantine, read now.
-    nonisolated func gateVerdict(project: Project, run: ValidatedRun, buckets: [RegressionBucket?], inputs: GateInputs)
-        -> GateVerdict
-    {
-        QualityGate.evaluate(inputs.gate, run: run, buckets: buckets, context: inputs.context)
-    }
-
     nonisolated func gateInputs(project: Project, run: ValidatedRun) async throws -> GateInputs {
         var seen = Set<String>()
         let retried = run.cases.filter { $0.flaky && $0.status == .passed && seen.insert($0.key).inserted }.map(\.key)

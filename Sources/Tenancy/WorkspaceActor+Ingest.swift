@@ -103,7 +103,7 @@ extension WorkspaceActor {
                     id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
                     regression: summary, buckets: buckets, seq: seq, attachments: attachments,
                     knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests,
-                    gate: actor.gateVerdict(project: project, run: run, buckets: buckets, inputs: gateInputs))
+                    gate: QualityGate.evaluate(gateInputs.gate, run: run, buckets: buckets, context: gateInputs.context))
                 let stored: RunRecord
                 do {
                     let persisted = try await actor.repos.runs.persist(new)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Domains
 import Foundation
 import KenshoKit
 
@@ -273,8 +274,8 @@ enum Summary {
         case "failed":
             lines.append("Quality gate: FAILED")
             for rule in r.gate.rules where !rule.passed {
-                let limit = rule.limit.map { " (limit \(Self.number($0)))" } ?? ""
-                lines.append("  ✗ \(rule.rule): \(rule.detail ?? Self.number(rule.actual))\(limit)")
+                let limit = rule.limit.map { " (limit \(GateVerdict.figure($0)))" } ?? ""
+                lines.append("  ✗ \(rule.rule): \(rule.detail ?? GateVerdict.figure(rule.actual))\(limit)")
             }
         default: break
         }
@@ -287,11 +288,6 @@ enum Summary {
         }
         lines.append("Report: \(r.reportUrl)")
         return lines.joined(separator: "\n")
-    }
-
-    /// 3 rather than 3.0; 0.95 as it is.
-    static func number(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// "1 new failure", "2 new failures".

@@ -177,6 +177,11 @@ public struct GateVerdict: Sendable, Hashable, Codable {
     }
 
     public var failedRules: [RuleOutcome] { rules.filter { !$0.passed } }
+
+    /// A rule's limit or figure as people read it: `3`, not `3.0`; `0.95` as it is.
+    public static func figure(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
 }
 
 /// What the gate reads besides the run: which of its cases are quarantined (by key, with the reason)

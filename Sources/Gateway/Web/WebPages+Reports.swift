@@ -167,11 +167,10 @@ extension WebPages {
         var view: [String: Any] = ["status": status]
         if status == "failed" { view["failed"] = true }
         if status == "passed" { view["passed"] = true }
-        let number = { (value: Double) in value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value) }
         view["rules"] = (gate["rules"] as? [[String: Any]] ?? []).map { rule -> [String: Any] in
-            var item: [String: Any] = ["rule": rule["rule"] as? String ?? "", "actual": number(rule["actual"] as? Double ?? 0)]
+            var item: [String: Any] = ["rule": rule["rule"] as? String ?? "", "actual": GateVerdict.figure(rule["actual"] as? Double ?? 0)]
             if rule["passed"] as? Bool == true { item["ok"] = true }
-            if let limit = rule["limit"] as? Double { item["limit"] = number(limit) }
+            if let limit = rule["limit"] as? Double { item["limit"] = GateVerdict.figure(limit) }
             if let detail = rule["detail"] as? String { item["detail"] = detail }
             return item
         }

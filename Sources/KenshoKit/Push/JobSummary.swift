@@ -1,3 +1,4 @@
+import Domains
 import Foundation
 
 /// The Markdown a CI job shows for a push (`kensho push --summary FILE`; in GitHub Actions the job's
@@ -23,8 +24,8 @@ public enum JobSummary {
             out.append("**Quality gate: \(r.gate.status)**")
             out.append("")
             for rule in r.gate.rules {
-                let limit = rule.limit.map { " (limit \(number($0)))" } ?? ""
-                let figure = rule.detail.map(escape) ?? number(rule.actual)
+                let limit = rule.limit.map { " (limit \(GateVerdict.figure($0)))" } ?? ""
+                let figure = rule.detail.map(escape) ?? GateVerdict.figure(rule.actual)
                 out.append("- \(rule.passed ? "✅" : "❌") `\(rule.rule)`: \(figure)\(limit)")
             }
             out.append("")
@@ -66,9 +67,5 @@ public enum JobSummary {
             }
         }
         return out
-    }
-
-    static func number(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 }

@@ -240,8 +240,8 @@ struct RollUp: Sendable {
                 WHERE q.workspace_id = \(ws) AND q.case_id = t.id AND q.automatic
                 """, logger: logger)
         }
-        guard !replay.changes.isEmpty else { return }
-        var ids: [String] = [], kinds: [String] = [], subjects: [String] = [], payloads: [String] = []
+        // Ids are made in the changes' order, so the feed lists them as they happened.
+        var events: [Bool: (ids: [String], subjects: [String], payloads: [String])] = [:]
         for change in replay.changes {
             var payload: [String: Any] = ["caseId": change.caseID, "runId": change.runID, "automatic": true, "by": "kaizen"]
             if change.quarantined, let (branch, verdict) = verdicts[change.caseID] {
@@ -250,17 +250,16 @@ struct RollUp: Sendable {
             } else if !change.quarantined {
                 payload["cleanPasses"] = releaseAfter
             }
-            ids.append(ResourceID.make(.event))
-            kinds.append(change.quarantined ? "case.quarantined" : "case.released")
-            subjects.append(change.caseID)
-            payloads.append(String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self))
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)
+            events[change.quarantined, default: ([], [], [])].ids.append(ResourceID.make(.event))
+            events[change.quarantined]!.subjects.append(change.caseID)
+            events[change.quarantined]!.payloads.append(json)
         }
-        try await connection.query(
-            """
-            INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
-            SELECT \(ws), t.id, \(projectID), t.kind, t.subject, t.payload::jsonb
-            FROM UNNEST(\(ids)::text[], \(kinds)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, kind, subject, payload)
-            """, logger: logger)
+        for (quarantined, batch) in events.sorted(by: { $0.key && !$1.key }) {
+            try await recordEvents(
+                ids: batch.ids, projectID: projectID, kind: quarantined ? "case.quarantined" : "case.released",
+                subjects: batch.subjects, payloads: batch.payloads, workspaceID: ws, on: connection, logger: logger)
+        }
     }
 
     /// Cases that both passed and failed on one commit: each run of the batch against the (at most 8) latest
