@@ -190,6 +190,7 @@ struct JobWorkerService: Service {
     func perform(_ job: JobRecord) async throws {
         switch job.kind {
         case JobQueue.rollupKind: try await rollUp([job])
+        case JobQueue.shardCloseKind: try await closeIfStale(job)
         default: throw JobError.unknownKind(job.kind)
         }
     }
@@ -207,6 +208,15 @@ struct JobWorkerService: Service {
             try await $0.rollUp(runIDs: payloads.map(\.runId), inOrder: inOrder)
         }
         if case .waiting(let earlier) = outcome { throw WaitingForEarlierRun(runID: earlier) }
+    }
+
+    /// A sharded run's close check: closes it as partial when no shard came before its deadline.
+    func closeIfStale(_ job: JobRecord) async throws {
+        let payload = try JSONDecoder().decode(JobQueue.ShardClosePayload.self, from: Data(job.payload.utf8))
+        let shardID = try await shard(of: job.workspaceID)
+        _ = try await registry.withWorkspace(id: job.workspaceID, shardID: shardID) {
+            try await $0.closeIfStale(runID: payload.runId)
+        }
     }
 
     func shard(of workspaceID: String) async throws -> Int {

@@ -25,6 +25,8 @@ public struct KaizenConfiguration: Sendable {
     public var workspaceRateLimit = RateLimit(perMinute: 6000)
     public var maxBodyBytes: Int = 64 * 1024 * 1024
     public var finalizeQuota = RateLimit(perMinute: 60)
+    /// How long a sharded run waits for its next shard before it is closed as partial.
+    public var shardTimeoutSeconds: Int = 7_200
     public var maxAttachmentBytes: Int64 = 1 << 30
     public var actorIdleSeconds: Double = 300
     /// A workspace's ingest caches (case ids, baselines) unused this long are dropped, memory given back.
@@ -120,6 +122,7 @@ public struct KaizenConfiguration: Sendable {
         }
         if let v = try int("KAIZEN_MAX_BODY_BYTES") { config.maxBodyBytes = max(1024, v) }
         if let v = try int("KAIZEN_FINALIZE_QUOTA") { config.finalizeQuota.perMinute = max(1, v) }
+        if let v = try int("KAIZEN_SHARD_TIMEOUT_SECONDS") { config.shardTimeoutSeconds = min(max(1, v), 7 * 86_400) }
         if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }
         if let v = try double("KAIZEN_INGEST_CACHE_IDLE_SECONDS") { config.ingestCacheIdleSeconds = max(1, v) }

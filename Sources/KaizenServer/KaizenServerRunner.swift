@@ -87,7 +87,7 @@ public enum KaizenServerRunner {
         let ingest = IngestSettings(
             signer: UploadSigner(secretHex: try await cluster.catalog.serverSecret("upload-signing")),
             publicURL: publicURL, finalizeQuota: config.finalizeQuota,
-            maxAttachmentBytes: config.maxAttachmentBytes)
+            maxAttachmentBytes: config.maxAttachmentBytes, shardTimeoutSeconds: config.shardTimeoutSeconds)
         let directory = Directory(catalog: cluster.catalog)
         let authenticator = Authenticator(directory: directory, cacheSeconds: config.authCacheSeconds)
         let deps = GatewayDependencies(

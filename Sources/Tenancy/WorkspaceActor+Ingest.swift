@@ -28,13 +28,15 @@ extension WorkspaceActor {
     /// upload session (if any) is checked, its stored attachments confirmed, the document validated, and the run
     /// written in the project's lane.
     public func finalize(
-        project: Project, document: KenshoRun, validator: KenshoValidator, quota: RateLimit, now: Date = Date()
+        project: Project, document: KenshoRun, validator: KenshoValidator, quota: RateLimit, now: Date = Date(),
+        shardTimeoutSeconds: Int = WorkspaceActor.defaultShardTimeoutSeconds
     ) async throws -> FinalizeOutcome {
-        // A re-push of a stored run is answered from storage, whatever became of its upload session.
-        if let externalRunId = document.externalRunId,
+        // A re-push of a stored run is answered from storage, whatever became of its upload session. (A shard is
+        // checked against its own stored shard, in the lane.)
+        if document.shard == nil, let externalRunId = document.externalRunId,
             let existing = try await repos.runs.run(projectID: project.id, externalRunId: externalRunId)
         {
-            return try await replay(existing)
+            return try await replayWhole(existing)
         }
         var uploaded: [DeclaredAttachment] = []
         if let uploadID = document.uploadId {
@@ -52,6 +54,10 @@ extension WorkspaceActor {
         let outcome = validator.validate(document, knownAttachments: Set(uploaded.map(\.id)))
         guard case .valid(let run) = outcome else { throw outcome.error ?? .internalError }
         let referenced = uploaded.filter { run.attachmentIDs.contains($0.id) }
+        if let shard = run.shard {
+            return try await finalizeShard(
+                project: project, run: run, shard: shard, attachments: referenced, quota: quota, timeoutSeconds: shardTimeoutSeconds)
+        }
         return try await finalize(project: project, run: run, attachments: referenced, quota: quota)
     }
 
@@ -86,7 +92,7 @@ extension WorkspaceActor {
         let gateInputs = try await gateInputs(project: project, run: run)
         return try await sequenced(key: "project:\(project.id)") { actor in
             if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
-                return try await actor.replay(existing)
+                return try await actor.replayWhole(existing)
             }
             try actor.takeFinalizeQuota(projectID: project.id, projectSlug: project.slug, quota: quota)
             var attempt = 0
@@ -113,7 +119,7 @@ extension WorkspaceActor {
                     actor.forgetRunCaches(projectID: project.id)
                     // Another node stored this externalRunId first: answer with its run.
                     if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
-                        return try await actor.replay(existing)
+                        return try await actor.replayWhole(existing)
                     }
                     // Another node stored a run of this project with this sequence number: go again, fresh.
                     // (Each retry means another node made progress, so a bound is only a safety net.)
@@ -131,6 +137,16 @@ extension WorkspaceActor {
 
     /// The unique constraint on (workspace, project, seq) of runs.
     static let runSequenceConstraint = "runs_seq_key"
+
+    /// A whole document re-pushed: replayed, unless its externalRunId names a run pushed in shards.
+    func replayWhole(_ existing: RunRecord) async throws -> FinalizeOutcome {
+        if let shards = existing.shards {
+            throw DomainError.conflict(
+                "externalRunId '\(existing.externalRunId)' is a run pushed in \(shards.total) shards; push each part with its shard",
+                details: ["pointer": .string("/shard"), "runId": .string(existing.id)])
+        }
+        return try await replay(existing)
+    }
 
     public func replay(_ existing: RunRecord) async throws -> FinalizeOutcome {
         var baseline: RunRecord?
@@ -268,7 +284,8 @@ extension WorkspaceActor {
     public func run(id: String) async throws -> RunRecord? {
         if let cached = runs[id] { return cached }
         guard let loaded = try await repos.runs.run(id: id) else { return nil }
-        if runs[id] == nil {
+        // An open sharded run still changes; only closed runs are cached.
+        if runs[id] == nil && !loaded.isOpen {
             if runOrder.count >= Self.cachedRuns { runs[runOrder.removeFirst()] = nil }
             runs[id] = loaded
             runOrder.append(id)

@@ -38,7 +38,7 @@ public actor WorkspaceActor {
     var caseIDs: [String: CaseIDMap] = [:]
     /// When a finalize last used the ingest caches above (`clock` nanoseconds).
     var ingestCachesUsedNanos: UInt64 = 0
-    /// Recently read runs by id. A stored run never changes, so the cache needs no invalidation.
+    /// Recently read closed runs by id. A closed run never changes, so the cache needs no invalidation.
     var runs: [String: RunRecord] = [:]
     var runOrder: [String] = []
     /// Upload sessions by id (also persisted, so a restart loses nothing).

@@ -208,6 +208,11 @@ final class MemoryRuns: RunRepository {
         }
         return PersistedRun(run: record, caseIDs: CaseIDMap())
     }
+    // Sharded runs are tested against PostgreSQL (GatewayTests/ShardedRunTests); these tests never push a shard.
+    func persistShard(_ new: NewShard) async throws -> StoredShard { throw DomainError.internalError }
+    func shardedResults(runID: String) async throws -> [ShardedResult] { [] }
+    func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord? { nil }
+    func staleOpenRun(runID: String) async throws -> RunRecord? { nil }
     func run(id: String) async throws -> RunRecord? { rows.withLock { $0.first { $0.record.id == id }?.record } }
     func run(projectID: String, externalRunId: String) async throws -> RunRecord? {
         rows.withLock { $0.first { $0.record.projectID == projectID && $0.record.externalRunId == externalRunId }?.record }

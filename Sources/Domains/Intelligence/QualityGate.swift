@@ -202,12 +202,22 @@ extension QualityGate {
     public static func evaluate(
         _ gate: QualityGate?, run: ValidatedRun, buckets: [RegressionBucket?], context: GateContext
     ) -> GateVerdict {
+        evaluate(
+            gate, branch: run.branch, startedAt: run.startedAt, finishedAt: run.finishedAt, cases: run.cases, buckets: buckets,
+            context: context)
+    }
+
+    /// The verdict on a run of `branch` whose cases are `cases` (a whole document's, or a sharded run's as assembled).
+    public static func evaluate<Cases: Collection>(
+        _ gate: QualityGate?, branch: String, startedAt: Date?, finishedAt: Date?, cases: Cases,
+        buckets: [RegressionBucket?], context: GateContext
+    ) -> GateVerdict where Cases.Element: GateCase {
         var passed = 0, failing = 0, ran = 0, newFailures = 0, newFlaky = 0
         var forgiven: [GateVerdict.Forgiven] = []
         var forgivenCount = 0
         var suitesSeen: Set<String> = []
         var suitesFailing: Set<String> = []
-        for (index, item) in run.cases.enumerated() {
+        for (index, item) in cases.enumerated() {
             if item.status != .skipped { ran += 1 }
             if let suite = item.suite { suitesSeen.insert(suite) }
             if let reason = context.quarantined[item.key] {
@@ -229,15 +239,15 @@ extension QualityGate {
             if index < buckets.count, buckets[index] == .newFailure { newFailures += 1 }
             if item.flaky && item.status == .passed && !context.knownFlaky.contains(item.key) { newFlaky += 1 }
         }
-        let applicable = (gate?.rules ?? []).filter { $0.applies(toBranch: run.branch) }
+        let applicable = (gate?.rules ?? []).filter { $0.applies(toBranch: branch) }
         guard !applicable.isEmpty else {
             return GateVerdict(status: .none, rules: [], forgiven: forgiven, forgivenCount: forgivenCount)
         }
         let duration: Double = {
-            if let start = run.startedAt, let end = run.finishedAt, end >= start {
+            if let start = startedAt, let end = finishedAt, end >= start {
                 return (end.timeIntervalSince(start) * 1000).rounded()
             }
-            return Double(run.cases.reduce(Int64(0)) { $0 &+ max(0, $1.durationMs) })
+            return Double(cases.reduce(Int64(0)) { $0 &+ max(0, $1.durationMs) })
         }()
         var outcomes: [GateVerdict.RuleOutcome] = []
         for rule in applicable {
@@ -271,6 +281,18 @@ extension QualityGate {
         return GateVerdict(status: status, rules: outcomes, forgiven: forgiven, forgivenCount: forgivenCount)
     }
 }
+
+/// What the gate reads of a case.
+public protocol GateCase {
+    var key: String { get }
+    var name: String { get }
+    var suite: String? { get }
+    var status: CaseStatus { get }
+    var flaky: Bool { get }
+    var durationMs: Int64 { get }
+}
+
+extension ValidatedCase: GateCase {}
 
 /// Branch globs: `*` any run of characters (slashes included), `?` exactly one; the rest literal.
 public enum Glob {

@@ -334,6 +334,17 @@ public struct KenshoJSON {
                     }
                 }
                 run.totals = totals
+            case "shard":
+                if try p.takeNull() { return }
+                var shard = KenshoRun.Shard(index: nil, total: nil)
+                try p.object { p, key in
+                    switch key {
+                    case "index": shard.index = try p.optionalInt()
+                    case "total": shard.total = try p.optionalInt()
+                    default: try p.skipValue()
+                    }
+                }
+                run.shard = shard
             case "cases":
                 if try p.takeNull() { return }
                 var cases: [KenshoCase] = []

@@ -17,6 +17,17 @@ public struct KenshoRun: Codable, Hashable, Sendable {
     public var env: [String: String]?
     public var totals: Totals?
     public var cases: [KenshoCase]?
+    /// One part of a build split over parallel jobs: `index` counts from 0.
+    public var shard: Shard?
+
+    public struct Shard: Codable, Hashable, Sendable {
+        public var index: Int?
+        public var total: Int?
+        public init(index: Int?, total: Int?) {
+            self.index = index
+            self.total = total
+        }
+    }
 
     public struct ProjectRef: Codable, Hashable, Sendable {
         public var slug: String?
@@ -43,8 +54,9 @@ public struct KenshoRun: Codable, Hashable, Sendable {
         uploadId: String? = nil, schemaVersion: String? = "kensho/v1", runId: String? = nil, project: ProjectRef?,
         externalRunId: String?, branch: String?, commit: String? = nil, buildUrl: String? = nil,
         startedAt: String? = nil, finishedAt: String? = nil, env: [String: String]? = nil, totals: Totals?,
-        cases: [KenshoCase]?
+        cases: [KenshoCase]?, shard: Shard? = nil
     ) {
+        self.shard = shard
         self.uploadId = uploadId
         self.schemaVersion = schemaVersion
         self.runId = runId

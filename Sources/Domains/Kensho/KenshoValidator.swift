@@ -63,6 +63,34 @@ public struct KenshoValidator: Sendable {
             problems.add("/finishedAt", "is before startedAt")
         }
 
+        var shard: RunShard?
+        if let given = run.shard {
+            var ok = true
+            if let total = given.total {
+                if total < 1 || total > RunShard.maxTotal {
+                    problems.add("/shard/total", "must be 1–\(RunShard.maxTotal)")
+                    ok = false
+                }
+            } else {
+                problems.add("/shard/total", "is required")
+                ok = false
+            }
+            if let index = given.index {
+                if index < 0 {
+                    problems.add("/shard/index", "must be 0 or more")
+                    ok = false
+                } else if let total = given.total, index >= total, total >= 1 {
+                    problems.add("/shard/index", "is \(index) but must be below total (\(total)); shards count from 0")
+                    ok = false
+                }
+            } else {
+                problems.add("/shard/index", "is required")
+                ok = false
+            }
+            // A run of one shard is a whole run.
+            if ok, let index = given.index, let total = given.total, total > 1 { shard = RunShard(index: index, total: total) }
+        }
+
         var cases: [ValidatedCase] = []
         var totals = RunTotals()
         var referenced = Set<String>()
@@ -116,7 +144,7 @@ public struct KenshoValidator: Sendable {
             ValidatedRun(
                 projectSlug: slug, externalRunId: externalRunId, branch: branch, commit: run.commit,
                 buildURL: run.buildUrl, startedAt: startedAt, finishedAt: finishedAt, env: run.env ?? [:],
-                totals: totals, cases: cases, attachmentIDs: referenced))
+                totals: totals, cases: cases, attachmentIDs: referenced, shard: shard))
     }
 
     func validateCase(_ item: KenshoCase, at path: String, knownAttachments: Set<String>, _ problems: inout Problems)

@@ -14,6 +14,22 @@ public struct ValidatedRun: Sendable {
     public let cases: [ValidatedCase]
     /// Every attachment id referenced by a case or step.
     public let attachmentIDs: Set<String>
+    /// This document is one shard of the run (nil for a whole run, and for a run of one shard).
+    public var shard: RunShard? = nil
+}
+
+/// Which part of a sharded run a document is.
+public struct RunShard: Sendable, Hashable {
+    public let index: Int
+    public let total: Int
+
+    public init(index: Int, total: Int) {
+        self.index = index
+        self.total = total
+    }
+
+    /// At most this many shards per run.
+    public static let maxTotal = 1_000
 }
 
 public struct ValidatedCase: Sendable, Hashable {

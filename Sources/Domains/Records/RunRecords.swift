@@ -20,13 +20,17 @@ public struct RunRecord: Sendable, Hashable {
     public let createdAt: Date
     /// The quality gate's verdict as the finalize answered it (`none` for runs stored before gates).
     public let gate: GateVerdict
+    /// For a run assembled from shards: how many there are and how many arrived.
+    public let shards: ShardProgress?
 
     public init(
         id: String, projectID: String, externalRunId: String, branch: String, commit: String?, buildURL: String?,
         status: String, startedAt: Date?, finishedAt: Date?, env: [String: String], totals: RunTotals,
-        baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date, gate: GateVerdict = .none
+        baselineRunID: String?, regression: RegressionSummary, seq: Int64, createdAt: Date, gate: GateVerdict = .none,
+        shards: ShardProgress? = nil
     ) {
         self.gate = gate
+        self.shards = shards
         self.id = id
         self.projectID = projectID
         self.externalRunId = externalRunId
@@ -42,6 +46,24 @@ public struct RunRecord: Sendable, Hashable {
         self.regression = regression
         self.seq = seq
         self.createdAt = createdAt
+    }
+}
+
+extension RunRecord {
+    /// `open` while a sharded run waits for shards; `closed`, or `partial` for a sharded run closed on what arrived.
+    public static let open = "open", closed = "closed", partial = "partial"
+
+    public var isOpen: Bool { status == Self.open }
+}
+
+/// The shards of a sharded run: how many the build has and how many arrived.
+public struct ShardProgress: Sendable, Hashable {
+    public let total: Int
+    public let received: Int
+
+    public init(total: Int, received: Int) {
+        self.total = total
+        self.received = received
     }
 }
 
@@ -213,5 +235,77 @@ public struct CaseResultFilter: Sendable, Hashable {
         self.suite = suite
         self.text = text
         self.bucket = bucket
+    }
+}
+
+/// One shard of a sharded run to store: its cases go into the run (created by the first shard, `open`).
+public struct NewShard: Sendable {
+    /// The run's id should this shard be the first to arrive (otherwise the stored run's is kept).
+    public let runID: String
+    public let projectID: String
+    /// The shard's document, `run.shard` set.
+    public let run: ValidatedRun
+    public let shard: RunShard
+    /// Identifies the shard's content: a re-sent shard with the same digest replays, another is a conflict.
+    public let digest: String
+    public let attachments: [DeclaredAttachment]
+    public let knownCaseIDs: CaseIDMap
+    public let keyDigests: [CaseKeyDigest]
+    /// How long the run waits for its next shard before it is closed as partial.
+    public let timeoutSeconds: Int
+
+    public init(
+        runID: String, projectID: String, run: ValidatedRun, shard: RunShard, digest: String, attachments: [DeclaredAttachment],
+        knownCaseIDs: CaseIDMap, keyDigests: [CaseKeyDigest], timeoutSeconds: Int
+    ) {
+        self.runID = runID
+        self.projectID = projectID
+        self.run = run
+        self.shard = shard
+        self.digest = digest
+        self.attachments = attachments
+        self.knownCaseIDs = knownCaseIDs
+        self.keyDigests = keyDigests
+        self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// What storing a shard did.
+public enum StoredShard: Sendable {
+    /// Stored; the run as it now stands (open, or with every shard arrived and ready to close).
+    case stored(RunRecord, caseIDs: CaseIDMap)
+    /// This shard was already stored with the same content: nothing written.
+    case replayed(RunRecord)
+}
+
+/// Closing a sharded run: the assembled results' regression and gate, written once.
+public struct ClosingRun: Sendable {
+    public let runID: String
+    public let projectID: String
+    public let branch: String
+    public let seq: Int64
+    public let baselineRunID: String?
+    public let assembly: ShardAssembly
+    public let regression: RegressionSummary
+    /// Per result of `assembly.results`, in order.
+    public let buckets: [RegressionBucket?]
+    public let gate: GateVerdict
+    /// Closed on the shards that arrived before the timeout.
+    public let partial: Bool
+
+    public init(
+        runID: String, projectID: String, branch: String, seq: Int64, baselineRunID: String?, assembly: ShardAssembly,
+        regression: RegressionSummary, buckets: [RegressionBucket?], gate: GateVerdict, partial: Bool
+    ) {
+        self.runID = runID
+        self.projectID = projectID
+        self.branch = branch
+        self.seq = seq
+        self.baselineRunID = baselineRunID
+        self.assembly = assembly
+        self.regression = regression
+        self.buckets = buckets
+        self.gate = gate
+        self.partial = partial
     }
 }

@@ -52,11 +52,15 @@ public struct IngestSettings: Sendable {
     public let finalizeQuota: RateLimit
     public let validator: KenshoValidator
     public let maxAttachmentBytes: Int64
+    /// How long a sharded run waits for its next shard before it is closed as partial.
+    public let shardTimeoutSeconds: Int
 
     public init(
         signer: UploadSigner, publicURL: PublicURL, finalizeQuota: RateLimit,
-        validator: KenshoValidator = KenshoValidator(), maxAttachmentBytes: Int64 = 1 << 30
+        validator: KenshoValidator = KenshoValidator(), maxAttachmentBytes: Int64 = 1 << 30,
+        shardTimeoutSeconds: Int = WorkspaceActor.defaultShardTimeoutSeconds
     ) {
+        self.shardTimeoutSeconds = shardTimeoutSeconds
         self.signer = signer
         self.publicURL = publicURL
         self.finalizeQuota = finalizeQuota

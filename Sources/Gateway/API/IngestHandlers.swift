@@ -138,7 +138,8 @@ extension KaizenAPI {
 
         let outcome = try await deps.registry.withWorkspace(grant) {
             try await $0.finalize(
-                project: project, document: document, validator: validator, quota: deps.ingest.finalizeQuota)
+                project: project, document: document, validator: validator, quota: deps.ingest.finalizeQuota,
+                shardTimeoutSeconds: deps.ingest.shardTimeoutSeconds)
         }
         return .ok(.init(body: .json(try self.finalizeResponse(outcome))))
     }
@@ -147,7 +148,9 @@ extension KaizenAPI {
         .init(
             internalRunId: outcome.run.id, kenshoReportUrl: reportURL(outcome.run.id),
             regression: try .init(outcome.run.regression, baseline: outcome.baseline),
-            totals: .init(outcome.run.totals), gate: .init(outcome.run.gate), replayed: outcome.replayed)
+            totals: .init(outcome.run.totals), gate: .init(outcome.run.gate), replayed: outcome.replayed,
+            status: .init(rawValue: outcome.run.status) ?? .closed,
+            shards: outcome.run.shards.map { .init(total: $0.total, received: $0.received) })
     }
 
     /// The run's page (the JSON is at `/v1/runs/{id}`).

@@ -19,7 +19,8 @@ extension KaizenAPI {
     func getRun(_ input: Operations.GetRun.Input) async throws -> Operations.GetRun.Output {
         let identity = try RequestIdentity.required()
         let (grant, project, run) = try await findRun(identity, id: input.path.runId)
-        RunReadFill.current?.set(workspaceID: grant.workspaceID, accessMode: project.accessMode)
+        // An open sharded run still changes: only a closed run's answer is kept.
+        if !run.isOpen { RunReadFill.current?.set(workspaceID: grant.workspaceID, accessMode: project.accessMode) }
         let baseline = try await run.baselineRunID.flatMapAsync { id in
             try await self.deps.registry.withWorkspace(grant) { try await $0.run(id: id) }
         }
@@ -29,7 +30,8 @@ extension KaizenAPI {
     func schema(_ run: RunRecord, project: Project, baseline: RunRecord?) throws -> Components.Schemas.Run {
         .init(
             id: run.id, project: .init(id: project.id, slug: project.slug), externalRunId: run.externalRunId,
-            branch: run.branch, commit: run.commit, buildUrl: run.buildURL, status: .closed, startedAt: run.startedAt,
+            branch: run.branch, commit: run.commit, buildUrl: run.buildURL, status: .init(rawValue: run.status) ?? .closed,
+            shards: run.shards.map { .init(total: $0.total, received: $0.received) }, startedAt: run.startedAt,
             finishedAt: run.finishedAt, env: .init(additionalProperties: run.env), totals: .init(run.totals),
             regression: try .init(run.regression, baseline: baseline), gate: .init(run.gate),
             casesUrl: "\(deps.ingest.publicURL.value)/v1/runs/\(run.id)/cases", kenshoReportUrl: reportURL(run.id),

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Encoded answers of `GET /v1/runs/:id`, by run id, on this node.
 ///
-/// A stored run never changes, and neither does its project's access mode (there is no API to
+/// A closed run never changes (an open sharded run is not cached), and neither does its project's access mode (there is no API to
 /// change it), so an entry never goes stale: only who may read it is decided per request, by the
 /// caller's grants. Striped like the rate limiter, bounded per stripe (oldest out first).
 public final class RunResponseCache: Sendable {

@@ -17,6 +17,12 @@ public struct JobQueue: Sendable {
     }
 
     public static let rollupKind = "run.rollup"
+    /// Closes a sharded run as partial once it waited past its deadline for a shard.
+    public static let shardCloseKind = RunWriter.shardCloseKind
+
+    public struct ShardClosePayload: Codable, Sendable {
+        public let runId: String
+    }
 
     /// Enqueues on an open connection (inside the caller's transaction).
     static func enqueue(

@@ -20,12 +20,28 @@ public struct PostgresRunRepository: RunRepository {
         try await RunWriter(server: server, workspaceID: workspaceID, logger: logger).persist(new)
     }
 
+    public func persistShard(_ new: NewShard) async throws -> StoredShard {
+        try await RunWriter(server: server, workspaceID: workspaceID, logger: logger).persistShard(new)
+    }
+
+    public func shardedResults(runID: String) async throws -> [ShardedResult] {
+        try await RunWriter(server: server, workspaceID: workspaceID, logger: logger).shardedResults(runID: runID)
+    }
+
+    public func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord? {
+        try await RunWriter(server: server, workspaceID: workspaceID, logger: logger).closeShardedRun(closing)
+    }
+
+    public func staleOpenRun(runID: String) async throws -> RunRecord? {
+        try await RunWriter(server: server, workspaceID: workspaceID, logger: logger).staleOpenRun(runID: runID)
+    }
+
     // MARK: runs
 
     static let runColumns = """
         SELECT id, project_id, external_run_id, branch, commit_sha, build_url, status, started_at, finished_at, env::text AS env,
-               passed, failed, skipped, broken, flaky, baseline_run_id, new_failures, fixed, still_failing, seq, created_at,
-               gate::text AS gate
+               passed, failed, skipped, broken, flaky, baseline_run_id, new_failures, fixed, still_failing,
+               COALESCE(seq, 0) AS seq, created_at, gate::text AS gate, shard_total, shards_received
         FROM runs
         """
 
@@ -34,6 +50,8 @@ public struct PostgresRunRepository: RunRepository {
         func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try c[name].decode(T.self) }
         let env: String = try value("env")
         let gate: String? = try value("gate")
+        let shardTotal: Int? = try value("shard_total")
+        let shardsReceived: Int = try value("shards_received")
         return RunRecord(
             id: try value("id"), projectID: try value("project_id"), externalRunId: try value("external_run_id"),
             branch: try value("branch"), commit: try value("commit_sha"), buildURL: try value("build_url"),
@@ -46,7 +64,8 @@ public struct PostgresRunRepository: RunRepository {
             regression: RegressionSummary(
                 newFailures: try value("new_failures"), fixed: try value("fixed"), stillFailing: try value("still_failing")),
             seq: try value("seq"), createdAt: try value("created_at"),
-            gate: gate.flatMap { try? JSONDecoder().decode(GateVerdict.self, from: Data($0.utf8)) } ?? .none)
+            gate: gate.flatMap { try? JSONDecoder().decode(GateVerdict.self, from: Data($0.utf8)) } ?? .none,
+            shards: shardTotal.map { ShardProgress(total: $0, received: shardsReceived) })
     }
 
     func runs(_ whereClause: String, _ binds: PostgresBindings, suffix: String = "") async throws -> [RunRecord] {
@@ -80,7 +99,10 @@ public struct PostgresRunRepository: RunRepository {
 
     /// The newest run of the branch.
     public func latestRun(projectID: String, branch: String) async throws -> RunRecord? {
-        try await runs("project_id = $2 AND branch = $3", try binds([projectID, branch]), suffix: "ORDER BY seq DESC LIMIT 1").first
+        // An open sharded run has no sequence number yet (and would sort first): it is no one's baseline.
+        try await runs(
+            "project_id = $2 AND branch = $3 AND seq IS NOT NULL", try binds([projectID, branch]), suffix: "ORDER BY seq DESC LIMIT 1"
+        ).first
     }
 
     /// Runs of a project, newest first, optionally of one branch, after the cursor's `seq`.
@@ -250,6 +272,7 @@ public struct PostgresRunRepository: RunRepository {
                 SELECT u.id, u.external_run_id, u.branch, r.status, r.duration_ms, r.error_message, u.created_at
                 FROM runs u JOIN case_results r ON r.workspace_id = u.workspace_id AND r.run_id = u.id
                 WHERE u.workspace_id = \(ws) AND u.project_id = \(projectID) AND u.branch = \(branch) AND r.case_id = \(caseID)
+                  AND u.seq IS NOT NULL
                 ORDER BY u.seq DESC LIMIT \(limit)
                 """, logger: logger)
             return try await PostgresInventoryRepository.historyEntries(rows)

@@ -34,34 +34,9 @@ struct RunWriter: Sendable {
             ? nil : String(decoding: try JSONEncoder().encode(new.gate), as: UTF8.self)
 
         return try await server.transaction { connection in
-            var caseIDs = new.knownCaseIDs
-            let digests = new.keyDigests
-            if caseIDs.isEmpty {
-                try await Self.lookUpCaseIDs(of: run, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-            }
-            // Only cases the cache (or the look-up) does not know go through the inventory statements.
-            let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { !caseIDs.contains(digests[$0]) }
-            let inventory = InventoryColumns(run, digests: digests, indices: unknown)
-            if !inventory.keys.isEmpty {
-                caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
-                // New cases are usually new to everyone: they go in with COPY under the ids made here. If
-                // another node added some of the keys meanwhile (a unique violation), the transaction
-                // goes back to the savepoint and inserts what is missing, taking the others' ids.
-                try await connection.query("SAVEPOINT inventory", logger: logger)
-                do {
-                    try await connection.copyFrom(
-                        table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
-                        logger: logger
-                    ) { writer in
-                        try await inventory.copy(workspaceID: ws, projectID: new.projectID, to: writer)
-                    }
-                    try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
-                    for (digest, id) in zip(inventory.digests, inventory.newULIDs) { caseIDs.set(digest, ulid: id) }
-                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                    try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
-                    try await Self.insertMissingCases(inventory, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-                }
-            }
+            let caseIDs = try await Self.inventory(
+                of: run, digests: new.keyDigests, known: new.knownCaseIDs, projectID: new.projectID, workspaceID: ws,
+                on: connection, logger: logger)
             let rows = try await connection.query(
                 """
                 INSERT INTO runs (workspace_id, id, project_id, external_run_id, branch, commit_sha, build_url, started_at,
@@ -75,28 +50,9 @@ struct RunWriter: Sendable {
                 """, logger: logger)
             var createdAt = Date()
             for try await date in rows.decode(Date.self) { createdAt = date }
-            // The two big tables go in with COPY, the fastest way into PostgreSQL, in chunks so the
-            // server parses one while the next is built.
-            let copy = CopyRows(workspaceID: ws, runID: new.id)
-            try await connection.copyFrom(
-                table: "case_results",
-                columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
-                          "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments",
-                          "fingerprint"],
-                logger: logger
-            ) { writer in
-                try await copy.results(run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: digests, to: writer)
-            }
-            if run.cases.contains(where: { !$0.steps.isEmpty }) {
-                try await connection.copyFrom(
-                    table: "steps",
-                    columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
-                              "duration_ms", "attachments"],
-                    logger: logger
-                ) { writer in
-                    try await copy.steps(run.cases, to: writer)
-                }
-            }
+            try await Self.copyResults(
+                run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: new.keyDigests, runID: new.id, ordinalBase: 0,
+                workspaceID: ws, on: connection, logger: logger)
             if !attIDs.isEmpty {
                 try await connection.query(
                     """
@@ -104,19 +60,9 @@ struct RunWriter: Sendable {
                     SELECT \(ws), \(new.id), * FROM UNNEST(\(attIDs)::text[], \(attShas)::text[], \(attSizes)::bigint[], \(attTypes)::text[])
                     """, logger: logger)
             }
-            if new.gate.status == .failed {
-                let failed: [[String: Any]] = new.gate.failedRules.map { outcome in
-                    var item: [String: Any] = ["rule": outcome.rule.rawValue, "actual": outcome.actual]
-                    if let limit = outcome.limit { item["limit"] = limit }
-                    if let detail = outcome.detail { item["detail"] = detail }
-                    return item
-                }
-                let payload = try JSONSerialization.data(
-                    withJSONObject: ["runId": new.id, "branch": run.branch, "failedRules": failed], options: [.sortedKeys])
-                try await RollUp.recordEvents(
-                    ids: [ResourceID.make(.event)], projectID: new.projectID, kind: "run.gate_failed", subjects: [new.id],
-                    payloads: [String(decoding: payload, as: UTF8.self)], workspaceID: ws, on: connection, logger: logger)
-            }
+            try await Self.recordGateFailure(
+                new.gate, runID: new.id, branch: run.branch, projectID: new.projectID, workspaceID: ws, on: connection,
+                logger: logger)
             // The post-ingest job commits with the run, so no stored run lacks its roll-up.
             try await JobQueue.enqueue(
                 workspaceID: ws, kind: JobQueue.rollupKind, payload: JobQueue.rollUpPayload(runID: new.id, projectID: new.projectID), on: connection,
@@ -127,6 +73,90 @@ struct RunWriter: Sendable {
                 finishedAt: run.finishedAt, env: run.env, totals: totals, baselineRunID: new.baselineRunID,
                 regression: summary, seq: new.seq, createdAt: createdAt, gate: new.gate)
             return PersistedRun(run: record, caseIDs: caseIDs)
+        }
+    }
+
+    /// A failed gate's `run.gate_failed` event, in the run's transaction.
+    static func recordGateFailure(
+        _ gate: GateVerdict, runID: String, branch: String, projectID: String, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        guard gate.status == .failed else { return }
+        let failed: [[String: Any]] = gate.failedRules.map { outcome in
+            var item: [String: Any] = ["rule": outcome.rule.rawValue, "actual": outcome.actual]
+            if let limit = outcome.limit { item["limit"] = limit }
+            if let detail = outcome.detail { item["detail"] = detail }
+            return item
+        }
+        let payload = try JSONSerialization.data(
+            withJSONObject: ["runId": runID, "branch": branch, "failedRules": failed], options: [.sortedKeys])
+        try await RollUp.recordEvents(
+            ids: [ResourceID.make(.event)], projectID: projectID, kind: "run.gate_failed", subjects: [runID],
+            payloads: [String(decoding: payload, as: UTF8.self)], workspaceID: ws, on: connection, logger: logger)
+    }
+
+    /// The run's cases' inventory ids: from `known` (the actor's cache), else looked up; cases new to the
+    /// project are inserted. Returns every id the transaction knows, by key digest.
+    static func inventory(
+        of run: ValidatedRun, digests: [CaseKeyDigest], known: CaseIDMap, projectID: String, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> CaseIDMap {
+        var caseIDs = known
+        if caseIDs.isEmpty {
+            try await Self.lookUpCaseIDs(of: run, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
+        }
+        // Only cases the cache (or the look-up) does not know go through the inventory statements.
+        let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { !caseIDs.contains(digests[$0]) }
+        let inventory = InventoryColumns(run, digests: digests, indices: unknown)
+        if !inventory.keys.isEmpty {
+            caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
+            // New cases are usually new to everyone: they go in with COPY under the ids made here. If
+            // another node added some of the keys meanwhile (a unique violation), the transaction
+            // goes back to the savepoint and inserts what is missing, taking the others' ids.
+            try await connection.query("SAVEPOINT inventory", logger: logger)
+            do {
+                try await connection.copyFrom(
+                    table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
+                    logger: logger
+                ) { writer in
+                    try await inventory.copy(workspaceID: ws, projectID: projectID, to: writer)
+                }
+                try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
+                for (digest, id) in zip(inventory.digests, inventory.newULIDs) { caseIDs.set(digest, ulid: id) }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
+                try await Self.insertMissingCases(inventory, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
+            }
+        }
+        return caseIDs
+    }
+
+    /// The cases' results and steps, numbered from `ordinalBase`.
+    static func copyResults(
+        _ cases: [ValidatedCase], buckets: [RegressionBucket?], caseIDs: CaseIDMap, digests: [CaseKeyDigest], runID: String,
+        ordinalBase: Int, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        // The two big tables go in with COPY, the fastest way into PostgreSQL, in chunks so the
+        // server parses one while the next is built.
+        let copy = CopyRows(workspaceID: ws, runID: runID, ordinalBase: ordinalBase)
+        try await connection.copyFrom(
+            table: "case_results",
+            columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
+                      "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments",
+                      "fingerprint"],
+            logger: logger
+        ) { writer in
+            try await copy.results(cases, buckets: buckets, caseIDs: caseIDs, digests: digests, to: writer)
+        }
+        if cases.contains(where: { !$0.steps.isEmpty }) {
+            try await connection.copyFrom(
+                table: "steps",
+                columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
+                          "duration_ms", "attachments"],
+                logger: logger
+            ) { writer in
+                try await copy.steps(cases, to: writer)
+            }
         }
     }
 
@@ -247,9 +277,12 @@ struct InventoryColumns: Sendable {
 struct CopyRows: Sendable {
     static let chunkBytes = 128 * 1024
     let prefix: String
+    /// The first case's ordinal (a shard's cases follow the earlier shards').
+    let ordinalBase: Int
 
-    init(workspaceID: String, runID: String) {
+    init(workspaceID: String, runID: String, ordinalBase: Int = 0) {
         prefix = CopyText.field(workspaceID) + "\t" + CopyText.field(runID) + "\t"
+        self.ordinalBase = ordinalBase
     }
 
     func results(
@@ -262,7 +295,7 @@ struct CopyRows: Sendable {
                 throw StorageError.configuration("case key \(item.key) has no inventory row")
             }
             out.writeString(prefix)
-            out.writeString(String(index))
+            out.writeString(String(ordinalBase + index))
             out.writeString("\t")
             switch caseID {
             case .ulid(let ulid):
@@ -307,7 +340,7 @@ struct CopyRows: Sendable {
     func steps(_ cases: [ValidatedCase], to writer: PostgresCopyFromWriter) async throws {
         var out = Self.chunk()
         for (index, item) in cases.enumerated() {
-            let caseOrdinal = String(index)
+            let caseOrdinal = String(ordinalBase + index)
             for step in item.steps {
                 out.writeString(prefix)
                 out.writeString(caseOrdinal)

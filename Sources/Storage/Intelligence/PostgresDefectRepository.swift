@@ -264,7 +264,7 @@ public struct PostgresDefectRepository: DefectRepository {
                   SELECT r.run_id FROM defect_links l
                   JOIN case_results r ON r.workspace_id = l.workspace_id AND r.fingerprint = l.target
                   WHERE l.workspace_id = \(ws) AND l.defect_id = \(defectID) AND l.kind = 'group' AND r.status = ANY(\(CaseStatus.failingValues))) hit
-            JOIN runs u ON u.workspace_id = \(ws) AND u.id = hit.run_id
+            JOIN runs u ON u.workspace_id = \(ws) AND u.id = hit.run_id AND u.seq IS NOT NULL
             JOIN defects d ON d.workspace_id = \(ws) AND d.id = \(defectID) AND d.project_id = u.project_id
             """, logger: logger)
     }

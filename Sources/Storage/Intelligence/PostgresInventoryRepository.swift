@@ -122,7 +122,7 @@ public struct PostgresInventoryRepository: InventoryRepository {
                 """
                 SELECT u.id, u.external_run_id, u.branch, r.status, r.duration_ms, r.error_message, u.created_at
                 FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
-                WHERE r.workspace_id = \(ws) AND r.case_id = \(caseID)
+                WHERE r.workspace_id = \(ws) AND r.case_id = \(caseID) AND u.seq IS NOT NULL
                 ORDER BY u.created_at DESC, u.id DESC LIMIT \(limit)
                 """, logger: logger)
             return try await Self.historyEntries(rows)

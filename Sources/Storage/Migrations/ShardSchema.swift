@@ -522,5 +522,29 @@ enum ShardSchema {
                 "ALTER TABLE case_stats ADD COLUMN same_commit_at timestamptz",
                 "CREATE INDEX runs_commit_idx ON runs (workspace_id, project_id, commit_sha) WHERE commit_sha IS NOT NULL",
             ]),
+        Migration(
+            15, "sharded runs",
+            [
+                // A sharded run is stored by its first shard as `open`, without a place in the project's order: it
+                // takes its sequence number (and baseline) when it closes. Readers of history skip runs without one.
+                "ALTER TABLE runs ALTER COLUMN seq DROP NOT NULL",
+                "ALTER TABLE runs ADD COLUMN shard_total integer",
+                "ALTER TABLE runs ADD COLUMN shards_received integer NOT NULL DEFAULT 0",
+                // The next shard's first ordinal: shards number their cases after the earlier ones.
+                "ALTER TABLE runs ADD COLUMN next_ordinal integer NOT NULL DEFAULT 0",
+                // When an open run that has heard nothing since is closed as partial.
+                "ALTER TABLE runs ADD COLUMN shard_deadline timestamptz",
+                """
+                CREATE TABLE run_shards (
+                    workspace_id text NOT NULL,
+                    run_id       text NOT NULL,
+                    shard_index  integer NOT NULL,
+                    digest       text NOT NULL,
+                    cases        integer NOT NULL,
+                    received_at  timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, run_id, shard_index)
+                )
+                """,
+            ]),
     ]
 }

@@ -103,7 +103,7 @@ public struct PostgresProjectRepository: ProjectRepository {
             let rows = try await connection.query(
                 """
                 SELECT p.id,
-                       (SELECT r.created_at FROM runs r WHERE r.workspace_id = p.workspace_id AND r.project_id = p.id
+                       (SELECT r.created_at FROM runs r WHERE r.workspace_id = p.workspace_id AND r.project_id = p.id AND r.seq IS NOT NULL
                         ORDER BY r.seq DESC LIMIT 1),
                        (SELECT sum(d.passed)::float8 / NULLIF(sum(d.passed + d.failed + d.broken), 0)
                         FROM project_daily d
@@ -127,7 +127,7 @@ public struct PostgresProjectRepository: ProjectRepository {
             var last: Date?
             var count = 0
             for try await (f, l, c) in try await connection.query(
-                "SELECT min(created_at), max(created_at), count(*)::int FROM runs WHERE workspace_id = \(ws) AND project_id = \(projectID)",
+                "SELECT min(created_at), max(created_at), count(*)::int FROM runs WHERE workspace_id = \(ws) AND project_id = \(projectID) AND seq IS NOT NULL",
                 logger: logger
             ).decode((Date?, Date?, Int).self) {
                 (first, last, count) = (f, l, c)

@@ -5,6 +5,15 @@ public protocol RunRepository: Sendable {
     /// Writes a run, its results, steps and inventory rows, and queues its roll-up, in one transaction.
     /// Throws a unique violation when the externalRunId (or the sequence number) is already taken.
     func persist(_ new: NewRun) async throws -> PersistedRun
+    /// Stores one shard of a sharded run (creating the run, `open`, with the first) and queues the check that
+    /// closes it as partial should the next shard not come within the timeout.
+    func persistShard(_ new: NewShard) async throws -> StoredShard
+    /// Every result of a sharded run, for its close.
+    func shardedResults(runID: String) async throws -> [ShardedResult]
+    /// Closes a sharded run (nil when it was no longer open); a unique violation when `seq` is taken.
+    func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord?
+    /// The run when it is open and its shard deadline passed.
+    func staleOpenRun(runID: String) async throws -> RunRecord?
     func run(id: String) async throws -> RunRecord?
     func run(projectID: String, externalRunId: String) async throws -> RunRecord?
     func latestRun(projectID: String, branch: String) async throws -> RunRecord?

@@ -1,0 +1,236 @@
+import Domains
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Sharded runs: each shard's cases go straight into the run's results (numbered after the earlier shards'),
+/// so that closing the run reads statuses back and writes only what assembly and regression change —
+/// the shards' own writes are those of one document, spread over its parts.
+extension RunWriter {
+    /// The close-check job: due when an open run's deadline passes, it closes the run as partial if no
+    /// shard came meanwhile (a later shard moved the deadline and queued a later check).
+    static let shardCloseKind = "run.shards.close"
+
+    /// Stores one shard. The run row (created by the first shard, `open`) is locked for the transaction, so
+    /// shards of one run arriving on several nodes take their ordinals one after another.
+    func persistShard(_ new: NewShard) async throws -> StoredShard {
+        let (logger, ws) = (self.logger, workspaceID)
+        let run = new.run
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let env = String(decoding: try encoder.encode(run.env), as: UTF8.self)
+        let totals = run.totals
+        let attIDs = new.attachments.map(\.id), attShas = new.attachments.map(\.sha256),
+            attSizes = new.attachments.map(\.size), attTypes = new.attachments.map(\.contentType)
+
+        return try await server.transaction { connection in
+            try await connection.query(
+                """
+                INSERT INTO runs (workspace_id, id, project_id, external_run_id, branch, commit_sha, build_url, status,
+                                  started_at, finished_at, env, passed, failed, skipped, broken, flaky, new_failures, fixed,
+                                  still_failing, seq, shard_total)
+                VALUES (\(ws), \(new.runID), \(new.projectID), \(run.externalRunId), \(run.branch), \(run.commit), \(run.buildURL),
+                        'open', \(run.startedAt), \(run.finishedAt), \(env)::jsonb, 0, 0, 0, 0, 0, 0, 0, 0, NULL, \(new.shard.total))
+                ON CONFLICT (workspace_id, project_id, external_run_id) DO NOTHING
+                """, logger: logger)
+            var head: (id: String, status: String, total: Int?, branch: String, nextOrdinal: Int)?
+            for try await row in try await connection.query(
+                """
+                SELECT id, status, shard_total, branch, next_ordinal FROM runs
+                WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND external_run_id = \(run.externalRunId)
+                FOR UPDATE
+                """, logger: logger
+            ).decode((String, String, Int?, String, Int).self) {
+                head = (row.0, row.1, row.2, row.3, row.4)
+            }
+            guard let head else { throw StorageError.configuration("the sharded run's row vanished") }
+            guard let total = head.total else {
+                throw DomainError.conflict(
+                    "externalRunId '\(run.externalRunId)' is a run pushed whole, not in shards",
+                    details: ["pointer": .string("/shard")])
+            }
+            var stored: String?
+            for try await digest in try await connection.query(
+                "SELECT digest FROM run_shards WHERE workspace_id = \(ws) AND run_id = \(head.id) AND shard_index = \(new.shard.index)",
+                logger: logger
+            ).decode(String.self) {
+                stored = digest
+            }
+            if let stored {
+                guard stored == new.digest else {
+                    throw DomainError.conflict(
+                        "shard \(new.shard.index) of run '\(run.externalRunId)' is already stored with other results",
+                        details: ["pointer": .string("/shard/index"), "runId": .string(head.id)])
+                }
+                return .replayed(try await Self.runRecord(id: head.id, workspaceID: ws, on: connection, logger: logger))
+            }
+            guard head.status == RunRecord.open else {
+                throw DomainError.conflict(
+                    "run '\(run.externalRunId)' was closed (\(head.status)) before shard \(new.shard.index) arrived",
+                    details: ["pointer": .string("/shard/index"), "runId": .string(head.id)])
+            }
+            guard total == new.shard.total else {
+                throw DomainError.validation(
+                    pointer: "/shard/total", "is \(new.shard.total) but the run's earlier shards say \(total)")
+            }
+            guard head.branch == run.branch else {
+                throw DomainError.validation(pointer: "/branch", "is '\(run.branch)' but the run's earlier shards say '\(head.branch)'")
+            }
+            let caseIDs = try await Self.inventory(
+                of: run, digests: new.keyDigests, known: new.knownCaseIDs, projectID: new.projectID, workspaceID: ws,
+                on: connection, logger: logger)
+            try await Self.copyResults(
+                run.cases, buckets: Array(repeating: nil, count: run.cases.count), caseIDs: caseIDs, digests: new.keyDigests,
+                runID: head.id, ordinalBase: head.nextOrdinal, workspaceID: ws, on: connection, logger: logger)
+            if !attIDs.isEmpty {
+                try await connection.query(
+                    """
+                    INSERT INTO run_attachments (workspace_id, run_id, attachment_id, sha256, size, content_type)
+                    SELECT \(ws), \(head.id), * FROM UNNEST(\(attIDs)::text[], \(attShas)::text[], \(attSizes)::bigint[], \(attTypes)::text[])
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+            }
+            try await connection.query(
+                """
+                INSERT INTO run_shards (workspace_id, run_id, shard_index, digest, cases)
+                VALUES (\(ws), \(head.id), \(new.shard.index), \(new.digest), \(run.cases.count))
+                """, logger: logger)
+            // Totals so far (the close recounts them over the assembled cases); the run spans its shards.
+            try await connection.query(
+                """
+                UPDATE runs SET shards_received = shards_received + 1, next_ordinal = next_ordinal + \(run.cases.count),
+                       passed = passed + \(totals.passed), failed = failed + \(totals.failed), skipped = skipped + \(totals.skipped),
+                       broken = broken + \(totals.broken), flaky = flaky + \(totals.flaky),
+                       started_at = LEAST(started_at, \(run.startedAt)), finished_at = GREATEST(finished_at, \(run.finishedAt)),
+                       shard_deadline = now() + make_interval(secs => \(Double(new.timeoutSeconds)))
+                WHERE workspace_id = \(ws) AND id = \(head.id)
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO jobs (workspace_id, id, kind, payload, run_after)
+                VALUES (\(ws), \(ResourceID.make(.job)), \(Self.shardCloseKind),
+                        jsonb_build_object('runId', \(head.id)::text), now() + make_interval(secs => \(Double(new.timeoutSeconds))))
+                """, logger: logger)
+            let record = try await Self.runRecord(id: head.id, workspaceID: ws, on: connection, logger: logger)
+            return .stored(record, caseIDs: caseIDs)
+        }
+    }
+
+    /// Every result of a sharded run, for its close.
+    func shardedResults(runID: String) async throws -> [ShardedResult] {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            var out: [ShardedResult] = []
+            for try await row in try await connection.query(
+                """
+                SELECT r.ordinal, r.case_id, c.case_key, c.name, c.suite, r.status, r.duration_ms, r.attempts, r.flaky
+                FROM case_results r JOIN cases c ON c.workspace_id = r.workspace_id AND c.id = r.case_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
+                ORDER BY r.ordinal
+                """, logger: logger
+            ).decode((Int, String, String, String, String?, String, Int64, Int, Bool).self) {
+                out.append(
+                    ShardedResult(
+                        ordinal: row.0, caseID: row.1, key: row.2, name: row.3, suite: row.4,
+                        status: CaseStatus(rawValue: row.5) ?? .broken, durationMs: row.6, attempts: row.7, flaky: row.8))
+            }
+            return out
+        }
+    }
+
+    /// Closes an open sharded run: drops results later shards replaced, writes the assembled cases' attempts,
+    /// flakiness and regression, and the run's totals, place in the project's order, baseline and gate; queues
+    /// its roll-up. Nil when the run was no longer open (closed meanwhile, by another node). Throws a unique
+    /// violation when the sequence number is taken, like a finalize.
+    func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord? {
+        let (logger, ws) = (self.logger, workspaceID)
+        let assembly = closing.assembly
+        let gate: String? = closing.gate.status == .none && closing.gate.forgiven.isEmpty
+            ? nil : String(decoding: try JSONEncoder().encode(closing.gate), as: UTF8.self)
+        let regressed = zip(assembly.results, closing.buckets).compactMap { result, bucket in bucket.map { (result.ordinal, $0.rawValue) } }
+        let bucketOrdinals = regressed.map(\.0), bucketValues = regressed.map(\.1)
+        let amendedOrdinals = assembly.amended.map(\.ordinal), amendedAttempts = assembly.amended.map(\.attempts),
+            amendedFlaky = assembly.amended.map(\.flaky)
+        let totals = assembly.totals, summary = closing.regression
+        return try await server.transaction { connection in
+            var open = false
+            for try await status in try await connection.query(
+                "SELECT status FROM runs WHERE workspace_id = \(ws) AND id = \(closing.runID) FOR UPDATE", logger: logger
+            ).decode(String.self) {
+                open = status == RunRecord.open
+            }
+            guard open else { return nil }
+            if !assembly.superseded.isEmpty {
+                try await connection.query(
+                    "DELETE FROM steps WHERE workspace_id = \(ws) AND run_id = \(closing.runID) AND case_ordinal = ANY(\(assembly.superseded)::int[])",
+                    logger: logger)
+                try await connection.query(
+                    "DELETE FROM case_results WHERE workspace_id = \(ws) AND run_id = \(closing.runID) AND ordinal = ANY(\(assembly.superseded)::int[])",
+                    logger: logger)
+            }
+            if !amendedOrdinals.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE case_results r SET attempts = u.attempts, flaky = u.flaky
+                    FROM UNNEST(\(amendedOrdinals)::int[], \(amendedAttempts)::int[], \(amendedFlaky)::bool[]) AS u(ordinal, attempts, flaky)
+                    WHERE r.workspace_id = \(ws) AND r.run_id = \(closing.runID) AND r.ordinal = u.ordinal
+                    """, logger: logger)
+            }
+            if !bucketOrdinals.isEmpty {
+                try await connection.query(
+                    """
+                    UPDATE case_results r SET regression = u.bucket
+                    FROM UNNEST(\(bucketOrdinals)::int[], \(bucketValues)::text[]) AS u(ordinal, bucket)
+                    WHERE r.workspace_id = \(ws) AND r.run_id = \(closing.runID) AND r.ordinal = u.ordinal
+                    """, logger: logger)
+            }
+            try await connection.query(
+                """
+                UPDATE runs SET status = \(closing.partial ? RunRecord.partial : RunRecord.closed), seq = \(closing.seq),
+                       baseline_run_id = \(closing.baselineRunID), passed = \(totals.passed), failed = \(totals.failed),
+                       skipped = \(totals.skipped), broken = \(totals.broken), flaky = \(totals.flaky),
+                       new_failures = \(summary.newFailures), fixed = \(summary.fixed), still_failing = \(summary.stillFailing),
+                       gate = \(gate)::jsonb, shard_deadline = NULL
+                WHERE workspace_id = \(ws) AND id = \(closing.runID)
+                """, logger: logger)
+            try await Self.recordGateFailure(
+                closing.gate, runID: closing.runID, branch: closing.branch, projectID: closing.projectID, workspaceID: ws,
+                on: connection, logger: logger)
+            try await JobQueue.enqueue(
+                workspaceID: ws, kind: JobQueue.rollupKind,
+                payload: JobQueue.rollUpPayload(runID: closing.runID, projectID: closing.projectID), on: connection, logger: logger)
+            return try await Self.runRecord(id: closing.runID, workspaceID: ws, on: connection, logger: logger)
+        }
+    }
+
+    /// The run if it is open and has waited past its deadline for a shard.
+    func staleOpenRun(runID: String) async throws -> RunRecord? {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            var stale = false
+            for try await due in try await connection.query(
+                """
+                SELECT shard_deadline <= now() FROM runs
+                WHERE workspace_id = \(ws) AND id = \(runID) AND status = 'open' AND shard_deadline IS NOT NULL
+                """, logger: logger
+            ).decode(Bool.self) {
+                stale = due
+            }
+            guard stale else { return nil }
+            return try await Self.runRecord(id: runID, workspaceID: ws, on: connection, logger: logger)
+        }
+    }
+
+    static func runRecord(id: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger) async throws
+        -> RunRecord
+    {
+        var query = PostgresQuery(unsafeSQL: PostgresRunRepository.runColumns + " WHERE workspace_id = $1 AND id = $2")
+        query.binds.append(ws)
+        query.binds.append(id)
+        for try await row in try await connection.query(query, logger: logger) {
+            return try PostgresRunRepository.decodeRun(row)
+        }
+        throw StorageError.configuration("run \(id) vanished inside its own transaction")
+    }
+}

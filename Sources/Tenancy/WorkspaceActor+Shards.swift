@@ -1,0 +1,126 @@
+import Crypto
+import Domains
+
+/// Sharded runs: a build split over parallel jobs pushes one document per job with the same externalRunId and
+/// `shard: {index, total}`. Each shard is a sequenced write in the project's lane (like a finalize); the one
+/// that completes the run also closes it there — assembly, regression against the baseline, the gate — so
+/// the run's verdict is computed once, over the whole run, and answered to that finalize.
+extension WorkspaceActor {
+    /// How long an open run waits for its next shard before it is closed as partial, by default: 2 hours.
+    public static let defaultShardTimeoutSeconds = 7_200
+
+    /// Stores one shard; closes the run when it was the last to arrive.
+    nonisolated func finalizeShard(
+        project: Project, run: ValidatedRun, shard: RunShard, attachments: [DeclaredAttachment], quota: RateLimit,
+        timeoutSeconds: Int
+    ) async throws -> FinalizeOutcome {
+        // Outside the lane, like a finalize's: digesting keys and content is no other finalize's business.
+        let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
+        let content = Self.contentDigest(run)
+        return try await sequenced(key: "project:\(project.id)") { actor in
+            try actor.takeFinalizeQuota(projectID: project.id, projectSlug: project.slug, quota: quota)
+            let stored = try await actor.repos.runs.persistShard(
+                NewShard(
+                    runID: ResourceID.make(.run), projectID: project.id, run: run, shard: shard, digest: content,
+                    attachments: attachments, knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests,
+                    timeoutSeconds: timeoutSeconds))
+            switch stored {
+            case .replayed(let record):
+                // Every shard arrived but the close did not happen (the node stopped in between): close it now.
+                if record.isOpen, let shards = record.shards, shards.received >= shards.total {
+                    return try await actor.closeSharded(project: project, runID: record.id, partial: false)
+                }
+                return try await actor.replay(record)
+            case .stored(let record, let caseIDs):
+                actor.rememberCaseIDs(caseIDs, projectID: project.id)
+                if let shards = record.shards, shards.received >= shards.total {
+                    return try await actor.closeSharded(project: project, runID: record.id, partial: false)
+                }
+                return FinalizeOutcome(run: record, baseline: nil, replayed: false)
+            }
+        }
+    }
+
+    /// Closes `runID` as partial if it is still open and waited past its deadline for a shard (the close-check
+    /// job's use case). Returns the closed run, or nil when there was nothing to close.
+    public nonisolated func closeIfStale(runID: String) async throws -> RunRecord? {
+        guard let stale = try await repos.runs.staleOpenRun(runID: runID),
+            let project = try await project(id: stale.projectID)
+        else { return nil }
+        return try await sequenced(key: "project:\(project.id)") { actor in
+            // Checked again in the lane: a shard may have arrived (and moved the deadline) meanwhile.
+            guard let still = try await actor.repos.runs.staleOpenRun(runID: runID) else { return nil }
+            let complete = still.shards.map { $0.received >= $0.total } ?? true
+            let outcome = try await actor.closeSharded(project: project, runID: runID, partial: !complete)
+            return outcome.run
+        }
+    }
+
+    /// In the project's lane: assembles the run's results, computes its regression and gate, and closes it.
+    func closeSharded(project: Project, runID: String, partial: Bool) async throws -> FinalizeOutcome {
+        guard let record = try await repos.runs.run(id: runID) else {
+            throw DomainError.notFound("run '\(runID)' not found")
+        }
+        let assembly = ShardAssembly.assemble(try await repos.runs.shardedResults(runID: runID))
+        let digests = CaseKeyDigest.of(assembly.results.lazy.map(\.key))
+        let retried = assembly.results.filter { $0.flaky && $0.status == .passed }.map(\.key)
+        let (gate, context) = try await repos.ci.gateInputs(projectID: project.id, flakyKeys: retried)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let seq = try await nextRunSequence(projectID: project.id)
+            let baseline = try await baseline(project: project, branch: record.branch)
+            let (summary, buckets) = RegressionSummary.compute(
+                statuses: assembly.results.lazy.map(\.status), digests: digests, baseline: baseline?.statuses ?? [:])
+            let verdict = QualityGate.evaluate(
+                gate, branch: record.branch, startedAt: record.startedAt, finishedAt: record.finishedAt,
+                cases: assembly.results, buckets: buckets, context: context)
+            let closing = ClosingRun(
+                runID: runID, projectID: project.id, branch: record.branch, seq: seq, baselineRunID: baseline?.run.id,
+                assembly: assembly, regression: summary, buckets: buckets, gate: verdict, partial: partial)
+            do {
+                guard let closed = try await repos.runs.closeShardedRun(closing) else {
+                    // Another node closed it first: answer with what it stored.
+                    forgetRunCaches(projectID: project.id)
+                    guard let now = try await repos.runs.run(id: runID) else { throw DomainError.notFound("run '\(runID)' not found") }
+                    return try await replay(now)
+                }
+                runSeqs[project.id] = seq
+                remember(
+                    Baseline(
+                        run: closed,
+                        statuses: Dictionary(zip(digests, assembly.results.lazy.map(\.status)), uniquingKeysWith: { a, _ in a })),
+                    projectID: project.id)
+                return FinalizeOutcome(run: closed, baseline: baseline?.run, replayed: false)
+            } catch let error as DomainError where error.isUniqueViolation {
+                forgetRunCaches(projectID: project.id)
+                if error.details["constraint"] == .string(Self.runSequenceConstraint), attempt < 16 { continue }
+                throw error
+            }
+        }
+    }
+
+    /// What makes a shard the same shard when re-sent: its cases' keys, outcomes, durations and errors, in order,
+    /// and the run's branch and commit. (Not the upload session, which a re-send may renew.)
+    static func contentDigest(_ run: ValidatedRun) -> String {
+        var hasher = SHA256()
+        func add(_ text: String?) {
+            var bytes = Array((text ?? "\u{0}").utf8)
+            withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { bytes.insert(contentsOf: $0, at: 0) }
+            hasher.update(data: bytes)
+        }
+        add(run.branch)
+        add(run.commit)
+        for item in run.cases {
+            add(item.key)
+            add(item.status.rawValue)
+            add(String(item.durationMs))
+            add(String(item.attempts))
+            add(item.flaky ? "1" : "0")
+            add(item.error?.type)
+            add(item.error?.message)
+            add(String(item.steps.count))
+        }
+        return Hex.string(hasher.finalize())
+    }
+}
