@@ -31,7 +31,12 @@ struct PushCommand: AsyncParsableCommand {
         discussion: """
             Exit status: 0 pushed (and --fail-on not triggered), 1 --fail-on triggered, 2 usage or input error
             (no run.json, no project, no branch, unreadable results), 3 the server refused the push or could not
-            be reached.
+            be reached (or --wait ended with the run still open).
+
+            Sharded builds: each parallel job pushes its part with the same external run id and --shard K/N
+            (or KAIZEN_SHARD=K/N; in GitLab CI, Buildkite and CircleCI the parallel job's own variables are read).
+            The run's regression and gate come with the last part; an earlier part prints `open, k/N received`
+            and exits 0 unless --wait makes it wait for the verdict.
             """)
 
     @Argument(help: "Results directory with run.json and attachments/.") var directory = "./kensho-results"
@@ -55,11 +60,21 @@ struct PushCommand: AsyncParsableCommand {
     @Option(help: "Where to read the branch and commit from git outside CI (default: the current directory).") var gitDir: String?
     @Option(help: "Write a Markdown summary of the push here (in GitHub Actions: appended to $GITHUB_STEP_SUMMARY unless given).")
     var summary: String?
+    @Option(help: "This job's part of a sharded build, K/N counting from 1 (e.g. 2/8).") var shard: String?
+    @Flag(help: "For a part of a sharded build: wait for the last part and report (and --fail-on) the whole run's verdict.")
+    var wait = false
+    @Option(help: "With --wait: give up after this many seconds (exit 3).") var waitTimeout = 900
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Print only errors.") var quiet = false
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
+        let shardSpec: ShardSpec?
+        do {
+            shardSpec = try shard.map(ShardSpec.parse)
+        } catch let problem as KenshoInputError {
+            throw CLIError.usage(problem.description)
+        }
         guard let base = url ?? env["KAIZEN_URL"], let serverURL = URL(string: base), serverURL.scheme != nil else {
             throw CLIError.usage("set the server with --url or KAIZEN_URL (e.g. https://kaizen.example.com)")
         }
@@ -85,11 +100,13 @@ struct PushCommand: AsyncParsableCommand {
             externalRunId: externalRunId, branch: branch ?? env["KAIZEN_BRANCH"].flatMap { $0.isEmpty ? nil : $0 },
             environment: env, retry: RetryPolicy(attempts: retries), uploadConcurrency: parallel,
             gitDirectory: gitDir ?? FileManager.default.currentDirectoryPath,
-            connectTimeout: .seconds(max(1, connectTimeout)), timeout: .seconds(max(1, timeout)))
-        let result: PushResult
+            connectTimeout: .seconds(max(1, connectTimeout)), timeout: .seconds(max(1, timeout)), shard: shardSpec,
+            wait: wait ? .seconds(max(1, waitTimeout)) : nil)
+        var result: PushResult
         do {
             let progress: (@Sendable (String) -> Void)? = interactive ? { @Sendable line in Terminal.progress(line) } : nil
             result = try await Push.run(options, progress: progress)
+            result = try await Push.awaitVerdict(result, options: options, progress: progress)
         } catch let failure as KenshoFailure {
             if interactive { Terminal.progress("") }
             throw CLIError.server(failure.description)
@@ -106,6 +123,8 @@ struct PushCommand: AsyncParsableCommand {
             print(Summary.text(result))
         }
         try writeSummary(result, env: env)
+        // An open run has no verdict yet: the part that completes it (or --wait) answers for the build.
+        if result.status == "open" { return }
         let failing = result.totals.failed + result.totals.broken
         switch failOn ?? (result.gate.status == "none" ? .newFailures : .gate) {
         case .gate where result.gate.status == "failed": throw ExitCode(1)
@@ -262,8 +281,17 @@ enum Summary {
     static func text(_ r: PushResult) -> String {
         var lines: [String] = []
         let t = r.totals
+        if r.status == "open", let shards = r.shards {
+            lines.append(
+                "\(r.replayed ? "Already pushed" : "Pushed") a shard of \(r.externalRunId) to \(r.project): the run is open, "
+                    + "\(shards.received) of \(shards.total) shards received")
+            lines.append("Its regression and quality gate come with the last shard (kensho push --wait waits for them).")
+            lines.append("Report: \(r.reportUrl)")
+            return lines.joined(separator: "\n")
+        }
+        let assembled = r.shards.map { " (\($0.received) of \($0.total) shards\(r.status == "partial" ? ", closed as partial" : ""))" } ?? ""
         lines.append(
-            "\(r.replayed ? "Already pushed" : "Pushed") \(r.externalRunId) to \(r.project): \(t.passed) passed, \(t.failed) failed, "
+            "\(r.replayed ? "Already pushed" : "Pushed") \(r.externalRunId)\(assembled) to \(r.project): \(t.passed) passed, \(t.failed) failed, "
                 + "\(t.broken) broken, \(t.skipped) skipped\(t.flaky > 0 ? ", \(t.flaky) flaky" : "")")
         lines.append(
             "Regression vs \(r.baselineRunId ?? "nothing (first run)"): \(count(r.newFailures, "new failure")), \(r.fixed) fixed, \(r.stillFailing) still failing")

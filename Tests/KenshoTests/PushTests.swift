@@ -138,6 +138,63 @@ import Testing
         return try await runProcess(Self.binary, arguments, environment: environment, directory: directory)
     }
 
+    /// Three parallel GitLab jobs push their parts: kensho reads the shard and the build's run id from GitLab's
+    /// variables; earlier parts report the run open and exit 0, the last one the whole run's verdict, and a part
+    /// pushed with --wait waits for it.
+    @Test func shardedBuildsAreAssembledOnTheServer() async throws {
+        try await PushTests.withProject { server, admin in
+            let folder = NSTemporaryDirectory() + "kensho-shards-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            func junit(_ part: Int) throws -> String {
+                let path = folder + "/part\(part).xml"
+                let failure = part == 3 ? "<failure message=\"boom\">trace</failure>" : ""
+                let xml = """
+                    <?xml version="1.0" encoding="UTF-8"?>
+                    <testsuite name="unit" tests="2" failures="\(part == 3 ? 1 : 0)">
+                      <testcase classname="part\(part)" name="test_ok" time="0.01"/>
+                      <testcase classname="part\(part)" name="test_other" time="0.02">\(failure)</testcase>
+                    </testsuite>
+                    """
+                try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
+                return path
+            }
+            func env(_ part: Int) -> [String: String] {
+                ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web", "GITLAB_CI": "true",
+                 "CI_PIPELINE_ID": "501", "CI_JOB_ID": "900\(part)", "CI_JOB_NAME": "unit \(part)/3", "CI_COMMIT_REF_NAME": "main",
+                 "CI_COMMIT_SHA": "0123abc", "CI_NODE_INDEX": "\(part)", "CI_NODE_TOTAL": "3"]
+            }
+            // Part 2 first: the run is open, and a failing test cannot fail this job before the verdict.
+            let second = try await kensho(["push", "--junit", try junit(2), "--json"], env: env(2))
+            #expect(second.status == 0, "\(second.output)")
+            let opened = try JSONSerialization.jsonObject(with: Data(second.output.utf8)) as? [String: Any]
+            #expect(opened?["status"] as? String == "open" && opened?["externalRunId"] as? String == "gitlab-501-unit")
+            #expect(opened?["shards"] as? [String: Int] == ["received": 1, "total": 3])
+            let runID = try #require(opened?["runId"] as? String)
+
+            // Part 1 waits for the verdict; part 3 arrives once part 1 is in.
+            async let waiting = kensho(["push", "--junit", try junit(1), "--wait", "--wait-timeout", "300"], env: env(1))
+            try await waitUntil("part 1 is stored") {
+                (try await admin.get("/v1/runs/\(runID)").object["shards"] as? [String: Int])?["received"] == 2
+            }
+            let last = try await kensho(["push", "--junit", try junit(3)], env: env(3))
+            #expect(last.status == 1, "\(last.output)")  // a new failure in the assembled run
+            #expect(last.output.contains("gitlab-501-unit (3 of 3 shards) to web: 5 passed, 1 failed"), "\(last.output)")
+            #expect(last.output.contains("1 new failure"))
+            let waited = try await waiting
+            #expect(waited.status == 1, "\(waited.output)")
+            #expect(waited.output.contains("(3 of 3 shards)") && waited.output.contains("✗ part3 › test_other"), "\(waited.output)")
+
+            // Bad shards are usage errors; a local part without a shared run id is refused before any request.
+            let past = try await kensho(["push", "--junit", try junit(1), "--shard", "4/3"], env: env(1))
+            #expect(past.status == 2 && past.output.contains("K must be 1–3"), "\(past.output)")
+            let local = try await kensho(
+                ["push", "--junit", try junit(1), "--shard", "1/2", "--branch", "main"],
+                env: ["KAIZEN_URL": server.baseURL, "KAIZEN_TOKEN": server.adminToken, "KAIZEN_PROJECT": "web"])
+            #expect(local.status == 2 && local.output.contains("--external-run-id"), "\(local.output)")
+        }
+    }
+
     @Test func exitStatusesAndOutputs() async throws {
         let junit = fixture("junit/pytest-xunit1.xml")
         try await PushTests.withProject { server, _ in

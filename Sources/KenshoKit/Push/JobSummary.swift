@@ -8,6 +8,14 @@ public enum JobSummary {
     public static func markdown(_ r: PushResult) -> String {
         var out: [String] = []
         let t = r.totals
+        if r.status == "open", let shards = r.shards {
+            out.append("### Kaizen · \(escape(r.project)) · \(escape(r.externalRunId)) — ⏳ \(shards.received) of \(shards.total) shards received")
+            out.append("")
+            out.append("The run's regression and quality gate come with its last shard.")
+            out.append("")
+            out.append("[Open the report](\(r.reportUrl))")
+            return out.joined(separator: "\n") + "\n"
+        }
         let verdict: String
         switch r.gate.status {
         case "failed": verdict = "❌ quality gate failed"
@@ -20,6 +28,13 @@ public enum JobSummary {
         out.append("|---:|---:|---:|---:|---:|")
         out.append("| \(t.passed) | \(t.failed) | \(t.broken) | \(t.skipped) | \(t.flaky) |")
         out.append("")
+        if let shards = r.shards {
+            out.append(
+                r.status == "partial"
+                    ? "⚠️ Closed as **partial**: \(shards.received) of \(shards.total) shards arrived before the timeout."
+                    : "Assembled from \(shards.total) shards.")
+            out.append("")
+        }
         if r.gate.status == "failed" || r.gate.status == "passed" {
             out.append("**Quality gate: \(r.gate.status)**")
             out.append("")

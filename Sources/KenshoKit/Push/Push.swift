@@ -27,14 +27,20 @@ public struct PushOptions: Sendable {
     public var connectTimeout: Duration
     /// The whole push, retries included, gives up after this.
     public var timeout: Duration
+    /// This push is one part of a sharded build (`--shard`; else `KAIZEN_SHARD` or the CI system's variables).
+    public var shard: ShardSpec?
+    /// An open sharded run is waited for (polled) this long for its verdict; nil: not waited for.
+    public var wait: Duration?
 
     public init(
         directory: String, serverURL: URL, token: String, project: String? = nil, workspace: String? = nil,
         externalRunId: String? = nil, branch: String? = nil, environment: [String: String] = [:],
         retry: RetryPolicy = RetryPolicy(), uploadConcurrency: Int = 4, interruptAfterUploads: Int? = nil,
         gitDirectory: String = FileManager.default.currentDirectoryPath, connectTimeout: Duration = .seconds(5),
-        timeout: Duration = .seconds(300)
+        timeout: Duration = .seconds(300), shard: ShardSpec? = nil, wait: Duration? = nil
     ) {
+        self.shard = shard
+        self.wait = wait
         self.gitDirectory = gitDirectory
         self.connectTimeout = connectTimeout
         self.timeout = timeout
@@ -73,6 +79,14 @@ public struct PushResult: Sendable, Codable {
     public var uploaded: Int
     public var deduplicated: Int
     public var retries: Int
+    /// closed; for a sharded run `open` until its last shard arrives, or `partial`.
+    public var status: String = "closed"
+    public var shards: Shards?
+
+    public struct Shards: Sendable, Codable, Equatable {
+        public var received: Int
+        public var total: Int
+    }
 
     public struct NamedCase: Sendable, Codable {
         public var name: String
@@ -171,7 +185,16 @@ public enum Push {
         } catch {
             throw KenshoInputError("\(runPath) is not valid kensho/v1 JSON: \(error)")
         }
-        fillMetadata(&run, options: options, runJSON: data)
+        let shard = try options.shard
+            ?? options.environment["KAIZEN_SHARD"].flatMap { $0.isEmpty ? nil : $0 }.map(ShardSpec.parse)
+            ?? CIMetadata.detect(options.environment)?.shard
+        if let shard, shard.total > 1, options.externalRunId == nil, run.externalRunId == nil,
+            CIMetadata.detect(options.environment)?.shardedRunId == nil && CIMetadata.detect(options.environment)?.externalRunId == nil
+        {
+            throw KenshoInputError(
+                "shard \(shard.index + 1)/\(shard.total) needs the run id all parts share: pass --external-run-id (outside a CI system kensho knows)")
+        }
+        fillMetadata(&run, options: options, runJSON: data, shard: shard)
         guard let project = run.project?.slug, !project.isEmpty else {
             throw KenshoInputError("no project: set it in run.json, with --project or KAIZEN_PROJECT")
         }
@@ -212,16 +235,98 @@ public enum Push {
         let finalized = try await unwrapped {
             try await client.finalizeKenshoIngest(query: .init(workspace: options.workspace), body: .json(run))
         }.ok.body.json
+        var result = try await result(
+            of: Verdict(finalized), externalRunId: externalRunId, project: project, client: client, log: log)
+        result.uploaded = uploaded
+        result.deduplicated = started.alreadyExists.count
+        return result
+    }
+
+    /// What a finalize answers, or a run read back: the parts a push's result is made of.
+    struct Verdict {
+        var runId: String
+        var reportUrl: String
+        var replayed: Bool
+        var status: String
+        var shards: PushResult.Shards?
+        var totals: Components.Schemas.Totals
+        var regression: Components.Schemas.Regression
+        var gate: Components.Schemas.GateVerdict
+
+        init(_ f: Components.Schemas.FinalizeResponse) {
+            runId = f.internalRunId
+            reportUrl = f.kenshoReportUrl
+            replayed = f.replayed
+            status = f.status.rawValue
+            shards = f.shards.map { .init(received: $0.received, total: $0.total) }
+            totals = f.totals
+            regression = f.regression
+            gate = f.gate
+        }
+
+        init(_ run: Components.Schemas.Run, replayed: Bool) {
+            runId = run.id
+            reportUrl = run.kenshoReportUrl
+            self.replayed = replayed
+            status = run.status.rawValue
+            shards = run.shards.map { .init(received: $0.received, total: $0.total) }
+            totals = run.totals
+            regression = run.regression
+            gate = run.gate
+        }
+    }
+
+    /// Waits (polling, at most `options.wait`) until a sharded run's last shard closed it, and answers its
+    /// verdict; the result as it was if the run is not open. Throws when the wait ends with the run still open.
+    public static func awaitVerdict(
+        _ pushed: PushResult, options: PushOptions, progress: (@Sendable (String) -> Void)? = nil
+    ) async throws -> PushResult {
+        guard pushed.status == "open", let wait = options.wait else { return pushed }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        let log = RetryLog()
+        let client = KaizenClient.make(
+            serverURL: options.serverURL, token: options.token,
+            middlewares: [EnvelopeMiddleware(), RetryMiddleware(policy: options.retry, log: log)], httpClient: http,
+            timeout: .seconds(60))
+        let deadline = ContinuousClock.now + wait
+        var delay: Duration = .milliseconds(500)
+        var shards = pushed.shards
+        while ContinuousClock.now < deadline {
+            let run = try await unwrapped { try await client.getRun(path: .init(runId: pushed.runId)) }.ok.body.json
+            if run.status != .open {
+                var result = try await result(
+                    of: Verdict(run, replayed: pushed.replayed), externalRunId: pushed.externalRunId, project: pushed.project,
+                    client: client, log: log)
+                result.uploaded = pushed.uploaded
+                result.deduplicated = pushed.deduplicated
+                result.retries += pushed.retries
+                return result
+            }
+            shards = run.shards.map { .init(received: $0.received, total: $0.total) }
+            progress?("waiting for the run's other shards: \(shards.map { "\($0.received)/\($0.total)" } ?? "?") received")
+            try await Task.sleep(for: min(delay, deadline - ContinuousClock.now))
+            delay = min(delay * 2, .seconds(5))
+        }
+        throw KenshoFailure(
+            status: nil, code: nil,
+            message: "run \(pushed.runId) is still open after \(wait.components.seconds) s (--wait-timeout): "
+                + "\(shards.map { "\($0.received) of \($0.total)" } ?? "not all") shards arrived")
+    }
+
+    static func result(
+        of finalized: Verdict, externalRunId: String, project: String, client: Client, log: RetryLog
+    ) async throws -> PushResult {
         var names: [String] = []
         var linked: [PushResult.NamedCase] = []
         if finalized.regression.newFailures > 0 {
             let page = try await unwrapped {
                 try await client.listRunRegression(
-                    path: .init(runId: finalized.internalRunId),
+                    path: .init(runId: finalized.runId),
                     query: .init(bucket: .newFailure, limit: PushResult.listedNewFailures))
             }.ok.body.json
             names = page.items.map { item in [item.suite, item.name].compactMap { $0 }.joined(separator: " › ") }
-            linked = zip(names, page.items).map { .init(name: $0, url: "\(finalized.kenshoReportUrl)/cases/\($1.caseId)") }
+            linked = zip(names, page.items).map { .init(name: $0, url: "\(finalized.reportUrl)/cases/\($1.caseId)") }
         }
         let baseline = finalized.regression.baseline.value as? [String: (any Sendable)?]
         let baselineID = baseline?["id"] as? String
@@ -229,9 +334,9 @@ public enum Push {
         let totals = PushResult.Totals(passed: t.passed, failed: t.failed, skipped: t.skipped, broken: t.broken, flaky: t.flaky)
         let regression = finalized.regression
         let retries = log.retried.values.reduce(0, +)
-        return PushResult(
-            runId: finalized.internalRunId, externalRunId: externalRunId, project: project,
-            reportUrl: finalized.kenshoReportUrl, replayed: finalized.replayed, totals: totals,
+        var result = PushResult(
+            runId: finalized.runId, externalRunId: externalRunId, project: project,
+            reportUrl: finalized.reportUrl, replayed: finalized.replayed, totals: totals,
             newFailures: regression.newFailures, fixed: regression.fixed, stillFailing: regression.stillFailing,
             baselineRunId: baselineID, newFailureNames: names, newFailureCases: linked,
             gate: PushResult.Gate(
@@ -239,8 +344,10 @@ public enum Push {
                 rules: finalized.gate.rules.map { .init(rule: $0.rule, limit: $0.limit, actual: $0.actual, passed: $0.passed, detail: $0.detail) },
                 forgiven: finalized.gate.forgiven.map { .init(name: $0.name, status: $0.status.rawValue, reason: $0.reason) },
                 forgivenCount: finalized.gate.forgivenCount),
-            uploaded: uploaded,
-            deduplicated: started.alreadyExists.count, retries: retries)
+            uploaded: 0, deduplicated: 0, retries: retries)
+        result.status = finalized.status
+        result.shards = finalized.shards
+        return result
     }
 
     /// The generated client wraps what its middlewares throw; the user should see the failure itself.
@@ -256,7 +363,7 @@ public enum Push {
 
     /// Fills what run.json leaves out: flags first, then the CI system's variables, then git; a
     /// local run without an id gets one derived from its content, so pushing it again is idempotent.
-    static func fillMetadata(_ run: inout KenshoRun, options: PushOptions, runJSON: Data) {
+    static func fillMetadata(_ run: inout KenshoRun, options: PushOptions, runJSON: Data, shard: ShardSpec?) {
         let env = options.environment
         let ci = CIMetadata.detect(env) ?? CIMetadata.fromGit(directory: options.gitDirectory)
         if run.schemaVersion == nil { run.schemaVersion = "kensho/v1" }
@@ -264,6 +371,11 @@ public enum Push {
             run.project = .init(slug: project)
         }
         if let id = options.externalRunId { run.externalRunId = id }
+        if let shard = shard, shard.total > 1 {
+            run.shard = .init(index: shard.index, total: shard.total)
+            // Every part must name the same run: the CI system's id of the whole build, not of this job.
+            if run.externalRunId == nil { run.externalRunId = ci?.shardedRunId ?? ci?.externalRunId }
+        }
         if run.externalRunId == nil {
             run.externalRunId = ci?.externalRunId
                 ?? "local-" + Hex.string(SHA256.hash(data: runJSON).prefix(8))
