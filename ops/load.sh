@@ -7,6 +7,7 @@
 #   ops/load.sh history [--runs 1000 --cases 10000]   # 10 million results; ≈ 6 minutes, not part of 'all'
 #   ops/load.sh sustained [--minutes 5 --pipelines 4]  # roll-up lag and queue depth under a continuous push; not in 'all'
 #   ops/load.sh rollups [--sizes 10000 50000 100000]   # roll-up vs finalize time, first vs later push, memory; not in 'all'
+#   ops/load.sh shards [--shards 32 --cases 2000 --rounds 3]  # a run assembled from shards vs one document; not in 'all'
 #   ops/load.sh detector [--runs 200 --seeds 42 7 1234] # precision/recall/F1 of the flaky verdict on labelled histories
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,7 +9,7 @@ tests and their policy, failure clusters filed as defects, the overview, workspa
 shown once and then used in the API reference's "try it", an invitation accepted from its link in a
 fresh session), the audit log; every page at phone width.
 
-usage: report_pages.py BASE_URL EMAIL PASSWORD REPORT_URL SCREENSHOT_DIR
+usage: report_pages.py BASE_URL EMAIL PASSWORD REPORT_URL SCREENSHOT_DIR [OPEN_RUN_URL]
 """
 import os
 import sys
@@ -22,6 +22,8 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, email, password, report_url, shots = sys.argv[1:6]
+# A sharded run still waiting for shards, when given.
+open_run_url = sys.argv[6] if len(sys.argv) > 6 else None
 os.makedirs(shots, exist_ok=True)
 
 options = Options()
@@ -87,6 +89,20 @@ try:
           f"the forgiven case or its reason is not shown as text: {gate.text}")
     driver.execute_script("arguments[0].scrollIntoView()", gate)
     shot("02a-quality-gate")
+
+    if open_run_url:
+        # A sharded run still open: how many shards arrived, no verdict yet, the baseline still to choose.
+        driver.get(open_run_url)
+        notice = driver.find_element(By.ID, "open-run")
+        check("1 of 2 shards have arrived" in notice.text, f"the open run does not say how many shards arrived: {notice.text}")
+        check(not driver.find_elements(By.ID, "gate"), "an open run shows a gate verdict")
+        body = driver.find_element(By.TAG_NAME, "body").text
+        check("chosen when the run closes" in body, "an open run claims a baseline")
+        regression = driver.find_element(By.ID, "regression")
+        check("when its last shard arrives" in regression.text and "New failures" not in regression.text,
+              f"an open run shows a regression: {regression.text}")
+        shot("02b-open-sharded-run")
+        driver.get(report_url)
 
     regression = driver.find_element(By.ID, "regression")
     check("New failures" in regression.text, "no new-failures bucket")

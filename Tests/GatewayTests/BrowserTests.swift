@@ -75,10 +75,16 @@ import Testing
             let checkoutID = try #require(failedCases.first { $0["name"] as? String == "checkout total" }?["caseId"] as? String)
             let defect = try await admin.post("/v1/projects/web/defects", json: ["title": "Checkout total is wrong", "cases": [checkoutID]])
             #expect(defect.status == 201, "\(defect.text)")
+            // One part of a sharded build on another branch: its run stays open, waiting for the other part.
+            var part = runDocument(externalRunId: "build-sharded", branch: "feature/shards", cases: [testCase("login", "passed"), testCase("checkout total", "failed")])
+            part["shard"] = ["index": 0, "total": 2]
+            let opened = try await admin.post("/v1/ingest/kensho/finalize", json: part)
+            #expect(opened.object["status"] as? String == "open", "\(opened.text)")
+            let openURL = try #require(opened.object["kenshoReportUrl"] as? String)
             let shots = Self.root.appendingPathComponent(".build/screenshots").path
             let result = try await run([
                 "python3", Self.root.appendingPathComponent("Tests/Browser/report_pages.py").path, server.baseURL,
-                "owner@example.com", "correct horse battery", reportURL, shots,
+                "owner@example.com", "correct horse battery", reportURL, shots, openURL,
             ])
             #expect(result.status == 0, "browser checks failed:\n\(result.output)\n\(result.error.suffix(3000))")
 

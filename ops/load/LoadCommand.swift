@@ -13,7 +13,7 @@ struct LoadCommand: AsyncParsableCommand {
         abstract: "Load scenarios for Kaizen, each measured against a limit in the same run.",
         subcommands: [
             All.self, Ingest.self, Reads.self, Limits.self, TenantsCommand.self, History.self, Sustained.self, RollUps.self,
-            Detector.self, ServerRole.self, BareRole.self,
+            Shards.self, Detector.self, ServerRole.self, BareRole.self,
         ],
         defaultSubcommand: All.self)
 }
@@ -134,6 +134,17 @@ struct RollUps: AsyncParsableCommand {
         commandName: "rollups", abstract: "Roll-up time against finalize time, first pushes against later ones, memory.")
     @Option(parsing: .upToNextOption, help: "Run sizes, in cases.") var sizes: [Int] = [10_000, 50_000, 100_000]
     func run() async throws { try await harness { try await RollUpScenario(sizes: sizes).run($0, findings: $1) } }
+}
+
+struct Shards: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shards", abstract: "A run assembled from shards finalizing at once, against the same cases as one document.")
+    @Option(help: "Shards per run.") var shards = 32
+    @Option(help: "Cases per shard.") var cases = 2_000
+    @Option(help: "Measured rounds (after a first push that fills the inventory).") var rounds = 3
+    func run() async throws {
+        try await harness { try await ShardScenario(shards: shards, perShard: cases, rounds: rounds).run($0, findings: $1) }
+    }
 }
 
 /// The flaky verdict's quality on labelled histories; no server: it replays the roll-up's scoring path.

@@ -149,7 +149,16 @@ extension WebPages {
         ]) { $1 }
         if let next { view["next"] = next }
         if let baseline = (run["regression"] as? [String: Any])?["baseline"] as? [String: Any] { view["baseline"] = baseline }
-        if let gate = Self.gateView(run["gate"] as? [String: Any]) { view["gate"] = gate }
+        if let shards = run["shards"] as? [String: Any] {
+            view["shards"] = shards
+            switch run["status"] as? String {
+            case "open": view["openRun"] = shards
+            case "partial": view["partialRun"] = shards
+            default: break
+            }
+        }
+        // An open run has no verdict yet: no gate section until it closes.
+        if run["status"] as? String != "open", let gate = Self.gateView(run["gate"] as? [String: Any]) { view["gate"] = gate }
         if let started = run["startedAt"] as? String, let finished = run["finishedAt"] as? String,
             let a = ISO8601DateFormatter().date(from: started), let b = ISO8601DateFormatter().date(from: finished)
         {
