@@ -25,6 +25,14 @@ public struct KaizenConfiguration: Sendable {
     public var workspaceRateLimit = RateLimit(perMinute: 6000)
     public var maxBodyBytes: Int = 64 * 1024 * 1024
     public var finalizeQuota = RateLimit(perMinute: 60)
+    /// Webhook destinations may be plain http (tests, closed networks); otherwise https only.
+    public var webhookAllowHTTP = false
+    /// Internal networks webhooks may reach anyway (e.g. `127.0.0.0/8` for a receiver on the same host).
+    public var webhookNetworks = NetworkPolicy()
+    /// A webhook receiver must connect and answer within this.
+    public var webhookTimeoutSeconds: Double = 10
+    /// The first retry of a failed delivery waits this long (then twice as long each time, at most an hour).
+    public var webhookFirstRetrySeconds: Double = 10
     /// How long a sharded run waits for its next shard before it is closed as partial.
     public var shardTimeoutSeconds: Int = 7_200
     public var maxAttachmentBytes: Int64 = 1 << 30
@@ -122,6 +130,16 @@ public struct KaizenConfiguration: Sendable {
         }
         if let v = try int("KAIZEN_MAX_BODY_BYTES") { config.maxBodyBytes = max(1024, v) }
         if let v = try int("KAIZEN_FINALIZE_QUOTA") { config.finalizeQuota.perMinute = max(1, v) }
+        if let v = env["KAIZEN_WEBHOOK_ALLOW_HTTP"], !v.isEmpty { config.webhookAllowHTTP = ["1", "true", "yes"].contains(v.lowercased()) }
+        if let v = env["KAIZEN_WEBHOOK_ALLOWED_NETWORKS"], !v.isEmpty {
+            do {
+                config.webhookNetworks = try NetworkPolicy.parse(v)
+            } catch let error as DomainError {
+                throw StorageError.configuration("KAIZEN_WEBHOOK_ALLOWED_NETWORKS: \(error.message)")
+            }
+        }
+        if let v = try double("KAIZEN_WEBHOOK_TIMEOUT_SECONDS") { config.webhookTimeoutSeconds = min(max(1, v), 60) }
+        if let v = try double("KAIZEN_WEBHOOK_FIRST_RETRY_SECONDS") { config.webhookFirstRetrySeconds = min(max(0.1, v), 3600) }
         if let v = try int("KAIZEN_SHARD_TIMEOUT_SECONDS") { config.shardTimeoutSeconds = min(max(1, v), 7 * 86_400) }
         if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }

@@ -103,7 +103,8 @@ public enum KaizenServerRunner {
             signInThrottle: SignInThrottle(
                 accountBurst: config.signInBurst, addressBurst: config.signInAddressBurst,
                 refillPerMinute: config.signInRefillPerMinute,
-                clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() }))
+                clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() }),
+            webhooks: WebhookAPISettings(allowHTTP: config.webhookAllowHTTP))
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
@@ -153,6 +154,11 @@ public enum KaizenServerRunner {
                 cluster: cluster, registry: registry, activity: deps.ingestActivity, logger: logger,
                 lease: .milliseconds(Int64(config.jobLeaseSeconds * 1000)), lanes: config.rollUpLanes))
         services.append(MemoryTrimmer(activity: deps.ingestActivity, logger: logger))
+        services.append(
+            WebhookDeliveryService(
+                outboxes: cluster.servers.map { WebhookOutbox(server: $0, logger: logger) }, publicURL: publicURL,
+                policy: config.webhookNetworks, timeout: .milliseconds(Int64(config.webhookTimeoutSeconds * 1000)),
+                firstRetrySeconds: config.webhookFirstRetrySeconds, logger: logger))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

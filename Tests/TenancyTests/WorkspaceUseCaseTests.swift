@@ -144,7 +144,7 @@ final class MemoryStorage: Sendable {
             workspaceID: "ws_test", shardID: 0,
             repositories: TenantRepositories(
                 projects: projects, runs: runs, uploads: unused, inventory: unused, defects: unused, intelligence: unused,
-                analytics: unused, events: unused, jobs: unused, ci: MemoryCI()),
+                analytics: unused, events: unused, jobs: unused, ci: MemoryCI(), webhooks: unused),
             blobs: unused, logger: .init(label: "test"), clock: clock)
     }
 }
@@ -268,8 +268,20 @@ final class MemoryCI: CIRepository {
 }
 
 final class Unused: UploadRepository, InventoryRepository, DefectRepository, IntelligenceRepository, AnalyticsRepository,
-    EventRepository, JobRepository, BlobStore
+    EventRepository, JobRepository, BlobStore, WebhookRepository
 {
+    func create(id: String, projectID: String, settings: WebhookSettings, secret: String, by actor: AuditActor) async throws
+        -> WebhookRecord?
+    { try fail() }
+    func webhooks(projectID: String) async throws -> [WebhookRecord] { try fail() }
+    func webhook(id: String) async throws -> WebhookRecord? { try fail() }
+    func update(id: String, settings: WebhookSettings, by actor: AuditActor) async throws -> WebhookRecord? { try fail() }
+    func delete(id: String, by actor: AuditActor) async throws -> Bool { try fail() }
+    func rotateSecret(id: String, secret: String, graceSeconds: Int, by actor: AuditActor) async throws -> WebhookRecord? { try fail() }
+    func deliveries(webhookID: String, before: String?, limit: Int) async throws -> [WebhookDeliveryRecord] { try fail() }
+    func redeliver(webhookID: String, deliveryID: String) async throws -> WebhookDeliveryRecord? { try fail() }
+    func ping(webhookID: String, by actor: AuditActor) async throws -> WebhookDeliveryRecord? { try fail() }
+
     func fail<T>(_ what: String = #function) throws -> T {
         Issue.record("unexpected call to \(what)")
         throw DomainError.internalError

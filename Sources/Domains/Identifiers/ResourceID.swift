@@ -14,6 +14,8 @@ public enum IDPrefix: String, Sendable, CaseIterable {
     case invitation = "inv"
     case accountLink = "lnk"
     case audit = "aud"
+    case webhook = "whk"
+    case delivery = "dlv"
 }
 
 /// Creates and checks type-prefixed ULIDs.

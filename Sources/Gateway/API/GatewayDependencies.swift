@@ -18,6 +18,7 @@ public struct GatewayDependencies: Sendable {
     public let accounts: AccountService
     public let sessions: SessionCookies
     public let signInThrottle: SignInThrottle
+    public let webhooks: WebhookAPISettings
     /// Encoded `GET /v1/runs/:id` answers (runs never change).
     public let runResponses = RunResponseCache()
     /// Finalizes in flight, which the job worker yields to.
@@ -27,8 +28,9 @@ public struct GatewayDependencies: Sendable {
         directory: Directory, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
         document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings,
         workspaceCreation: WorkspaceCreationPolicy = .members, accounts: AccountService, sessions: SessionCookies,
-        signInThrottle: SignInThrottle
+        signInThrottle: SignInThrottle, webhooks: WebhookAPISettings = WebhookAPISettings()
     ) {
+        self.webhooks = webhooks
         self.accounts = accounts
         self.sessions = sessions
         self.signInThrottle = signInThrottle
@@ -42,6 +44,14 @@ public struct GatewayDependencies: Sendable {
         self.version = version
         self.logger = logger
     }
+}
+
+/// What the webhook API needs from the operator's configuration.
+public struct WebhookAPISettings: Sendable {
+    /// Plain-http destinations are accepted (`KAIZEN_WEBHOOK_ALLOW_HTTP`); otherwise https only.
+    public let allowHTTP: Bool
+
+    public init(allowHTTP: Bool = false) { self.allowHTTP = allowHTTP }
 }
 
 /// What ingest needs beyond the workspaces.

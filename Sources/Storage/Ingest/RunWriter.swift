@@ -64,9 +64,14 @@ struct RunWriter: Sendable {
                 new.gate, runID: new.id, branch: run.branch, projectID: new.projectID, workspaceID: ws, on: connection,
                 logger: logger)
             // The post-ingest job commits with the run, so no stored run lacks its roll-up.
-            try await JobQueue.enqueue(
-                workspaceID: ws, kind: JobQueue.rollupKind, payload: JobQueue.rollUpPayload(runID: new.id, projectID: new.projectID), on: connection,
-                logger: logger)
+            let newFailures = zip(run.cases, new.buckets).lazy.filter { $0.1 == .newFailure }.prefix(10).map(\.0.name)
+            try await Self.enqueueRollUpAndAnnounce(
+                runID: new.id, projectID: new.projectID,
+                event: Self.finalizedEvent(
+                    runID: new.id, externalRunId: run.externalRunId, branch: run.branch, commit: run.commit, status: RunRecord.closed,
+                    totals: totals, regression: summary, baselineRunID: new.baselineRunID, gate: new.gate,
+                    newFailureNames: Array(newFailures)),
+                workspaceID: ws, on: connection, logger: logger)
             let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,
@@ -74,6 +79,42 @@ struct RunWriter: Sendable {
                 regression: summary, seq: new.seq, createdAt: createdAt, gate: new.gate)
             return PersistedRun(run: record, caseIDs: caseIDs)
         }
+    }
+
+    /// Queues the run's roll-up and records `run.finalized` (with its webhook deliveries): one statement, so the
+    /// outbox costs a finalize no round trip of its own.
+    static func enqueueRollUpAndAnnounce(
+        runID: String, projectID: String, event: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let job = JobQueue.rollUpPayload(runID: runID, projectID: projectID)
+        try await connection.query(
+            """
+            WITH j AS (
+                INSERT INTO jobs (workspace_id, id, kind, payload)
+                VALUES (\(ws), \(ResourceID.make(.job)), \(JobQueue.rollupKind), \(job)::jsonb)),
+            e AS (
+                INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
+                VALUES (\(ws), \(ResourceID.make(.event)), \(projectID), 'run.finalized', \(runID), \(event)::jsonb)
+                RETURNING workspace_id, id, project_id, kind)
+            \(unescaped: WebhookOutbox.fanOut)
+            """, logger: logger)
+    }
+
+    /// The `run.finalized` event's payload.
+    static func finalizedEvent(
+        runID: String, externalRunId: String, branch: String, commit: String?, status: String, totals: RunTotals,
+        regression: RegressionSummary, baselineRunID: String?, gate: GateVerdict, newFailureNames: [String]
+    ) -> String {
+        var object: [String: Any] = [
+            "runId": runID, "externalRunId": externalRunId, "branch": branch, "status": status,
+            "totals": ["passed": totals.passed, "failed": totals.failed, "skipped": totals.skipped, "broken": totals.broken, "flaky": totals.flaky],
+            "regression": ["newFailures": regression.newFailures, "fixed": regression.fixed, "stillFailing": regression.stillFailing],
+            "gate": gate.status.rawValue, "newFailureNames": newFailureNames,
+        ]
+        if let commit { object["commit"] = commit }
+        if let baselineRunID { object["baselineRunId"] = baselineRunID }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// A failed gate's `run.gate_failed` event, in the run's transaction.

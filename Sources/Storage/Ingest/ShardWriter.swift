@@ -197,10 +197,16 @@ extension RunWriter {
             try await Self.recordGateFailure(
                 closing.gate, runID: closing.runID, branch: closing.branch, projectID: closing.projectID, workspaceID: ws,
                 on: connection, logger: logger)
-            try await JobQueue.enqueue(
-                workspaceID: ws, kind: JobQueue.rollupKind,
-                payload: JobQueue.rollUpPayload(runID: closing.runID, projectID: closing.projectID), on: connection, logger: logger)
-            return try await Self.runRecord(id: closing.runID, workspaceID: ws, on: connection, logger: logger)
+            let record = try await Self.runRecord(id: closing.runID, workspaceID: ws, on: connection, logger: logger)
+            let newFailures = zip(assembly.results, closing.buckets).lazy.filter { $0.1 == .newFailure }.prefix(10).map(\.0.name)
+            try await Self.enqueueRollUpAndAnnounce(
+                runID: closing.runID, projectID: closing.projectID,
+                event: Self.finalizedEvent(
+                    runID: closing.runID, externalRunId: record.externalRunId, branch: record.branch, commit: record.commit,
+                    status: record.status, totals: totals, regression: summary, baselineRunID: closing.baselineRunID,
+                    gate: closing.gate, newFailureNames: Array(newFailures)),
+                workspaceID: ws, on: connection, logger: logger)
+            return record
         }
     }
 

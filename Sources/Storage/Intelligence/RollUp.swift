@@ -796,11 +796,16 @@ struct RollUp: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         guard !ids.isEmpty else { return }
+        // The outbox in the same statement: each event's deliveries to the project's webhooks that want it,
+        // committed (or rolled back) with the change that caused it.
         try await connection.query(
             """
-            INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
-            SELECT \(ws), t.id, \(projectID), \(kind), t.subject, t.payload::jsonb
-            FROM UNNEST(\(ids)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, subject, payload)
+            WITH e AS (
+                INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
+                SELECT \(ws), t.id, \(projectID), \(kind), t.subject, t.payload::jsonb
+                FROM UNNEST(\(ids)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, subject, payload)
+                RETURNING workspace_id, id, project_id, kind)
+            \(unescaped: WebhookOutbox.fanOut)
             """, logger: logger)
     }
 

@@ -546,5 +546,57 @@ enum ShardSchema {
                 )
                 """,
             ]),
+        Migration(
+            16, "webhooks and their outbox",
+            [
+                // The signing secret is kept (HMAC needs it) only in the shard's database, never returned after it
+                // was shown once; during a rotation the previous one signs too, until `previous_until`.
+                """
+                CREATE TABLE webhooks (
+                    workspace_id    text NOT NULL,
+                    id              text NOT NULL,
+                    project_id      text NOT NULL,
+                    url             text NOT NULL,
+                    events          text[] NOT NULL,
+                    format          text NOT NULL,
+                    description     text NOT NULL DEFAULT '',
+                    active          boolean NOT NULL DEFAULT true,
+                    secret          text NOT NULL,
+                    previous_secret text,
+                    previous_until  timestamptz,
+                    failing_since   timestamptz,
+                    disabled_reason text,
+                    created_by      text NOT NULL,
+                    created_at      timestamptz NOT NULL DEFAULT now(),
+                    updated_at      timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                "CREATE INDEX webhooks_project_idx ON webhooks (workspace_id, project_id)",
+                // The outbox: one row per (event, webhook), written with the event in the transaction that caused it.
+                // Delivered in event order per webhook (ids are time-ordered); `leased_until` is a sender's claim.
+                """
+                CREATE TABLE webhook_deliveries (
+                    workspace_id    text NOT NULL,
+                    id              text NOT NULL,
+                    webhook_id      text NOT NULL,
+                    event_id        text NOT NULL,
+                    event_kind      text NOT NULL,
+                    state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+                    attempts        integer NOT NULL DEFAULT 0,
+                    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+                    leased_until    timestamptz,
+                    last_status     integer,
+                    last_latency_ms integer,
+                    last_response   text,
+                    last_error      text,
+                    delivered_at    timestamptz,
+                    created_at      timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (workspace_id, id)
+                )
+                """,
+                "CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (workspace_id, webhook_id, event_id)",
+                "CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (workspace_id, webhook_id, event_id) WHERE state = 'pending'",
+            ]),
     ]
 }

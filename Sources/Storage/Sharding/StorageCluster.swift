@@ -84,7 +84,8 @@ public final class StorageCluster: TenantStorage {
             analytics: PostgresAnalyticsRepository(server: server, workspaceID: workspaceID, logger: logger),
             events: PostgresEventRepository(server: server, workspaceID: workspaceID, logger: logger),
             jobs: PostgresJobRepository(queue: JobQueue(server: server, logger: logger), workspaceID: workspaceID),
-            ci: PostgresCIRepository(server: server, workspaceID: workspaceID, logger: logger))
+            ci: PostgresCIRepository(server: server, workspaceID: workspaceID, logger: logger),
+            webhooks: PostgresWebhookRepository(server: server, workspaceID: workspaceID, logger: logger))
     }
 
     /// Records (first start) or verifies (later starts) which position this server holds.

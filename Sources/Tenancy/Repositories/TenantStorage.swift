@@ -12,13 +12,16 @@ public struct TenantRepositories: Sendable {
     public let events: any EventRepository
     public let jobs: any JobRepository
     public let ci: any CIRepository
+    public let webhooks: any WebhookRepository
 
     public init(
         projects: any ProjectRepository, runs: any RunRepository, uploads: any UploadRepository,
         inventory: any InventoryRepository, defects: any DefectRepository, intelligence: any IntelligenceRepository,
-        analytics: any AnalyticsRepository, events: any EventRepository, jobs: any JobRepository, ci: any CIRepository
+        analytics: any AnalyticsRepository, events: any EventRepository, jobs: any JobRepository, ci: any CIRepository,
+        webhooks: any WebhookRepository
     ) {
         self.ci = ci
+        self.webhooks = webhooks
         self.projects = projects
         self.runs = runs
         self.uploads = uploads
