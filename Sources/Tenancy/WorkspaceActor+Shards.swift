@@ -2,43 +2,60 @@ import Crypto
 import Domains
 
 /// Sharded runs: a build split over parallel jobs pushes one document per job with the same externalRunId and
-/// `shard: {index, total}`. Each shard is a sequenced write in the project's lane (like a finalize); the one
-/// that completes the run also closes it there — assembly, regression against the baseline, the gate — so
-/// the run's verdict is computed once, over the whole run, and answered to that finalize.
+/// `shard: {index, total}`. Shards are stored side by side; the one that completes the run closes it in the
+/// project's lane — assembly, regression against the baseline, the gate — so the run's verdict is computed
+/// once, over the whole run, and answered to that finalize.
 extension WorkspaceActor {
     /// How long an open run waits for its next shard before it is closed as partial, by default: 2 hours.
     public static let defaultShardTimeoutSeconds = 7_200
 
     /// Stores one shard; closes the run when it was the last to arrive.
+    ///
+    /// Shards are not sequenced: they change no in-process state but the quota and the case-id cache (taken
+    /// and updated on the actor, briefly), and storage orders what must be ordered (the run row's counters).
+    /// So the parts of a build write at the same time, as one document's cases would. Only the close — which
+    /// takes the run's sequence number and baseline — goes through the project's lane.
     nonisolated func finalizeShard(
         project: Project, run: ValidatedRun, shard: RunShard, attachments: [DeclaredAttachment], quota: RateLimit,
         timeoutSeconds: Int
     ) async throws -> FinalizeOutcome {
-        // Outside the lane, like a finalize's: digesting keys and content is no other finalize's business.
         let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
         let content = Self.contentDigest(run)
-        return try await sequenced(key: "project:\(project.id)") { actor in
-            try actor.takeFinalizeQuota(projectID: project.id, projectSlug: project.slug, quota: quota)
-            let stored = try await actor.repos.runs.persistShard(
-                NewShard(
-                    runID: ResourceID.make(.run), projectID: project.id, run: run, shard: shard, digest: content,
-                    attachments: attachments, knownCaseIDs: actor.caseIDs[project.id] ?? CaseIDMap(), keyDigests: digests,
-                    timeoutSeconds: timeoutSeconds))
-            switch stored {
-            case .replayed(let record):
-                // Every shard arrived but the close did not happen (the node stopped in between): close it now.
-                if record.isOpen, let shards = record.shards, shards.received >= shards.total {
-                    return try await actor.closeSharded(project: project, runID: record.id, partial: false)
-                }
-                return try await actor.replay(record)
-            case .stored(let record, let caseIDs):
-                actor.rememberCaseIDs(caseIDs, projectID: project.id)
-                if let shards = record.shards, shards.received >= shards.total {
-                    return try await actor.closeSharded(project: project, runID: record.id, partial: false)
-                }
-                return FinalizeOutcome(run: record, baseline: nil, replayed: false)
-            }
+        let known = try await admitShard(project: project, quota: quota)
+        let new = NewShard(
+            runID: ResourceID.make(.run), projectID: project.id, run: run, shard: shard, digest: content, attachments: attachments,
+            knownCaseIDs: known, keyDigests: digests, timeoutSeconds: timeoutSeconds)
+        let stored: StoredShard
+        do {
+            stored = try await repos.runs.persistShard(new)
+        } catch let error as DomainError where error.isUniqueViolation {
+            // The same shard sent twice at once: the other copy is stored now; this one replays (or conflicts).
+            stored = try await repos.runs.persistShard(new)
         }
+        switch stored {
+        case .replayed(let record):
+            // Every shard arrived but the close did not happen (the node stopped in between): close it now.
+            if record.isOpen, let shards = record.shards, shards.received >= shards.total {
+                return try await sequenced(key: "project:\(project.id)") { actor in
+                    try await actor.closeSharded(project: project, runID: record.id, partial: false)
+                }
+            }
+            return try await replay(record)
+        case .stored(let record, let caseIDs):
+            await rememberCaseIDs(caseIDs, projectID: project.id)
+            if let shards = record.shards, shards.received >= shards.total {
+                return try await sequenced(key: "project:\(project.id)") { actor in
+                    try await actor.closeSharded(project: project, runID: record.id, partial: false)
+                }
+            }
+            return FinalizeOutcome(run: record, baseline: nil, replayed: false)
+        }
+    }
+
+    /// Takes a finalize from the project's quota and hands out the case ids cached for it.
+    func admitShard(project: Project, quota: RateLimit) throws -> CaseIDMap {
+        try takeFinalizeQuota(projectID: project.id, projectSlug: project.slug, quota: quota)
+        return caseIDs[project.id] ?? CaseIDMap()
     }
 
     /// Closes `runID` as partial if it is still open and waited past its deadline for a shard (the close-check

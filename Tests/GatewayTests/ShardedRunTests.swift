@@ -157,6 +157,8 @@ import Testing
                             let index = shard * perShard + i
                             cases.append(testCase("t\(index)", i % 7 == 0 ? "failed" : "passed"))
                         }
+                        // Each pair of shards also reports one new case (a retry across jobs), written at once by both.
+                        cases.append(testCase("shared-\(shard / 2)", "passed"))
                         let reply = try await client.post("/v1/ingest/kensho/finalize", json: Self.shard(shard, of: shards, cases: cases))
                         #expect(reply.status == 200, "\(reply.text)")
                         return (shard, reply)
@@ -179,7 +181,7 @@ import Testing
                 if now && before { expected.stillFailing += 1 } else if now { expected.newFailures += 1 } else if before { expected.fixed += 1 }
             }
             let totals = try #require(closed["totals"] as? [String: Int])
-            #expect(totals["passed"] == shards * perShard - failing && totals["failed"] == failing)
+            #expect(totals["passed"] == shards * perShard - failing + shards / 2 && totals["failed"] == failing)
             let regression = try #require(closed["regression"] as? [String: Any])
             #expect(regression["newFailures"] as? Int == expected.newFailures)
             #expect(regression["fixed"] as? Int == expected.fixed)
@@ -192,7 +194,9 @@ import Testing
                 names += (page.object["items"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
                 cursor = page.object["nextCursor"] as? String
             } while cursor != nil
-            #expect(names.count == shards * perShard && Set(names).count == shards * perShard)
+            #expect(names.count == shards * perShard + shards / 2 && Set(names).count == names.count)
+            let shared = try await admin.get("/v1/runs/\(runID)/cases?q=shared-&limit=100").object["items"] as? [[String: Any]] ?? []
+            #expect(shared.count == shards / 2 && shared.allSatisfy { $0["attempts"] as? Int == 2 && $0["status"] as? String == "passed" })
             let runs = try await admin.get("/v1/projects/web/runs").object["items"] as? [[String: Any]] ?? []
             #expect(runs.count == 2)
         }

@@ -1,6 +1,6 @@
 /// One stored result of a sharded run, as its close reads it back.
 public struct ShardedResult: Sendable, Hashable, GateCase {
-    /// Position in the run: shards take ordinals in the order they arrived, so a later ordinal is a later attempt.
+    /// Position in the run (a shard's cases follow one another).
     public let ordinal: Int
     public let caseID: String
     public let key: String
@@ -10,11 +10,14 @@ public struct ShardedResult: Sendable, Hashable, GateCase {
     public var durationMs: Int64
     public var attempts: Int
     public var flaky: Bool
+    /// The order its shard arrived in (1, 2, …): of two results of one case, the later shard's is final.
+    public var arrival: Int
 
     public init(
         ordinal: Int, caseID: String, key: String, name: String, suite: String?, status: CaseStatus, durationMs: Int64,
-        attempts: Int, flaky: Bool
+        attempts: Int, flaky: Bool, arrival: Int = 0
     ) {
+        self.arrival = arrival
         self.ordinal = ordinal
         self.caseID = caseID
         self.key = key
@@ -43,10 +46,10 @@ public struct ShardAssembly: Sendable, Hashable {
 
     public init() {}
 
-    /// `rows` in any order; ordinals decide which attempt came later.
+    /// `rows` in any order; arrival (then ordinal) decides which attempt came later.
     public static func assemble(_ rows: [ShardedResult]) -> ShardAssembly {
         var out = ShardAssembly()
-        let ordered = rows.sorted { $0.ordinal < $1.ordinal }
+        let ordered = rows.sorted { ($0.arrival, $0.ordinal) < ($1.arrival, $1.ordinal) }
         // Per case id, its results in ordinal order (most cases have one).
         var firstIndex: [String: Int] = [:]
         firstIndex.reserveCapacity(ordered.count)
@@ -60,7 +63,6 @@ public struct ShardAssembly: Sendable, Hashable {
             }
         }
         if !repeats.isEmpty {
-            var drop = Set<Int>()
             for (caseID, later) in repeats {
                 guard let at = firstIndex[caseID] else { continue }
                 let attempts = [out.results[at]] + later
@@ -68,15 +70,12 @@ public struct ShardAssembly: Sendable, Hashable {
                 final.attempts = attempts.reduce(0) { $0 + max(1, $1.attempts) }
                 let failedBefore = attempts.dropLast().contains { $0.status.isFailing || $0.flaky }
                 final.flaky = final.status == .passed && (final.flaky || failedBefore)
-                for earlier in attempts.dropLast() {
-                    out.superseded.append(earlier.ordinal)
-                    drop.insert(earlier.ordinal)
-                }
+                for earlier in attempts.dropLast() { out.superseded.append(earlier.ordinal) }
                 out.amended.append(final)
                 out.results[at] = final
             }
-            // The final result keeps its own (later) ordinal: re-sort and drop the superseded.
-            out.results = out.results.filter { !drop.contains($0.ordinal) }.sorted { $0.ordinal < $1.ordinal }
+            // The final result keeps its own ordinal: put the results back in run order.
+            out.results.sort { $0.ordinal < $1.ordinal }
             out.superseded.sort()
             out.amended.sort { $0.ordinal < $1.ordinal }
         }

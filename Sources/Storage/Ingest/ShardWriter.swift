@@ -12,9 +12,27 @@ extension RunWriter {
     /// shard came meanwhile (a later shard moved the deadline and queued a later check).
     static let shardCloseKind = "run.shards.close"
 
-    /// Stores one shard. The run row (created by the first shard, `open`) is locked for the transaction, so
-    /// shards of one run arriving on several nodes take their ordinals one after another.
+    /// Shard `i`'s cases take ordinals from `i × ordinalStride` (a document holds at most 200,000 cases), so
+    /// shards of one run write at the same time without agreeing on ordinals first.
+    static let ordinalStride = 1 << 18
+
+    /// Stores one shard. Shards of one run write their cases in parallel; only the run's counters are
+    /// updated under its row lock, at the end of each shard's transaction, which also numbers the shards in
+    /// the order they arrived (a case two shards report takes the later one's result). A deadlock between
+    /// two shards inserting the same new cases in different orders is retried.
     func persistShard(_ new: NewShard) async throws -> StoredShard {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await persistShardOnce(new)
+            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") && attempt < 4 {
+                continue
+            }
+        }
+    }
+
+    func persistShardOnce(_ new: NewShard) async throws -> StoredShard {
         let (logger, ws) = (self.logger, workspaceID)
         let run = new.run
         let encoder = JSONEncoder()
@@ -34,15 +52,14 @@ extension RunWriter {
                         'open', \(run.startedAt), \(run.finishedAt), \(env)::jsonb, 0, 0, 0, 0, 0, 0, 0, 0, NULL, \(new.shard.total))
                 ON CONFLICT (workspace_id, project_id, external_run_id) DO NOTHING
                 """, logger: logger)
-            var head: (id: String, status: String, total: Int?, branch: String, nextOrdinal: Int)?
+            var head: (id: String, status: String, total: Int?, branch: String)?
             for try await row in try await connection.query(
                 """
-                SELECT id, status, shard_total, branch, next_ordinal FROM runs
+                SELECT id, status, shard_total, branch FROM runs
                 WHERE workspace_id = \(ws) AND project_id = \(new.projectID) AND external_run_id = \(run.externalRunId)
-                FOR UPDATE
                 """, logger: logger
-            ).decode((String, String, Int?, String, Int).self) {
-                head = (row.0, row.1, row.2, row.3, row.4)
+            ).decode((String, String, Int?, String).self) {
+                head = (row.0, row.1, row.2, row.3)
             }
             guard let head else { throw StorageError.configuration("the sharded run's row vanished") }
             guard let total = head.total else {
@@ -50,14 +67,7 @@ extension RunWriter {
                     "externalRunId '\(run.externalRunId)' is a run pushed whole, not in shards",
                     details: ["pointer": .string("/shard")])
             }
-            var stored: String?
-            for try await digest in try await connection.query(
-                "SELECT digest FROM run_shards WHERE workspace_id = \(ws) AND run_id = \(head.id) AND shard_index = \(new.shard.index)",
-                logger: logger
-            ).decode(String.self) {
-                stored = digest
-            }
-            if let stored {
+            if let stored = try await Self.storedShardDigest(runID: head.id, index: new.shard.index, workspaceID: ws, on: connection, logger: logger) {
                 guard stored == new.digest else {
                     throw DomainError.conflict(
                         "shard \(new.shard.index) of run '\(run.externalRunId)' is already stored with other results",
@@ -82,7 +92,7 @@ extension RunWriter {
                 on: connection, logger: logger)
             try await Self.copyResults(
                 run.cases, buckets: Array(repeating: nil, count: run.cases.count), caseIDs: caseIDs, digests: new.keyDigests,
-                runID: head.id, ordinalBase: head.nextOrdinal, workspaceID: ws, on: connection, logger: logger)
+                runID: head.id, ordinalBase: new.shard.index * Self.ordinalStride, workspaceID: ws, on: connection, logger: logger)
             if !attIDs.isEmpty {
                 try await connection.query(
                     """
@@ -91,23 +101,32 @@ extension RunWriter {
                     ON CONFLICT DO NOTHING
                     """, logger: logger)
             }
-            try await connection.query(
+            // Last, and briefly under the run's row lock: the counters, and this shard's place in arrival order.
+            // A run closed meanwhile (as partial) takes no more shards.
+            var arrival: Int?
+            for try await received in try await connection.query(
                 """
-                INSERT INTO run_shards (workspace_id, run_id, shard_index, digest, cases)
-                VALUES (\(ws), \(head.id), \(new.shard.index), \(new.digest), \(run.cases.count))
-                """, logger: logger)
-            // Totals so far (the close recounts them over the assembled cases); the run spans its shards.
-            try await connection.query(
-                """
-                UPDATE runs SET shards_received = shards_received + 1, next_ordinal = next_ordinal + \(run.cases.count),
+                UPDATE runs SET shards_received = shards_received + 1,
                        passed = passed + \(totals.passed), failed = failed + \(totals.failed), skipped = skipped + \(totals.skipped),
                        broken = broken + \(totals.broken), flaky = flaky + \(totals.flaky),
                        started_at = LEAST(started_at, \(run.startedAt)), finished_at = GREATEST(finished_at, \(run.finishedAt)),
                        shard_deadline = now() + make_interval(secs => \(Double(new.timeoutSeconds)))
-                WHERE workspace_id = \(ws) AND id = \(head.id)
-                """, logger: logger)
+                WHERE workspace_id = \(ws) AND id = \(head.id) AND status = 'open'
+                RETURNING shards_received
+                """, logger: logger
+            ).decode(Int.self) {
+                arrival = received
+            }
+            guard let arrival else {
+                throw DomainError.conflict(
+                    "run '\(run.externalRunId)' was closed before shard \(new.shard.index) arrived",
+                    details: ["pointer": .string("/shard/index"), "runId": .string(head.id)])
+            }
             try await connection.query(
                 """
+                WITH s AS (
+                    INSERT INTO run_shards (workspace_id, run_id, shard_index, digest, cases, arrival)
+                    VALUES (\(ws), \(head.id), \(new.shard.index), \(new.digest), \(run.cases.count), \(arrival)))
                 INSERT INTO jobs (workspace_id, id, kind, payload, run_after)
                 VALUES (\(ws), \(ResourceID.make(.job)), \(Self.shardCloseKind),
                         jsonb_build_object('runId', \(head.id)::text), now() + make_interval(secs => \(Double(new.timeoutSeconds))))
@@ -117,6 +136,18 @@ extension RunWriter {
         }
     }
 
+    static func storedShardDigest(runID: String, index: Int, workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
+        async throws -> String?
+    {
+        for try await digest in try await connection.query(
+            "SELECT digest FROM run_shards WHERE workspace_id = \(ws) AND run_id = \(runID) AND shard_index = \(index)",
+            logger: logger
+        ).decode(String.self) {
+            return digest
+        }
+        return nil
+    }
+
     /// Every result of a sharded run, for its close.
     func shardedResults(runID: String) async throws -> [ShardedResult] {
         let (logger, ws) = (self.logger, workspaceID)
@@ -124,16 +155,20 @@ extension RunWriter {
             var out: [ShardedResult] = []
             for try await row in try await connection.query(
                 """
-                SELECT r.ordinal, r.case_id, c.case_key, c.name, c.suite, r.status, r.duration_ms, r.attempts, r.flaky
+                SELECT r.ordinal, r.case_id, c.case_key, c.name, c.suite, r.status, r.duration_ms, r.attempts, r.flaky,
+                       COALESCE(s.arrival, 0)
                 FROM case_results r JOIN cases c ON c.workspace_id = r.workspace_id AND c.id = r.case_id
+                LEFT JOIN run_shards s ON s.workspace_id = r.workspace_id AND s.run_id = r.run_id
+                                      AND s.shard_index = r.ordinal / \(Self.ordinalStride)
                 WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
                 ORDER BY r.ordinal
                 """, logger: logger
-            ).decode((Int, String, String, String, String?, String, Int64, Int, Bool).self) {
+            ).decode((Int, String, String, String, String?, String, Int64, Int, Bool, Int).self) {
                 out.append(
                     ShardedResult(
                         ordinal: row.0, caseID: row.1, key: row.2, name: row.3, suite: row.4,
-                        status: CaseStatus(rawValue: row.5) ?? .broken, durationMs: row.6, attempts: row.7, flaky: row.8))
+                        status: CaseStatus(rawValue: row.5) ?? .broken, durationMs: row.6, attempts: row.7, flaky: row.8,
+                        arrival: row.9))
             }
             return out
         }

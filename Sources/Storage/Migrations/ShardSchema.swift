@@ -530,8 +530,6 @@ enum ShardSchema {
                 "ALTER TABLE runs ALTER COLUMN seq DROP NOT NULL",
                 "ALTER TABLE runs ADD COLUMN shard_total integer",
                 "ALTER TABLE runs ADD COLUMN shards_received integer NOT NULL DEFAULT 0",
-                // The next shard's first ordinal: shards number their cases after the earlier ones.
-                "ALTER TABLE runs ADD COLUMN next_ordinal integer NOT NULL DEFAULT 0",
                 // When an open run that has heard nothing since is closed as partial.
                 "ALTER TABLE runs ADD COLUMN shard_deadline timestamptz",
                 """
@@ -541,6 +539,8 @@ enum ShardSchema {
                     shard_index  integer NOT NULL,
                     digest       text NOT NULL,
                     cases        integer NOT NULL,
+                    -- 1 for the first shard to arrive, 2 for the next…: a case two shards report keeps the later's result.
+                    arrival      integer NOT NULL,
                     received_at  timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (workspace_id, run_id, shard_index)
                 )
