@@ -188,6 +188,91 @@ struct Receiver {
         }
     }
 
+    /// The outbox is written in the finalize's transaction: a finalize that fails at commit (a deferred trigger
+    /// refuses the run) leaves no event and no delivery, and the receiver hears only of the runs that were stored.
+    @Test func aRolledBackFinalizeDeliversNothing() async throws {
+        let trap: [PostgresQuery] = [
+            """
+            CREATE OR REPLACE FUNCTION kaizen_test_doom() RETURNS trigger AS $$
+            BEGIN
+                IF NEW.external_run_id = 'doomed' THEN RAISE EXCEPTION 'injected failure at commit'; END IF;
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql
+            """,
+            """
+            CREATE CONSTRAINT TRIGGER kaizen_test_doom AFTER INSERT ON runs DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION kaizen_test_doom()
+            """,
+        ]
+        try await withServer(configure: Self.loopback) { server, admin in
+            for physical in server.cluster.servers {
+                for statement in trap { _ = try await physical.run { try await $0.query(statement, logger: Logger(label: "test")) } }
+            }
+            try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)
+            let port = freeLoopbackPort()
+            let created = try await admin.post(
+                "/v1/projects/web/webhooks", json: ["url": "http://127.0.0.1:\(port)/hook", "events": ["run.finalized"]])
+            let secret = try #require(created.object["secret"] as? String)
+            let receiver = try await Receiver.startOn(port: port, try Receiver.readmeProgram, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+            defer { receiver.stop() }
+            try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "kept-1", cases: [testCase("a", "passed")]))
+                .expect(200)
+            let doomed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "doomed", cases: [testCase("a", "failed")]))
+            #expect(doomed.status == 500, "\(doomed.text)")
+            try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "kept-2", cases: [testCase("a", "passed")]))
+                .expect(200)
+            try await waitUntil("the two stored runs were delivered") { receiver.lines.count >= 2 }
+            // Nothing of the failed finalize is anywhere: not its event, not a delivery.
+            var events = 0, deliveries = 0
+            for physical in server.cluster.servers {
+                let counts = try await physical.run { connection -> (Int, Int) in
+                    var e = 0, d = 0
+                    for try await n in try await connection.query("SELECT count(*)::int FROM events WHERE kind = 'run.finalized'", logger: Logger(label: "test"))
+                        .decode(Int.self) { e = n }
+                    for try await n in try await connection.query("SELECT count(*)::int FROM webhook_deliveries", logger: Logger(label: "test"))
+                        .decode(Int.self) { d = n }
+                    return (e, d)
+                }
+                events += counts.0
+                deliveries += counts.1
+            }
+            #expect(events == 2 && deliveries == 2)
+            #expect(receiver.lines.count == 2)
+        }
+    }
+
+    /// A receiver that answers 410 Gone is not sent to again: the hook is disabled and says why.
+    @Test func goneDisablesTheHook() async throws {
+        let gone = """
+            import os
+            from http.server import BaseHTTPRequestHandler, HTTPServer
+            class R(BaseHTTPRequestHandler):
+                def do_POST(self):
+                    self.rfile.read(int(self.headers["Content-Length"]))
+                    self.send_response(410); self.end_headers()
+                    print(self.headers["Kaizen-Delivery"], flush=True)
+            HTTPServer(("127.0.0.1", int(os.environ["PORT"])), R).serve_forever()
+            """
+        try await withServer(configure: Self.loopback) { _, admin in
+            try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)
+            let receiver = try await Receiver.start(gone)
+            defer { receiver.stop() }
+            let created = try await admin.post("/v1/projects/web/webhooks", json: ["url": receiver.url, "events": ["run.finalized"]])
+            let hookID = try #require((created.object["webhook"] as? [String: Any])?["id"] as? String)
+            try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r1", cases: [testCase("a", "passed")])).expect(200)
+            try await waitUntil("the hook is disabled") {
+                try await admin.get("/v1/webhooks/\(hookID)").object["active"] as? Bool == false
+            }
+            let hook = try await admin.get("/v1/webhooks/\(hookID)")
+            #expect((hook.object["disabledReason"] as? String ?? "").contains("410"), "\(hook.text)")
+            // Later events are not queued for it at all.
+            try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r2", cases: [testCase("a", "passed")])).expect(200)
+            let deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+            #expect(deliveries.count == 1 && deliveries.first?["state"] as? String == "failed" && deliveries.first?["responseStatus"] as? Int == 410)
+            #expect(receiver.lines.count == 1)
+        }
+    }
+
     @Test func internalDestinationsAreRefusedWithoutTrafficUnlessAllowed() async throws {
         try await withServer(configure: { $0.webhookAllowHTTP = true; $0.webhookFirstRetrySeconds = 0.2 }) { _, admin in
             try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)
