@@ -33,7 +33,10 @@ struct WebhookDeliveryService: Service {
     let logger: Logger
     var maxInFlight = 16
     var perHost = 4
+    /// Polling slows from `idleDelay` to `maxIdleDelay` while there is nothing to send (a first event after a
+    /// quiet spell waits at most that long); it speeds up again as soon as something was claimed.
     var idleDelay: Duration = .milliseconds(250)
+    var maxIdleDelay: Duration = .seconds(2)
 
     func run() async throws {
         var configuration = HTTPClient.Configuration()
@@ -57,6 +60,7 @@ struct WebhookDeliveryService: Service {
         // A lease outlives a send (its timeout, and a wait for the host's slot).
         let lease = timeout * 3 + .seconds(30)
         await withDiscardingTaskGroup { group in
+            var delay = idleDelay
             while !Task.isCancelled {
                 let room = maxInFlight - inFlight.count.load(ordering: .relaxed)
                 var claimed: [WebhookOutbox.Due] = []
@@ -75,7 +79,10 @@ struct WebhookDeliveryService: Service {
                     }
                 }
                 if claimed.isEmpty {
-                    do { try await Task.sleep(for: idleDelay) } catch { return }
+                    do { try await Task.sleep(for: delay) } catch { return }
+                    delay = min(delay * 2, maxIdleDelay)
+                } else {
+                    delay = idleDelay
                 }
             }
         }

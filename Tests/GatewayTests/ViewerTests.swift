@@ -29,6 +29,11 @@ import Testing
                 try await admin.post("/v1/workspaces/default/invitations", json: ["email": "later@example.com", "role": "member"])
                     .object["id"] as? String)
 
+            let hook = try await admin.post(
+                "/v1/projects/web/webhooks", json: ["url": "https://hooks.example.com/kaizen", "events": ["case.released"]])
+            let webhookID = try #require((hook.object["webhook"] as? [String: Any])?["id"] as? String)
+            let deliveryID = try #require(try await admin.post("/v1/webhooks/\(webhookID)/ping", json: [String: Any]()).object["id"] as? String)
+
             // Two viewers: a person who accepted a viewer invitation (bearer and cookie), and a viewer workspace token.
             let invite = try await admin.post("/v1/workspaces/default/invitations", json: ["email": "viewer@example.com", "role": "viewer"])
             let viewer = try PeopleTests.session(
@@ -41,7 +46,8 @@ import Testing
 
             let parameters = [
                 "workspace": "default", "project": "web", "runId": runID, "caseId": caseID, "defectId": defectID,
-                "tokenId": tokenID, "userId": owner.userID, "invitationId": invitationID,
+                "tokenId": tokenID, "userId": owner.userID, "invitationId": invitationID, "webhookId": webhookID,
+                "deliveryId": deliveryID,
             ]
             // A valid body per operation: a viewer must be refused for what they may not do, not for a bad body.
             let bodies: [String: Any] = [
@@ -59,6 +65,11 @@ import Testing
                 "putQualityGate": ["rules": [["rule": "maxFailures", "limit": 0]]],
                 "quarantineCase": ["reason": "a viewer's wish"],
                 "putQuarantinePolicy": ["autoQuarantine": true, "releaseAfterCleanPasses": 5],
+                "createWebhook": ["url": "https://evil.example.com/", "events": ["run.finalized"]],
+                "updateWebhook": ["url": "https://evil.example.com/"],
+                "rotateWebhookSecret": ["graceSeconds": 0],
+                "redeliverWebhookDelivery": [String: Any](),
+                "pingWebhook": [String: Any](),
             ]
 
             let document = try await admin.get("/v1/openapi.json").object
@@ -86,8 +97,10 @@ import Testing
                     checked.append(id)
                 }
             }
-            // Operations without a body: revokeToken, removeMember, revokeInvitation, releaseCase.
-            #expect(checked.count == bodies.count + 4, "every change was tried: \(checked.sorted())")
+            // Operations without a body: revokeToken, removeMember, revokeInvitation, releaseCase, deleteWebhook.
+            #expect(checked.count == bodies.count + 5, "every change was tried: \(checked.sorted())")
+            let kept = try await admin.get("/v1/webhooks/\(webhookID)")
+            #expect(kept.object["url"] as? String == "https://hooks.example.com/kaizen")
             // Nothing changed: the second project, the defect's status, the policy are as the admin left them.
             #expect(try await admin.get("/v1/projects").array.count == 1)
             #expect(try await admin.get("/v1/defects/\(defectID)").object["status"] as? String == "open")

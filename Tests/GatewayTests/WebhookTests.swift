@@ -112,9 +112,13 @@ struct Receiver {
             #expect(lines.count == 3 && lines.allSatisfy { $0.hasPrefix("run.finalized dlv_") }, "\(lines)")
             #expect(Set(lines).count == 3)
 
-            let deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
-            #expect(deliveries.count == 3)
-            #expect(deliveries.allSatisfy { $0["state"] as? String == "delivered" && $0["responseStatus"] as? Int == 204 && $0["latencyMs"] is Int })
+            // The receiver answered before the sender recorded it: wait for the records.
+            var deliveries: [[String: Any]] = []
+            try await waitUntil("three deliveries recorded") {
+                deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+                return deliveries.count == 3 && deliveries.allSatisfy { $0["state"] as? String == "delivered" }
+            }
+            #expect(deliveries.allSatisfy { $0["responseStatus"] as? Int == 204 && $0["latencyMs"] is Int })
             // Newest first; the receiver saw them oldest first.
             #expect(deliveries.compactMap { $0["id"] as? String }.reversed() == lines.map { String($0.split(separator: " ")[1]) })
 
@@ -178,7 +182,11 @@ struct Receiver {
             #expect(lines.count == 3, "\(lines)")
             let ids = lines.map { String($0.split(separator: " ")[2]) }
             #expect(lines.first?.hasPrefix("500") == true && ids[0] == ids[1] && ids[2] != ids[0], "\(lines)")
-            let deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+            var deliveries: [[String: Any]] = []
+            try await waitUntil("both deliveries recorded") {
+                deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+                return deliveries.count == 2 && deliveries.allSatisfy { $0["state"] as? String == "delivered" }
+            }
             #expect(deliveries.map { $0["attempts"] as? Int } == [1, 2])
 
             // Redelivered on request: the same id again.

@@ -20,11 +20,20 @@ import Testing
         MemoryTrimmer.configureAllocator()
         let big = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 16)
         big.deallocate()
-        let block = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { block.deallocate() }
         // Asked of the block itself, not of the process's mmapped total, which the tests running beside this
         // one move: glibc marks a chunk of its own pages with IS_MMAPPED (0x2) in the size word before it.
-        #expect(block.load(fromByteOffset: -8, as: UInt64.self) & 0x2 != 0)
+        // A free chunk other tests left in the heap can still serve a request before the mmap threshold is
+        // consulted; those are held (so the next request cannot reuse them) until a block comes from mmap.
+        // Without the settings none would: the threshold would have risen to 4 MB.
+        var held: [UnsafeMutableRawPointer] = []
+        defer { for block in held { block.deallocate() } }
+        var mapped = false
+        for _ in 0..<256 where !mapped {
+            let block = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            held.append(block)
+            mapped = block.load(fromByteOffset: -8, as: UInt64.self) & 0x2 != 0
+        }
+        #expect(mapped)
     }
 
     @Test func trimReleasesFreedHeapPages() async {

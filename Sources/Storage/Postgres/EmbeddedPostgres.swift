@@ -18,11 +18,14 @@ public struct EmbeddedPostgres: Sendable {
     public let directory: String
     public let database: String
     public let username = "kaizen"
+    /// The cluster's `max_connections` when this call starts it.
+    public let maxConnections: Int
     let logger: Logger
 
-    public init(directory: String, database: String = "kaizen", logger: Logger) {
+    public init(directory: String, database: String = "kaizen", maxConnections: Int = 300, logger: Logger) {
         self.directory = directory
         self.database = database
+        self.maxConnections = maxConnections
         self.logger = logger
     }
 
@@ -85,7 +88,7 @@ public struct EmbeddedPostgres: Sendable {
             port = try Self.freePort()
             let options = [
                 "-c listen_addresses=127.0.0.1", "-p \(port)", "-c unix_socket_directories=''",
-                "-c max_connections=300", "-c shared_buffers=256MB", "-c fsync=on",
+                "-c max_connections=\(maxConnections)", "-c shared_buffers=256MB", "-c fsync=on",
                 "-c password_encryption=scram-sha-256",
             ].joined(separator: " ")
             // An older cluster is started on the old rules once, to be given its password.
