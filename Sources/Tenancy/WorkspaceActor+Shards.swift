@@ -42,7 +42,8 @@ extension WorkspaceActor {
             }
             return try await replay(record)
         case .stored(let record, let caseIDs):
-            await rememberCaseIDs(caseIDs, projectID: project.id)
+            // Merged, not replaced: the run's other shards, stored beside this one, added theirs.
+            await mergeCaseIDs(caseIDs, projectID: project.id)
             if let shards = record.shards, shards.received >= shards.total {
                 return try await sequenced(key: "project:\(project.id)") { actor in
                     try await actor.closeSharded(project: project, runID: record.id, partial: false)
@@ -50,6 +51,13 @@ extension WorkspaceActor {
             }
             return FinalizeOutcome(run: record, baseline: nil, replayed: false)
         }
+    }
+
+    /// Adds a shard's ids to the project's cache (taken out first, so the merge does not copy it).
+    func mergeCaseIDs(_ ids: CaseIDMap, projectID: String) {
+        var merged = caseIDs.removeValue(forKey: projectID) ?? CaseIDMap()
+        merged.merge(ids)
+        rememberCaseIDs(merged, projectID: projectID)
     }
 
     /// Takes a finalize from the project's quota and hands out the case ids cached for it.

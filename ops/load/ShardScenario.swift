@@ -43,6 +43,7 @@ struct ShardScenario {
         findings.say("\n| round | one document | \(shards) shards at once | shards ÷ document | regression (new / fixed / still) |")
         findings.say("|---:|---:|---:|---:|---|")
         var ratios: [Double] = []
+        var closeShares: [(Double, Double)] = []
         for round in 0...rounds {
             let run = generator.next()
             let whole = Self.document(project: "whole", id: "whole-\(round)", statuses: run.statuses, range: 0..<total, shard: nil)
@@ -55,16 +56,23 @@ struct ShardScenario {
                     shard: (k, shards))
             }
             let started = DispatchTime.now().uptimeNanoseconds
-            let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+            let timed = try await withThrowingTaskGroup(of: (Reply, Double).self) { group in
                 for (k, part) in parts.enumerated() {
                     let caller = callers[k % 2]
-                    group.addTask { try await caller.send(.POST, "/v1/ingest/kensho/finalize", body: part) }
+                    group.addTask {
+                        let reply = try await caller.send(.POST, "/v1/ingest/kensho/finalize", body: part)
+                        return (reply, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                    }
                 }
-                var out: [Reply] = []
+                var out: [(Reply, Double)] = []
                 for try await reply in group { out.append(reply) }
                 return out
             }
+            let replies = timed.map(\.0)
             let shardedSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            // Where the time goes: the last part stored (its answer says open) and the close after it.
+            let lastOpen = timed.filter { $0.0.object["status"] as? String == "open" }.map(\.1).max() ?? 0
+            closeShares.append((lastOpen, shardedSeconds - lastOpen))
             for reply in replies where reply.status != 200 { findings.check(false, "shards: a part answered \(reply.status) \(reply.text)") }
             let closers = replies.filter { $0.object["status"] as? String == "closed" }
             findings.check(closers.count == 1, "shards: round \(round) was closed by \(closers.count) finalizes, not one")
@@ -93,6 +101,9 @@ struct ShardScenario {
                     shardedSeconds, round == 0 ? "—" : String(format: "%.2f", shardedSeconds / wholeSeconds),
                     figures[0] ?? -1, figures[1] ?? -1, figures[2] ?? -1))
         }
+        findings.say(
+            "- parts stored by " + closeShares.map { String(format: "%.2f s", $0.0) }.joined(separator: ", ")
+                + "; the close after them took " + closeShares.map { String(format: "%.2f s", $0.1) }.joined(separator: ", "))
         let sorted = ratios.sorted()
         let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
         findings.say(

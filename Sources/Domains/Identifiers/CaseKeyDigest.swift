@@ -85,4 +85,10 @@ public struct CaseIDMap: Sendable {
     }
 
     public mutating func reserveCapacity(_ n: Int) { compact.reserveCapacity(n) }
+
+    /// Adds `other`'s ids (ids never change, so either side's is right for a digest both hold).
+    public mutating func merge(_ other: CaseIDMap) {
+        compact.merge(other.compact) { mine, _ in mine }
+        self.other.merge(other.other) { mine, _ in mine }
+    }
 }

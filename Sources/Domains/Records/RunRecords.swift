@@ -272,7 +272,8 @@ public struct NewShard: Sendable {
 
 /// What storing a shard did.
 public enum StoredShard: Sendable {
-    /// Stored; the run as it now stands (open, or with every shard arrived and ready to close).
+    /// Stored; the run as it now stands (open, or with every shard arrived and ready to close), and the
+    /// inventory ids of this shard's cases.
     case stored(RunRecord, caseIDs: CaseIDMap)
     /// This shard was already stored with the same content: nothing written.
     case replayed(RunRecord)
