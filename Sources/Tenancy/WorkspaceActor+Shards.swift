@@ -22,9 +22,11 @@ extension WorkspaceActor {
         let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
         let content = Self.contentDigest(run)
         let known = try await admitShard(project: project, quota: quota)
+        let baseline = try await baseline(project: project, branch: run.branch)
+        let (_, buckets) = RegressionSummary.compute(run.cases, digests: digests, baseline: baseline?.statuses ?? [:])
         let new = NewShard(
             runID: ResourceID.make(.run), projectID: project.id, run: run, shard: shard, digest: content, attachments: attachments,
-            knownCaseIDs: known, keyDigests: digests, timeoutSeconds: timeoutSeconds)
+            knownCaseIDs: known, keyDigests: digests, buckets: buckets, timeoutSeconds: timeoutSeconds)
         let stored: StoredShard
         do {
             stored = try await repos.runs.persistShard(new)
@@ -44,6 +46,9 @@ extension WorkspaceActor {
         case .stored(let record, let caseIDs):
             // Merged, not replaced: the run's other shards, stored beside this one, added theirs.
             await mergeCaseIDs(caseIDs, projectID: project.id)
+            if let arrival = record.shards?.received {
+                await rememberShardPart(ShardPart(run: run, shard: shard, arrival: arrival, buckets: buckets), runID: record.id)
+            }
             if let shards = record.shards, shards.received >= shards.total {
                 return try await sequenced(key: "project:\(project.id)") { actor in
                     try await actor.closeSharded(project: project, runID: record.id, partial: false)
@@ -52,6 +57,17 @@ extension WorkspaceActor {
             return FinalizeOutcome(run: record, baseline: nil, replayed: false)
         }
     }
+
+    /// Keeps what the close needs of a stored shard, within `maxShardCases` for the whole workspace (beyond it the
+    /// close reads the run back from storage).
+    func rememberShardPart(_ part: ShardPart, runID: String) {
+        let held = shardParts.values.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+        guard held + part.count <= Self.maxShardCases else { return }
+        shardParts[runID, default: [:]][part.index] = part
+    }
+
+    /// Cases of open sharded runs held in memory per workspace (about 100 bytes each).
+    static let maxShardCases = 400_000
 
     /// Adds a shard's ids to the project's cache (taken out first, so the merge does not copy it).
     func mergeCaseIDs(_ ids: CaseIDMap, projectID: String) {
@@ -86,10 +102,30 @@ extension WorkspaceActor {
         guard let record = try await repos.runs.run(id: runID) else {
             throw DomainError.notFound("run '\(runID)' not found")
         }
-        let assembly = ShardAssembly.assemble(try await repos.runs.shardedResults(runID: runID))
+        let started = clock()
+        // The shards this node stored are in memory; when every stored one is, the run is not read back.
+        let rows: [ShardedResult]
+        if let parts = shardParts.removeValue(forKey: runID), Set(parts.values.map(\.arrival)) == Set(1...max(1, record.shards?.received ?? 0)) {
+            rows = parts.values.flatMap { $0.results }
+        } else {
+            rows = try await repos.runs.shardedResults(runID: runID)
+        }
+        let read = clock()
+        let assembly = ShardAssembly.assemble(rows)
         let digests = CaseKeyDigest.of(assembly.results.lazy.map(\.key))
+        let assembled = clock()
         let retried = assembly.results.filter { $0.flaky && $0.status == .passed }.map(\.key)
         let (gate, context) = try await repos.ci.gateInputs(projectID: project.id, flakyKeys: retried)
+        let judged = clock()
+        defer {
+            logger.debug(
+                "sharded run closed",
+                metadata: [
+                    "run": "\(runID)", "cases": "\(rows.count)", "readMs": "\((read - started) / 1_000_000)",
+                    "assembleMs": "\((assembled - read) / 1_000_000)", "gateInputsMs": "\((judged - assembled) / 1_000_000)",
+                    "totalMs": "\((clock() - started) / 1_000_000)",
+                ])
+        }
         var attempt = 0
         while true {
             attempt += 1
@@ -147,5 +183,27 @@ extension WorkspaceActor {
             add(String(item.steps.count))
         }
         return Hex.string(hasher.finalize())
+    }
+}
+
+/// What closing a run needs of one of its shards, kept from its finalize: the cases' keys, names, suites and
+/// outcomes, in the shard's order, and where the shard stands among the run's.
+struct ShardPart: Sendable {
+    let index: Int
+    let arrival: Int
+    let results: [ShardedResult]
+    var count: Int { results.count }
+
+    init(run: ValidatedRun, shard: RunShard, arrival: Int, buckets: [RegressionBucket?]) {
+        index = shard.index
+        self.arrival = arrival
+        let base = shard.index * RunShard.ordinalStride
+        // A case's key names it exactly as its inventory id does, so the key stands for the id here.
+        results = run.cases.enumerated().map { i, item in
+            ShardedResult(
+                ordinal: base + i, caseID: item.key, key: item.key, name: item.name, suite: item.suite, status: item.status,
+                durationMs: item.durationMs, attempts: item.attempts, flaky: item.flaky, arrival: arrival,
+                storedBucket: i < buckets.count ? buckets[i] : nil)
+        }
     }
 }

@@ -41,6 +41,9 @@ public actor WorkspaceActor {
     /// Recently read closed runs by id. A closed run never changes, so the cache needs no invalidation.
     var runs: [String: RunRecord] = [:]
     var runOrder: [String] = []
+    /// Per open sharded run, what closing it needs of the shards this node stored (a hint: the close reads
+    /// the run back when it lacks any).
+    var shardParts: [String: [Int: ShardPart]] = [:]
     /// Upload sessions by id (also persisted, so a restart loses nothing).
     var uploadSessions: [String: UploadSession] = [:]
 

@@ -114,6 +114,42 @@ import Testing
         }
     }
 
+    /// A node that stored some of the shards and then restarted (or another node) holds none of them in memory:
+    /// the close reads the run back from storage and comes to the same verdict.
+    @Test func shardsStoredBeforeARestartAreReadBack() async throws {
+        let first = try await TestServer.start()
+        let admin = APIClient(baseURL: first.baseURL, token: first.adminToken)
+        try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)
+        try await admin.post(
+            "/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "base", cases: [testCase("a", "passed"), testCase("b", "passed")])
+        ).expect(200)
+        try await admin.post("/v1/ingest/kensho/finalize", json: Self.shard(0, of: 2, cases: [testCase("a", "failed"), testCase("b", "failed")]))
+            .expect(200)
+        let server = try await first.restart()
+        let again = APIClient(baseURL: server.baseURL, token: server.adminToken)
+        do {
+            try await Self.closesFromStorage(again)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+
+    static func closesFromStorage(_ again: APIClient) async throws {
+        let closed = try await again.post(
+            "/v1/ingest/kensho/finalize", json: Self.shard(1, of: 2, cases: [testCase("b", "passed"), testCase("c", "passed")]))
+        #expect(closed.object["status"] as? String == "closed", "\(closed.text)")
+        #expect(closed.object["totals"] as? [String: Int] == ["passed": 2, "failed": 1, "skipped": 0, "broken": 0, "flaky": 1])
+        #expect((closed.object["regression"] as? [String: Any])?["newFailures"] as? Int == 1)
+        let runID = try #require(closed.object["internalRunId"] as? String)
+        let cases = try await again.get("/v1/runs/\(runID)/cases").object["items"] as? [[String: Any]] ?? []
+        let b = try #require(cases.first { $0["name"] as? String == "b" })
+        #expect(cases.count == 3 && b["flaky"] as? Bool == true && b["attempts"] as? Int == 2)
+        let a = try #require(cases.first { $0["name"] as? String == "a" })
+        #expect(a["regression"] as? String == "new_failure")
+    }
+
     @Test func aRunWhoseShardsStopComingClosesAsPartial() async throws {
         try await withServer(configure: { $0.shardTimeoutSeconds = 1 }) { _, admin in
             try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)

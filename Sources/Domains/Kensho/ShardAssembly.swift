@@ -12,12 +12,15 @@ public struct ShardedResult: Sendable, Hashable, GateCase {
     public var flaky: Bool
     /// The order its shard arrived in (1, 2, …): of two results of one case, the later shard's is final.
     public var arrival: Int
+    /// The bucket its shard wrote (against the baseline of the moment); the close rewrites only those it changes.
+    public var storedBucket: RegressionBucket?
 
     public init(
         ordinal: Int, caseID: String, key: String, name: String, suite: String?, status: CaseStatus, durationMs: Int64,
-        attempts: Int, flaky: Bool, arrival: Int = 0
+        attempts: Int, flaky: Bool, arrival: Int = 0, storedBucket: RegressionBucket? = nil
     ) {
         self.arrival = arrival
+        self.storedBucket = storedBucket
         self.ordinal = ordinal
         self.caseID = caseID
         self.key = key

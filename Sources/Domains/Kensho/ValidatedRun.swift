@@ -30,6 +30,9 @@ public struct RunShard: Sendable, Hashable {
 
     /// At most this many shards per run.
     public static let maxTotal = 1_000
+    /// Shard `i`'s cases are numbered from `i × ordinalStride` in its run (a document holds at most 200,000), so
+    /// shards of one run are stored side by side without agreeing on numbers first.
+    public static let ordinalStride = 1 << 18
 }
 
 public struct ValidatedCase: Sendable, Hashable {

@@ -251,13 +251,17 @@ public struct NewShard: Sendable {
     public let attachments: [DeclaredAttachment]
     public let knownCaseIDs: CaseIDMap
     public let keyDigests: [CaseKeyDigest]
+    /// Each case's bucket against the branch's baseline as the shard arrives: usually the close's, which then
+    /// rewrites none (it recomputes them all against the baseline it takes, and writes only the differences).
+    public let buckets: [RegressionBucket?]
     /// How long the run waits for its next shard before it is closed as partial.
     public let timeoutSeconds: Int
 
     public init(
         runID: String, projectID: String, run: ValidatedRun, shard: RunShard, digest: String, attachments: [DeclaredAttachment],
-        knownCaseIDs: CaseIDMap, keyDigests: [CaseKeyDigest], timeoutSeconds: Int
+        knownCaseIDs: CaseIDMap, keyDigests: [CaseKeyDigest], buckets: [RegressionBucket?], timeoutSeconds: Int
     ) {
+        self.buckets = buckets
         self.runID = runID
         self.projectID = projectID
         self.run = run

@@ -12,9 +12,7 @@ extension RunWriter {
     /// shard came meanwhile (a later shard moved the deadline and queued a later check).
     static let shardCloseKind = "run.shards.close"
 
-    /// Shard `i`'s cases take ordinals from `i × ordinalStride` (a document holds at most 200,000 cases), so
-    /// shards of one run write at the same time without agreeing on ordinals first.
-    static let ordinalStride = 1 << 18
+    static let ordinalStride = RunShard.ordinalStride
 
     /// Stores one shard. Shards of one run write their cases in parallel; only the run's counters are
     /// updated under its row lock, at the end of each shard's transaction, which also numbers the shards in
@@ -91,7 +89,7 @@ extension RunWriter {
                 of: run, digests: new.keyDigests, known: new.knownCaseIDs, projectID: new.projectID, workspaceID: ws,
                 on: connection, logger: logger)
             try await Self.copyResults(
-                run.cases, buckets: Array(repeating: nil, count: run.cases.count), caseIDs: caseIDs, digests: new.keyDigests,
+                run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: new.keyDigests,
                 runID: head.id, ordinalBase: new.shard.index * Self.ordinalStride, workspaceID: ws, on: connection, logger: logger)
             if !attIDs.isEmpty {
                 try await connection.query(
@@ -164,20 +162,23 @@ extension RunWriter {
             var out: [ShardedResult] = []
             for try await row in try await connection.query(
                 """
-                SELECT COALESCE(array_agg(r.ordinal::int8 ORDER BY r.ordinal), '{}'), COALESCE(array_agg(r.case_id ORDER BY r.ordinal), '{}'),
-                       COALESCE(array_agg(c.case_key ORDER BY r.ordinal), '{}'), COALESCE(array_agg(c.name ORDER BY r.ordinal), '{}'),
-                       COALESCE(array_agg(COALESCE(c.suite, '') ORDER BY r.ordinal), '{}'),
-                       COALESCE(array_agg(r.status ORDER BY r.ordinal), '{}'), COALESCE(array_agg(r.duration_ms::int8 ORDER BY r.ordinal), '{}'),
-                       COALESCE(array_agg(r.attempts::int8 ORDER BY r.ordinal), '{}'), COALESCE(array_agg(r.flaky ORDER BY r.ordinal), '{}'),
-                       COALESCE(array_agg(COALESCE(s.arrival, 0)::int8 ORDER BY r.ordinal), '{}')
-                FROM case_results r JOIN cases c ON c.workspace_id = r.workspace_id AND c.id = r.case_id
-                LEFT JOIN run_shards s ON s.workspace_id = r.workspace_id AND s.run_id = r.run_id
-                                      AND s.shard_index = r.ordinal / \(Self.ordinalStride)
-                WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
+                SELECT COALESCE(array_agg(t.ordinal), '{}'), COALESCE(array_agg(t.case_id), '{}'), COALESCE(array_agg(t.case_key), '{}'),
+                       COALESCE(array_agg(t.name), '{}'), COALESCE(array_agg(t.suite), '{}'), COALESCE(array_agg(t.status), '{}'),
+                       COALESCE(array_agg(t.duration_ms), '{}'), COALESCE(array_agg(t.attempts), '{}'), COALESCE(array_agg(t.flaky), '{}'),
+                       COALESCE(array_agg(t.arrival), '{}'), COALESCE(array_agg(t.regression), '{}')
+                FROM (SELECT r.ordinal::int8 AS ordinal, r.case_id, c.case_key, c.name, COALESCE(c.suite, '') AS suite, r.status,
+                             r.duration_ms::int8 AS duration_ms, r.attempts::int8 AS attempts, r.flaky, COALESCE(s.arrival, 0)::int8 AS arrival,
+                             COALESCE(r.regression, '') AS regression
+                      FROM case_results r JOIN cases c ON c.workspace_id = r.workspace_id AND c.id = r.case_id
+                      LEFT JOIN run_shards s ON s.workspace_id = r.workspace_id AND s.run_id = r.run_id
+                                            AND s.shard_index = r.ordinal / \(Self.ordinalStride)
+                      WHERE r.workspace_id = \(ws) AND r.run_id = \(runID)
+                      ORDER BY r.ordinal) t
                 """, logger: logger
-            ).decode(([Int], [String], [String], [String], [String], [String], [Int64], [Int], [Bool], [Int]).self) {
+            ).decode(([Int], [String], [String], [String], [String], [String], [Int64], [Int], [Bool], [Int], [String]).self) {
                 let count = row.0.count
-                guard [row.1.count, row.2.count, row.3.count, row.4.count, row.5.count, row.6.count, row.7.count, row.8.count, row.9.count]
+                guard [row.1.count, row.2.count, row.3.count, row.4.count, row.5.count, row.6.count, row.7.count, row.8.count, row.9.count,
+                       row.10.count]
                     .allSatisfy({ $0 == count })
                 else { throw StorageError.configuration("the run's result arrays disagree in length") }
                 out.reserveCapacity(count)
@@ -186,7 +187,7 @@ extension RunWriter {
                         ShardedResult(
                             ordinal: row.0[i], caseID: row.1[i], key: row.2[i], name: row.3[i], suite: row.4[i].isEmpty ? nil : row.4[i],
                             status: CaseStatus(rawValue: row.5[i]) ?? .broken, durationMs: row.6[i], attempts: row.7[i], flaky: row.8[i],
-                            arrival: row.9[i]))
+                            arrival: row.9[i], storedBucket: RegressionBucket(rawValue: row.10[i])))
                 }
             }
             return out
@@ -202,8 +203,10 @@ extension RunWriter {
         let assembly = closing.assembly
         let gate: String? = closing.gate.status == .none && closing.gate.forgiven.isEmpty
             ? nil : String(decoding: try JSONEncoder().encode(closing.gate), as: UTF8.self)
-        let regressed = zip(assembly.results, closing.buckets).compactMap { result, bucket in bucket.map { (result.ordinal, $0.rawValue) } }
-        let bucketOrdinals = regressed.map(\.0), bucketValues = regressed.map(\.1)
+        // Only the buckets the close's baseline changes (a run of the branch closed while the shards came in).
+        let changed = zip(assembly.results, closing.buckets).filter { $0.0.storedBucket != $0.1 }
+            .map { result, bucket in (result.ordinal, bucket?.rawValue ?? "") }
+        let bucketOrdinals = changed.map(\.0), bucketValues = changed.map(\.1)
         let amendedOrdinals = assembly.amended.map(\.ordinal), amendedAttempts = assembly.amended.map(\.attempts),
             amendedFlaky = assembly.amended.map(\.flaky)
         let totals = assembly.totals, summary = closing.regression
@@ -234,7 +237,7 @@ extension RunWriter {
             if !bucketOrdinals.isEmpty {
                 try await connection.query(
                     """
-                    UPDATE case_results r SET regression = u.bucket
+                    UPDATE case_results r SET regression = NULLIF(u.bucket, '')
                     FROM UNNEST(\(bucketOrdinals)::int[], \(bucketValues)::text[]) AS u(ordinal, bucket)
                     WHERE r.workspace_id = \(ws) AND r.run_id = \(closing.runID) AND r.ordinal = u.ordinal
                     """, logger: logger)
