@@ -145,6 +145,69 @@ import Glibc
         await node.stop()
     }
 
+    /// Issue 17: a node killed with -9 after runs committed and before their webhook deliveries went out. The
+    /// outbox committed with the runs, so the restarted node sends exactly the missed ones — each once, in order,
+    /// signed so that README's receiver accepts them — and nothing that was already delivered.
+    @Test func deliveriesMissedByAKilledNodeAreSentAfterItsRestart() async throws {
+        let urls = try await TestPostgres.shared.freshDatabases()
+        let dataDir = NSTemporaryDirectory() + "kaizen-crash-hooks-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let port = try EmbeddedPostgres.freePort()
+        let environment = [
+            "KAIZEN_DATA_DIR": dataDir, "KAIZEN_DATABASE_URLS": urls.map(\.urlWithCredentials).joined(separator: ","),
+            "KAIZEN_SHARDS": "8", "KAIZEN_LOG_LEVEL": "info", "KAIZEN_WEBHOOK_ALLOW_HTTP": "true",
+            "KAIZEN_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "KAIZEN_WEBHOOK_FIRST_RETRY_SECONDS": "0.2",
+            "KAIZEN_WEBHOOK_TIMEOUT_SECONDS": "1",
+        ]
+        var node = try await KaizenNode.start(port: port, environment: environment, logPath: dataDir + "-node.log")
+        defer { if node.isRunning { node.kill() } }
+        let base = "http://127.0.0.1:\(port)"
+        let tokenPath = dataDir + "/first-token.txt"
+        try await waitUntil("the child server is up", seconds: testConditionTimeout) {
+            guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
+            return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
+        }
+        let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let admin = APIClient(baseURL: base, token: token)
+        #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+        let receiverPort = freeLoopbackPort()
+        let created = try await admin.post(
+            "/v1/projects/web/webhooks", json: ["url": "http://127.0.0.1:\(receiverPort)/hook", "events": ["run.finalized"]])
+        let secret = try #require(created.object["secret"] as? String, "\(created.text)")
+        let hookID = try #require((created.object["webhook"] as? [String: Any])?["id"] as? String)
+        let program = try Receiver.readmeProgram
+
+        // One run delivered while the receiver listens.
+        var receiver = try await Receiver.startOn(port: receiverPort, program, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+        defer { receiver.stop() }
+        #expect(try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "first")).status == 200)
+        try await waitUntil("the first delivery arrived") { receiver.lines.count == 1 }
+        let first = receiver.lines
+        // The receiver goes away; two more runs commit, their deliveries fail and wait; the node is killed.
+        receiver.stop()
+        for id in ["second", "third"] {
+            #expect(try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: id)).status == 200)
+        }
+        try await waitUntil("both deliveries were tried and failed") {
+            let items = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+            return items.filter { $0["state"] as? String == "pending" && ($0["attempts"] as? Int ?? 0) >= 1 }.count >= 1
+        }
+        node.kill()
+
+        // The receiver is back, then the node: exactly the two missed deliveries arrive, in order.
+        receiver = try await Receiver.startOn(port: receiverPort, program, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+        node = try await KaizenNode.start(port: port, environment: environment, logPath: dataDir + "-node2.log")
+        try await waitUntil("the missed deliveries arrived") { receiver.lines.count >= 2 }
+        let items = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
+        let ids = items.compactMap { $0["id"] as? String }
+        #expect(items.count == 3)
+        // Newest first in the list: the two missed, then the first (delivered before the kill, not sent again).
+        let resent = receiver.lines.map { String($0.split(separator: " ")[1]) }
+        #expect(resent == [ids[1], ids[0]], "\(receiver.lines) vs \(ids)")
+        #expect(first.first?.hasSuffix(ids[2]) == true)
+        _ = await node.stop()
+    }
+
     func runDocument(externalRunId: String) -> [String: Any] {
         [
             "schemaVersion": "kensho/v1", "project": ["slug": "web"], "externalRunId": externalRunId, "branch": "main",
