@@ -5,6 +5,10 @@ import NIOCore
 import PostgresNIO
 import Storage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Scenario 1 and 2: K concurrent CI pipelines across W workspaces push complete runs (init →
 /// uploads → finalize) over HTTP/2; every answer is checked against the generator; then raw COPY of
 /// the same rows into the same PostgreSQL, with the same concurrency, is the limit.
@@ -13,18 +17,28 @@ struct IngestScenario {
     let workspaces: Int
     let cases: Int
     let runsPerPipeline: Int
+    /// Webhooks (`run.finalized`) registered on the first workspace's projects, delivered to a receiver on
+    /// loopback while the pipelines push: every delivery counted, its lag after the finalize's answer measured.
+    var webhooks: Int = 0
 
     struct Pushed: Sendable {
         let run: GeneratedRun
         let workspaceToken: String
         let runID: String
+        /// When the finalize's answer arrived (seconds since 1970), for the webhook lag.
+        var answeredAt: Double = 0
     }
 
     func run(_ environment: LoadEnvironment, findings: Findings) async throws {
-        findings.say("\n## CI ingestion: \(pipelines) pipelines × \(runsPerPipeline) runs of \(cases) cases, \(workspaces) workspaces")
-        let server = try await KaizenProcess.start(
-            environment, name: "ingest",
-            settings: ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"])
+        findings.say(
+            "\n## CI ingestion: \(pipelines) pipelines × \(runsPerPipeline) runs of \(cases) cases, \(workspaces) workspaces"
+                + (webhooks > 0 ? ", \(webhooks) webhooks on the first workspace" : ""))
+        var settings = ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"]
+        if webhooks > 0 {
+            settings["KAIZEN_WEBHOOK_ALLOW_HTTP"] = "true"
+            settings["KAIZEN_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+        }
+        let server = try await KaizenProcess.start(environment, name: "ingest", settings: settings)
         let tenants = try await Tenants.open(server, logger: environment.logger)
         let client = makeLoadClient()
         defer {
@@ -42,6 +56,24 @@ struct IngestScenario {
             let created = try await caller.post("/v1/projects", json: ["slug": "p\(p)", "name": "Pipeline \(p)"])
             guard created.status == 201 else { throw HarnessError("project p\(p): \(created.status) \(created.text)") }
         }
+
+        // The receiver: answers 204 and logs each delivery's run id and arrival time.
+        var receiver: HookReceiver?
+        var hooksPerProject: [String: Int] = [:]
+        if webhooks > 0 {
+            let listening = try HookReceiver.start()
+            receiver = listening
+            let caller = Caller(client: client, base: server.tlsURL, token: tokens[0])
+            let projects = (0..<pipelines).filter { $0 % workspaces == 0 }.map { "p\($0)" }
+            for h in 0..<webhooks {
+                let project = projects[h % projects.count]
+                let created = try await caller.post(
+                    "/v1/projects/\(project)/webhooks", json: ["url": "http://127.0.0.1:\(listening.port)/h\(h)", "events": ["run.finalized"]])
+                guard created.status == 201 else { throw HarnessError("webhook: \(created.status) \(created.text)") }
+                hooksPerProject[project, default: 0] += 1
+            }
+        }
+        defer { receiver?.stop() }
 
         let rssBefore = server.memory.rss
         let started = now()
@@ -97,6 +129,22 @@ struct IngestScenario {
             findings.check(count == runsPerPipeline, "project p\(p) lists \(count) runs, pushed \(runsPerPipeline)")
         }
         findings.check(wrong == 0, "ingest: \(wrong) runs read back with wrong totals or regression")
+        if let receiver {
+            let expected = pushed.reduce(0) { $0 + (hooksPerProject[$1.run.project] ?? 0) }
+            let deadline = now() + 120
+            while receiver.deliveries().count < expected && now() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            let arrived = receiver.deliveries()
+            let answered = Dictionary(pushed.map { ($0.runID, $0.answeredAt) }, uniquingKeysWith: { a, _ in a })
+            let lags = arrived.compactMap { delivery in answered[delivery.runID].map { max(0, delivery.at - $0) } }.sorted()
+            func percentile(_ p: Double) -> Double { lags.isEmpty ? 0 : lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
+            findings.say(
+                String(
+                    format: "- webhooks: %d of %d deliveries arrived (each once: %@); lag after the finalize's answer p50 %.2f s, p99 %.2f s, max %.2f s",
+                    arrived.count, expected, Set(arrived.map(\.id)).count == arrived.count ? "yes" : "NO", percentile(0.5), percentile(0.99),
+                    lags.last ?? 0))
+            findings.check(arrived.count == expected, "webhooks: \(arrived.count) of \(expected) deliveries arrived")
+            findings.check(Set(arrived.map(\.id)).count == arrived.count, "webhooks: a delivery arrived twice")
+        }
         findings.say("- read back: \(pushed.count - wrong) of \(pushed.count) runs with the generator's totals and regression")
         try await client.shutdown()
         await server.stop()
@@ -154,7 +202,7 @@ struct IngestScenario {
             {
                 problems.append("\(run.externalRunId): regression \(regression), expected new \(e.newFailures) fixed \(e.fixed) still \(e.stillFailing)")
             }
-            pushed.append(Pushed(run: run, workspaceToken: caller.token ?? "", runID: runID))
+            pushed.append(Pushed(run: run, workspaceToken: caller.token ?? "", runID: runID, answeredAt: Date().timeIntervalSince1970))
         }
         return (finalize, requests, pushed, problems)
     }
@@ -211,5 +259,58 @@ struct IngestScenario {
             }
         }
         return (results, steps)
+    }
+}
+
+/// A webhook receiver on loopback for the load harness (Python's threading HTTP server): answers 204 at once
+/// and logs `<run id> <delivery id> <arrival time>`.
+struct HookReceiver {
+    let pid: pid_t
+    let port: Int
+    let log: String
+
+    struct Delivery {
+        let runID: String
+        let id: String
+        let at: Double
+    }
+
+    static let program = """
+        import json, os, sys, time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        out = open(sys.argv[2], "a", buffering=1)
+        class R(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                at = time.time()
+                self.send_response(204); self.end_headers()
+                out.write("%s %s %.6f\\n" % (json.loads(body)["data"].get("runId", "-"), self.headers["Kaizen-Delivery"], at))
+            def log_message(self, *args): pass
+        ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), R).serve_forever()
+        """
+
+    static func start() throws -> HookReceiver {
+        let folder = NSTemporaryDirectory() + "kaizen-load-hooks-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data(program.utf8).write(to: URL(fileURLWithPath: folder + "/receiver.py"))
+        let port = try EmbeddedPostgres.freePort()
+        let log = folder + "/deliveries.log"
+        let pid = try Processes.spawn(["/usr/bin/env", "python3", folder + "/receiver.py", String(port), log], log: folder + "/receiver.out")
+        Thread.sleep(forTimeInterval: 0.5)
+        return HookReceiver(pid: pid, port: port, log: log)
+    }
+
+    func deliveries() -> [Delivery] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let at = Double(parts[2]) else { return nil }
+            return Delivery(runID: String(parts[0]), id: String(parts[1]), at: at)
+        }
+    }
+
+    func stop() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
     }
 }

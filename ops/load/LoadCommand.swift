@@ -42,9 +42,10 @@ struct IngestOptions: ParsableArguments {
     @Option(help: "Workspaces the pipelines are spread over.") var workspaces = 2
     @Option(help: "Cases per run.") var cases = 10_000
     @Option(help: "Runs each pipeline pushes.") var runs = 5
+    @Option(help: "Webhooks (run.finalized) on the first workspace's projects, delivered to a receiver on loopback.") var webhooks = 0
 
     var scenario: IngestScenario {
-        IngestScenario(pipelines: pipelines, workspaces: workspaces, cases: cases, runsPerPipeline: runs)
+        IngestScenario(pipelines: pipelines, workspaces: workspaces, cases: cases, runsPerPipeline: runs, webhooks: webhooks)
     }
 }
 
