@@ -195,11 +195,14 @@ extension WorkspaceActor {
         guard now >= ingestCachesUsedNanos, now - ingestCachesUsedNanos >= idleNanos else { return false }
         caseIDs = [:]
         baselines = [:]
+        // Open runs' shards too: a close without them reads the run back (and a run another node closed
+        // would otherwise keep its parts here until the actor is evicted).
+        shardParts = [:]
         return true
     }
 
     /// Whether the ingest caches hold anything (for tests and diagnostics).
-    public var holdsIngestCaches: Bool { !caseIDs.isEmpty || !baselines.isEmpty }
+    public var holdsIngestCaches: Bool { !caseIDs.isEmpty || !baselines.isEmpty || !shardParts.isEmpty }
 
     func rememberCaseIDs(_ ids: CaseIDMap, projectID: String) {
         ingestCachesUsedNanos = clock()
