@@ -24,12 +24,13 @@ public struct Receiver: Sendable {
         }
     }
 
-    /// Starts `program` with `environment` (and `PORT`), and waits until it accepts connections.
-    public static func start(_ program: String, environment: [String: String] = [:]) async throws -> Receiver {
+    /// Starts `program` with `environment` and `PORT` — `port`, or a free one — and waits until it accepts
+    /// connections. A port chosen beforehand lets a webhook's URL name it before the receiver has its secret.
+    public static func start(_ program: String, port: Int? = nil, environment: [String: String] = [:]) async throws -> Receiver {
         let folder = NSTemporaryDirectory() + "kaizen-receiver-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try Data(program.utf8).write(to: URL(fileURLWithPath: folder + "/receiver.py"))
-        let port = freeLoopbackPort()
+        let port = port ?? freeLoopbackPort()
         var env = environment
         env["PORT"] = String(port)
         let log = folder + "/out.log"
@@ -67,20 +68,4 @@ public struct Receiver: Sendable {
 
 public struct ReceiverMissing: Error, CustomStringConvertible {
     public var description: String { "README.md has no webhook receiver after <!-- webhook-receiver -->" }
-}
-
-extension Receiver {
-    /// Like `start`, on a port chosen beforehand (the webhook's URL names it).
-    public static func startOn(port: Int, _ program: String, environment: [String: String]) async throws -> Receiver {
-        let folder = NSTemporaryDirectory() + "kaizen-receiver-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try Data(program.utf8).write(to: URL(fileURLWithPath: folder + "/receiver.py"))
-        var env = environment
-        env["PORT"] = String(port)
-        let log = folder + "/out.log"
-        let pid = try ChildProcess.spawn(["python3", "-u", folder + "/receiver.py"], environment: env, stdout: log, stderr: folder + "/err.log")
-        let receiver = Receiver(pid: pid, port: port, log: log)
-        try await waitUntil("the receiver listens on \(port)") { receiver.listening }
-        return receiver
-    }
 }

@@ -39,7 +39,7 @@ import Glibc
 
             var env = ["KAIZEN_WEBHOOK_SECRET": secret, "PORT": String(port)]
             let program = try Receiver.readmeProgram
-            var receiver = try await Receiver.startOn(port: port, program, environment: env)
+            var receiver = try await Receiver.start(program, port: port, environment: env)
             defer { receiver.stop() }
 
             // Three runs, pushed one after another: delivered in order, each once, each verified.
@@ -75,14 +75,14 @@ import Glibc
             // ...and so does one switched to the new secret.
             receiver.stop()
             env["KAIZEN_WEBHOOK_SECRET"] = newSecret
-            receiver = try await Receiver.startOn(port: port, program, environment: env)
+            receiver = try await Receiver.start(program, port: port, environment: env)
             try await admin.post("/v1/webhooks/\(hookID)/ping", json: [String: Any]()).expect(202)
             try await waitUntil("the ping arrived under the new secret") { receiver.lines.contains { $0.hasPrefix("webhook.ping") } }
 
             // A receiver with a wrong secret refuses (401): the delivery fails there, and is visible as such.
             receiver.stop()
             env["KAIZEN_WEBHOOK_SECRET"] = "whsec_wrong"
-            receiver = try await Receiver.startOn(port: port, program, environment: env)
+            receiver = try await Receiver.start(program, port: port, environment: env)
             let refused = try await admin.post("/v1/webhooks/\(hookID)/ping", json: [String: Any]())
             let refusedID = try #require(refused.object["id"] as? String)
             try await waitUntil("the refused ping is recorded") {
@@ -163,7 +163,7 @@ import Glibc
             let created = try await admin.post(
                 "/v1/projects/web/webhooks", json: ["url": "http://127.0.0.1:\(port)/hook", "events": ["run.finalized"]])
             let secret = try #require(created.object["secret"] as? String)
-            let receiver = try await Receiver.startOn(port: port, try Receiver.readmeProgram, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+            let receiver = try await Receiver.start(try Receiver.readmeProgram, port: port, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
             defer { receiver.stop() }
             try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "kept-1", cases: [testCase("a", "passed")]))
                 .expect(200)

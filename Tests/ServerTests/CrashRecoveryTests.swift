@@ -45,14 +45,7 @@ import Glibc
             ],
             logPath: dataDir + "-node.log")
         defer { if child.isRunning { child.kill() } }
-        let base = "http://127.0.0.1:\(port)"
-        let tokenPath = dataDir + "/first-token.txt"
-        try await waitUntil("the child server is up", seconds: testConditionTimeout) {
-            guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
-            return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
-        }
-        let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let admin = APIClient(baseURL: base, token: token)
+        let admin = try await Self.firstAdmin(port: port, dataDir: dataDir)
         #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
 
         // The first roll-up of run "slow" hangs inside its transaction (once): the node dies mid-way.
@@ -161,14 +154,7 @@ import Glibc
         ]
         var node = try await KaizenNode.start(port: port, environment: environment, logPath: dataDir + "-node.log")
         defer { if node.isRunning { node.kill() } }
-        let base = "http://127.0.0.1:\(port)"
-        let tokenPath = dataDir + "/first-token.txt"
-        try await waitUntil("the child server is up", seconds: testConditionTimeout) {
-            guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
-            return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
-        }
-        let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let admin = APIClient(baseURL: base, token: token)
+        let admin = try await Self.firstAdmin(port: port, dataDir: dataDir)
         #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
         let receiverPort = freeLoopbackPort()
         let created = try await admin.post(
@@ -178,7 +164,7 @@ import Glibc
         let program = try Receiver.readmeProgram
 
         // One run delivered while the receiver listens.
-        var receiver = try await Receiver.startOn(port: receiverPort, program, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+        var receiver = try await Receiver.start(program, port: receiverPort, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
         defer { receiver.stop() }
         #expect(try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "first")).status == 200)
         try await waitUntil("the first delivery arrived") { receiver.lines.count == 1 }
@@ -195,7 +181,7 @@ import Glibc
         node.kill()
 
         // The receiver is back, then the node: exactly the two missed deliveries arrive, in order.
-        receiver = try await Receiver.startOn(port: receiverPort, program, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
+        receiver = try await Receiver.start(program, port: receiverPort, environment: ["KAIZEN_WEBHOOK_SECRET": secret])
         node = try await KaizenNode.start(port: port, environment: environment, logPath: dataDir + "-node2.log")
         try await waitUntil("the missed deliveries arrived") { receiver.lines.count >= 2 }
         let items = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []
@@ -206,6 +192,18 @@ import Glibc
         #expect(resent == [ids[1], ids[0]], "\(receiver.lines) vs \(ids)")
         #expect(first.first?.hasSuffix(ids[2]) == true)
         _ = await node.stop()
+    }
+
+    /// Waits until a fresh node answers and has written its first admin token, and returns a client with it.
+    static func firstAdmin(port: Int, dataDir: String) async throws -> APIClient {
+        let base = "http://127.0.0.1:\(port)"
+        let tokenPath = dataDir + "/first-token.txt"
+        try await waitUntil("the child server is up", seconds: testConditionTimeout) {
+            guard FileManager.default.fileExists(atPath: tokenPath) else { return false }
+            return try await APIClient(baseURL: base, token: nil).get("/version").status == 200
+        }
+        let token = try String(contentsOfFile: tokenPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        return APIClient(baseURL: base, token: token)
     }
 
     func runDocument(externalRunId: String) -> [String: Any] {

@@ -17,8 +17,9 @@ public struct JobQueue: Sendable {
     }
 
     public static let rollupKind = "run.rollup"
-    /// Closes a sharded run as partial once it waited past its deadline for a shard.
-    public static let shardCloseKind = RunWriter.shardCloseKind
+    /// Closes a sharded run as partial once it waited past its deadline for a shard: each shard queues one,
+    /// due at its deadline; it does nothing if a later shard moved the deadline (and queued a later check).
+    public static let shardCloseKind = "run.shards.close"
 
     public struct ShardClosePayload: Codable, Sendable {
         public let runId: String

@@ -8,9 +8,6 @@ import PostgresNIO
 /// so that closing the run reads statuses back and writes only what assembly and regression change —
 /// the shards' own writes are those of one document, spread over its parts.
 extension RunWriter {
-    /// The close-check job: due when an open run's deadline passes, it closes the run as partial if no
-    /// shard came meanwhile (a later shard moved the deadline and queued a later check).
-    static let shardCloseKind = "run.shards.close"
 
     static let ordinalStride = RunShard.ordinalStride
 
@@ -126,7 +123,7 @@ extension RunWriter {
                     INSERT INTO run_shards (workspace_id, run_id, shard_index, digest, cases, arrival)
                     VALUES (\(ws), \(head.id), \(new.shard.index), \(new.digest), \(run.cases.count), \(arrival)))
                 INSERT INTO jobs (workspace_id, id, kind, payload, run_after)
-                VALUES (\(ws), \(ResourceID.make(.job)), \(Self.shardCloseKind),
+                VALUES (\(ws), \(ResourceID.make(.job)), \(JobQueue.shardCloseKind),
                         jsonb_build_object('runId', \(head.id)::text), now() + make_interval(secs => \(Double(new.timeoutSeconds))))
                 """, logger: logger)
             let record = try await Self.runRecord(id: head.id, workspaceID: ws, on: connection, logger: logger)
