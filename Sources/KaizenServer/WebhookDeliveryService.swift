@@ -38,10 +38,15 @@ struct WebhookDeliveryService: Service {
     var idleDelay: Duration = .milliseconds(250)
     var maxIdleDelay: Duration = .seconds(2)
 
+    /// `timeout` as NIO's type (sub-second parts kept).
+    var timeoutAmount: TimeAmount {
+        .nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+    }
+
     func run() async throws {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(5), read: TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+        configuration.timeout = .init(connect: .seconds(5), read: timeoutAmount)
         configuration.decompression = .disabled
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let slots = HostSlots(limit: perHost)
@@ -137,7 +142,7 @@ struct WebhookDeliveryService: Service {
         let started = ContinuousClock.now
         defer { Task { await slots.release(host) } }
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            let response = try await client.execute(request, timeout: timeoutAmount)
             let collected = try await response.body.collect(upTo: 64 * 1024)
             let latency = Self.milliseconds(ContinuousClock.now - started)
             let text = String(decoding: collected.readableBytesView.prefix(1024), as: UTF8.self)

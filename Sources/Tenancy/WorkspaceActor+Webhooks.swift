@@ -7,11 +7,10 @@ extension WorkspaceActor {
     /// How long a rotated-out secret keeps signing deliveries beside the new one, by default: 24 hours.
     public static let defaultSecretGraceSeconds = 86_400
 
-    /// Creates a webhook; its signing secret is returned this once.
-    public nonisolated func createWebhook(project: Project, draft: WebhookDraft, allowHTTP: Bool, by actor: AuditActor) async throws
+    /// Creates a webhook from settings `WebhookRules.validate` accepted; its signing secret is returned this once.
+    public nonisolated func createWebhook(project: Project, settings: WebhookSettings, by actor: AuditActor) async throws
         -> (webhook: WebhookRecord, secret: String)
     {
-        let settings = try WebhookRules.validate(draft, over: nil, allowHTTP: allowHTTP).get()
         let secret = WebhookSignature.newSecret()
         guard
             let created = try await repos.webhooks.create(

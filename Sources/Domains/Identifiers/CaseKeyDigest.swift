@@ -86,6 +86,16 @@ public struct CaseIDMap: Sendable {
 
     public mutating func reserveCapacity(_ n: Int) { compact.reserveCapacity(n) }
 
+    /// The ids of `digests` only (those it holds).
+    public func restricted(to digests: [CaseKeyDigest]) -> CaseIDMap {
+        var out = CaseIDMap()
+        out.reserveCapacity(digests.count)
+        for digest in digests {
+            if let ulid = compact[digest] { out.compact[digest] = ulid } else if let id = other[digest] { out.other[digest] = id }
+        }
+        return out
+    }
+
     /// Adds `other`'s ids (ids never change, so either side's is right for a digest both hold).
     public mutating func merge(_ other: CaseIDMap) {
         compact.merge(other.compact) { mine, _ in mine }

@@ -18,11 +18,11 @@ extension KaizenAPI {
         guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
         let draft = WebhookDraft(url: body.url, events: body.events, format: body.format, description: body.description, active: body.active)
         // Validated before any lookup, so a bad body is a 422 whatever the project.
-        _ = try WebhookRules.validate(draft, over: nil, allowHTTP: deps.webhooks.allowHTTP).get()
+        let settings = try WebhookRules.validate(draft, over: nil, allowHTTP: deps.webhooks.allowHTTP).get()
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         try requireAdmin(grant)
         let (hook, secret) = try await deps.registry.withWorkspace(grant) {
-            try await $0.createWebhook(project: project, draft: draft, allowHTTP: deps.webhooks.allowHTTP, by: RequestOrigin.actor(identity))
+            try await $0.createWebhook(project: project, settings: settings, by: RequestOrigin.actor(identity))
         }
         return .created(.init(body: .json(.init(webhook: .init(hook, project: project), secret: secret))))
     }

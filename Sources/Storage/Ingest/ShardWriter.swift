@@ -128,13 +128,7 @@ extension RunWriter {
                 """, logger: logger)
             let record = try await Self.runRecord(id: head.id, workspaceID: ws, on: connection, logger: logger)
             // Only this shard's ids: the caller adds them to what its cache holds (other shards add theirs).
-            var own = CaseIDMap()
-            own.reserveCapacity(run.cases.count)
-            for digest in new.keyDigests {
-                if case .ulid(let ulid)? = caseIDs[digest] { own.set(digest, ulid: ulid) } else if let id = caseIDs[digest] {
-                    own.set(digest, id: id.string)
-                }
-            }
+            let own = caseIDs.restricted(to: new.keyDigests)
             return .stored(record, caseIDs: own)
         }
     }

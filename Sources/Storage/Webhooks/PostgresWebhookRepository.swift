@@ -190,19 +190,27 @@ public struct PostgresWebhookRepository: WebhookRepository {
     public func redeliver(webhookID: String, deliveryID: String) async throws -> WebhookDeliveryRecord? {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.transaction { connection in
-            var query = PostgresQuery(
-                unsafeSQL: """
-                    UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now(), leased_until = NULL
-                    WHERE workspace_id = $1 AND webhook_id = $2 AND id = $3
-                    RETURNING id, webhook_id, event_id, event_kind, state, attempts, last_status, last_latency_ms, last_response,
-                              last_error, next_attempt_at, delivered_at, created_at
-                    """)
-            query.binds.append(ws)
-            query.binds.append(webhookID)
-            query.binds.append(deliveryID)
-            for try await row in try await connection.query(query, logger: logger) { return try Self.decodeDelivery(row) }
-            return nil
+            var found = false
+            for try await _ in try await connection.query(
+                """
+                UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now(), leased_until = NULL
+                WHERE workspace_id = \(ws) AND webhook_id = \(webhookID) AND id = \(deliveryID) RETURNING id
+                """, logger: logger
+            ).decode(String.self) {
+                found = true
+            }
+            return found ? try await Self.delivery(id: deliveryID, workspaceID: ws, on: connection, logger: logger) : nil
         }
+    }
+
+    static func delivery(id: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger) async throws
+        -> WebhookDeliveryRecord?
+    {
+        var query = PostgresQuery(unsafeSQL: deliveryColumns + " WHERE workspace_id = $1 AND id = $2")
+        query.binds.append(ws)
+        query.binds.append(id)
+        for try await row in try await connection.query(query, logger: logger) { return try decodeDelivery(row) }
+        return nil
     }
 
     public func ping(webhookID: String, by actor: AuditActor) async throws -> WebhookDeliveryRecord? {
@@ -226,11 +234,7 @@ public struct PostgresWebhookRepository: WebhookRepository {
                 INSERT INTO webhook_deliveries (workspace_id, id, webhook_id, event_id, event_kind)
                 VALUES (\(ws), \(deliveryID), \(webhookID), \(eventID), 'webhook.ping')
                 """, logger: logger)
-            var query = PostgresQuery(unsafeSQL: Self.deliveryColumns + " WHERE workspace_id = $1 AND id = $2")
-            query.binds.append(ws)
-            query.binds.append(deliveryID)
-            for try await row in try await connection.query(query, logger: logger) { return try Self.decodeDelivery(row) }
-            return nil
+            return try await Self.delivery(id: deliveryID, workspaceID: ws, on: connection, logger: logger)
         }
     }
 }
