@@ -109,7 +109,8 @@ struct WebhookDeliveryService: Service {
         }
         // The destination's addresses now, not when it was registered: DNS may have changed since.
         let addresses: [[UInt8]]
-        if let literal = IPAddress.parse(host) {
+        let literal = IPAddress.parse(host)
+        if let literal {
             addresses = [literal]
         } else {
             addresses = await Resolver.addresses(of: host)
@@ -120,7 +121,8 @@ struct WebhookDeliveryService: Service {
         for address in addresses {
             if let refusal = policy.refusal(address) {
                 // Refused here: nothing is sent. Not retried — only the operator or the webhook's URL can change this.
-                return .failed(status: nil, latencyMs: nil, response: nil, error: "refused: \(host) resolves to \(refusal)", disable: nil)
+                let why = literal == nil ? "\(host) resolves to \(refusal)" : refusal
+                return .failed(status: nil, latencyMs: nil, response: nil, error: "refused: \(why)", disable: nil)
             }
         }
         let payload = (try? JSONSerialization.jsonObject(with: Data(due.payload.utf8))) as? [String: Any] ?? [:]
