@@ -33,6 +33,8 @@ public struct KaizenConfiguration: Sendable {
     public var webhookTimeoutSeconds: Double = 10
     /// The first retry of a failed delivery waits this long (then twice as long each time, at most an hour).
     public var webhookFirstRetrySeconds: Double = 10
+    /// Live streams send a keep-alive this often while nothing happens (and check their credential then).
+    public var streamHeartbeatSeconds: Double = 15
     /// How long a sharded run waits for its next shard before it is closed as partial.
     public var shardTimeoutSeconds: Int = 7_200
     public var maxAttachmentBytes: Int64 = 1 << 30
@@ -140,6 +142,7 @@ public struct KaizenConfiguration: Sendable {
         }
         if let v = try double("KAIZEN_WEBHOOK_TIMEOUT_SECONDS") { config.webhookTimeoutSeconds = min(max(1, v), 60) }
         if let v = try double("KAIZEN_WEBHOOK_FIRST_RETRY_SECONDS") { config.webhookFirstRetrySeconds = min(max(0.1, v), 3600) }
+        if let v = try double("KAIZEN_STREAM_HEARTBEAT_SECONDS") { config.streamHeartbeatSeconds = min(max(0.05, v), 300) }
         if let v = try int("KAIZEN_SHARD_TIMEOUT_SECONDS") { config.shardTimeoutSeconds = min(max(1, v), 7 * 86_400) }
         if let v = try int("KAIZEN_MAX_ATTACHMENT_BYTES") { config.maxAttachmentBytes = Int64(v) }
         if let v = try double("KAIZEN_ACTOR_IDLE_SECONDS") { config.actorIdleSeconds = v }

@@ -76,9 +76,11 @@ public enum KaizenServerRunner {
     ) async throws {
         let cluster = storage.cluster
         let firstRun = try await FirstRun.bootstrap(cluster, config: config, logger: logger)
+        let relay = ProgressRelay()
+        let live = LiveEventHub(relay: { relay.send($0) })
         let registry = WorkspaceRegistry(
             storage: cluster, blobs: try await blobStore(config, logger: logger), idleSeconds: config.actorIdleSeconds,
-            cacheIdleSeconds: config.ingestCacheIdleSeconds, logger: logger,
+            cacheIdleSeconds: config.ingestCacheIdleSeconds, logger: logger, live: live,
             clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
         let limiter = RateLimiter(
             user: config.userRateLimit, workspace: config.workspaceRateLimit,
@@ -104,7 +106,8 @@ public enum KaizenServerRunner {
                 accountBurst: config.signInBurst, addressBurst: config.signInAddressBurst,
                 refillPerMinute: config.signInRefillPerMinute,
                 clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() }),
-            webhooks: WebhookAPISettings(allowHTTP: config.webhookAllowHTTP))
+            webhooks: WebhookAPISettings(allowHTTP: config.webhookAllowHTTP),
+            inbox: InboxService(repository: cluster.catalog, live: live))
         let responder = try GatewayRouter.build(deps, maxBodyBytes: config.maxBodyBytes).buildResponder()
 
         let ports = PortCollector(expecting: config.tlsCertificatePath == nil ? 1 : 2)
@@ -159,6 +162,12 @@ public enum KaizenServerRunner {
                 outboxes: cluster.servers.map { WebhookOutbox(server: $0, logger: logger) }, publicURL: publicURL,
                 policy: config.webhookNetworks, timeout: .milliseconds(Int64(config.webhookTimeoutSeconds * 1000)),
                 firstRetrySeconds: config.webhookFirstRetrySeconds, logger: logger))
+        services.append(
+            LiveEventService(
+                logs: cluster.servers.map { EventLog(server: $0, logger: logger) },
+                notifiers: cluster.servers.map { Notifier(source: $0, catalog: cluster.catalog.server, logger: logger) },
+                catalog: cluster.catalog, hub: live, relay: relay,
+                heartbeat: .milliseconds(Int64(config.streamHeartbeatSeconds * 1000)), logger: logger))
         let shutdown = ShutdownHandle()
         services.append(
             ReadyNotifier(ports: ports) { port, tlsPort in

@@ -31,6 +31,37 @@ extension WorkspaceActor {
         project: Project, document: KenshoRun, validator: KenshoValidator, quota: RateLimit, now: Date = Date(),
         shardTimeoutSeconds: Int = WorkspaceActor.defaultShardTimeoutSeconds
     ) async throws -> FinalizeOutcome {
+        // Whoever watches the project's live stream sees the push's phases, and how it ended.
+        var progress = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .validating)
+        progress.externalRunId = document.externalRunId
+        progress.uploadId = document.uploadId
+        progress.cases = document.cases?.count
+        live?.publish(progress)
+        do {
+            let outcome = try await finalizeDocument(
+                project: project, document: document, validator: validator, quota: quota, now: now,
+                shardTimeoutSeconds: shardTimeoutSeconds)
+            var done = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .finalized)
+            done.externalRunId = outcome.run.externalRunId
+            done.runId = outcome.run.id
+            done.cases = progress.cases
+            done.status = outcome.run.isOpen ? "open" : (outcome.run.totals.failed + outcome.run.totals.broken > 0 ? "failed" : "passed")
+            live?.publish(done)
+            return outcome
+        } catch {
+            var failed = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .failed)
+            failed.externalRunId = document.externalRunId
+            failed.uploadId = document.uploadId
+            failed.message = (error as? DomainError)?.message ?? "the push could not be stored"
+            live?.publish(failed)
+            throw error
+        }
+    }
+
+    func finalizeDocument(
+        project: Project, document: KenshoRun, validator: KenshoValidator, quota: RateLimit, now: Date,
+        shardTimeoutSeconds: Int
+    ) async throws -> FinalizeOutcome {
         // A re-push of a stored run is answered from storage, whatever became of its upload session. (A shard is
         // checked against its own stored shard, in the lane.)
         if document.shard == nil, let externalRunId = document.externalRunId,
@@ -54,6 +85,10 @@ extension WorkspaceActor {
         let outcome = validator.validate(document, knownAttachments: Set(uploaded.map(\.id)))
         guard case .valid(let run) = outcome else { throw outcome.error ?? .internalError }
         let referenced = uploaded.filter { run.attachmentIDs.contains($0.id) }
+        var storing = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .storing)
+        storing.externalRunId = run.externalRunId
+        storing.cases = run.cases.count
+        live?.publish(storing)
         if let shard = run.shard {
             return try await finalizeShard(
                 project: project, run: run, shard: shard, attachments: referenced, quota: quota, timeoutSeconds: shardTimeoutSeconds)
@@ -249,6 +284,11 @@ extension WorkspaceActor {
             attachments: attachments, expiresAt: now.addingTimeInterval(TimeInterval(UploadSigner.sessionLifetimeSeconds)))
         try await repos.uploads.createUploadSession(session)
         uploadSessions[session.id] = session
+        var progress = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .initialized)
+        progress.externalRunId = externalRunId
+        progress.uploadId = session.id
+        progress.total = attachments.count
+        live?.publish(progress)
         return (session, existing)
     }
 
@@ -276,6 +316,14 @@ extension WorkspaceActor {
         }
         try await blobs.receive(body, sha256: declared.sha256, size: declared.size)
         try await repos.uploads.recordBlob(sha256: declared.sha256, size: declared.size, contentType: declared.contentType)
+        if let live, let project = try await project(id: session.projectID) {
+            var progress = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .uploaded)
+            progress.externalRunId = session.externalRunId
+            progress.uploadId = uploadID
+            progress.attachmentId = attachmentID
+            progress.total = session.attachments.count
+            live.publish(progress)
+        }
         return declared
     }
 

@@ -20,6 +20,8 @@ public actor WorkspaceActor {
     nonisolated let repos: TenantRepositories
     nonisolated let blobs: any BlobStore
     nonisolated let logger: Logger
+    /// This node's live streams: use cases publish ingest progress to them.
+    nonisolated let live: LiveEventHub?
 
     /// One FIFO lane per key: "workspace" for workspace-wide writes, "project:<id>" for finalizes.
     private var lanes: [String: SerialLane] = [:]
@@ -56,8 +58,9 @@ public actor WorkspaceActor {
 
     public init(
         workspaceID: String, shardID: Int, repositories: TenantRepositories, blobs: any BlobStore, logger: Logger,
-        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+        live: LiveEventHub? = nil, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
+        self.live = live
         self.workspaceID = workspaceID
         self.shardID = shardID
         self.repos = repositories

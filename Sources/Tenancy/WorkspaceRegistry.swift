@@ -23,6 +23,8 @@ public final class WorkspaceRegistry: Sendable {
     let blobs: any BlobStore
     let idleNanos: UInt64
     let logger: Logger
+    /// This node's live streams, handed to every actor.
+    public let live: LiveEventHub
     /// Handed to every actor (its quotas' clock).
     let clock: @Sendable () -> UInt64
 
@@ -31,8 +33,10 @@ public final class WorkspaceRegistry: Sendable {
 
     public init(
         storage: any TenantStorage, blobs: any BlobStore, idleSeconds: Double, cacheIdleSeconds: Double = 30, logger: Logger,
-        stripeCount: Int = 64, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+        stripeCount: Int = 64, live: LiveEventHub = LiveEventHub(),
+        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
+        self.live = live
         self.clock = clock
         self.cacheIdleNanos = Self.nanoseconds(cacheIdleSeconds)
         self.storage = storage
@@ -87,7 +91,7 @@ public final class WorkspaceRegistry: Sendable {
             if let actor = take(&entries) { return actor }
             let actor = WorkspaceActor(
                 workspaceID: workspaceID, shardID: shardID, repositories: repositories, blobs: blobs, logger: logger,
-                clock: clock)
+                live: live, clock: clock)
             entries[workspaceID] = Entry(actor: actor, inFlight: 1, lastUsedNanos: now)
             return actor
         }

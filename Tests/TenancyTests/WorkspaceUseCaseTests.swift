@@ -331,6 +331,8 @@ final class Unused: UploadRepository, InventoryRepository, DefectRepository, Int
     func flakyCounts() async throws -> [String: Int] { try fail() }
     func events(projectID: String, kind: String?, before: String?, limit: Int) async throws -> [EventRecord] { try fail() }
     func auditEvents(filter: AuditFilter, limit: Int) async throws -> [AuditEvent] { try fail() }
+    func stream(after position: Int64, projectIDs: [String]?, kinds: [String]?, limit: Int) async throws -> [StreamedEvent] { try fail() }
+    func latestPosition() async throws -> Int64 { try fail() }
     func jobs(state: String?, limit: Int) async throws -> [JobRecord] { try fail() }
     var receivesUploads: Bool { true }
     func uploadTarget(for attachment: DeclaredAttachment, expiresSeconds: Int) -> UploadTarget { .kaizen }

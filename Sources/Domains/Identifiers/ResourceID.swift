@@ -16,6 +16,9 @@ public enum IDPrefix: String, Sendable, CaseIterable {
     case audit = "aud"
     case webhook = "whk"
     case delivery = "dlv"
+    case notification = "ntf"
+    /// A running server process (live streams tell their own relayed messages apart by it).
+    case node = "node"
 }
 
 /// Creates and checks type-prefixed ULIDs.

@@ -19,6 +19,8 @@ public struct GatewayDependencies: Sendable {
     public let sessions: SessionCookies
     public let signInThrottle: SignInThrottle
     public let webhooks: WebhookAPISettings
+    /// People's notifications (nil in a process that serves none, such as a benchmark's responder).
+    public let inbox: InboxService?
     /// Encoded `GET /v1/runs/:id` answers (runs never change).
     public let runResponses = RunResponseCache()
     /// Finalizes in flight, which the job worker yields to.
@@ -28,8 +30,9 @@ public struct GatewayDependencies: Sendable {
         directory: Directory, registry: WorkspaceRegistry, authenticator: Authenticator, limiter: RateLimiter,
         document: OpenAPIDocument, version: String, logger: Logger, ingest: IngestSettings,
         workspaceCreation: WorkspaceCreationPolicy = .members, accounts: AccountService, sessions: SessionCookies,
-        signInThrottle: SignInThrottle, webhooks: WebhookAPISettings = WebhookAPISettings()
+        signInThrottle: SignInThrottle, webhooks: WebhookAPISettings = WebhookAPISettings(), inbox: InboxService? = nil
     ) {
+        self.inbox = inbox
         self.webhooks = webhooks
         self.accounts = accounts
         self.sessions = sessions

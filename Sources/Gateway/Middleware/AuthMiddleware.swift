@@ -35,14 +35,17 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         if Self.isPublic(request.uri.path) { return try await next(request, context) }
         let identity: Identity
+        let secret: Substring
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw DomainError.unauthorized("the Authorization header must use the Bearer scheme")
             }
-            identity = try await authenticator.authenticate(secret: parts[1])
-        } else if let secret = SessionCookies.secret(in: request.headers) {
+            secret = parts[1]
             identity = try await authenticator.authenticate(secret: secret)
+        } else if let cookie = SessionCookies.secret(in: request.headers) {
+            secret = cookie
+            identity = try await authenticator.authenticate(secret: cookie)
             if !Self.isSafe(request.method) {
                 let proven = request.headers[.csrfToken].map { sessions.verify(csrf: $0, sessionTokenID: identity.tokenID) } ?? false
                 guard proven || request.headers[.origin].map(isOwnOrigin) == true else {
@@ -62,7 +65,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
                 details: ["limitPerMinute": .int(limit.perMinute), "tokenClass": .string(identity.tokenClass.rawValue)])
         case .allowed(let remaining):
             var response = try await RequestIdentity.$current.withValue(identity) {
-                try await next(request, context)
+                try await RequestIdentity.$secret.withValue(String(secret)) { try await next(request, context) }
             }
             response.headers[.rateLimitLimit] = String(limit.perMinute)
             response.headers[.rateLimitRemaining] = String(remaining)

@@ -4,6 +4,8 @@ import Domains
 /// OpenAPI handlers, which have no Hummingbird context of their own.
 public enum RequestIdentity {
     @TaskLocal public static var current: Identity?
+    /// The credential's secret, for a long-lived stream to check again later that it still authenticates.
+    @TaskLocal static var secret: String?
 
     /// The caller, or 401 when the route was reached without authentication.
     static func required() throws -> Identity {

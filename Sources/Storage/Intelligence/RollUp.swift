@@ -100,6 +100,15 @@ struct RollUp: Sendable {
             for projectID in byProject.keys.sorted() {
                 let runs = byProject[projectID]!.sorted { $0.seq < $1.seq }
                 try await Self.foldProject(runs, projectID: projectID, inOrder: inOrder, workspaceID: ws, on: connection, logger: logger)
+                // "Roll-up done" for live streams: the run's history, flakiness and analytics now include it.
+                try await Self.recordEvents(
+                    ids: runs.map { _ in ResourceID.make(.event) }, projectID: projectID, kind: "run.rolled_up", subjects: runs.map(\.runID),
+                    payloads: try runs.map {
+                        String(
+                            decoding: try JSONSerialization.data(withJSONObject: ["runId": $0.runID, "branch": $0.branch], options: [.sortedKeys]),
+                            as: UTF8.self)
+                    }, workspaceID: ws,
+                    on: connection, logger: logger)
             }
             return true
         }

@@ -153,5 +153,51 @@ enum CatalogSchema {
                 )
                 """,
             ]),
+        Migration(
+            6, "notifications",
+            [
+                // A person's inbox. `seq` is the stream's order: notifications are written by one notifier at a
+                // time (an advisory lock), so a stream that saw seq n is never handed a smaller one later.
+                """
+                CREATE TABLE notifications (
+                    seq          bigserial PRIMARY KEY,
+                    id           text NOT NULL UNIQUE,
+                    user_id      text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    workspace_id text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                    project_id   text,
+                    project_slug text,
+                    category     text NOT NULL,
+                    severity     text NOT NULL,
+                    title        text NOT NULL,
+                    body         text NOT NULL,
+                    url          text,
+                    payload      jsonb NOT NULL DEFAULT '{}',
+                    event_id     text NOT NULL,
+                    read_at      timestamptz,
+                    created_at   timestamptz NOT NULL DEFAULT now(),
+                    CONSTRAINT notifications_event_key UNIQUE (user_id, workspace_id, event_id)
+                )
+                """,
+                "CREATE INDEX notifications_user_idx ON notifications (user_id, seq DESC)",
+                "CREATE INDEX notifications_unread_idx ON notifications (user_id, seq) WHERE read_at IS NULL",
+                // What reaches a person from a project; no row means the defaults of their role.
+                """
+                CREATE TABLE notification_preferences (
+                    user_id      text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    workspace_id text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                    project_id   text NOT NULL,
+                    categories   text[] NOT NULL,
+                    updated_at   timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (user_id, workspace_id, project_id)
+                )
+                """,
+                // How far the notifier has read each server's event log (positions are per server).
+                """
+                CREATE TABLE notifier_cursors (
+                    server_index integer PRIMARY KEY,
+                    pos          bigint NOT NULL
+                )
+                """,
+            ]),
     ]
 }

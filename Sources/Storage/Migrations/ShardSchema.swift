@@ -598,5 +598,34 @@ enum ShardSchema {
                 "CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (workspace_id, webhook_id, event_id)",
                 "CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (workspace_id, webhook_id, event_id) WHERE state = 'pending'",
             ]),
+        Migration(
+            17, "event log positions for live streams",
+            [
+                // A stream resumes after a position, so positions must follow commit order: ids and timestamps are
+                // taken before commit and would let a late commit slip behind a reader. Rows are written without one
+                // and numbered after they commit by the sequencer (one at a time per server, under an advisory
+                // lock), so a reader that saw position p can never be handed a row numbered below p later.
+                "CREATE SEQUENCE event_positions",
+                "ALTER TABLE events ADD COLUMN pos bigint",
+                """
+                UPDATE events e SET pos = o.n FROM (
+                    SELECT workspace_id, id, row_number() OVER (ORDER BY created_at, id) AS n FROM events) o
+                WHERE e.workspace_id = o.workspace_id AND e.id = o.id
+                """,
+                "SELECT setval('event_positions', COALESCE((SELECT max(pos) FROM events), 0) + 1, false)",
+                "CREATE UNIQUE INDEX events_pos_idx ON events (workspace_id, pos) WHERE pos IS NOT NULL",
+                "CREATE INDEX events_server_pos_idx ON events (pos) WHERE pos IS NOT NULL",
+                "CREATE INDEX events_unnumbered_idx ON events (created_at, id) WHERE pos IS NULL",
+                // The sequencer's wake-up, sent at commit by every statement that adds events (no round trip of
+                // its own; PostgreSQL folds a transaction's identical notifications into one).
+                """
+                CREATE FUNCTION kaizen_events_added() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify('kaizen_events_added', '');
+                    RETURN NULL;
+                END $$
+                """,
+                "CREATE TRIGGER events_added AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION kaizen_events_added()",
+            ]),
     ]
 }

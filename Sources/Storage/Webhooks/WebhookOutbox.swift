@@ -135,10 +135,19 @@ public struct WebhookOutbox: Sendable {
                     WHERE workspace_id = \(ws) AND id = \(id)
                     """, logger: logger)
                 if let disable {
+                    // `webhook.disabled` with it: the project's admins are notified (and live streams see it).
+                    let payload = String(
+                        decoding: try JSONSerialization.data(
+                            withJSONObject: ["webhookId": hook, "url": due.url, "reason": disable], options: [.sortedKeys]),
+                        as: UTF8.self)
                     try await connection.query(
                         """
-                        UPDATE webhooks SET active = false, disabled_reason = \(disable), updated_at = now()
-                        WHERE workspace_id = \(ws) AND id = \(hook)
+                        WITH w AS (
+                            UPDATE webhooks SET active = false, disabled_reason = \(disable), updated_at = now()
+                            WHERE workspace_id = \(ws) AND id = \(hook) AND active
+                            RETURNING workspace_id, project_id)
+                        INSERT INTO events (workspace_id, id, project_id, kind, subject_id, payload)
+                        SELECT workspace_id, \(ResourceID.make(.event)), project_id, 'webhook.disabled', \(hook), \(payload)::jsonb FROM w
                         """, logger: logger)
                 }
             }

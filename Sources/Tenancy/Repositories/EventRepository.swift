@@ -7,4 +7,10 @@ public protocol EventRepository: Sendable {
     /// The workspace's part of the audit log held with its data (projects, policies, defects, case
     /// annotations), newest first.
     func auditEvents(filter: AuditFilter, limit: Int) async throws -> [AuditEvent]
+    /// The workspace's numbered events after `position`, oldest first, of these projects (nil: all) and
+    /// kinds (nil: all).
+    func stream(after position: Int64, projectIDs: [String]?, kinds: [String]?, limit: Int) async throws -> [StreamedEvent]
+    /// The workspace's highest numbered position (0 when it has none): where a stream without
+    /// `Last-Event-ID` starts.
+    func latestPosition() async throws -> Int64
 }

@@ -1,0 +1,139 @@
+import Domains
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The event log of one physical server, as live streams use it: numbering committed events, and the
+/// notifications that wake the nodes.
+///
+/// Events are written without a position (by finalizes, roll-ups, defects … in their own transactions);
+/// a trigger sends `kaizen_events_added` at their commit. `number()` then gives every committed event
+/// without one the next positions, one numbering at a time per server (an advisory lock), and announces
+/// the workspaces it touched on `kaizen_events`. Positions therefore follow commit order: a stream that
+/// read up to position p will never later find a row below p.
+public struct EventLog: Sendable {
+    public let server: PhysicalServer
+    let logger: Logger
+
+    public init(server: PhysicalServer, logger: Logger) {
+        self.server = server
+        self.logger = logger
+    }
+
+    static let addedChannel = "kaizen_events_added"
+    static let numberedChannel = "kaizen_events"
+    static let progressChannel = "kaizen_progress"
+    /// NOTIFY payloads must stay under 8,000 bytes; past this a wake-up names every workspace ("*").
+    static let maxPayloadBytes = 7_000
+
+    /// Numbers up to `limit` committed events that have no position yet. Returns the workspaces whose logs
+    /// grew, and whether more may be waiting.
+    public func number(limit: Int = 10_000) async throws -> (workspaces: Set<String>, more: Bool) {
+        let logger = self.logger
+        return try await server.transaction { connection in
+            // One numbering at a time per server, held to commit: a later numbering cannot commit first.
+            try await connection.query("SELECT pg_advisory_xact_lock(8231, 1)", logger: logger)
+            var workspaces: Set<String> = []
+            var count = 0
+            for try await ws in try await connection.query(
+                """
+                WITH todo AS (SELECT workspace_id, id FROM events WHERE pos IS NULL ORDER BY created_at, id LIMIT \(limit)),
+                n AS (SELECT workspace_id, id, nextval('event_positions') AS pos FROM todo)
+                UPDATE events e SET pos = n.pos FROM n WHERE e.workspace_id = n.workspace_id AND e.id = n.id
+                RETURNING e.workspace_id
+                """, logger: logger
+            ).decode(String.self) {
+                workspaces.insert(ws)
+                count += 1
+            }
+            if !workspaces.isEmpty {
+                let joined = workspaces.sorted().joined(separator: ",")
+                let payload = joined.utf8.count > Self.maxPayloadBytes ? "*" : joined
+                try await connection.query("SELECT pg_notify(\(Self.numberedChannel), \(payload))", logger: logger)
+            }
+            return (workspaces, count == limit)
+        }
+    }
+
+    /// What the listener hears.
+    public enum Notice: Sendable {
+        /// Events were committed (they need numbering).
+        case added
+        /// These workspaces' logs grew (nil: any, the payload said "*").
+        case numbered(Set<String>?)
+        /// Ingest progress relayed by a node (a JSON array).
+        case progress(String)
+        /// The listener (re)connected: anything may have happened while it was away.
+        case reconnected
+    }
+
+    /// LISTENs on the three channels over one pooled connection until cancelled, reconnecting after a second
+    /// when the connection drops (and reporting `.reconnected` each time it is listening again).
+    public func follow(_ handle: @escaping @Sendable (Notice) -> Void) async {
+        let logger = self.logger
+        while !Task.isCancelled {
+            do {
+                try await server.client.withConnection { connection in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        let started = ListenCount(expected: 3) { handle(.reconnected) }
+                        group.addTask {
+                            try await connection.listen(on: Self.addedChannel) { notices in
+                                started.one()
+                                for try await _ in notices { handle(.added) }
+                            }
+                        }
+                        group.addTask {
+                            try await connection.listen(on: Self.numberedChannel) { notices in
+                                started.one()
+                                for try await notice in notices {
+                                    let payload = notice.payload
+                                    handle(.numbered(payload == "*" ? nil : Set(payload.split(separator: ",").map(String.init))))
+                                }
+                            }
+                        }
+                        group.addTask {
+                            try await connection.listen(on: Self.progressChannel) { notices in
+                                started.one()
+                                for try await notice in notices { handle(.progress(notice.payload)) }
+                            }
+                        }
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("event log listener on server \(server.index) dropped; reconnecting: \(error)")
+            }
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+
+    /// Sends relayed ingest progress (a JSON array) to every node listening on this server.
+    public func relay(_ payload: String) async throws {
+        let logger = self.logger
+        try await server.run { connection in
+            try await connection.query("SELECT pg_notify(\(Self.progressChannel), \(payload))", logger: logger)
+        }
+    }
+}
+
+/// Calls back once all of a listener's channels are listening.
+final class ListenCount: Sendable {
+    let remaining: Mutex<Int>
+    let done: @Sendable () -> Void
+
+    init(expected: Int, done: @escaping @Sendable () -> Void) {
+        self.remaining = Mutex(expected)
+        self.done = done
+    }
+
+    func one() {
+        let last = remaining.withLock { count in
+            count -= 1
+            return count == 0
+        }
+        if last { done() }
+    }
+}
