@@ -32,6 +32,9 @@ struct QueryParameterRules: Sendable {
         let maximum: Int?
         let maxLength: Int?
         let minLength: Int?
+        /// Set for an array (`style: form, explode: true`: the name repeated): at most this many values, each
+        /// checked by the item rules above.
+        let maxItems: Int?
     }
 
     struct Operation: Sendable {
@@ -68,7 +71,9 @@ struct QueryParameterRules: Sendable {
                 let own = (op["parameters"] as? [Any] ?? []).compactMap { resolve($0, in: sharedParameters) }
                 let query = (shared + own).filter { $0["in"] as? String == "query" }.compactMap { p -> Parameter? in
                     guard let name = p["name"] as? String else { return nil }
-                    let schema = resolve(p["schema"], in: schemas) ?? [:]
+                    let outer = resolve(p["schema"], in: schemas) ?? [:]
+                    let isArray = outer["type"] as? String == "array"
+                    let schema = isArray ? resolve(outer["items"], in: schemas) ?? [:] : outer
                     let kind: Parameter.Kind =
                         switch schema["type"] as? String {
                         case "integer": .integer
@@ -80,7 +85,7 @@ struct QueryParameterRules: Sendable {
                         name: name, required: p["required"] as? Bool ?? false, kind: kind,
                         allowed: (schema["enum"] as? [Any])?.map { "\($0)" }, minimum: schema["minimum"] as? Int,
                         maximum: schema["maximum"] as? Int, maxLength: schema["maxLength"] as? Int,
-                        minLength: schema["minLength"] as? Int)
+                        minLength: schema["minLength"] as? Int, maxItems: isArray ? outer["maxItems"] as? Int ?? 100 : nil)
                 }
                 operations.append(Operation(method: method.uppercased(), segments: segments, parameters: query))
             }
@@ -111,39 +116,47 @@ struct QueryParameterRules: Sendable {
                 if parameter.required { throw DomainError.invalidParameter(parameter.name, "is required") }
                 continue
             }
+            if let maxItems = parameter.maxItems {
+                if values.count > maxItems { throw DomainError.invalidParameter(parameter.name, "is given \(values.count) times; at most \(maxItems)") }
+                for value in values { try check(String(value), against: parameter) }
+                continue
+            }
             if values.count > 1 { throw DomainError.invalidParameter(parameter.name, "is given \(values.count) times; give it once") }
-            let value = String(raw)
-            switch parameter.kind {
-            case .integer:
-                guard let number = Int(value) else {
-                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
-                }
-                if let min = parameter.minimum, number < min {
-                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
-                }
-                if let max = parameter.maximum, number > max {
-                    throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
-                }
-            case .number:
-                guard let number = Double(value), number.isFinite else {
-                    throw DomainError.invalidParameter(parameter.name, "must be a number")
-                }
-            case .boolean:
-                guard value == "true" || value == "false" else {
-                    throw DomainError.invalidParameter(parameter.name, "must be true or false")
-                }
-            case .string:
-                if let minLength = parameter.minLength, value.unicodeScalars.count < minLength {
-                    throw DomainError.invalidParameter(
-                        parameter.name, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
-                }
-                if let maxLength = parameter.maxLength, value.unicodeScalars.count > maxLength {
-                    throw DomainError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
-                }
+            try check(String(raw), against: parameter)
+        }
+    }
+
+    static func check(_ value: String, against parameter: Parameter) throws {
+        switch parameter.kind {
+        case .integer:
+            guard let number = Int(value) else {
+                throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
             }
-            if let allowed = parameter.allowed, !allowed.contains(value) {
-                throw DomainError.invalidParameter(parameter.name, "must be one of \(allowed.joined(separator: ", "))")
+            if let min = parameter.minimum, number < min {
+                throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
             }
+            if let max = parameter.maximum, number > max {
+                throw DomainError.invalidParameter(parameter.name, "must be an integer\(range(parameter))")
+            }
+        case .number:
+            guard let number = Double(value), number.isFinite else {
+                throw DomainError.invalidParameter(parameter.name, "must be a number")
+            }
+        case .boolean:
+            guard value == "true" || value == "false" else {
+                throw DomainError.invalidParameter(parameter.name, "must be true or false")
+            }
+        case .string:
+            if let minLength = parameter.minLength, value.unicodeScalars.count < minLength {
+                throw DomainError.invalidParameter(
+                    parameter.name, minLength == 1 ? "must not be empty" : "must be at least \(minLength) characters")
+            }
+            if let maxLength = parameter.maxLength, value.unicodeScalars.count > maxLength {
+                throw DomainError.invalidParameter(parameter.name, "must be at most \(maxLength) characters")
+            }
+        }
+        if let allowed = parameter.allowed, !allowed.contains(value) {
+            throw DomainError.invalidParameter(parameter.name, "must be one of \(allowed.joined(separator: ", "))")
         }
     }
 
