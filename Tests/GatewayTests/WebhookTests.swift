@@ -205,6 +205,8 @@ import Glibc
             """
         try await withServer(configure: Self.loopback) { _, admin in
             try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).expect(201)
+            let ann = try await mint(admin, tokenClass: "user", role: "admin", user: "ann@example.com")
+            let member = try await mint(admin, tokenClass: "user", role: "member", user: "bob@example.com")
             let receiver = try await Receiver.start(gone)
             defer { receiver.stop() }
             let created = try await admin.post("/v1/projects/web/webhooks", json: ["url": receiver.url, "events": ["run.finalized"]])
@@ -215,6 +217,13 @@ import Glibc
             }
             let hook = try await admin.get("/v1/webhooks/\(hookID)")
             #expect((hook.object["disabledReason"] as? String ?? "").contains("410"), "\(hook.text)")
+            // The project's admins are told (and a member, by default, is not).
+            try await waitUntil("the admin is notified") {
+                (try await ann.get("/v1/notifications").object["items"] as? [[String: Any]] ?? []).contains { $0["category"] as? String == "webhook_disabled" }
+            }
+            let notice = try #require((try await ann.get("/v1/notifications").object["items"] as? [[String: Any]])?.first)
+            #expect((notice["body"] as? String ?? "").contains("410") && notice["severity"] as? String == "error", "\(notice)")
+            #expect(try await member.get("/v1/notifications/unread").object["unread"] as? Int == 0)
             // Later events are not queued for it at all.
             try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r2", cases: [testCase("a", "passed")])).expect(200)
             let deliveries = try await admin.get("/v1/webhooks/\(hookID)/deliveries").object["items"] as? [[String: Any]] ?? []

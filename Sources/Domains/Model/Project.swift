@@ -10,7 +10,7 @@ public enum AccessMode: String, Sendable, CaseIterable, Codable {
     public func visible(to role: Role, tokenClass: TokenClass) -> Bool {
         switch self {
         case .team: true
-        case .private: tokenClass == .workspace || role == .admin
+        case .private: tokenClass == .workspace || role.canAdminister
         }
     }
 }
