@@ -7,8 +7,8 @@ import Synchronization
 import Tenancy
 
 /// Keeps this node's live streams fed:
-/// - per database server, it numbers committed events (`EventLog.number`) when their commit's notification
-///   arrives (and every `sweep`, in case one was missed), and turns them into people's notifications
+/// - per database server, it polls for committed events without a position every `poll` (one probe of a
+///   partial index), numbers them (`EventLog.number`) and turns them into people's notifications
 ///   (`Notifier`) — any node may do either, they take turns in the database;
 /// - it LISTENs on every server, so an event committed through another node wakes the streams held here,
 ///   and on the catalog for inboxes;
@@ -22,7 +22,11 @@ struct LiveEventService: Service {
     let hub: LiveEventHub
     let relay: ProgressRelay
     var heartbeat: Duration = .seconds(15)
-    var sweep: Duration = .seconds(2)
+    /// How often each server is asked for unnumbered events: the most a stream waits for a committed event.
+    var poll: Duration = .milliseconds(200)
+    /// Notifications are also looked for this often (a node that numbered events wakes its own notifier at once;
+    /// this catches what another node numbered while its notifier was busy or gone).
+    var notifierSweep: Duration = .seconds(5)
     let logger: Logger
 
     func run() async throws {
@@ -35,7 +39,6 @@ struct LiveEventService: Service {
                         group.addTask {
                             await log.follow { notice in
                                 switch notice {
-                                case .added: numbering.pull()
                                 case .numbered(let workspaces):
                                     hub.logAdvanced(workspaceIDs: workspaces)
                                     notifying.pull()
@@ -49,7 +52,8 @@ struct LiveEventService: Service {
                         }
                         group.addTask { await numberEvents(log, trigger: numbering, then: notifying) }
                         group.addTask { await notify(notifier, trigger: notifying) }
-                        group.addTask { await tick(every: sweep) { numbering.pull() } }
+                        group.addTask { await tick(every: poll) { numbering.pull() } }
+                        group.addTask { await tick(every: notifierSweep) { notifying.pull() } }
                     }
                     group.addTask {
                         await catalog.followInboxes { users in hub.inboxesChanged(userIDs: users) }
@@ -65,6 +69,8 @@ struct LiveEventService: Service {
 
     func numberEvents(_ log: EventLog, trigger: Trigger, then notifying: Trigger) async {
         for await _ in trigger.pulls {
+            // Almost always nothing: one index probe, no transaction, no lock.
+            guard (try? await log.hasUnnumbered()) == true else { continue }
             var more = true
             while more && !Task.isCancelled {
                 do {

@@ -260,6 +260,23 @@ try:
     check(len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2, "no overview charts")
     shot("05e-overview")
 
+    # The inbox: the owner was told of build-2's new failures (one is named with markup: text, not script).
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "header a[href='/notifications'] .badge"), "no unread badge in the header", 120)
+    driver.find_element(By.CSS_SELECTOR, "header a[href='/notifications']").click()
+    wait_for(lambda: "/notifications" in driver.current_url, "the inbox did not open")
+    items = driver.find_elements(By.CSS_SELECTOR, ".inbox li.notification")
+    check(any("2 new failures on main in web" in item.text for item in items), f"no new-failures notification: {[i.text for i in items]}")
+    check(any("<script>window.__kaizen_xss=1</script>" in item.text for item in items), "the markup-named case is not shown as text")
+    check(driver.execute_script("return window.__kaizen_xss === undefined"), "a notification's text ran as script")
+    shot("05f-notifications")
+    driver.find_element(By.CSS_SELECTOR, ".inbox li.notification.unread a").click()
+    wait_for(lambda: "/runs/" in driver.current_url, "a notification's link does not open its run")
+    driver.get(base.rstrip("/") + "/notifications")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/notifications/read'] button").click()
+    wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, ".inbox li.unread"), "mark all read left unread ones")
+    check(not driver.find_elements(By.CSS_SELECTOR, "header a[href='/notifications'] .badge"), "the header still counts unread ones")
+    shot("05g-notifications-read")
+
     # Settings, from the workspace switcher: a token is shown once; an invitation gives a link.
     driver.find_element(By.CSS_SELECTOR, "details.switcher summary").click()
     driver.find_element(By.CSS_SELECTOR, "details.switcher a[href$='/settings']").click()

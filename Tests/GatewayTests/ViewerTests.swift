@@ -7,9 +7,11 @@ import Testing
 /// served OpenAPI document — every POST, PUT, PATCH and DELETE — so that a new operation is covered (or
 /// the test fails for want of a request body for it) without anyone remembering to add it.
 @Suite struct ViewerTests {
-    /// Operations a viewer may call because they change only the caller's own session or password, or
+    /// Operations a viewer may call because they change only the caller's own session, password or inbox, or
     /// need no credential at all (the document marks those `security: []`).
-    static let selfService: Set<String> = ["logout", "changePassword"]
+    static let selfService: Set<String> = [
+        "logout", "changePassword", "markNotificationRead", "markAllNotificationsRead", "deleteNotification", "putNotificationPreferences",
+    ]
 
     @Test func aViewerIsRefusedEveryChangeOfTheDocument() async throws {
         try await withServer { server, admin in

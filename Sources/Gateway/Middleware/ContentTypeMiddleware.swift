@@ -9,9 +9,10 @@ struct ContentTypeMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        // Logout takes no body at all; pages (outside /v1) take forms.
+        // Logout and marking notifications read take no body at all; pages (outside /v1) take forms.
+        let path = request.uri.path
         guard request.method == .post || request.method == .put || request.method == .patch,
-            request.uri.path.hasPrefix("/v1/"), !request.uri.path.hasPrefix("/v1/uploads/"), request.uri.path != "/v1/auth/logout"
+            path.hasPrefix("/v1/"), !path.hasPrefix("/v1/uploads/"), path != "/v1/auth/logout", !Self.isBodyless(path)
         else { return try await next(request, context) }
         guard let type = request.headers[.contentType] else {
             throw DomainError.unsupportedMediaType("this operation needs a JSON body: send Content-Type: application/json")
@@ -21,5 +22,11 @@ struct ContentTypeMiddleware<Context: RequestContext>: RouterMiddleware {
             throw DomainError.unsupportedMediaType("this operation takes application/json, not '\(media)'")
         }
         return try await next(request, context)
+    }
+
+    /// `POST /v1/notifications/read` and `PATCH /v1/notifications/{id}/read`.
+    static func isBodyless(_ path: String) -> Bool {
+        guard path.hasPrefix("/v1/notifications/"), path.hasSuffix("/read") else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).count <= 5
     }
 }

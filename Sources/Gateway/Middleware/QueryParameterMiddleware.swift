@@ -42,6 +42,8 @@ struct QueryParameterRules: Sendable {
         /// Path segments; nil matches any one non-empty segment (a `{parameter}`).
         let segments: [String?]
         let parameters: [Parameter]
+
+        var literalCount: Int { segments.count { $0 != nil } }
     }
 
     let operations: [Operation]
@@ -94,14 +96,21 @@ struct QueryParameterRules: Sendable {
     }
 
     func parameters(method: String, path: String) -> [Parameter]? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        return operations.first { $0.method == method && Self.matches($0, parts) }?.parameters
+        matching(path).first { $0.method == method }?.parameters
     }
 
     /// The methods declared on `path`, sorted; empty when the document has no such path.
     func methods(path: String) -> [String] {
+        Set(matching(path).map(\.method)).sorted()
+    }
+
+    /// The operations of the template that matches `path` most exactly: a literal segment wins over a
+    /// `{parameter}`, as the router decides (`/v1/notifications/read` is not `/v1/notifications/{id}`).
+    func matching(_ path: String) -> [Operation] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        return Set(operations.filter { Self.matches($0, parts) }.map(\.method)).sorted()
+        let candidates = operations.filter { Self.matches($0, parts) }
+        guard let best = candidates.map(\.literalCount).max() else { return [] }
+        return candidates.filter { $0.literalCount == best }
     }
 
     static func matches(_ op: Operation, _ parts: ArraySlice<Substring>) -> Bool {

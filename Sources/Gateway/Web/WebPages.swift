@@ -31,7 +31,7 @@ struct WebPages: Sendable {
 
     static let templates = [
         "header", "footer", "login", "error", "home", "run", "case", "project", "defects", "docs", "docs-body", "link", "inventory-case",
-        "flaky", "clusters", "overview", "settings", "audit",
+        "flaky", "clusters", "overview", "settings", "audit", "notifications",
     ]
 
     init(deps: GatewayDependencies) throws {
@@ -116,6 +116,7 @@ struct WebPages: Sendable {
         registerInventory(on: router)
         registerIntelligence(on: router)
         registerSettings(on: router)
+        registerNotifications(on: router)
     }
 
     // MARK: plumbing
@@ -142,7 +143,13 @@ struct WebPages: Sendable {
         var email: String?
         if identity.isSignInSession, let userID = identity.userID { email = try await deps.accounts.account(id: userID)?.email }
         do {
-            let (template, view) = try await RequestIdentity.$current.withValue(identity) { try await body(identity) }
+            var (template, view) = try await RequestIdentity.$current.withValue(identity) { try await body(identity) }
+            // The header's inbox link, with the unread count, for people (workspace tokens have no inbox).
+            if let userID = identity.userID, let inbox = deps.inbox {
+                // No count when none is unread (a Mustache section shows for any number, zero included).
+                let unread = (try? await inbox.unreadCount(userID: userID)) ?? 0
+                view["inbox"] = unread > 0 ? ["unread": unread] : ["read": true]
+            }
             return html(template, view, identity: identity, email: email)
         } catch let error as DomainError {
             return errorPage(error, identity: identity, email: email)

@@ -7,10 +7,11 @@ import Synchronization
 /// The event log of one physical server, as live streams use it: numbering committed events, and the
 /// notifications that wake the nodes.
 ///
-/// Events are written without a position (by finalizes, roll-ups, defects … in their own transactions);
-/// a trigger sends `kaizen_events_added` at their commit. `number()` then gives every committed event
-/// without one the next positions, one numbering at a time per server (an advisory lock), and announces
-/// the workspaces it touched on `kaizen_events`. Positions therefore follow commit order: a stream that
+/// Events are written without a position (by finalizes, roll-ups, defects … in their own transactions),
+/// and without a NOTIFY (PostgreSQL serializes notifying commits: every finalize would wait for the others).
+/// `hasUnnumbered()` is the sequencer's cheap poll; `number()` gives every committed event without a
+/// position the next ones, one numbering at a time per server (an advisory lock), and announces the
+/// workspaces it touched on `kaizen_events`. Positions therefore follow commit order: a stream that
 /// read up to position p will never later find a row below p.
 public struct EventLog: Sendable {
     public let server: PhysicalServer
@@ -21,11 +22,21 @@ public struct EventLog: Sendable {
         self.logger = logger
     }
 
-    static let addedChannel = "kaizen_events_added"
     static let numberedChannel = "kaizen_events"
     static let progressChannel = "kaizen_progress"
     /// NOTIFY payloads must stay under 8,000 bytes; past this a wake-up names every workspace ("*").
     static let maxPayloadBytes = 7_000
+
+    /// Whether some committed event waits for its position: one probe of a partial index (empty almost always).
+    public func hasUnnumbered() async throws -> Bool {
+        let logger = self.logger
+        return try await server.run { connection in
+            for try await _ in try await connection.query("SELECT 1 FROM events WHERE pos IS NULL LIMIT 1", logger: logger).decode(Int.self) {
+                return true
+            }
+            return false
+        }
+    }
 
     /// Numbers up to `limit` committed events that have no position yet. Returns the workspaces whose logs
     /// grew, and whether more may be waiting.
@@ -58,8 +69,6 @@ public struct EventLog: Sendable {
 
     /// What the listener hears.
     public enum Notice: Sendable {
-        /// Events were committed (they need numbering).
-        case added
         /// These workspaces' logs grew (nil: any, the payload said "*").
         case numbered(Set<String>?)
         /// Ingest progress relayed by a node (a JSON array).
@@ -68,7 +77,7 @@ public struct EventLog: Sendable {
         case reconnected
     }
 
-    /// LISTENs on the three channels over one pooled connection until cancelled, reconnecting after a second
+    /// LISTENs on the two channels over one pooled connection until cancelled, reconnecting after a second
     /// when the connection drops (and reporting `.reconnected` each time it is listening again).
     public func follow(_ handle: @escaping @Sendable (Notice) -> Void) async {
         let logger = self.logger
@@ -76,13 +85,7 @@ public struct EventLog: Sendable {
             do {
                 try await server.client.withConnection { connection in
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        let started = ListenCount(expected: 3) { handle(.reconnected) }
-                        group.addTask {
-                            try await connection.listen(on: Self.addedChannel) { notices in
-                                started.one()
-                                for try await _ in notices { handle(.added) }
-                            }
-                        }
+                        let started = ListenCount(expected: 2) { handle(.reconnected) }
                         group.addTask {
                             try await connection.listen(on: Self.numberedChannel) { notices in
                                 started.one()

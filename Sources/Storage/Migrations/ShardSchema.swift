@@ -605,6 +605,8 @@ enum ShardSchema {
                 // taken before commit and would let a late commit slip behind a reader. Rows are written without one
                 // and numbered after they commit by the sequencer (one at a time per server, under an advisory
                 // lock), so a reader that saw position p can never be handed a row numbered below p later.
+                // (No NOTIFY from the writers: PostgreSQL serializes the commits of notifying transactions, which
+                // would make every finalize wait for the others' commits. The sequencer polls this partial index.)
                 "CREATE SEQUENCE event_positions",
                 "ALTER TABLE events ADD COLUMN pos bigint",
                 """
@@ -616,16 +618,6 @@ enum ShardSchema {
                 "CREATE UNIQUE INDEX events_pos_idx ON events (workspace_id, pos) WHERE pos IS NOT NULL",
                 "CREATE INDEX events_server_pos_idx ON events (pos) WHERE pos IS NOT NULL",
                 "CREATE INDEX events_unnumbered_idx ON events (created_at, id) WHERE pos IS NULL",
-                // The sequencer's wake-up, sent at commit by every statement that adds events (no round trip of
-                // its own; PostgreSQL folds a transaction's identical notifications into one).
-                """
-                CREATE FUNCTION kaizen_events_added() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    PERFORM pg_notify('kaizen_events_added', '');
-                    RETURN NULL;
-                END $$
-                """,
-                "CREATE TRIGGER events_added AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION kaizen_events_added()",
             ]),
     ]
 }
