@@ -178,6 +178,16 @@ import Testing
             try await admin.delete("/v1/workspaces/default/tokens/\(tokenID)").expect(200)
             try await waitUntil("the revoked token's stream ends") { stream.hasEnded }
             try await waitUntil("and leaves nothing behind") { server.registry.live.subscriberCount == 0 }
+
+            // A member demoted to viewer: the stream opened as a member ends too (the role it was opened with is gone).
+            let bob = try await mint(admin, tokenClass: "user", role: "member", user: "bob@example.com")
+            let (bobStream, _) = try await EventStreamClient.open(bob, "/v1/events/stream")
+            try await waitUntil("bob's keep-alives arrive") { bobStream.keepAlives >= 1 }
+            let members = try await admin.get("/v1/workspaces/default/members").array
+            let bobUser = members.compactMap { $0["user"] as? [String: Any] }.first { $0["email"] as? String == "bob@example.com" }
+            let bobID = try #require(bobUser?["id"] as? String, "\(members)")
+            try await admin.patch("/v1/workspaces/default/members/\(bobID)", json: ["role": "viewer"]).expect(200)
+            try await waitUntil("the demoted member's stream ends") { bobStream.hasEnded }
         }
     }
 

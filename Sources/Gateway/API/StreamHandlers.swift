@@ -62,7 +62,7 @@ extension KaizenAPI {
                 guard wantsProgress, await visible.slug(progress.projectID) != nil else { return nil }
                 return ServerSentEvents.event(id: nil, event: IngestProgress.kind, data: Self.progressJSON(progress))
             },
-            stillValid: stillValid(RequestIdentity.secret))
+            stillValid: stillValid(RequestIdentity.secret, grant: grant))
         return .ok(.init(headers: .init(cacheControl: "no-store"), body: .textEventStream(pump.body())))
     }
 
@@ -89,13 +89,14 @@ extension KaizenAPI {
         return .ok(.init(headers: .init(cacheControl: "no-store"), body: .textEventStream(pump.body())))
     }
 
-    /// Whether the stream's credential still authenticates (checked at each keep-alive: a revoked token's
-    /// stream ends there).
-    func stillValid(_ secret: String?) -> @Sendable () async -> Bool {
+    /// Whether the stream's credential still authenticates, and still grants what the stream was opened with
+    /// (checked at each keep-alive: the stream of a revoked token, or of a member removed or demoted, ends there).
+    func stillValid(_ secret: String?, grant: WorkspaceGrant? = nil) -> @Sendable () async -> Bool {
         let authenticator = deps.authenticator
         return {
-            guard let secret else { return false }
-            return (try? await authenticator.authenticate(secret: Substring(secret))) != nil
+            guard let secret, let identity = try? await authenticator.authenticate(secret: Substring(secret)) else { return false }
+            guard let grant else { return true }
+            return identity.grant(workspaceID: grant.workspaceID)?.role == grant.role
         }
     }
 

@@ -87,6 +87,7 @@ public struct Notifier: Sendable {
         }
         guard let upper else { return ([], false) }
         let byWorkspace = Dictionary(grouping: events, by: \.workspace).mapValues { $0.map(\.event) }
+        let slugs = Dictionary(events.map { ($0.event.projectID, $0.event.projectSlug) }, uniquingKeysWith: { a, _ in a })
         let users = try await catalog.transaction { connection -> Set<String>? in
             try await connection.query("SELECT pg_advisory_xact_lock(8231, 2)", logger: logger)
             var current: Int64?
@@ -130,7 +131,7 @@ public struct Notifier: Sendable {
                                 (chosen["\(ws)/\(user)/\(draft.projectID)"] ?? NotificationCategory.defaults(for: role)).contains(draft.category),
                                 openedBy[draft.eventID] != user
                             else { continue }
-                            rows.append(draft, user: user, workspaceID: ws, projectSlug: events.first { $0.event.projectID == draft.projectID }?.event.projectSlug)
+                            rows.append(draft, user: user, workspaceID: ws, projectSlug: slugs[draft.projectID])
                         }
                     }
                 }
