@@ -136,22 +136,8 @@ extension CatalogStore {
     /// LISTENs for inboxes that grew (the notifier's NOTIFY, from any node) until cancelled; `nil` means anyone's
     /// (the payload said "*", or the listener has just (re)connected and may have missed some).
     public func followInboxes(_ handle: @escaping @Sendable (Set<String>?) -> Void) async {
-        let logger = self.logger
-        while !Task.isCancelled {
-            do {
-                try await server.client.withConnection { connection in
-                    try await connection.listen(on: Notifier.channel) { notices in
-                        handle(nil)
-                        for try await notice in notices {
-                            handle(notice.payload == "*" ? nil : Set(notice.payload.split(separator: ",").map(String.init)))
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("inbox listener dropped; reconnecting: \(error)")
-            }
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        await server.follow(channels: [Notifier.channel], logger: logger, onListening: { handle(nil) }) { _, payload in
+            handle(payload == "*" ? nil : Set(payload.split(separator: ",").map(String.init)))
         }
     }
 }

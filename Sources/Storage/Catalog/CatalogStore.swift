@@ -398,21 +398,8 @@ extension CatalogStore: IdentityChangeFeed {
     /// LISTENs on one pooled connection of the catalog server. Whenever the listener (re)starts, changes made
     /// while it was not listening are unknown, so it reports `.all` first.
     public func follow(_ handle: @escaping @Sendable (IdentityChange) -> Void) async {
-        let logger = self.logger
-        while !Task.isCancelled {
-            do {
-                try await server.client.withConnection { connection in
-                    try await connection.listen(on: Self.identityChannel) { notifications in
-                        handle(.all)
-                        for try await notification in notifications { handle(Self.decode(notification.payload)) }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("identity change feed dropped; reconnecting: \(error)")
-            }
-            handle(.all)
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        await server.follow(channels: [Self.identityChannel], logger: logger, onListening: { handle(.all) }) { _, payload in
+            handle(Self.decode(payload))
         }
     }
 }

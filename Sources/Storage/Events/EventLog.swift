@@ -2,7 +2,6 @@ import Domains
 import Foundation
 import Logging
 import PostgresNIO
-import Synchronization
 
 /// The event log of one physical server, as live streams use it: numbering committed events, and the
 /// notifications that wake the nodes.
@@ -77,39 +76,15 @@ public struct EventLog: Sendable {
         case reconnected
     }
 
-    /// LISTENs on the two channels over one pooled connection until cancelled, reconnecting after a second
-    /// when the connection drops (and reporting `.reconnected` each time it is listening again).
+    /// LISTENs on both channels until cancelled (`.reconnected` whenever listening (re)starts).
     public func follow(_ handle: @escaping @Sendable (Notice) -> Void) async {
-        let logger = self.logger
-        while !Task.isCancelled {
-            do {
-                try await server.client.withConnection { connection in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        let started = ListenCount(expected: 2) { handle(.reconnected) }
-                        group.addTask {
-                            try await connection.listen(on: Self.numberedChannel) { notices in
-                                started.one()
-                                for try await notice in notices {
-                                    let payload = notice.payload
-                                    handle(.numbered(payload == "*" ? nil : Set(payload.split(separator: ",").map(String.init))))
-                                }
-                            }
-                        }
-                        group.addTask {
-                            try await connection.listen(on: Self.progressChannel) { notices in
-                                started.one()
-                                for try await notice in notices { handle(.progress(notice.payload)) }
-                            }
-                        }
-                        try await group.next()
-                        group.cancelAll()
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.debug("event log listener on server \(server.index) dropped; reconnecting: \(error)")
+        await server.follow(channels: [Self.numberedChannel, Self.progressChannel], logger: logger, onListening: { handle(.reconnected) }) {
+            channel, payload in
+            if channel == Self.progressChannel {
+                handle(.progress(payload))
+            } else {
+                handle(.numbered(payload == "*" ? nil : Set(payload.split(separator: ",").map(String.init))))
             }
-            do { try await Task.sleep(for: .seconds(1)) } catch { return }
         }
     }
 
@@ -119,24 +94,5 @@ public struct EventLog: Sendable {
         try await server.run { connection in
             try await connection.query("SELECT pg_notify(\(Self.progressChannel), \(payload))", logger: logger)
         }
-    }
-}
-
-/// Calls back once all of a listener's channels are listening.
-final class ListenCount: Sendable {
-    let remaining: Mutex<Int>
-    let done: @Sendable () -> Void
-
-    init(expected: Int, done: @escaping @Sendable () -> Void) {
-        self.remaining = Mutex(expected)
-        self.done = done
-    }
-
-    func one() {
-        let last = remaining.withLock { count in
-            count -= 1
-            return count == 0
-        }
-        if last { done() }
     }
 }
