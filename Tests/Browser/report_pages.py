@@ -277,6 +277,20 @@ try:
     check(not driver.find_elements(By.CSS_SELECTOR, "header a[href='/notifications'] .badge"), "the header still counts unread ones")
     shot("05g-notifications-read")
 
+    # What reaches the inbox from a project: chosen on its page, without script.
+    driver.get(project_url)
+    check(driver.find_elements(By.CSS_SELECTOR, "#notify .hint"), "the role's defaults are not said to be defaults")
+    flaky_box = driver.find_element(By.CSS_SELECTOR, "#notify input[value=flaky_detected]")
+    check(not flaky_box.is_selected(), "flaky cases are on by default")
+    flaky_box.click()
+    driver.find_element(By.CSS_SELECTOR, "#notify button").click()
+    wait_for(lambda: "#notify" in driver.current_url, "saving the choice did not come back to the project")
+    check(driver.find_element(By.CSS_SELECTOR, "#notify input[value=flaky_detected]").is_selected(), "the flaky choice did not stick")
+    check(driver.find_element(By.CSS_SELECTOR, "#notify input[value=new_failures]").is_selected(), "new failures were dropped")
+    check(not driver.find_elements(By.CSS_SELECTOR, "#notify .hint"), "still said to be the defaults")
+    driver.execute_script("document.getElementById('notify').scrollIntoView()")
+    shot("05h-notify-choice")
+
     # Settings, from the workspace switcher: a token is shown once; an invitation gives a link.
     driver.find_element(By.CSS_SELECTOR, "details.switcher summary").click()
     driver.find_element(By.CSS_SELECTOR, "details.switcher a[href$='/settings']").click()

@@ -1,6 +1,7 @@
 import Domains
 import Foundation
 import Hummingbird
+import OpenAPIRuntime
 import Tenancy
 
 /// `/notifications`: the signed-in person's inbox, newest first, with forms to mark one or all read (they work
@@ -13,6 +14,9 @@ extension WebPages {
         router.post("/notifications/read") { request, _ in
             try await inboxAction(request) { inbox, userID in _ = try await inbox.markAllRead(userID: userID) }
         }
+        router.post("/projects/:slug/notifications") { request, context in
+            try await setNotificationChoice(try context.parameters.require("slug"), request: request)
+        }
         router.post("/notifications/:id/read") { request, context in
             let id = try context.parameters.require("id")
             return try await inboxAction(request) { inbox, userID in try await inbox.markRead(userID: userID, id: id) }
@@ -20,6 +24,31 @@ extension WebPages {
     }
 
     static let inboxPageSize = 50
+
+    static let categoryLabels: [NotificationCategory: String] = [
+        .newFailures: "New failures on the default branch", .gateFailed: "Quality gate failed", .flakyDetected: "Cases became flaky",
+        .defectOpened: "Defects opened", .webhookDisabled: "A webhook was disabled",
+    ]
+
+    /// The project page's form: the boxes ticked are what reaches the person from now on (none ticked mutes).
+    func setNotificationChoice(_ slug: String, request: Request) async throws -> Response {
+        guard let identity = await identity(request) else { return redirect("/login") }
+        let fields = try await Self.formFields(request)
+        if let refusal = refuseUnprovenForm(fields.first, identity: identity, request: request) { return refusal }
+        let workspace = Self.formWorkspace(fields.first, request)
+        do {
+            _ = try await RequestIdentity.$current.withValue(identity) {
+                try await api.putNotificationPreferences(
+                    .init(
+                        path: .init(project: slug), query: .init(workspace: workspace),
+                        body: .json(.init(categories: OpenAPIValueContainer(unvalidatedValue: fields.all["category"] ?? [])))))
+            }
+        } catch let error as DomainError {
+            return errorPage(error, identity: identity)
+        }
+        let back = "/projects/\(slug.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? slug)"
+        return redirect(back + (workspace.map { "?workspace=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") } ?? "") + "#notify")
+    }
 
     func inboxPage(request: Request, identity: Identity) async throws -> (template: String, view: [String: Any]) {
         guard let userID = identity.userID else {

@@ -74,6 +74,18 @@ extension WebPages {
         }
         if case .ok(let page) = try await clusterPage { view["clusters"] = (try Self.plain(page.body.json))["items"] as? [[String: Any]] ?? [] }
         if case .ok(let page) = try await defectPage { view["defects"] = (try Self.plain(page.body.json))["items"] as? [[String: Any]] ?? [] }
+        // A person chooses here what of this project reaches their inbox (workspace tokens have none).
+        if identity.userID != nil, deps.inbox != nil,
+            case .ok(let got) = try await api.getNotificationPreferences(.init(path: .init(project: slug), query: .init(workspace: workspaceSlug)))
+        {
+            let chosen = Set(try got.body.json.categories.map(\.rawValue))
+            view["notify"] = [
+                "csrf": formProof(identity), "isDefault": try got.body.json._default,
+                "categories": NotificationCategory.allCases.map { category -> [String: Any] in
+                    ["value": category.rawValue, "label": Self.categoryLabels[category] ?? category.rawValue, "checked": chosen.contains(category.rawValue)]
+                },
+            ]
+        }
         return ("project", view)
     }
 
