@@ -2,7 +2,7 @@
 # Builds the load harness (release) and runs load scenarios against Kaizen on loopback, each with
 # its limit measured in the same run. Prints Markdown; exits non-zero if any check failed.
 #   ops/load.sh                 # every scenario (≈ 1 minute after the build)
-#   ops/load.sh ingest --pipelines 8 --cases 10000 --runs 5 [--webhooks 4]   # with webhooks: deliveries and their lag
+#   ops/load.sh ingest --pipelines 8 --cases 10000 --runs 5 [--webhooks 4] [--streams 50]   # deliveries / live streams and their lag
 #   ops/load.sh reads | limits | tenants --workspaces 1000
 #   ops/load.sh history [--runs 1000 --cases 10000]   # 10 million results; ≈ 6 minutes, not part of 'all'
 #   ops/load.sh sustained [--minutes 5 --pipelines 4]  # roll-up lag and queue depth under a continuous push; not in 'all'

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import PostgresNIO
 import Storage
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,9 @@ struct IngestScenario {
     /// Webhooks (`run.finalized`) registered on the first workspace's projects, delivered to a receiver on
     /// loopback while the pipelines push: every delivery counted, its lag after the finalize's answer measured.
     var webhooks: Int = 0
+    /// Live streams (`GET /v1/events/stream?kind=run.finalized`) held open on the first workspace while the
+    /// pipelines push: each must see every run of that workspace once, in order; their lag is measured.
+    var streams: Int = 0
 
     struct Pushed: Sendable {
         let run: GeneratedRun
@@ -32,7 +36,8 @@ struct IngestScenario {
     func run(_ environment: LoadEnvironment, findings: Findings) async throws {
         findings.say(
             "\n## CI ingestion: \(pipelines) pipelines × \(runsPerPipeline) runs of \(cases) cases, \(workspaces) workspaces"
-                + (webhooks > 0 ? ", \(webhooks) webhooks on the first workspace" : ""))
+                + (webhooks > 0 ? ", \(webhooks) webhooks on the first workspace" : "")
+                + (streams > 0 ? ", \(streams) live streams on the first workspace" : ""))
         var settings = ["KAIZEN_RATE_LIMIT_WORKSPACE": "1000000", "KAIZEN_FINALIZE_QUOTA": "100000"]
         if webhooks > 0 {
             settings["KAIZEN_WEBHOOK_ALLOW_HTTP"] = "true"
@@ -74,6 +79,11 @@ struct IngestScenario {
             }
         }
         defer { receiver?.stop() }
+        var watchers: [StreamWatcher] = []
+        for _ in 0..<streams {
+            watchers.append(try await StreamWatcher.open(client: client, base: server.tlsURL, token: tokens[0]))
+        }
+        defer { for watcher in watchers { watcher.close() } }
 
         let rssBefore = server.memory.rss
         let started = now()
@@ -144,6 +154,28 @@ struct IngestScenario {
                     lags.last ?? 0))
             findings.check(arrived.count == expected, "webhooks: \(arrived.count) of \(expected) deliveries arrived")
             findings.check(Set(arrived.map(\.id)).count == arrived.count, "webhooks: a delivery arrived twice")
+        }
+        if !watchers.isEmpty {
+            let mine = pushed.filter { $0.workspaceToken == tokens[0] }
+            let answered = Dictionary(mine.map { ($0.runID, $0.answeredAt) }, uniquingKeysWith: { a, _ in a })
+            let deadline = now() + 120
+            while watchers.contains(where: { $0.seen().count < mine.count }) && now() < deadline { try await Task.sleep(for: .milliseconds(200)) }
+            var lags: [Double] = []
+            var complete = 0
+            for watcher in watchers {
+                let seen = watcher.seen()
+                let ids = seen.map(\.runID)
+                let positions = seen.map(\.position)
+                if Set(ids) == Set(answered.keys) && ids.count == answered.count && positions == positions.sorted() { complete += 1 }
+                lags += seen.compactMap { item in answered[item.runID].map { max(0, item.at - $0) } }
+            }
+            lags.sort()
+            func percentile(_ p: Double) -> Double { lags.isEmpty ? 0 : lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
+            findings.say(
+                String(
+                    format: "- live streams: %d of %d saw each of the workspace's %d runs once, in order; lag after the finalize's answer p50 %.3f s, p99 %.3f s, max %.3f s",
+                    complete, watchers.count, mine.count, percentile(0.5), percentile(0.99), lags.last ?? 0))
+            findings.check(complete == watchers.count, "live streams: \(watchers.count - complete) missed, repeated or reordered a run")
         }
         findings.say("- read back: \(pushed.count - wrong) of \(pushed.count) runs with the generator's totals and regression")
         try await client.shutdown()
@@ -313,4 +345,52 @@ struct HookReceiver {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
     }
+}
+
+/// One live stream held open by the harness: records each `run.finalized` it receives (run id, position, arrival).
+final class StreamWatcher: Sendable {
+    struct Seen: Sendable {
+        let runID: String
+        let position: Int64
+        let at: Double
+    }
+
+    let received = Mutex<[Seen]>([])
+    let task = Mutex<Task<Void, Never>?>(nil)
+
+    static func open(client: HTTPClient, base: String, token: String) async throws -> StreamWatcher {
+        var request = HTTPClientRequest(url: base + "/v1/events/stream?kind=run.finalized")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, deadline: .now() + .hours(2))
+        guard response.status == .ok else { throw HarnessError("event stream: \(response.status)") }
+        let watcher = StreamWatcher()
+        let reader = Task {
+            var buffer = ""
+            do {
+                for try await chunk in response.body {
+                    buffer += String(buffer: chunk)
+                    while let end = buffer.range(of: "\n\n") {
+                        let block = buffer[..<end.lowerBound]
+                        buffer.removeSubrange(..<end.upperBound)
+                        var id: Int64?
+                        var data = ""
+                        for line in block.split(separator: "\n") {
+                            if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                            if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                        }
+                        guard let id, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any],
+                            let runID = object["subjectId"] as? String
+                        else { continue }
+                        let at = Date().timeIntervalSince1970
+                        watcher.received.withLock { $0.append(Seen(runID: runID, position: id, at: at)) }
+                    }
+                }
+            } catch {}
+        }
+        watcher.task.withLock { $0 = reader }
+        return watcher
+    }
+
+    func seen() -> [Seen] { received.withLock { $0 } }
+    func close() { task.withLock { $0?.cancel() } }
 }

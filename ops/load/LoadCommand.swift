@@ -43,9 +43,10 @@ struct IngestOptions: ParsableArguments {
     @Option(help: "Cases per run.") var cases = 10_000
     @Option(help: "Runs each pipeline pushes.") var runs = 5
     @Option(help: "Webhooks (run.finalized) on the first workspace's projects, delivered to a receiver on loopback.") var webhooks = 0
+    @Option(help: "Live event streams held open on the first workspace (each must see its every run once, in order).") var streams = 0
 
     var scenario: IngestScenario {
-        IngestScenario(pipelines: pipelines, workspaces: workspaces, cases: cases, runsPerPipeline: runs, webhooks: webhooks)
+        IngestScenario(pipelines: pipelines, workspaces: workspaces, cases: cases, runsPerPipeline: runs, webhooks: webhooks, streams: streams)
     }
 }
 
