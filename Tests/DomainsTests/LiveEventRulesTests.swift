@@ -12,15 +12,6 @@ import Testing
         }
     }
 
-    @Test func filtersAdmitProjectsAndKinds() {
-        let all = EventStreamFilter()
-        #expect(all.admits(projectID: "p", kind: "run.finalized"))
-        let some = EventStreamFilter(projectIDs: ["p"], kinds: ["run.finalized"])
-        #expect(some.admits(projectID: "p", kind: "run.finalized"))
-        #expect(!some.admits(projectID: "q", kind: "run.finalized"))
-        #expect(!some.admits(projectID: "p", kind: "flaky.detected"))
-    }
-
     func event(_ id: String, _ kind: String, project: String = "prj_1", slug: String = "web", _ payload: [String: Any]) -> NotifiableEvent {
         let data = try! JSONSerialization.data(withJSONObject: payload)
         return NotifiableEvent(

@@ -34,25 +34,6 @@ public enum StreamPosition {
     }
 }
 
-/// What a live stream of the workspace's events shows: projects (nil: every project the reader may
-/// read) and kinds (nil: all).
-public struct EventStreamFilter: Sendable, Hashable {
-    public var projectIDs: Set<String>?
-    public var kinds: Set<String>?
-    /// Whether ingest progress (transient, not in the log) is sent too.
-    public var progress: Bool
-
-    public init(projectIDs: Set<String>? = nil, kinds: Set<String>? = nil, progress: Bool = true) {
-        self.projectIDs = projectIDs
-        self.kinds = kinds
-        self.progress = progress
-    }
-
-    public func admits(projectID: String, kind: String) -> Bool {
-        (projectIDs?.contains(projectID) ?? true) && (kinds?.contains(kind) ?? true)
-    }
-}
-
 /// A moment of a push in progress, for whoever watches a live stream (seed 004's "uploading → … →
 /// done / failed"). Transient: sent to the streams open at that moment, never stored — what a push
 /// came to is in the log (`run.finalized`, `run.rolled_up`).
