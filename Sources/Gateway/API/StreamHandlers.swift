@@ -175,6 +175,8 @@ actor StreamPump {
     var position: Int64
     var pending: [String] = []
     var started = false
+    /// Woken, and not yet read up to the log's end.
+    var behind = false
     let read: Read
     let progress: @Sendable (IngestProgress) async -> String?
     let stillValid: @Sendable () async -> Bool
@@ -202,6 +204,15 @@ actor StreamPump {
             return ArraySlice("retry: 2000\n: connected\n\n".utf8)
         }
         while pending.isEmpty {
+            // Behind the log (a resume from long ago): one page at a time, as the client takes them, so a
+            // backlog of any length costs one page of memory.
+            if behind {
+                let page = try await read(position)
+                pending += page.chunks
+                position = page.last
+                behind = page.more
+                continue
+            }
             // A copy to call the mutating `next` on (it shares the stream's state), written back after.
             var signals = iterator
             let signal = await signals.next(isolation: self)
@@ -209,13 +220,7 @@ actor StreamPump {
             guard let signal else { return nil }
             switch signal {
             case .wake:
-                var more = true
-                while more {
-                    let page = try await read(position)
-                    pending += page.chunks
-                    position = page.last
-                    more = page.more
-                }
+                behind = true
             case .progress(let item):
                 if let text = await progress(item) { pending.append(text) }
             case .heartbeat:
