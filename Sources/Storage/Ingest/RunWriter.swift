@@ -34,9 +34,14 @@ struct RunWriter: Sendable {
             ? nil : String(decoding: try JSONEncoder().encode(new.gate), as: UTF8.self)
 
         return try await server.transaction { connection in
+            // Where the time goes, for the debug log (as the roll-up's).
+            let clock = ContinuousClock()
+            let started = clock.now
+            let known = new.knownCaseIDs.count
             let caseIDs = try await Self.inventory(
                 of: run, digests: new.keyDigests, known: new.knownCaseIDs, projectID: new.projectID, workspaceID: ws,
                 on: connection, logger: logger)
+            let afterInventory = clock.now
             let rows = try await connection.query(
                 """
                 INSERT INTO runs (workspace_id, id, project_id, external_run_id, branch, commit_sha, build_url, started_at,
@@ -50,9 +55,11 @@ struct RunWriter: Sendable {
                 """, logger: logger)
             var createdAt = Date()
             for try await date in rows.decode(Date.self) { createdAt = date }
+            let afterRun = clock.now
             try await Self.copyResults(
                 run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: new.keyDigests, runID: new.id, ordinalBase: 0,
                 workspaceID: ws, on: connection, logger: logger)
+            let afterResults = clock.now
             if !attIDs.isEmpty {
                 try await connection.query(
                     """
@@ -72,6 +79,14 @@ struct RunWriter: Sendable {
                     totals: totals, regression: summary, baselineRunID: new.baselineRunID, gate: new.gate,
                     newFailureNames: Array(newFailures)),
                 workspaceID: ws, on: connection, logger: logger)
+            let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
+            logger.debug(
+                "run written",
+                metadata: [
+                    "cases": "\(run.cases.count)", "newCases": "\(caseIDs.count - known)", "inventoryMs": "\(ms(started, afterInventory))",
+                    "runRowMs": "\(ms(afterInventory, afterRun))", "resultsMs": "\(ms(afterRun, afterResults))",
+                    "restMs": "\(ms(afterResults, clock.now))",
+                ])
             let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
                 commit: run.commit, buildURL: run.buildURL, status: "closed", startedAt: run.startedAt,
