@@ -153,10 +153,7 @@ final class ProgressRelay: Sendable {
     }
 
     func send(_ progress: IngestProgress) {
-        var hasher = Hasher()
-        hasher.combine(progress.workspaceID)
-        let stripe = stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
-        stripe.items.withLock { if $0.count < 1_000 { $0.append(progress) } }
+        stripes.stripe(for: progress.workspaceID).items.withLock { if $0.count < 1_000 { $0.append(progress) } }
         if !scheduled.exchange(true, ordering: .acquiringAndReleasing) { trigger.pull() }
     }
 

@@ -41,11 +41,7 @@ public final class LiveEventHub: Sendable {
         self.stripes = (0..<max(1, stripeCount)).map { _ in Stripe() }
     }
 
-    private func stripe(for key: String) -> Stripe {
-        var hasher = Hasher()
-        hasher.combine(key)
-        return stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
-    }
+    private func stripe(for key: String) -> Stripe { stripes.stripe(for: key) }
 
     static func workspaceKey(_ id: String) -> String { "w:" + id }
     static func userKey(_ id: String) -> String { "u:" + id }

@@ -52,11 +52,7 @@ public final class WorkspaceRegistry: Sendable {
         UInt64(min(max(0, seconds), 1e9) * 1e9)
     }
 
-    private func stripe(for workspaceID: String) -> Stripe {
-        var hasher = Hasher()
-        hasher.combine(workspaceID)
-        return stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
-    }
+    private func stripe(for workspaceID: String) -> Stripe { stripes.stripe(for: workspaceID) }
 
     /// Runs `body` with the workspace's actor. The actor cannot be evicted while `body` runs.
     public func withWorkspace<T: Sendable>(

@@ -6,12 +6,15 @@ import Tenancy
 /// A person's inbox (seed 004) and what reaches it.
 extension KaizenAPI {
     /// The caller's user id: notifications belong to people, and a workspace token is none.
-    func personalInbox() throws -> String {
+    func personalInbox() throws -> String { try personalIdentity().userID }
+
+    /// The caller and their user id (403 for a workspace token).
+    func personalIdentity() throws -> (identity: Identity, userID: String) {
         let identity = try RequestIdentity.required()
         guard let userID = identity.userID else {
             throw DomainError.forbidden("notifications belong to people; this is a workspace token (sign in, or use a user token)")
         }
-        return userID
+        return (identity, userID)
     }
 
     func inboxService() throws -> InboxService {
@@ -59,8 +62,7 @@ extension KaizenAPI {
     func getNotificationPreferences(_ input: Operations.GetNotificationPreferences.Input) async throws
         -> Operations.GetNotificationPreferences.Output
     {
-        let userID = try personalInbox()
-        let identity = try RequestIdentity.required()
+        let (identity, userID) = try personalIdentity()
         let (grant, project) = try await resolveProject(identity, slug: input.path.project, workspace: input.query.workspace)
         let (categories, isDefault) = try await inboxService().preferences(userID: userID, grant: grant, project: project)
         return .ok(.init(body: .json(.init(project: project.slug, categories: categories, isDefault: isDefault))))
@@ -69,8 +71,7 @@ extension KaizenAPI {
     func putNotificationPreferences(_ input: Operations.PutNotificationPreferences.Input) async throws
         -> Operations.PutNotificationPreferences.Output
     {
-        let userID = try personalInbox()
-        let identity = try RequestIdentity.required()
+        let (identity, userID) = try personalIdentity()
         guard case .json(let body) = input.body else { throw DomainError.badRequest("expected application/json") }
         let categories: [String]?
         switch body.categories.value {

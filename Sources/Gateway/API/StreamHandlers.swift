@@ -18,18 +18,12 @@ extension KaizenAPI {
         }
         let start = try StreamStart.parse(header: input.headers.lastEventID, query: input.query.after)
         // Named projects must exist and be readable (like every project route); the stream then keeps to them.
-        var chosen: Set<String>?
-        if let slugs = input.query.project, !slugs.isEmpty {
-            var ids: Set<String> = []
-            for slug in Set(slugs) {
-                guard let project = try await deps.registry.withWorkspace(grant, { try await $0.project(slug: slug) }),
-                    project.accessMode.visible(to: grant.role, tokenClass: identity.tokenClass)
-                else { throw DomainError.notFound("project '\(slug)' not found") }
-                ids.insert(project.id)
-            }
-            chosen = ids
+        var named: Set<String>?
+        for slug in Set(input.query.project ?? []) {
+            let (_, project) = try await resolveProject(identity, slug: slug, workspace: grant.workspaceSlug)
+            named = (named ?? []).union([project.id])
         }
-        let projectFilter = chosen
+        let projectFilter = named
         let kinds = input.query.kind.map { Set($0.map(\.rawValue)) }
         let wantsProgress = kinds?.contains(IngestProgress.kind) ?? true
         let storedKinds = kinds.map { $0.subtracting([IngestProgress.kind]) }

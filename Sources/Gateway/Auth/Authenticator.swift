@@ -38,11 +38,7 @@ public final class Authenticator: Sendable {
         self.wallClock = wallClock
     }
 
-    private func stripe(_ hash: String) -> Stripe {
-        var hasher = Hasher()
-        hasher.combine(hash)
-        return stripes[Int(UInt(bitPattern: hasher.finalize()) % UInt(stripes.count))]
-    }
+    private func stripe(_ hash: String) -> Stripe { stripes.stripe(for: hash) }
 
     /// The identity for `secret`, or 401.
     public func authenticate(secret: Substring) async throws -> Identity {

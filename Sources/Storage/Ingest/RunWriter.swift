@@ -79,13 +79,12 @@ struct RunWriter: Sendable {
                     totals: totals, regression: summary, baselineRunID: new.baselineRunID, gate: new.gate,
                     newFailureNames: Array(newFailures)),
                 workspaceID: ws, on: connection, logger: logger)
-            let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
             logger.debug(
                 "run written",
                 metadata: [
-                    "cases": "\(run.cases.count)", "newCases": "\(caseIDs.count - known)", "inventoryMs": "\(ms(started, afterInventory))",
-                    "runRowMs": "\(ms(afterInventory, afterRun))", "resultsMs": "\(ms(afterRun, afterResults))",
-                    "restMs": "\(ms(afterResults, clock.now))",
+                    "cases": "\(run.cases.count)", "newCases": "\(caseIDs.count - known)",
+                    "inventoryMs": elapsedMilliseconds(started, afterInventory), "runRowMs": elapsedMilliseconds(afterInventory, afterRun),
+                    "resultsMs": elapsedMilliseconds(afterRun, afterResults), "restMs": elapsedMilliseconds(afterResults, clock.now),
                 ])
             let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,

@@ -168,13 +168,12 @@ struct RollUp: Sendable {
         try await recordSameCommitEvidence(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         try await foldBatchTotals(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         let done = clock.now
-        let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in "\((to - from) / .milliseconds(1))" }
         logger.debug(
             "roll-up folded",
             metadata: [
                 "project": "\(projectID)", "runs": "\(subjects.count)", "results": "\(runs.reduce(0) { $0 + $1.results.count })",
-                "readMs": "\(ms(started, afterRead))", "windowsMs": "\(ms(afterRead, afterWindows))",
-                "statsMs": "\(ms(afterWindows, afterStats))", "totalsMs": "\(ms(afterStats, done))",
+                "readMs": elapsedMilliseconds(started, afterRead), "windowsMs": elapsedMilliseconds(afterRead, afterWindows),
+                "statsMs": elapsedMilliseconds(afterWindows, afterStats), "totalsMs": elapsedMilliseconds(afterStats, done),
             ])
     }
 
