@@ -18,9 +18,8 @@ public final class LiveEventHub: Sendable {
     }
 
     public struct Subscription: Sendable {
+        /// Ends when the hub closes; dropping it unsubscribes.
         public let signals: AsyncStream<Signal>
-        let key: String
-        let id: UInt64
     }
 
     final class Stripe: Sendable {
@@ -72,7 +71,7 @@ public final class LiveEventHub: Sendable {
             // Closed meanwhile: `close` may have passed this stripe already.
             if closed.load(ordering: .acquiring) { continuation.finish() }
         }
-        return Subscription(signals: stream, key: key, id: id)
+        return Subscription(signals: stream)
     }
 
     /// The logs of these workspaces grew (nil: any workspace — a listener that reconnected cannot know).
