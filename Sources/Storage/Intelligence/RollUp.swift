@@ -137,6 +137,7 @@ struct RollUp: Sendable {
         }
         // Where the time goes, for the debug log.
         let clock = ContinuousClock()
+        var steps = StepTimings()
         let started = clock.now
         let runs = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
         let afterRead = clock.now
@@ -149,12 +150,14 @@ struct RollUp: Sendable {
         for (index, run) in judged.enumerated() {
             segment.append(run)
             if index + 1 == judged.count || judged[index + 1].branch != run.branch {
-                try await foldWindows(segment, projectID: projectID, policy: policy, into: &replay, workspaceID: ws, on: connection, logger: logger)
+                try await foldWindows(
+                    segment, projectID: projectID, policy: policy, into: &replay, steps: &steps, workspaceID: ws, on: connection, logger: logger)
                 segment = []
             }
         }
         let afterWindows = clock.now
-        try await writeCaseStats(runs, projectID: projectID, verdicts: replay.changes, workspaceID: ws, on: connection, logger: logger)
+        try await writeCaseStats(
+            runs, projectID: projectID, verdicts: replay.changes, steps: &steps, workspaceID: ws, on: connection, logger: logger)
         let afterStats = clock.now
         let detected = Self.detectedByRun(replay.detected, runs: runs)
         for (run, cases) in detected where !cases.isEmpty {
@@ -174,6 +177,7 @@ struct RollUp: Sendable {
                 "project": "\(projectID)", "runs": "\(subjects.count)", "results": "\(runs.reduce(0) { $0 + $1.results.count })",
                 "readMs": elapsedMilliseconds(started, afterRead), "windowsMs": elapsedMilliseconds(afterRead, afterWindows),
                 "statsMs": elapsedMilliseconds(afterWindows, afterStats), "totalsMs": elapsedMilliseconds(afterStats, done),
+                "steps": steps.summary,
             ])
     }
 
@@ -391,8 +395,8 @@ struct RollUp: Sendable {
     /// Extends each case's window on the runs' branch with the runs' outcomes (one write per window),
     /// and replays the moved windows onto the cases' verdicts.
     static func foldWindows(
-        _ runs: [RolledRun], projectID: String, policy: FlakyPolicy, into replay: inout CaseVerdictReplay, workspaceID ws: String,
-        on connection: PostgresConnection, logger: Logger
+        _ runs: [RolledRun], projectID: String, policy: FlakyPolicy, into replay: inout CaseVerdictReplay, steps: inout StepTimings,
+        workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws {
         guard let branch = runs.first?.branch else { return }
         var caseIDs: [String] = []
@@ -420,16 +424,19 @@ struct RollUp: Sendable {
                 }
             }
             try await foldWindowSlice(
-                slice, of: sliceRuns, branch: branch, projectID: projectID, policy: policy, into: &replay, workspaceID: ws,
-                on: connection, logger: logger)
+                slice, of: sliceRuns, branch: branch, projectID: projectID, policy: policy, into: &replay, steps: &steps,
+                workspaceID: ws, on: connection, logger: logger)
         }
     }
 
 
     static func foldWindowSlice(
         _ caseIDs: [String], of runs: [RolledRun], branch: String, projectID: String, policy: FlakyPolicy,
-        into replay: inout CaseVerdictReplay, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
+        logger: Logger
     ) async throws {
+        let clock = ContinuousClock()
+        var mark = clock.now
         var stored: [String: FlakyHistory] = [:]
         // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
         for try await (ids, outcomes, evidence) in try await connection.query(
@@ -447,9 +454,15 @@ struct RollUp: Sendable {
                 stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: runs)
             }
         }
+        steps.add("windows.read", clock.now - mark)
+        mark = clock.now
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
-        try await writeWindows(fold, stored: stored, branch: branch, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        steps.add("windows.fold", clock.now - mark)
+        try await writeWindows(
+            fold, stored: stored, branch: branch, projectID: projectID, steps: &steps, workspaceID: ws, on: connection, logger: logger)
+        mark = clock.now
+        defer { steps.add("windows.verdicts", clock.now - mark) }
 
         // Each moved case: was it flaky before the batch, and its flakiest window on other branches (one
         // index lookup per case: whatever the statistics of freshly filled tables say, a scan of the
@@ -481,9 +494,11 @@ struct RollUp: Sendable {
     /// the branch) comes out of a fold as it went in, and its verdict with it, so it is not written:
     /// in a long-lived project that is most of a run's windows. (`updated_at` is when a window last changed.)
     static func writeWindows(
-        _ fold: WindowFold, stored: [String: FlakyHistory], branch: String, projectID: String, workspaceID ws: String,
-        on connection: PostgresConnection, logger: Logger
+        _ fold: WindowFold, stored: [String: FlakyHistory], branch: String, projectID: String, steps: inout StepTimings,
+        workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws {
+        let clock = ContinuousClock()
+        var mark = clock.now
         var old = WindowColumns(), new = WindowColumns()
         for caseID in fold.touched {
             guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
@@ -498,6 +513,9 @@ struct RollUp: Sendable {
                 new.append(caseID, history, verdict, fold.lastFlipAt[caseID])
             }
         }
+        steps.add("windows.columns", clock.now - mark)
+        mark = clock.now
+        defer { steps.add("windows.write", clock.now - mark) }
         // Plain UPDATE … FROM and INSERT, not INSERT … ON CONFLICT: the roll-up knows which windows exist
         // (it just read them under the project's lock), and the speculative insert cost ~40 % more per row.
         if !old.ids.isEmpty {
@@ -553,12 +571,20 @@ struct RollUp: Sendable {
     /// Folds the runs into each case's stats — one write per case for the whole batch — taking for the
     /// cases in `verdicts` the verdict the replay ended with. `flaky_since` restarts (this transaction's
     /// now()) for a case that became flaky during the batch, and is cleared for one that is not flaky.
+    ///
+    /// One statement computes each case's delta from the runs' stored results and merges it: the deltas
+    /// no longer travel back as nineteen bound arrays (measured: unpacking those arrays cost as much as
+    /// the 10,000 row updates themselves). Only the moved verdicts go with it. A case's delta is what
+    /// folding its results one by one in finalize order gives: counts and sums, the earliest and latest
+    /// run times, and the status and run of its last result (latest run by time, then order; in a run,
+    /// its last result) — one sort of the results, not an ordered aggregate per case.
     static func writeCaseStats(
-        _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], workspaceID ws: String,
+        _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let (order, deltas) = CaseStatsDelta.fold(runs)
-        guard !order.isEmpty else { return }
+        guard runs.contains(where: { !$0.results.isEmpty }) else { return }
+        let clock = ContinuousClock()
+        var mark = clock.now
         // A project's first roll-up has no stats to update: all its cases are inserted.
         var known = false
         for try await exists in try await connection.query(
@@ -566,111 +592,70 @@ struct RollUp: Sendable {
         ).decode(Bool.self) {
             known = exists
         }
-        // A slice of cases at a time, like the windows: the statement's nineteen bound arrays for a
-        // 100k-case run were tens of megabytes at once.
-        let sliceSize = max(1, RollUpTuning.windowSliceCases)
-        for start in stride(from: 0, to: order.count, by: sliceSize) {
-            try await writeCaseStatsSlice(
-                order[start..<min(start + sliceSize, order.count)], deltas: deltas, known: known, projectID: projectID,
-                verdicts: verdicts, workspaceID: ws, on: connection, logger: logger)
-        }
-    }
-
-    static func writeCaseStatsSlice(
-        _ order: ArraySlice<String>, deltas: [String: CaseStatsDelta], known: Bool, projectID: String,
-        verdicts: [String: CaseVerdictChange], workspaceID ws: String, on connection: PostgresConnection, logger: Logger
-    ) async throws {
-        var columns = CaseStatsColumns()
-        for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
-        var missing = columns
-        if known {
-            var updated: Set<String> = []
-            for try await ids in try await connection.query(
-                """
-                WITH t AS (SELECT * FROM UNNEST(\(columns.ids)::text[], \(columns.firstSeen)::timestamptz[], \(columns.lastSeen)::timestamptz[],
-                                               \(columns.lastRun)::text[], \(columns.lastStatus)::text[], \(columns.hasFailed)::bool[],
-                                               \(columns.lastFailed)::timestamptz[], \(columns.runs)::int[], \(columns.passed)::int[],
-                                               \(columns.failed)::int[], \(columns.broken)::int[], \(columns.skipped)::int[],
-                                               \(columns.flaky)::int[], \(columns.duration)::int8[], \(columns.lifted)::bool[],
-                                               \(columns.liftFlaky)::bool[], \(columns.liftScore)::float8[], \(columns.liftBranch)::text[],
-                                               \(columns.became)::bool[])
-                           AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
-                                broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch, became)),
-                upd AS (
-                    UPDATE case_stats s SET
-                        first_seen_at = LEAST(s.first_seen_at, t.first_seen),
-                        last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
-                        last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
-                        last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
-                        last_failed_at = GREATEST(s.last_failed_at, CASE WHEN t.has_failed THEN t.last_failed END),
-                        runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
-                        broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
-                        total_duration_ms = s.total_duration_ms + t.duration,
-                        is_flaky = CASE WHEN t.lifted THEN t.lift_flaky ELSE s.is_flaky END,
-                        flaky_score = CASE WHEN t.lifted THEN t.lift_score ELSE s.flaky_score END,
-                        flaky_branch = CASE WHEN t.lifted THEN t.lift_branch ELSE s.flaky_branch END,
-                        flaky_since = CASE WHEN NOT t.lifted THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
-                                           WHEN t.became THEN now() ELSE s.flaky_since END
-                    FROM t WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id
-                    RETURNING s.case_id)
-                SELECT COALESCE(array_agg(case_id), '{}') FROM upd
-                """, logger: logger
-            ).decode([String].self) {
-                updated = Set(ids)
-            }
-            missing = CaseStatsColumns()
-            for caseID in order where !updated.contains(caseID) { missing.append(caseID, deltas[caseID]!, verdicts[caseID]) }
-        }
-        guard !missing.ids.isEmpty else { return }
+        steps.add("stats.known", clock.now - mark)
+        mark = clock.now
+        let lifted = verdicts.keys.sorted()
+        let runIDs = runs.map(\.id)
+        // New cases are inserted; with `known`, the others are updated first (their ids come back, so the
+        // insert takes the rest). The update refers to the workspace as `$1`: it is the first value bound below.
+        let update = known ? """
+            , upd AS (
+                UPDATE case_stats s SET
+                    first_seen_at = LEAST(s.first_seen_at, t.first_seen),
+                    last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
+                    last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
+                    last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
+                    last_failed_at = GREATEST(s.last_failed_at, t.last_failed),
+                    runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
+                    broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
+                    total_duration_ms = s.total_duration_ms + t.duration,
+                    is_flaky = CASE WHEN t.lifted THEN t.lift_flaky ELSE s.is_flaky END,
+                    flaky_score = CASE WHEN t.lifted THEN t.lift_score ELSE s.flaky_score END,
+                    flaky_branch = CASE WHEN t.lifted THEN t.lift_branch ELSE s.flaky_branch END,
+                    flaky_since = CASE WHEN NOT t.lifted THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
+                                       WHEN t.became THEN now() ELSE s.flaky_since END
+                FROM t WHERE s.workspace_id = $1 AND s.case_id = t.case_id
+                RETURNING s.case_id)
+            """ : ""
+        // NOT IN over the updated ids is a hashed subplan; NOT EXISTS became a nested loop over them (4.8 s for 10k).
+        let rest = known ? "WHERE t.case_id NOT IN (SELECT case_id FROM upd)" : ""
         try await connection.query(
             """
+            WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(runIDs)::text[])),
+            d AS (
+                SELECT DISTINCT ON (r.case_id) r.case_id, min(u.created_at) OVER w AS first_seen, max(u.created_at) OVER w AS last_seen,
+                       r.run_id AS last_run, r.status AS last_status,
+                       max(u.created_at) FILTER (WHERE r.status = ANY(\(CaseStatus.failingValues)::text[])) OVER w AS last_failed,
+                       (count(*) OVER w)::int AS runs, (count(*) FILTER (WHERE r.status = 'passed') OVER w)::int AS passed,
+                       (count(*) FILTER (WHERE r.status = 'failed') OVER w)::int AS failed,
+                       (count(*) FILTER (WHERE r.status = 'broken') OVER w)::int AS broken,
+                       (count(*) FILTER (WHERE r.status = 'skipped') OVER w)::int AS skipped,
+                       (count(*) FILTER (WHERE r.flaky) OVER w)::int AS flaky, (sum(r.duration_ms) OVER w)::int8 AS duration
+                FROM case_results r JOIN u ON u.id = r.run_id
+                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(runIDs)::text[])
+                WINDOW w AS (PARTITION BY r.case_id ORDER BY u.created_at DESC, u.seq DESC, r.ordinal DESC
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                ORDER BY r.case_id, u.created_at DESC, u.seq DESC, r.ordinal DESC),
+            l AS (SELECT * FROM UNNEST(\(lifted)::text[], \(lifted.map { verdicts[$0]!.verdict.isFlaky })::bool[],
+                                       \(lifted.map { verdicts[$0]!.verdict.score })::float8[],
+                                       \(lifted.map { verdicts[$0]!.verdict.branch })::text[], \(lifted.map { verdicts[$0]!.becameFlaky })::bool[])
+                       AS l(case_id, lift_flaky, lift_score, lift_branch, became)),
+            t AS MATERIALIZED (
+                SELECT d.*, l.case_id IS NOT NULL AS lifted, COALESCE(l.lift_flaky, false) AS lift_flaky,
+                       COALESCE(l.lift_score, 0) AS lift_score, l.lift_branch, COALESCE(l.became, false) AS became
+                FROM d LEFT JOIN l ON l.case_id = d.case_id)
+            \(unescaped: update)
             INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
                                     last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
                                     is_flaky, flaky_score, flaky_branch, flaky_since)
-            SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status,
-                   CASE WHEN t.has_failed THEN t.last_failed END, t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
+            SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status, t.last_failed,
+                   t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
                    t.lifted AND t.lift_flaky, CASE WHEN t.lifted THEN t.lift_score ELSE 0 END,
                    CASE WHEN t.lifted THEN t.lift_branch END, CASE WHEN t.lifted AND t.lift_flaky THEN now() END
-            FROM UNNEST(\(missing.ids)::text[], \(missing.firstSeen)::timestamptz[], \(missing.lastSeen)::timestamptz[],
-                        \(missing.lastRun)::text[], \(missing.lastStatus)::text[], \(missing.hasFailed)::bool[],
-                        \(missing.lastFailed)::timestamptz[], \(missing.runs)::int[], \(missing.passed)::int[],
-                        \(missing.failed)::int[], \(missing.broken)::int[], \(missing.skipped)::int[],
-                        \(missing.flaky)::int[], \(missing.duration)::int8[], \(missing.lifted)::bool[],
-                        \(missing.liftFlaky)::bool[], \(missing.liftScore)::float8[], \(missing.liftBranch)::text[])
-                 AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
-                      broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch)
+            FROM t
+            \(unescaped: rest)
             """, logger: logger)
-    }
-
-    /// Case stats deltas as columns of arrays, for one statement.
-    struct CaseStatsColumns {
-        var ids: [String] = [], firstSeen: [Date] = [], lastSeen: [Date] = [], lastRun: [String] = [], lastStatus: [String] = []
-        var hasFailed: [Bool] = [], lastFailed: [Date] = []
-        var runs: [Int] = [], passed: [Int] = [], failed: [Int] = [], broken: [Int] = [], skipped: [Int] = [], flaky: [Int] = []
-        var duration: [Int64] = []
-        var lifted: [Bool] = [], liftFlaky: [Bool] = [], liftScore: [Double] = [], liftBranch: [String] = [], became: [Bool] = []
-
-        mutating func append(_ caseID: String, _ delta: CaseStatsDelta, _ verdict: CaseVerdictChange?) {
-            ids.append(caseID)
-            firstSeen.append(delta.firstSeenAt)
-            lastSeen.append(delta.lastSeenAt)
-            lastRun.append(delta.lastRunID)
-            lastStatus.append(delta.lastStatus.rawValue)
-            hasFailed.append(delta.lastFailedAt != nil)
-            lastFailed.append(delta.lastFailedAt ?? Date(timeIntervalSince1970: 0))
-            runs.append(delta.runs)
-            passed.append(delta.passed)
-            failed.append(delta.failed)
-            broken.append(delta.broken)
-            skipped.append(delta.skipped)
-            flaky.append(delta.flaky)
-            duration.append(delta.durationMS)
-            lifted.append(verdict != nil)
-            liftFlaky.append(verdict?.verdict.isFlaky ?? false)
-            liftScore.append(verdict?.verdict.score ?? 0)
-            liftBranch.append(verdict?.verdict.branch ?? "")
-            became.append(verdict?.becameFlaky ?? false)
-        }
+        steps.add("stats.write", clock.now - mark)
     }
 
     /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
