@@ -81,6 +81,21 @@ import Testing
                 start = cut
             }
             #expect(batched == oneByOne)
+
+            let whole = CaseStatsDelta.fold(runs)
+            var summed: [String: (runs: Int, failed: Int, duration: Int64, last: String)] = [:]
+            for run in runs {
+                let one = CaseStatsDelta.fold([run])
+                for (caseID, delta) in one.deltas {
+                    let before = summed[caseID] ?? (0, 0, 0, "")
+                    summed[caseID] = (before.runs + delta.runs, before.failed + delta.failed, before.duration + delta.durationMS, delta.lastRunID)
+                }
+            }
+            #expect(whole.deltas.count == summed.count)
+            for (caseID, delta) in whole.deltas {
+                #expect(delta.runs == summed[caseID]?.runs && delta.failed == summed[caseID]?.failed)
+                #expect(delta.durationMS == summed[caseID]?.duration && delta.lastRunID == summed[caseID]?.last)
+            }
         }
     }
 }

@@ -166,3 +166,56 @@ public struct CaseVerdictReplay: Sendable {
         }
     }
 }
+
+/// What a batch of runs adds to each case's stats: counts and sums, first and latest sighting.
+public struct CaseStatsDelta: Sendable, Hashable {
+    public var firstSeenAt: Date
+    public var lastSeenAt: Date
+    /// Of the latest run (by time, then finalize order).
+    public var lastRunID: String
+    public var lastStatus: CaseStatus
+    var lastSeq: Int64
+    public var lastFailedAt: Date?
+    public var runs = 0
+    public var passed = 0
+    public var failed = 0
+    public var broken = 0
+    public var skipped = 0
+    public var flaky = 0
+    public var durationMS: Int64 = 0
+
+    /// Folds every result of `runs` (any order) into one delta per case, in first-sighting order.
+    public static func fold(_ runs: [RolledRun]) -> (order: [String], deltas: [String: CaseStatsDelta]) {
+        var order: [String] = []
+        var deltas: [String: CaseStatsDelta] = [:]
+        for run in runs {
+            for result in run.results {
+                if deltas[result.caseID] == nil {
+                    order.append(result.caseID)
+                    deltas[result.caseID] = CaseStatsDelta(
+                        firstSeenAt: run.createdAt, lastSeenAt: run.createdAt, lastRunID: run.id, lastStatus: result.status,
+                        lastSeq: run.seq)
+                }
+                deltas[result.caseID]!.add(result, of: run)
+            }
+        }
+        return (order, deltas)
+    }
+
+    mutating func add(_ result: RolledResult, of run: RolledRun) {
+        firstSeenAt = min(firstSeenAt, run.createdAt)
+        if (run.createdAt, run.seq) >= (lastSeenAt, lastSeq) {
+            (lastSeenAt, lastSeq, lastRunID, lastStatus) = (run.createdAt, run.seq, run.id, result.status)
+        }
+        runs += 1
+        switch result.status {
+        case .passed: passed += 1
+        case .failed: failed += 1
+        case .broken: broken += 1
+        case .skipped: skipped += 1
+        }
+        if result.status.isFailing { lastFailedAt = max(lastFailedAt ?? run.createdAt, run.createdAt) }
+        if result.retried { flaky += 1 }
+        durationMS += result.durationMS
+    }
+}

@@ -572,22 +572,20 @@ struct RollUp: Sendable {
     /// cases in `verdicts` the verdict the replay ended with. `flaky_since` restarts (this transaction's
     /// now()) for a case that became flaky during the batch, and is cleared for one that is not flaky.
     ///
-    /// One statement computes each case's delta from the runs' stored results and merges it: the deltas
-    /// no longer travel back as nineteen bound arrays (measured: unpacking those arrays cost as much as
-    /// the 10,000 row updates themselves). Only the moved verdicts go with it. A case's delta is what
-    /// folding its results one by one in finalize order gives: counts and sums, the earliest and latest
-    /// run times, and the status and run of its last result (latest run by time, then order; in a run,
-    /// its last result). One hashed aggregate, no sort: a case's last result is the greatest of
-    /// (run's rank in time, ordinal) packed into one integer with its status in the low bits (ordinals are
-    /// 31-bit, a batch at most a few dozen runs); measured on a batch of three 10k-case runs, 25–28 ms
-    /// against 58–64 ms for sorting the results and aggregating over windows.
+    /// Tried and not kept (issue 13): computing the deltas in SQL from the stored results (one hashed aggregate
+    /// merged in the same statement, no bound arrays). Alone it was 20 % faster at 50k cases and no faster at
+    /// 10k; under the sustained push it lost (20.0–21.0k against 20.6–23.4k cases/s, lag p99 11.1–11.2 s
+    /// against 9.4–10.0 s, alternated): reading the results again costs PostgreSQL — the scarce CPU there —
+    /// more than the arrays from the results this roll-up already holds.
     static func writeCaseStats(
         _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        guard runs.contains(where: { !$0.results.isEmpty }) else { return }
         let clock = ContinuousClock()
-        var mark = clock.now
+        let mark = clock.now
+        let (order, deltas) = CaseStatsDelta.fold(runs)
+        steps.add("stats.fold", clock.now - mark)
+        guard !order.isEmpty else { return }
         // A project's first roll-up has no stats to update: all its cases are inserted.
         var known = false
         for try await exists in try await connection.query(
@@ -595,76 +593,119 @@ struct RollUp: Sendable {
         ).decode(Bool.self) {
             known = exists
         }
-        steps.add("stats.known", clock.now - mark)
+        // A slice of cases at a time, like the windows: the statement's nineteen bound arrays for a
+        // 100k-case run were tens of megabytes at once.
+        let sliceSize = max(1, RollUpTuning.windowSliceCases)
+        for start in stride(from: 0, to: order.count, by: sliceSize) {
+            try await writeCaseStatsSlice(
+                order[start..<min(start + sliceSize, order.count)], deltas: deltas, known: known, projectID: projectID,
+                verdicts: verdicts, steps: &steps, workspaceID: ws, on: connection, logger: logger)
+        }
+    }
+
+    static func writeCaseStatsSlice(
+        _ order: ArraySlice<String>, deltas: [String: CaseStatsDelta], known: Bool, projectID: String,
+        verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let clock = ContinuousClock()
+        var mark = clock.now
+        var columns = CaseStatsColumns()
+        for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
+        var missing = columns
+        steps.add("stats.columns", clock.now - mark)
         mark = clock.now
-        let lifted = verdicts.keys.sorted()
-        let runIDs = runs.map(\.id)
-        // New cases are inserted; with `known`, the others are updated first (their ids come back, so the
-        // insert takes the rest). The update refers to the workspace as `$1`: it is the first value bound below.
-        let update = known ? """
-            , upd AS (
-                UPDATE case_stats s SET
-                    first_seen_at = LEAST(s.first_seen_at, t.first_seen),
-                    last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
-                    last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
-                    last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
-                    last_failed_at = GREATEST(s.last_failed_at, t.last_failed),
-                    runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
-                    broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
-                    total_duration_ms = s.total_duration_ms + t.duration,
-                    is_flaky = CASE WHEN t.lifted THEN t.lift_flaky ELSE s.is_flaky END,
-                    flaky_score = CASE WHEN t.lifted THEN t.lift_score ELSE s.flaky_score END,
-                    flaky_branch = CASE WHEN t.lifted THEN t.lift_branch ELSE s.flaky_branch END,
-                    flaky_since = CASE WHEN NOT t.lifted THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
-                                       WHEN t.became THEN now() ELSE s.flaky_since END
-                FROM t WHERE s.workspace_id = $1 AND s.case_id = t.case_id
-                RETURNING s.case_id)
-            """ : ""
-        // NOT IN over the updated ids is a hashed subplan; NOT EXISTS became a nested loop over them (4.8 s for 10k).
-        let rest = known ? "WHERE t.case_id NOT IN (SELECT case_id FROM upd)" : ""
+        if known {
+            var updated: Set<String> = []
+            for try await ids in try await connection.query(
+                """
+                WITH t AS (SELECT * FROM UNNEST(\(columns.ids)::text[], \(columns.firstSeen)::timestamptz[], \(columns.lastSeen)::timestamptz[],
+                                               \(columns.lastRun)::text[], \(columns.lastStatus)::text[], \(columns.hasFailed)::bool[],
+                                               \(columns.lastFailed)::timestamptz[], \(columns.runs)::int[], \(columns.passed)::int[],
+                                               \(columns.failed)::int[], \(columns.broken)::int[], \(columns.skipped)::int[],
+                                               \(columns.flaky)::int[], \(columns.duration)::int8[], \(columns.lifted)::bool[],
+                                               \(columns.liftFlaky)::bool[], \(columns.liftScore)::float8[], \(columns.liftBranch)::text[],
+                                               \(columns.became)::bool[])
+                           AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
+                                broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch, became)),
+                upd AS (
+                    UPDATE case_stats s SET
+                        first_seen_at = LEAST(s.first_seen_at, t.first_seen),
+                        last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
+                        last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
+                        last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
+                        last_failed_at = GREATEST(s.last_failed_at, CASE WHEN t.has_failed THEN t.last_failed END),
+                        runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
+                        broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
+                        total_duration_ms = s.total_duration_ms + t.duration,
+                        is_flaky = CASE WHEN t.lifted THEN t.lift_flaky ELSE s.is_flaky END,
+                        flaky_score = CASE WHEN t.lifted THEN t.lift_score ELSE s.flaky_score END,
+                        flaky_branch = CASE WHEN t.lifted THEN t.lift_branch ELSE s.flaky_branch END,
+                        flaky_since = CASE WHEN NOT t.lifted THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
+                                           WHEN t.became THEN now() ELSE s.flaky_since END
+                    FROM t WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id
+                    RETURNING s.case_id)
+                SELECT COALESCE(array_agg(case_id), '{}') FROM upd
+                """, logger: logger
+            ).decode([String].self) {
+                updated = Set(ids)
+            }
+            missing = CaseStatsColumns()
+            for caseID in order where !updated.contains(caseID) { missing.append(caseID, deltas[caseID]!, verdicts[caseID]) }
+            steps.add("stats.update", clock.now - mark)
+            mark = clock.now
+        }
+        guard !missing.ids.isEmpty else { return }
+        defer { steps.add("stats.insert", clock.now - mark) }
         try await connection.query(
             """
-            WITH u AS MATERIALIZED (
-                SELECT id, created_at, row_number() OVER (ORDER BY created_at, seq) AS rank
-                FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(runIDs)::text[])),
-            g AS (
-                SELECT r.case_id, min(u.created_at) AS first_seen, max(u.created_at) AS last_seen,
-                       max((u.rank << 42) | (r.ordinal::int8 << 2)
-                           | CASE r.status WHEN 'passed' THEN 0 WHEN 'failed' THEN 1 WHEN 'broken' THEN 2 ELSE 3 END) AS last_key,
-                       max(u.created_at) FILTER (WHERE r.status = ANY(\(CaseStatus.failingValues)::text[])) AS last_failed,
-                       count(*)::int AS runs, (count(*) FILTER (WHERE r.status = 'passed'))::int AS passed,
-                       (count(*) FILTER (WHERE r.status = 'failed'))::int AS failed,
-                       (count(*) FILTER (WHERE r.status = 'broken'))::int AS broken,
-                       (count(*) FILTER (WHERE r.status = 'skipped'))::int AS skipped,
-                       (count(*) FILTER (WHERE r.flaky))::int AS flaky, sum(r.duration_ms)::int8 AS duration
-                FROM case_results r JOIN u ON u.id = r.run_id
-                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(runIDs)::text[])
-                GROUP BY r.case_id),
-            d AS (
-                SELECT g.case_id, g.first_seen, g.last_seen, u.id AS last_run,
-                       (ARRAY['passed', 'failed', 'broken', 'skipped'])[((g.last_key & 3) + 1)::int] AS last_status, g.last_failed,
-                       g.runs, g.passed, g.failed, g.broken, g.skipped, g.flaky, g.duration
-                FROM g JOIN u ON u.rank = g.last_key >> 42),
-            l AS (SELECT * FROM UNNEST(\(lifted)::text[], \(lifted.map { verdicts[$0]!.verdict.isFlaky })::bool[],
-                                       \(lifted.map { verdicts[$0]!.verdict.score })::float8[],
-                                       \(lifted.map { verdicts[$0]!.verdict.branch })::text[], \(lifted.map { verdicts[$0]!.becameFlaky })::bool[])
-                       AS l(case_id, lift_flaky, lift_score, lift_branch, became)),
-            t AS MATERIALIZED (
-                SELECT d.*, l.case_id IS NOT NULL AS lifted, COALESCE(l.lift_flaky, false) AS lift_flaky,
-                       COALESCE(l.lift_score, 0) AS lift_score, l.lift_branch, COALESCE(l.became, false) AS became
-                FROM d LEFT JOIN l ON l.case_id = d.case_id)
-            \(unescaped: update)
             INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
                                     last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
                                     is_flaky, flaky_score, flaky_branch, flaky_since)
-            SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status, t.last_failed,
-                   t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
+            SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status,
+                   CASE WHEN t.has_failed THEN t.last_failed END, t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
                    t.lifted AND t.lift_flaky, CASE WHEN t.lifted THEN t.lift_score ELSE 0 END,
                    CASE WHEN t.lifted THEN t.lift_branch END, CASE WHEN t.lifted AND t.lift_flaky THEN now() END
-            FROM t
-            \(unescaped: rest)
+            FROM UNNEST(\(missing.ids)::text[], \(missing.firstSeen)::timestamptz[], \(missing.lastSeen)::timestamptz[],
+                        \(missing.lastRun)::text[], \(missing.lastStatus)::text[], \(missing.hasFailed)::bool[],
+                        \(missing.lastFailed)::timestamptz[], \(missing.runs)::int[], \(missing.passed)::int[],
+                        \(missing.failed)::int[], \(missing.broken)::int[], \(missing.skipped)::int[],
+                        \(missing.flaky)::int[], \(missing.duration)::int8[], \(missing.lifted)::bool[],
+                        \(missing.liftFlaky)::bool[], \(missing.liftScore)::float8[], \(missing.liftBranch)::text[])
+                 AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
+                      broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch)
             """, logger: logger)
-        steps.add("stats.write", clock.now - mark)
+    }
+
+    /// Case stats deltas as columns of arrays, for one statement.
+    struct CaseStatsColumns {
+        var ids: [String] = [], firstSeen: [Date] = [], lastSeen: [Date] = [], lastRun: [String] = [], lastStatus: [String] = []
+        var hasFailed: [Bool] = [], lastFailed: [Date] = []
+        var runs: [Int] = [], passed: [Int] = [], failed: [Int] = [], broken: [Int] = [], skipped: [Int] = [], flaky: [Int] = []
+        var duration: [Int64] = []
+        var lifted: [Bool] = [], liftFlaky: [Bool] = [], liftScore: [Double] = [], liftBranch: [String] = [], became: [Bool] = []
+
+        mutating func append(_ caseID: String, _ delta: CaseStatsDelta, _ verdict: CaseVerdictChange?) {
+            ids.append(caseID)
+            firstSeen.append(delta.firstSeenAt)
+            lastSeen.append(delta.lastSeenAt)
+            lastRun.append(delta.lastRunID)
+            lastStatus.append(delta.lastStatus.rawValue)
+            hasFailed.append(delta.lastFailedAt != nil)
+            lastFailed.append(delta.lastFailedAt ?? Date(timeIntervalSince1970: 0))
+            runs.append(delta.runs)
+            passed.append(delta.passed)
+            failed.append(delta.failed)
+            broken.append(delta.broken)
+            skipped.append(delta.skipped)
+            flaky.append(delta.flaky)
+            duration.append(delta.durationMS)
+            lifted.append(verdict != nil)
+            liftFlaky.append(verdict?.verdict.isFlaky ?? false)
+            liftScore.append(verdict?.verdict.score ?? 0)
+            liftBranch.append(verdict?.verdict.branch ?? "")
+            became.append(verdict?.becameFlaky ?? false)
+        }
     }
 
     /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One

@@ -8,16 +8,9 @@ func elapsedMilliseconds(_ start: ContinuousClock.Instant, _ end: ContinuousCloc
 /// Named durations of a transaction's steps, summed per name, for its debug log: a finer profile than
 /// the phases (what a statement took against the Swift around it).
 struct StepTimings {
-    private let clock = ContinuousClock()
     private(set) var totals: [(String, Duration)] = []
 
-    /// Runs `body` and adds its time to `name`'s total.
-    mutating func measure<T>(_ name: String, _ body: () async throws -> T) async rethrows -> T {
-        let start = clock.now
-        defer { add(name, clock.now - start) }
-        return try await body()
-    }
-
+    /// Adds `duration` to `name`'s total (a step run once per slice is summed).
     mutating func add(_ name: String, _ duration: Duration) {
         if let index = totals.firstIndex(where: { $0.0 == name }) {
             totals[index].1 += duration
