@@ -371,17 +371,25 @@ struct RollUp: Sendable {
         async throws -> [RolledRun]
     {
         var byRun: [String: [RolledResult]] = [:]
-        for try await (runID, caseIDs, statuses, retried, durations) in try await connection.query(
+        // One sort of the rows (they arrive in ordinal order) instead of one per aggregate: an ordered
+        // `array_agg` sorts its own input, four sorts of every run. The ordinals come along so the order is
+        // checked, not assumed (PostgreSQL keeps a sorted subquery's order in practice, without promising it).
+        for try await (runID, ordinals, caseIDs, statuses, retried, durations) in try await connection.query(
             """
-            SELECT run_id, array_agg(case_id ORDER BY ordinal), array_agg(status ORDER BY ordinal),
-                   array_agg(flaky ORDER BY ordinal), array_agg(duration_ms ORDER BY ordinal)
-            FROM case_results WHERE workspace_id = \(ws) AND run_id = ANY(\(subjects.map(\.runID))::text[]) GROUP BY run_id
+            SELECT run_id, array_agg(ordinal), array_agg(case_id), array_agg(status), array_agg(flaky), array_agg(duration_ms)
+            FROM (SELECT run_id, ordinal, case_id, status, flaky, duration_ms FROM case_results
+                  WHERE workspace_id = \(ws) AND run_id = ANY(\(subjects.map(\.runID))::text[]) ORDER BY run_id, ordinal) r
+            GROUP BY run_id
             """, logger: logger
-        ).decode((String, [String], [String], [Bool], [Int64]).self) {
-            guard caseIDs.count == statuses.count, caseIDs.count == retried.count, caseIDs.count == durations.count else { continue }
+        ).decode((String, [Int32], [String], [String], [Bool], [Int64]).self) {
+            guard caseIDs.count == ordinals.count, caseIDs.count == statuses.count, caseIDs.count == retried.count,
+                caseIDs.count == durations.count
+            else { continue }
+            var order = Array(caseIDs.indices)
+            if zip(ordinals, ordinals.dropFirst()).contains(where: { $0 > $1 }) { order.sort { ordinals[$0] < ordinals[$1] } }
             var results: [RolledResult] = []
             results.reserveCapacity(caseIDs.count)
-            for index in caseIDs.indices {
+            for index in order {
                 let status = CaseStatus(rawValue: statuses[index]) ?? .broken
                 results.append(RolledResult(caseID: caseIDs[index], status: status, retried: retried[index], durationMS: durations[index]))
             }
