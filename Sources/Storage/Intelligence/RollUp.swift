@@ -443,8 +443,7 @@ struct RollUp: Sendable {
         into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let clock = ContinuousClock()
-        var mark = clock.now
+        steps.start()
         var stored: [String: FlakyHistory] = [:]
         // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
         for try await (ids, outcomes, evidence) in try await connection.query(
@@ -462,15 +461,13 @@ struct RollUp: Sendable {
                 stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: runs)
             }
         }
-        steps.add("windows.read", clock.now - mark)
-        mark = clock.now
+        steps.lap("windows.read")
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
-        steps.add("windows.fold", clock.now - mark)
+        steps.lap("windows.fold")
         try await writeWindows(
             fold, stored: stored, branch: branch, projectID: projectID, steps: &steps, workspaceID: ws, on: connection, logger: logger)
-        mark = clock.now
-        defer { steps.add("windows.verdicts", clock.now - mark) }
+        defer { steps.lap("windows.verdicts") }
 
         // Each moved case: was it flaky before the batch, and its flakiest window on other branches (one
         // index lookup per case: whatever the statistics of freshly filled tables say, a scan of the
@@ -505,8 +502,6 @@ struct RollUp: Sendable {
         _ fold: WindowFold, stored: [String: FlakyHistory], branch: String, projectID: String, steps: inout StepTimings,
         workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let clock = ContinuousClock()
-        var mark = clock.now
         var old = WindowColumns(), new = WindowColumns()
         for caseID in fold.touched {
             guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
@@ -521,9 +516,8 @@ struct RollUp: Sendable {
                 new.append(caseID, history, verdict, fold.lastFlipAt[caseID])
             }
         }
-        steps.add("windows.columns", clock.now - mark)
-        mark = clock.now
-        defer { steps.add("windows.write", clock.now - mark) }
+        steps.lap("windows.columns")
+        defer { steps.lap("windows.write") }
         // Plain UPDATE … FROM and INSERT, not INSERT … ON CONFLICT: the roll-up knows which windows exist
         // (it just read them under the project's lock), and the speculative insert cost ~40 % more per row.
         if !old.ids.isEmpty {
@@ -589,10 +583,9 @@ struct RollUp: Sendable {
         _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let clock = ContinuousClock()
-        let mark = clock.now
+        steps.start()
         let (order, deltas) = CaseStatsDelta.fold(runs)
-        steps.add("stats.fold", clock.now - mark)
+        steps.lap("stats.fold")
         guard !order.isEmpty else { return }
         // A project's first roll-up has no stats to update: all its cases are inserted.
         var known = false
@@ -601,6 +594,7 @@ struct RollUp: Sendable {
         ).decode(Bool.self) {
             known = exists
         }
+        steps.lap("stats.known")
         // A slice of cases at a time, like the windows: the statement's nineteen bound arrays for a
         // 100k-case run were tens of megabytes at once.
         let sliceSize = max(1, RollUpTuning.windowSliceCases)
@@ -616,13 +610,10 @@ struct RollUp: Sendable {
         verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let clock = ContinuousClock()
-        var mark = clock.now
         var columns = CaseStatsColumns()
         for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
         var missing = columns
-        steps.add("stats.columns", clock.now - mark)
-        mark = clock.now
+        steps.lap("stats.columns")
         if known {
             var updated: Set<String> = []
             for try await ids in try await connection.query(
@@ -660,11 +651,10 @@ struct RollUp: Sendable {
             }
             missing = CaseStatsColumns()
             for caseID in order where !updated.contains(caseID) { missing.append(caseID, deltas[caseID]!, verdicts[caseID]) }
-            steps.add("stats.update", clock.now - mark)
-            mark = clock.now
+            steps.lap("stats.update")
         }
         guard !missing.ids.isEmpty else { return }
-        defer { steps.add("stats.insert", clock.now - mark) }
+        defer { steps.lap("stats.insert") }
         try await connection.query(
             """
             INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
