@@ -96,6 +96,7 @@ struct RollUp: Sendable {
             // Every statement here touches a few runs' rows: compiling them (JIT, which the planner's cost
             // estimates can trigger) would cost more than it saves, measured at 0.4 s of 0.65 s.
             try await connection.query("SET LOCAL jit = off", logger: logger)
+            try await RollUpStage.prepare(on: connection, logger: logger)
             let byProject = Dictionary(grouping: subjects, by: \.projectID)
             for projectID in byProject.keys.sorted() {
                 let runs = byProject[projectID]!.sorted { $0.seq < $1.seq }
@@ -419,6 +420,8 @@ struct RollUp: Sendable {
         // time, so the memory a roll-up holds is bounded by the slice, not the run (a 100k-case run's windows
         // in one piece held 63 MB at once).
         let sliceSize = max(1, RollUpTuning.windowSliceCases)
+        let numbers = RollUpStage.RunNumbers(runs)
+        try await RollUpStage.clear(RollUpStage.windowsTable, on: connection, logger: logger)
         for start in stride(from: 0, to: caseIDs.count, by: sliceSize) {
             let slice = Array(caseIDs[start..<min(start + sliceSize, caseIDs.count)])
             let sliceRuns: [RolledRun]
@@ -432,14 +435,18 @@ struct RollUp: Sendable {
                 }
             }
             try await foldWindowSlice(
-                slice, of: sliceRuns, branch: branch, projectID: projectID, policy: policy, into: &replay, steps: &steps,
+                slice, of: sliceRuns, branch: branch, numbers: numbers, policy: policy, into: &replay, steps: &steps,
                 workspaceID: ws, on: connection, logger: logger)
         }
+        // The slices' windows, staged, are written in one statement.
+        steps.start()
+        try await RollUpStage.applyWindows(branch: branch, projectID: projectID, runs: numbers, workspaceID: ws, on: connection, logger: logger)
+        steps.lap("windows.write")
     }
 
-
+    /// Reads, folds and stages one slice of the cases' windows; the verdicts of the moved ones are replayed.
     static func foldWindowSlice(
-        _ caseIDs: [String], of runs: [RolledRun], branch: String, projectID: String, policy: FlakyPolicy,
+        _ caseIDs: [String], of runs: [RolledRun], branch: String, numbers: RollUpStage.RunNumbers, policy: FlakyPolicy,
         into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
@@ -465,8 +472,7 @@ struct RollUp: Sendable {
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
         steps.lap("windows.fold")
-        try await writeWindows(
-            fold, stored: stored, branch: branch, projectID: projectID, steps: &steps, workspaceID: ws, on: connection, logger: logger)
+        try await writeWindows(fold, stored: stored, runs: numbers, steps: &steps, on: connection, logger: logger)
         defer { steps.lap("windows.verdicts") }
 
         // Each moved case: was it flaky before the batch, and its flakiest window on other branches (one
@@ -493,81 +499,28 @@ struct RollUp: Sendable {
         replay.replay(fold, branch: branch, storedFlaky: storedFlaky, otherBranches: others)
     }
 
-    /// Writes the folded windows: an update of those that changed, an insert of the new ones.
+    /// Stages the folded windows that changed (`RollUpStage`), marking which exist.
     ///
     /// A full window of one outcome (a case that passes every time, once it has `maxWindow` results on
     /// the branch) comes out of a fold as it went in, and its verdict with it, so it is not written:
     /// in a long-lived project that is most of a run's windows. (`updated_at` is when a window last changed.)
     static func writeWindows(
-        _ fold: WindowFold, stored: [String: FlakyHistory], branch: String, projectID: String, steps: inout StepTimings,
-        workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        _ fold: WindowFold, stored: [String: FlakyHistory], runs: RollUpStage.RunNumbers, steps: inout StepTimings,
+        on connection: PostgresConnection, logger: Logger
     ) async throws {
-        var old = WindowColumns(), new = WindowColumns()
+        var rows: [(caseID: String, existing: Bool)] = []
         for caseID in fold.touched {
-            guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
+            guard let history = fold.histories[caseID], fold.verdicts[caseID] != nil else { continue }
             if let before = stored[caseID], before.outcomes == history.outcomes, before.evidence == history.evidence,
                 fold.lastFlipAt[caseID] == nil
             {
                 continue
             }
-            if fold.existing.contains(caseID) {
-                old.append(caseID, history, verdict, fold.lastFlipAt[caseID])
-            } else {
-                new.append(caseID, history, verdict, fold.lastFlipAt[caseID])
-            }
+            rows.append((caseID, fold.existing.contains(caseID)))
         }
         steps.lap("windows.columns")
-        defer { steps.lap("windows.write") }
-        // Plain UPDATE … FROM and INSERT, not INSERT … ON CONFLICT: the roll-up knows which windows exist
-        // (it just read them under the project's lock), and the speculative insert cost ~40 % more per row.
-        if !old.ids.isEmpty {
-            try await connection.query(
-                """
-                UPDATE case_windows w SET outcomes = t.outcomes,
-                       evidence = CASE WHEN t.evidence = '' THEN '{}'::text[] ELSE string_to_array(t.evidence, ',') END,
-                       results = t.results, flips = t.flips, retry_passes = t.retry_passes, score = t.score, is_flaky = t.is_flaky,
-                       last_flip_at = CASE WHEN t.flipped THEN t.flip_at ELSE w.last_flip_at END, updated_at = now()
-                FROM UNNEST(\(old.ids)::text[], \(old.outcomes)::text[], \(old.evidence)::text[], \(old.results)::int[], \(old.flips)::int[],
-                            \(old.retryPasses)::int[], \(old.scores)::float8[], \(old.flaky)::bool[], \(old.flipped)::bool[],
-                            \(old.flipAt)::timestamptz[])
-                     AS t(case_id, outcomes, evidence, results, flips, retry_passes, score, is_flaky, flipped, flip_at)
-                WHERE w.workspace_id = \(ws) AND w.case_id = t.case_id AND w.branch = \(branch)
-                """, logger: logger)
-        }
-        if !new.ids.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO case_windows (workspace_id, case_id, branch, project_id, outcomes, evidence, results, flips,
-                                          retry_passes, score, is_flaky, last_flip_at, updated_at)
-                SELECT \(ws), t.case_id, \(branch), \(projectID), t.outcomes,
-                       CASE WHEN t.evidence = '' THEN '{}'::text[] ELSE string_to_array(t.evidence, ',') END,
-                       t.results, t.flips, t.retry_passes, t.score, t.is_flaky, CASE WHEN t.flipped THEN t.flip_at END, now()
-                FROM UNNEST(\(new.ids)::text[], \(new.outcomes)::text[], \(new.evidence)::text[], \(new.results)::int[], \(new.flips)::int[],
-                            \(new.retryPasses)::int[], \(new.scores)::float8[], \(new.flaky)::bool[], \(new.flipped)::bool[],
-                            \(new.flipAt)::timestamptz[])
-                     AS t(case_id, outcomes, evidence, results, flips, retry_passes, score, is_flaky, flipped, flip_at)
-                """, logger: logger)
-        }
-    }
-
-    /// Windows as columns of arrays, for one statement.
-    struct WindowColumns {
-        var ids: [String] = [], outcomes: [String] = [], evidence: [String] = []
-        var results: [Int] = [], flips: [Int] = [], retryPasses: [Int] = [], scores: [Double] = [], flaky: [Bool] = []
-        var flipped: [Bool] = [], flipAt: [Date] = []
-
-        mutating func append(_ caseID: String, _ history: FlakyHistory, _ verdict: FlakyVerdict, _ lastFlip: Date?) {
-            ids.append(caseID)
-            outcomes.append(history.outcomes)
-            evidence.append(history.evidence.joined(separator: ","))
-            results.append(verdict.results)
-            flips.append(verdict.flips)
-            retryPasses.append(verdict.retryPasses)
-            scores.append(verdict.score)
-            flaky.append(verdict.isFlaky)
-            flipped.append(lastFlip != nil)
-            flipAt.append(lastFlip ?? Date(timeIntervalSince1970: 0))
-        }
+        defer { steps.lap("windows.copy") }
+        try await RollUpStage.copyWindows(rows, fold: fold, runs: runs, on: connection, logger: logger)
     }
 
     /// Folds the runs into each case's stats — one write per case for the whole batch — taking for the
@@ -578,7 +531,7 @@ struct RollUp: Sendable {
     /// merged in the same statement, no bound arrays). Alone it was 20 % faster at 50k cases and no faster at
     /// 10k; under the sustained push it lost (20.0–21.0k against 20.6–23.4k cases/s, lag p99 11.1–11.2 s
     /// against 9.4–10.0 s, alternated): reading the results again costs PostgreSQL — the scarce CPU there —
-    /// more than the arrays from the results this roll-up already holds.
+    /// more than staging the deltas of the results this roll-up already holds.
     static func writeCaseStats(
         _ runs: [RolledRun], projectID: String, verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
@@ -595,115 +548,19 @@ struct RollUp: Sendable {
             known = exists
         }
         steps.lap("stats.known")
-        // A slice of cases at a time, like the windows: the statement's nineteen bound arrays for a
-        // 100k-case run were tens of megabytes at once.
+        // Staged a slice of cases at a time, like the windows (the rows of a 100k-case run at once were tens
+        // of megabytes), and written in one statement.
+        let numbers = RollUpStage.RunNumbers(runs)
+        try await RollUpStage.clear(RollUpStage.statsTable, on: connection, logger: logger)
         let sliceSize = max(1, RollUpTuning.windowSliceCases)
         for start in stride(from: 0, to: order.count, by: sliceSize) {
-            try await writeCaseStatsSlice(
-                order[start..<min(start + sliceSize, order.count)], deltas: deltas, known: known, projectID: projectID,
-                verdicts: verdicts, steps: &steps, workspaceID: ws, on: connection, logger: logger)
+            try await RollUpStage.copyStats(
+                order[start..<min(start + sliceSize, order.count)], deltas: deltas, verdicts: verdicts, runs: numbers,
+                on: connection, logger: logger)
         }
-    }
-
-    static func writeCaseStatsSlice(
-        _ order: ArraySlice<String>, deltas: [String: CaseStatsDelta], known: Bool, projectID: String,
-        verdicts: [String: CaseVerdictChange], steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
-        logger: Logger
-    ) async throws {
-        var columns = CaseStatsColumns()
-        for caseID in order { columns.append(caseID, deltas[caseID]!, verdicts[caseID]) }
-        var missing = columns
-        steps.lap("stats.columns")
-        if known {
-            var updated: Set<String> = []
-            for try await ids in try await connection.query(
-                """
-                WITH t AS (SELECT * FROM UNNEST(\(columns.ids)::text[], \(columns.firstSeen)::timestamptz[], \(columns.lastSeen)::timestamptz[],
-                                               \(columns.lastRun)::text[], \(columns.lastStatus)::text[], \(columns.hasFailed)::bool[],
-                                               \(columns.lastFailed)::timestamptz[], \(columns.runs)::int[], \(columns.passed)::int[],
-                                               \(columns.failed)::int[], \(columns.broken)::int[], \(columns.skipped)::int[],
-                                               \(columns.flaky)::int[], \(columns.duration)::int8[], \(columns.lifted)::bool[],
-                                               \(columns.liftFlaky)::bool[], \(columns.liftScore)::float8[], \(columns.liftBranch)::text[],
-                                               \(columns.became)::bool[])
-                           AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
-                                broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch, became)),
-                upd AS (
-                    UPDATE case_stats s SET
-                        first_seen_at = LEAST(s.first_seen_at, t.first_seen),
-                        last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
-                        last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
-                        last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
-                        last_failed_at = GREATEST(s.last_failed_at, CASE WHEN t.has_failed THEN t.last_failed END),
-                        runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
-                        broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
-                        total_duration_ms = s.total_duration_ms + t.duration,
-                        is_flaky = CASE WHEN t.lifted THEN t.lift_flaky ELSE s.is_flaky END,
-                        flaky_score = CASE WHEN t.lifted THEN t.lift_score ELSE s.flaky_score END,
-                        flaky_branch = CASE WHEN t.lifted THEN t.lift_branch ELSE s.flaky_branch END,
-                        flaky_since = CASE WHEN NOT t.lifted THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
-                                           WHEN t.became THEN now() ELSE s.flaky_since END
-                    FROM t WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id
-                    RETURNING s.case_id)
-                SELECT COALESCE(array_agg(case_id), '{}') FROM upd
-                """, logger: logger
-            ).decode([String].self) {
-                updated = Set(ids)
-            }
-            missing = CaseStatsColumns()
-            for caseID in order where !updated.contains(caseID) { missing.append(caseID, deltas[caseID]!, verdicts[caseID]) }
-            steps.lap("stats.update")
-        }
-        guard !missing.ids.isEmpty else { return }
-        defer { steps.lap("stats.insert") }
-        try await connection.query(
-            """
-            INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
-                                    last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
-                                    is_flaky, flaky_score, flaky_branch, flaky_since)
-            SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status,
-                   CASE WHEN t.has_failed THEN t.last_failed END, t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
-                   t.lifted AND t.lift_flaky, CASE WHEN t.lifted THEN t.lift_score ELSE 0 END,
-                   CASE WHEN t.lifted THEN t.lift_branch END, CASE WHEN t.lifted AND t.lift_flaky THEN now() END
-            FROM UNNEST(\(missing.ids)::text[], \(missing.firstSeen)::timestamptz[], \(missing.lastSeen)::timestamptz[],
-                        \(missing.lastRun)::text[], \(missing.lastStatus)::text[], \(missing.hasFailed)::bool[],
-                        \(missing.lastFailed)::timestamptz[], \(missing.runs)::int[], \(missing.passed)::int[],
-                        \(missing.failed)::int[], \(missing.broken)::int[], \(missing.skipped)::int[],
-                        \(missing.flaky)::int[], \(missing.duration)::int8[], \(missing.lifted)::bool[],
-                        \(missing.liftFlaky)::bool[], \(missing.liftScore)::float8[], \(missing.liftBranch)::text[])
-                 AS t(case_id, first_seen, last_seen, last_run, last_status, has_failed, last_failed, runs, passed, failed,
-                      broken, skipped, flaky, duration, lifted, lift_flaky, lift_score, lift_branch)
-            """, logger: logger)
-    }
-
-    /// Case stats deltas as columns of arrays, for one statement.
-    struct CaseStatsColumns {
-        var ids: [String] = [], firstSeen: [Date] = [], lastSeen: [Date] = [], lastRun: [String] = [], lastStatus: [String] = []
-        var hasFailed: [Bool] = [], lastFailed: [Date] = []
-        var runs: [Int] = [], passed: [Int] = [], failed: [Int] = [], broken: [Int] = [], skipped: [Int] = [], flaky: [Int] = []
-        var duration: [Int64] = []
-        var lifted: [Bool] = [], liftFlaky: [Bool] = [], liftScore: [Double] = [], liftBranch: [String] = [], became: [Bool] = []
-
-        mutating func append(_ caseID: String, _ delta: CaseStatsDelta, _ verdict: CaseVerdictChange?) {
-            ids.append(caseID)
-            firstSeen.append(delta.firstSeenAt)
-            lastSeen.append(delta.lastSeenAt)
-            lastRun.append(delta.lastRunID)
-            lastStatus.append(delta.lastStatus.rawValue)
-            hasFailed.append(delta.lastFailedAt != nil)
-            lastFailed.append(delta.lastFailedAt ?? Date(timeIntervalSince1970: 0))
-            runs.append(delta.runs)
-            passed.append(delta.passed)
-            failed.append(delta.failed)
-            broken.append(delta.broken)
-            skipped.append(delta.skipped)
-            flaky.append(delta.flaky)
-            duration.append(delta.durationMS)
-            lifted.append(verdict != nil)
-            liftFlaky.append(verdict?.verdict.isFlaky ?? false)
-            liftScore.append(verdict?.verdict.score ?? 0)
-            liftBranch.append(verdict?.verdict.branch ?? "")
-            became.append(verdict?.becameFlaky ?? false)
-        }
+        steps.lap("stats.copy")
+        try await RollUpStage.applyStats(known: known, staged: order.count, projectID: projectID, runs: numbers, workspaceID: ws, on: connection, logger: logger)
+        steps.lap(known ? "stats.update" : "stats.insert")
     }
 
     /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
