@@ -140,7 +140,7 @@ struct RollUp: Sendable {
         let clock = ContinuousClock()
         var steps = StepTimings()
         let started = clock.now
-        let runs = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
+        let (runs, failing) = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
         let afterRead = clock.now
         // Flakiness first: the case stats take the verdicts of the cases whose windows moved.
         let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: projectID, workspaceID: ws, on: connection, logger: logger)
@@ -170,7 +170,7 @@ struct RollUp: Sendable {
         }
         try await applyAutoQuarantine(judged, detected: detected, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         try await recordSameCommitEvidence(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
-        try await foldBatchTotals(runs, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        try await foldBatchTotals(runs, failing: failing, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         let done = clock.now
         logger.debug(
             "roll-up folded",
@@ -369,9 +369,10 @@ struct RollUp: Sendable {
     /// The runs' results, each run's as one row of arrays (decoding 10,000 rows one by one cost more
     /// than the query).
     static func readResults(_ subjects: [RollUpSubject], workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
-        async throws -> [RolledRun]
+        async throws -> (runs: [RolledRun], failing: FailingRows)
     {
         var byRun: [String: [RolledResult]] = [:]
+        var failing = FailingRows()
         // One sort of the rows (they arrive in ordinal order) instead of one per aggregate: an ordered
         // `array_agg` sorts its own input, four sorts of every run. The ordinals come along so the order is
         // checked, not assumed (PostgreSQL keeps a sorted subquery's order in practice, without promising it).
@@ -393,11 +394,27 @@ struct RollUp: Sendable {
             for index in order {
                 let status = CaseStatus(rawValue: statuses[index]) ?? .broken
                 results.append(RolledResult(caseID: caseIDs[index], status: status, retried: retried[index], durationMS: durations[index]))
+                if status.isFailing { failing.append(runID, ordinals[index]) }
             }
             byRun[runID] = results
         }
-        return subjects.map {
+        let runs = subjects.map {
             RolledRun(id: $0.runID, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq, results: byRun[$0.runID] ?? [])
+        }
+        return (runs, failing)
+    }
+
+    /// The batch's failing results by key (run, ordinal): only they carry a failure fingerprint or count
+    /// against a defect, so the totals look them up instead of scanning every result of the runs again.
+    struct FailingRows {
+        var runIDs: [String] = []
+        var ordinals: [Int32] = []
+
+        var isEmpty: Bool { runIDs.isEmpty }
+
+        mutating func append(_ runID: String, _ ordinal: Int32) {
+            runIDs.append(runID)
+            ordinals.append(ordinal)
         }
     }
 
@@ -564,12 +581,13 @@ struct RollUp: Sendable {
     }
 
     /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
-    /// statement of each per batch, reading the batch's results once each (four scans per run before);
+    /// statement of each per batch, reading the batch's failing results by key (`FailingRows`: scans of every
+    /// result of the runs before, four per run before that);
     /// the batch leaves exactly what its runs one by one in finalize order leave, as each update is a sum,
     /// a minimum or a maximum — ties kept as one by one keeps them — and a new cluster's type and sample
     /// come from its first run.
     static func foldBatchTotals(
-        _ runs: [RolledRun], projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        _ runs: [RolledRun], failing: FailingRows, projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws {
         let ids = runs.map(\.id)
         // The duration sums come from the results already read.
@@ -588,6 +606,8 @@ struct RollUp: Sendable {
                 skipped = project_daily.skipped + EXCLUDED.skipped, flaky = project_daily.flaky + EXCLUDED.flaky,
                 duration_ms = project_daily.duration_ms + EXCLUDED.duration_ms
             """, logger: logger)
+        // Clusters and defects count failing results only; a batch without any has nothing more to add.
+        guard !failing.isEmpty else { return }
         // Per cluster: the first occurrence is the earliest created run (of equals, the earliest in finalize
         // order, as `<` keeps the stored one), the last the latest (of equals, the latest, as `>=` takes
         // the new one). The runs' own rows are read once (a materialized CTE), not joined per result.
@@ -599,8 +619,9 @@ struct RollUp: Sendable {
             per_run AS (
                 SELECT r.run_id, r.fingerprint, min(r.error_type) AS error_type, min(left(r.error_message, 500)) AS sample,
                        count(*) AS n
-                FROM case_results r
-                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(ids)::text[]) AND r.fingerprint IS NOT NULL
+                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+                JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
+                WHERE r.fingerprint IS NOT NULL
                 GROUP BY r.run_id, r.fingerprint)
             SELECT \(ws), \(projectID), p.fingerprint,
                    (array_agg(p.error_type ORDER BY u.seq))[1], (array_agg(p.sample ORDER BY u.seq))[1],
@@ -625,8 +646,10 @@ struct RollUp: Sendable {
             WITH u AS MATERIALIZED (SELECT id, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
             hit AS (
                 SELECT r.fingerprint, r.case_id, count(*)::int AS n, max(u.created_at) AS last_seen_at
-                FROM case_results r JOIN u ON u.id = r.run_id
-                WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(ids)::text[]) AND r.fingerprint IS NOT NULL
+                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+                JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
+                JOIN u ON u.id = r.run_id
+                WHERE r.fingerprint IS NOT NULL
                 GROUP BY r.fingerprint, r.case_id),
             upserted AS (
                 INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
@@ -639,7 +662,7 @@ struct RollUp: Sendable {
             FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
             WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID) AND g.fingerprint = c.fingerprint
             """, logger: logger)
-        try await attributeToDefects(ids, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        try await attributeToDefects(failing, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
     }
 
     /// `flaky.detected` for each case, described by the window that made it flaky; `detail` adds
@@ -709,17 +732,17 @@ struct RollUp: Sendable {
 
     /// Counts each run against every defect whose cases or clusters it failed in.
     static func attributeToDefects(
-        _ runIDs: [String], projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        _ failing: FailingRows, projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
     ) async throws {
         try await connection.query(
             """
             INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
             SELECT DISTINCT l.workspace_id, l.defect_id, r.run_id, u.created_at
-            FROM case_results r
+            FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+            JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
             JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
             JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(projectID)
                  AND ((l.kind = 'case' AND l.target = r.case_id) OR (l.kind = 'group' AND l.target = r.fingerprint))
-            WHERE r.workspace_id = \(ws) AND r.run_id = ANY(\(runIDs)::text[]) AND r.status = ANY(\(CaseStatus.failingValues))
             ON CONFLICT DO NOTHING
             """, logger: logger)
     }
