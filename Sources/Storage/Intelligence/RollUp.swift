@@ -584,12 +584,16 @@ struct RollUp: Sendable {
         steps.lap(known ? "stats.update" : "stats.insert")
     }
 
-    /// The runs' totals: the daily series, then failure clusters, their cases and defect attribution in one
-    /// statement per batch that reads the batch's failing results once, by key (`FailingRows`; three scans of
-    /// every result of the runs before, four per run before that);
+    /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
+    /// statement of each per batch, reading the batch's failing results by key (`FailingRows`: scans of every
+    /// result of the runs before, four per run before that);
     /// the batch leaves exactly what its runs one by one in finalize order leave, as each update is a sum,
     /// a minimum or a maximum — ties kept as one by one keeps them — and a new cluster's type and sample
     /// come from its first run.
+    ///
+    /// Tried and not kept (issue 13): clusters, cluster cases and defects in one statement over one lookup of
+    /// the failing results. Under `sustained --minutes 5` the roll-up queue then grew to 31–33 in the first
+    /// half and lag p99 was 20.7–22.5 s, against 14.6 s with these separate statements the same night.
     static func foldBatchTotals(
         _ runs: [RolledRun], failing: FailingRows, projectID: String, steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
@@ -614,59 +618,27 @@ struct RollUp: Sendable {
         steps.lap("totals.daily")
         // Clusters and defects count failing results only; a batch without any has nothing more to add.
         guard !failing.isEmpty else { return }
-        // One statement for the rest, so the failing results are looked up once (`f`), not once per table:
-        // - a cluster's cases: new (cluster, case) pairs raise the cluster's affected-case count, added in
-        //   the cluster's own upsert below (a later statement saw the cluster inserted; one statement's
-        //   parts see the same snapshot, so the count goes in with the upsert);
-        // - per cluster: the first occurrence is the earliest created run (of equals, the earliest in finalize
-        //   order, as `<` keeps the stored one), the last the latest (of equals, the latest, as `>=` takes
-        //   the new one); the runs' own rows are read once (`u`), not joined per result;
-        // - each run counts against every defect whose cases or clusters it failed in (two joins, not one
-        //   on an OR, so each can hash).
+        // Per cluster: the first occurrence is the earliest created run (of equals, the earliest in finalize
+        // order, as `<` keeps the stored one), the last the latest (of equals, the latest, as `>=` takes
+        // the new one). The runs' own rows are read once (a materialized CTE), not joined per result.
         try await connection.query(
             """
-            WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
-            f AS MATERIALIZED (
-                SELECT r.run_id, r.case_id, r.fingerprint, r.error_type, left(r.error_message, 500) AS sample
-                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS k(run_id, ordinal)
-                JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = k.run_id AND r.ordinal = k.ordinal),
-            hit AS (
-                SELECT f.fingerprint, f.case_id, count(*)::int AS n, max(u.created_at) AS last_seen_at
-                FROM f JOIN u ON u.id = f.run_id WHERE f.fingerprint IS NOT NULL
-                GROUP BY f.fingerprint, f.case_id),
-            upserted AS (
-                INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
-                SELECT \(ws), \(projectID), fingerprint, case_id, n, last_seen_at FROM hit
-                ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
-                    occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
-                    last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
-                RETURNING fingerprint, xmax = 0 AS inserted),
-            added AS (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint),
-            per_run AS (
-                SELECT f.run_id, f.fingerprint, min(f.error_type) AS error_type, min(f.sample) AS sample, count(*) AS n
-                FROM f WHERE f.fingerprint IS NOT NULL
-                GROUP BY f.run_id, f.fingerprint),
-            defects AS (
-                INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
-                SELECT DISTINCT \(ws), m.defect_id, m.run_id, u.created_at
-                FROM (SELECT l.defect_id, f.run_id FROM f
-                      JOIN defect_links l ON l.workspace_id = \(ws) AND l.project_id = \(projectID) AND l.kind = 'case'
-                                         AND l.target = f.case_id
-                      UNION ALL
-                      SELECT l.defect_id, f.run_id FROM f
-                      JOIN defect_links l ON l.workspace_id = \(ws) AND l.project_id = \(projectID) AND l.kind = 'group'
-                                         AND l.target = f.fingerprint) m
-                JOIN u ON u.id = m.run_id
-                ON CONFLICT DO NOTHING)
             INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
-                                        first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences,
-                                        affected_cases)
+                                        first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
+            WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
+            per_run AS (
+                SELECT r.run_id, r.fingerprint, min(r.error_type) AS error_type, min(left(r.error_message, 500)) AS sample,
+                       count(*) AS n
+                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+                JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
+                WHERE r.fingerprint IS NOT NULL
+                GROUP BY r.run_id, r.fingerprint)
             SELECT \(ws), \(projectID), p.fingerprint,
                    (array_agg(p.error_type ORDER BY u.seq))[1], (array_agg(p.sample ORDER BY u.seq))[1],
                    (array_agg(u.id ORDER BY u.created_at, u.seq))[1], min(u.created_at),
                    (array_agg(u.id ORDER BY u.created_at DESC, u.seq DESC))[1], max(u.created_at),
-                   count(*), sum(p.n), COALESCE(max(a.n), 0)
-            FROM per_run p JOIN u ON u.id = p.run_id LEFT JOIN added a ON a.fingerprint = p.fingerprint
+                   count(*), sum(p.n)
+            FROM per_run p JOIN u ON u.id = p.run_id
             GROUP BY p.fingerprint
             ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
                 first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
@@ -676,10 +648,34 @@ struct RollUp: Sendable {
                                         THEN EXCLUDED.last_seen_run_id ELSE failure_groups.last_seen_run_id END,
                 last_seen_at = GREATEST(failure_groups.last_seen_at, EXCLUDED.last_seen_at),
                 runs = failure_groups.runs + EXCLUDED.runs,
-                occurrences = failure_groups.occurrences + EXCLUDED.occurrences,
-                affected_cases = failure_groups.affected_cases + EXCLUDED.affected_cases
+                occurrences = failure_groups.occurrences + EXCLUDED.occurrences
             """, logger: logger)
-        steps.lap("totals.failures")
+        steps.lap("totals.clusters")
+        // Cases per cluster: new (cluster, case) pairs raise the cluster's affected-case count.
+        try await connection.query(
+            """
+            WITH u AS MATERIALIZED (SELECT id, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
+            hit AS (
+                SELECT r.fingerprint, r.case_id, count(*)::int AS n, max(u.created_at) AS last_seen_at
+                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+                JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
+                JOIN u ON u.id = r.run_id
+                WHERE r.fingerprint IS NOT NULL
+                GROUP BY r.fingerprint, r.case_id),
+            upserted AS (
+                INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
+                SELECT \(ws), \(projectID), fingerprint, case_id, n, last_seen_at FROM hit
+                ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
+                    occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
+                    last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
+                RETURNING fingerprint, xmax = 0 AS inserted)
+            UPDATE failure_groups g SET affected_cases = g.affected_cases + c.n
+            FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
+            WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID) AND g.fingerprint = c.fingerprint
+            """, logger: logger)
+        steps.lap("totals.cluster-cases")
+        try await attributeToDefects(failing, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
+        steps.lap("totals.defects")
     }
 
     /// `flaky.detected` for each case, described by the window that made it flaky; `detail` adds
@@ -744,6 +740,23 @@ struct RollUp: Sendable {
                 FROM UNNEST(\(ids)::text[], \(subjects)::text[], \(payloads)::text[]) AS t(id, subject, payload)
                 RETURNING workspace_id, id, project_id, kind)
             \(unescaped: WebhookOutbox.fanOut)
+            """, logger: logger)
+    }
+
+    /// Counts each run against every defect whose cases or clusters it failed in.
+    static func attributeToDefects(
+        _ failing: FailingRows, projectID: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
+            INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)
+            SELECT DISTINCT l.workspace_id, l.defect_id, r.run_id, u.created_at
+            FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
+            JOIN case_results r ON r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal
+            JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+            JOIN defect_links l ON l.workspace_id = r.workspace_id AND l.project_id = \(projectID)
+                 AND ((l.kind = 'case' AND l.target = r.case_id) OR (l.kind = 'group' AND l.target = r.fingerprint))
+            ON CONFLICT DO NOTHING
             """, logger: logger)
     }
 }
