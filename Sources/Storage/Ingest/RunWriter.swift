@@ -222,13 +222,7 @@ struct RunWriter: Sendable {
         of run: ValidatedRun, projectID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        var known = false
-        for try await exists in try await connection.query(
-            "SELECT EXISTS (SELECT 1 FROM cases WHERE workspace_id = \(ws) AND project_id = \(projectID))", logger: logger
-        ).decode(Bool.self) {
-            known = exists
-        }
-        guard known else { return }
+        guard try await connection.projectHasRows(in: "cases", projectID: projectID, workspaceID: ws, logger: logger) else { return }
         var seen = Set<String>()
         let keys = run.cases.map(\.key).filter { seen.insert($0).inserted }
         caseIDs.reserveCapacity(keys.count)

@@ -529,19 +529,20 @@ struct RollUp: Sendable {
         _ fold: WindowFold, stored: [String: FlakyHistory], runs: RollUpStage.RunNumbers, steps: inout StepTimings,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        var rows: [(caseID: String, existing: Bool)] = []
+        var rows: [RollUpStage.WindowRow] = []
         for caseID in fold.touched {
-            guard let history = fold.histories[caseID], fold.verdicts[caseID] != nil else { continue }
-            if let before = stored[caseID], before.outcomes == history.outcomes, before.evidence == history.evidence,
-                fold.lastFlipAt[caseID] == nil
-            {
+            guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
+            let lastFlipAt = fold.lastFlipAt[caseID]
+            if let before = stored[caseID], before.outcomes == history.outcomes, before.evidence == history.evidence, lastFlipAt == nil {
                 continue
             }
-            rows.append((caseID, fold.existing.contains(caseID)))
+            rows.append(
+                RollUpStage.WindowRow(
+                    caseID: caseID, existing: fold.existing.contains(caseID), history: history, verdict: verdict, lastFlipAt: lastFlipAt))
         }
         steps.lap("windows.columns")
         defer { steps.lap("windows.copy") }
-        try await RollUpStage.copyWindows(rows, fold: fold, runs: runs, on: connection, logger: logger)
+        try await RollUpStage.copyWindows(rows, runs: runs, on: connection, logger: logger)
     }
 
     /// Folds the runs into each case's stats — one write per case for the whole batch — taking for the
@@ -562,12 +563,7 @@ struct RollUp: Sendable {
         steps.lap("stats.fold")
         guard !order.isEmpty else { return }
         // A project's first roll-up has no stats to update: all its cases are inserted.
-        var known = false
-        for try await exists in try await connection.query(
-            "SELECT EXISTS (SELECT 1 FROM case_stats WHERE workspace_id = \(ws) AND project_id = \(projectID))", logger: logger
-        ).decode(Bool.self) {
-            known = exists
-        }
+        let known = try await connection.projectHasRows(in: "case_stats", projectID: projectID, workspaceID: ws, logger: logger)
         steps.lap("stats.known")
         // Staged a slice of cases at a time, like the windows (the rows of a 100k-case run at once were tens
         // of megabytes), and written in one statement.
@@ -749,13 +745,7 @@ struct RollUp: Sendable {
     ) async throws {
         // Most projects link no defect: one index probe says so, instead of the join below (0.5–1.5 s per batch
         // under the sustained push even with nothing to join; a link made meanwhile counts history itself).
-        var linked = false
-        for try await exists in try await connection.query(
-            "SELECT EXISTS (SELECT 1 FROM defect_links WHERE workspace_id = \(ws) AND project_id = \(projectID))", logger: logger
-        ).decode(Bool.self) {
-            linked = exists
-        }
-        guard linked else { return }
+        guard try await connection.projectHasRows(in: "defect_links", projectID: projectID, workspaceID: ws, logger: logger) else { return }
         try await connection.query(
             """
             INSERT INTO defect_runs (workspace_id, defect_id, run_id, run_at)

@@ -5,7 +5,7 @@ import NIOCore
 import PostgresNIO
 
 /// The roll-up's per-case writes (each case's window on a branch, its stats) reach PostgreSQL through two
-/// staging tables filled with COPY, then one set-wise statement each that consumes the stage.
+/// staging tables filled with COPY, then one set-wise statement each that applies the stage.
 ///
 /// Why not `UPDATE … FROM UNNEST($1, …, $19)`, as before (issue 13): with ten to nineteen bound arrays of
 /// 10,000 elements, PostgreSQL spent 26–41 ms planning the statement (the arrays are constants to the
@@ -48,7 +48,7 @@ enum RollUpStage {
     }
 
     /// The batch's runs, numbered from 1 as the stage's `*_n` columns name them: a row carries the number
-    /// of a run (two bytes of text) instead of its id and timestamps, and PostgreSQL joins them back.
+    /// of a run (two bytes of text) instead of its id and timestamps, turned back into them by array subscript.
     struct RunNumbers {
         let ids: [String]
         let createdAt: [Date]
@@ -67,11 +67,17 @@ enum RollUpStage {
         func number(at time: Date) -> Int { byTime[time] ?? 0 }
     }
 
-    /// Appends the windows of `caseIDs` (each with whether its row exists) to the stage.
-    static func copyWindows(
-        _ rows: [(caseID: String, existing: Bool)], fold: WindowFold, runs: RunNumbers, on connection: PostgresConnection,
-        logger: Logger
-    ) async throws {
+    /// A folded window to stage, and whether its row exists.
+    struct WindowRow {
+        let caseID: String
+        let existing: Bool
+        let history: FlakyHistory
+        let verdict: FlakyVerdict
+        let lastFlipAt: Date?
+    }
+
+    /// Appends the windows to the stage.
+    static func copyWindows(_ rows: [WindowRow], runs: RunNumbers, on connection: PostgresConnection, logger: Logger) async throws {
         guard !rows.isEmpty else { return }
         try await connection.copyFrom(
             table: windowsTable,
@@ -79,10 +85,10 @@ enum RollUpStage {
             logger: logger
         ) { writer in
             var out = CopyRows.chunk()
-            for (caseID, existing) in rows {
-                guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
-                out.writeString(CopyText.field(caseID))
-                out.writeStaticString(existing ? "\tt\t" : "\tf\t")
+            for row in rows {
+                let (history, verdict) = (row.history, row.verdict)
+                out.writeString(CopyText.field(row.caseID))
+                out.writeStaticString(row.existing ? "\tt\t" : "\tf\t")
                 out.writeString(CopyText.field(history.outcomes))
                 out.writeStaticString("\t")
                 // Run ids hold no commas: the evidence travels comma-joined, split in SQL.
@@ -95,7 +101,7 @@ enum RollUpStage {
                 out.writeCopyInt(verdict.retryPasses)
                 out.writeString("\t\(verdict.score)")
                 out.writeStaticString(verdict.isFlaky ? "\tt" : "\tf")
-                if let flip = fold.lastFlipAt[caseID] { out.writeCopyInt(runs.number(at: flip)) } else { out.writeStaticString("\t\\N") }
+                if let flip = row.lastFlipAt { out.writeCopyInt(runs.number(at: flip)) } else { out.writeStaticString("\t\\N") }
                 out.writeStaticString("\n")
                 try await CopyRows.flush(&out, to: writer, ifAtLeast: CopyRows.chunkBytes)
             }
@@ -151,7 +157,12 @@ enum RollUpStage {
                 if let failed = delta.lastFailedAt { out.writeCopyInt(runs.number(at: failed)) } else { out.writeStaticString("\t\\N") }
                 out.writeStaticString("\t")
                 out.writeString(delta.lastStatus.rawValue)
-                for count in [delta.runs, delta.passed, delta.failed, delta.broken, delta.skipped, delta.flaky] { out.writeCopyInt(count) }
+                out.writeCopyInt(delta.runs)
+                out.writeCopyInt(delta.passed)
+                out.writeCopyInt(delta.failed)
+                out.writeCopyInt(delta.broken)
+                out.writeCopyInt(delta.skipped)
+                out.writeCopyInt(delta.flaky)
                 out.writeCopyInt(delta.durationMS)
                 if let change = verdicts[caseID] {
                     out.writeStaticString(change.verdict.isFlaky ? "\tt\t" : "\tf\t")
@@ -177,54 +188,41 @@ enum RollUpStage {
     ) async throws {
         // The stage's run numbers become the runs' ids and times by subscript, not a join: a join with the
         // few runs made the planner expect one row and nest loops over ten thousand (O(n²) in an anti-join).
-        guard known else {
-            try await connection.query(
+        if known {
+            var updated = 0
+            for try await count in try await connection.query(
                 """
                 WITH t AS (SELECT d.*,
-                           (\(runs.createdAt)::timestamptz[])[d.first_n] AS first_seen, (\(runs.createdAt)::timestamptz[])[d.last_n] AS last_seen,
-                           (\(runs.ids)::text[])[d.last_n] AS last_run, (\(runs.createdAt)::timestamptz[])[d.failed_n] AS last_failed
-                           FROM kaizen_rollup_stats d)
-                INSERT INTO case_stats (workspace_id, case_id, project_id, first_seen_at, last_seen_at, last_run_id, last_status,
-                                        last_failed_at, runs, passed, failed, broken, skipped, flaky, total_duration_ms,
-                                        is_flaky, flaky_score, flaky_branch, flaky_since)
-                SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status, t.last_failed,
-                       t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
-                       COALESCE(t.lift_flaky, false), COALESCE(t.lift_score, 0), t.lift_branch, CASE WHEN t.lift_flaky THEN now() END
-                FROM t
-                """, logger: logger)
-            return
+                        (\(runs.createdAt)::timestamptz[])[d.first_n] AS first_seen, (\(runs.createdAt)::timestamptz[])[d.last_n] AS last_seen,
+                        (\(runs.ids)::text[])[d.last_n] AS last_run, (\(runs.createdAt)::timestamptz[])[d.failed_n] AS last_failed
+                        FROM kaizen_rollup_stats d),
+                upd AS (
+                    UPDATE case_stats s SET
+                        first_seen_at = LEAST(s.first_seen_at, t.first_seen),
+                        last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
+                        last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
+                        last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
+                        last_failed_at = GREATEST(s.last_failed_at, t.last_failed),
+                        runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
+                        broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
+                        total_duration_ms = s.total_duration_ms + t.duration,
+                        is_flaky = COALESCE(t.lift_flaky, s.is_flaky),
+                        flaky_score = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_score ELSE t.lift_score END,
+                        flaky_branch = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_branch ELSE t.lift_branch END,
+                        flaky_since = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
+                                           WHEN t.became THEN now() ELSE s.flaky_since END
+                    FROM t WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id
+                    RETURNING 1)
+                SELECT count(*) FROM upd
+                """, logger: logger
+            ).decode(Int.self) {
+                updated = count
+            }
+            // Usually every case had stats; the insert (and its anti-join, 27 ms per 10,000) only when some are new.
+            guard updated < staged else { return }
         }
-        var updated = 0
-        for try await count in try await connection.query(
-            """
-            WITH t AS (SELECT d.*,
-                    (\(runs.createdAt)::timestamptz[])[d.first_n] AS first_seen, (\(runs.createdAt)::timestamptz[])[d.last_n] AS last_seen,
-                    (\(runs.ids)::text[])[d.last_n] AS last_run, (\(runs.createdAt)::timestamptz[])[d.failed_n] AS last_failed
-                    FROM kaizen_rollup_stats d),
-            upd AS (
-                UPDATE case_stats s SET
-                    first_seen_at = LEAST(s.first_seen_at, t.first_seen),
-                    last_run_id = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_run ELSE s.last_run_id END,
-                    last_status = CASE WHEN t.last_seen >= s.last_seen_at THEN t.last_status ELSE s.last_status END,
-                    last_seen_at = GREATEST(s.last_seen_at, t.last_seen),
-                    last_failed_at = GREATEST(s.last_failed_at, t.last_failed),
-                    runs = s.runs + t.runs, passed = s.passed + t.passed, failed = s.failed + t.failed,
-                    broken = s.broken + t.broken, skipped = s.skipped + t.skipped, flaky = s.flaky + t.flaky,
-                    total_duration_ms = s.total_duration_ms + t.duration,
-                    is_flaky = COALESCE(t.lift_flaky, s.is_flaky),
-                    flaky_score = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_score ELSE t.lift_score END,
-                    flaky_branch = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_branch ELSE t.lift_branch END,
-                    flaky_since = CASE WHEN t.lift_flaky IS NULL THEN s.flaky_since WHEN NOT t.lift_flaky THEN NULL
-                                       WHEN t.became THEN now() ELSE s.flaky_since END
-                FROM t WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id
-                RETURNING 1)
-            SELECT count(*) FROM upd
-            """, logger: logger
-        ).decode(Int.self) {
-            updated = count
-        }
-        // Usually every case had stats; the insert (and its anti-join, 27 ms per 10,000) only when some are new.
-        guard updated < staged else { return }
+        // Without `known` the condition is true before the statement runs (PostgreSQL plans it with its bound
+        // values and folds `NOT false OR …`), so a project's first roll-up pays for no anti-join.
         try await connection.query(
             """
             WITH t AS (SELECT d.*,
@@ -237,7 +235,7 @@ enum RollUpStage {
             SELECT \(ws), t.case_id, \(projectID), t.first_seen, t.last_seen, t.last_run, t.last_status, t.last_failed,
                    t.runs, t.passed, t.failed, t.broken, t.skipped, t.flaky, t.duration,
                    COALESCE(t.lift_flaky, false), COALESCE(t.lift_score, 0), t.lift_branch, CASE WHEN t.lift_flaky THEN now() END
-            FROM t WHERE NOT EXISTS (SELECT 1 FROM case_stats s WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id)
+            FROM t WHERE NOT \(known) OR NOT EXISTS (SELECT 1 FROM case_stats s WHERE s.workspace_id = \(ws) AND s.case_id = t.case_id)
             """, logger: logger)
     }
 }
