@@ -8,17 +8,17 @@ import Testing
 /// A finalize that fails at its last big write leaves nothing behind, and the same run pushed again
 /// afterwards is stored normally: the transaction, not luck, decides what is visible.
 @Suite struct AtomicFinalizeTests {
-    /// A trigger that refuses a step named `boom`: the failure comes from PostgreSQL in the middle of
+    /// A trigger that refuses a case with a step named `boom`: the failure comes from PostgreSQL in the middle of
     /// the steps COPY, after the inventory, the run row and every result were written.
     static let trap: [PostgresQuery] = [
         """
         CREATE OR REPLACE FUNCTION kaizen_test_boom() RETURNS trigger AS $$
         BEGIN
-            IF NEW.name = 'boom' THEN RAISE EXCEPTION 'injected failure'; END IF;
+            IF NEW.steps LIKE '%"boom"%' THEN RAISE EXCEPTION 'injected failure'; END IF;
             RETURN NEW;
         END $$ LANGUAGE plpgsql
         """,
-        "CREATE TRIGGER kaizen_test_boom BEFORE INSERT ON steps FOR EACH ROW EXECUTE FUNCTION kaizen_test_boom()",
+        "CREATE TRIGGER kaizen_test_boom BEFORE INSERT ON case_steps FOR EACH ROW EXECUTE FUNCTION kaizen_test_boom()",
     ]
 
     static let logger = Logger(label: "kaizen.tests")
@@ -54,7 +54,7 @@ import Testing
             let failed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "atomic", cases: poisoned))
             #expect(failed.status == 500, "\(failed.text.prefix(300))")
             #expect(failed.errorCode == "internal")
-            for table in ["runs", "cases", "case_results", "steps", "jobs"] {
+            for table in ["runs", "cases", "case_results", "case_steps", "jobs"] {
                 #expect(try await count(server, table, workspace: workspace) == 0, "\(table) kept rows of the failed finalize")
             }
 
@@ -65,7 +65,7 @@ import Testing
             #expect(regression(stored)["newFailures"] as? Int == 200)
             #expect(try await count(server, "runs", workspace: workspace) == 1)
             #expect(try await count(server, "cases", workspace: workspace) == 2_000)
-            #expect(try await count(server, "steps", workspace: workspace) == 2_000)
+            #expect(try await count(server, "case_steps", workspace: workspace) == 2_000)
         }
     }
 }

@@ -46,6 +46,61 @@ let testLogger: Logger = {
         }
     }
 
+    /// Migration 18 folds the step rows a server already holds into one row per case, readable as pushed.
+    @Test func stepRowsOfAnOlderSchemaBecomeOneRowPerCase() async throws {
+        try await withCluster { _, servers in
+            let server = servers[1]
+            // The schema as it was before migration 18, with steps of two cases.
+            try await server.transaction { connection in
+                for statement: PostgresQuery in [
+                    "DROP TABLE case_steps",
+                    """
+                    CREATE TABLE steps (
+                        workspace_id text NOT NULL, run_id text NOT NULL, case_ordinal integer NOT NULL, ordinal integer NOT NULL,
+                        parent integer, depth integer NOT NULL, name text NOT NULL, status text NOT NULL, duration_ms bigint NOT NULL,
+                        attachments text[] NOT NULL DEFAULT '{}', PRIMARY KEY (workspace_id, run_id, case_ordinal, ordinal))
+                    """,
+                    """
+                    INSERT INTO steps VALUES ('ws_a', 'run_1', 0, 1, 0, 1, 'child "quoted"', 'failed', 7, '{att_1,att_2}'),
+                                             ('ws_a', 'run_1', 0, 0, NULL, 0, 'parent', 'passed', 12, '{}'),
+                                             ('ws_a', 'run_1', 3, 0, NULL, 0, E'tab\\there', 'skipped', 0, '{}')
+                    """,
+                    "DELETE FROM kaizen_schema_migrations WHERE scope = 'shard' AND version = 18",
+                ] {
+                    try await connection.query(statement, logger: testLogger)
+                }
+            }
+            #expect(try await Migrator(logger: testLogger).migrate(server, scope: .shard) == [18])
+            let stored = try await server.run { connection in
+                var rows: [Int: String] = [:]
+                for try await (ordinal, text) in try await connection.query(
+                    "SELECT case_ordinal, steps FROM case_steps WHERE workspace_id = 'ws_a' AND run_id = 'run_1'", logger: testLogger
+                ).decode((Int, String).self) {
+                    rows[ordinal] = text
+                }
+                return rows
+            }
+            #expect(stored.count == 2)
+            #expect(
+                StepsText.decode(try #require(stored[0])) == [
+                    FlatStep(ordinal: 0, parent: nil, depth: 0, name: "parent", status: .passed, durationMs: 12, attachments: []),
+                    FlatStep(ordinal: 1, parent: 0, depth: 1, name: "child \"quoted\"", status: .failed, durationMs: 7, attachments: ["att_1", "att_2"]),
+                ])
+            #expect(
+                StepsText.decode(try #require(stored[3])) == [
+                    FlatStep(ordinal: 0, parent: nil, depth: 0, name: "tab\there", status: .skipped, durationMs: 0, attachments: [])
+                ])
+            let oldTable = try await server.run { connection in
+                var found = true
+                for try await exists in try await connection.query("SELECT to_regclass('steps') IS NOT NULL", logger: testLogger).decode(Bool.self) {
+                    found = exists
+                }
+                return found
+            }
+            #expect(!oldTable)
+        }
+    }
+
     @Test func everyTenantTableLeadsItsPrimaryKeyWithWorkspaceID() async throws {
         try await withCluster { _, servers in
             let rows = try await servers[1].run { connection in

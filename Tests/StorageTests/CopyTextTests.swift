@@ -1,3 +1,4 @@
+import Domains
 import NIOCore
 import Testing
 
@@ -21,5 +22,22 @@ import Testing
         #expect(CopyText.nullable(nil) == "\\N")
         #expect(CopyText.nullable("") == "\\N")
         #expect(CopyText.array(["x", "y\"z"]) == "{\"x\",\"y\\\\\"z\"}")
+    }
+
+    /// A case's steps, stored as one JSON text: whatever a test names its steps, they come back as pushed.
+    @Test func stepsRoundTripThroughTheirStoredText() throws {
+        let steps = [
+            FlatStep(ordinal: 0, parent: nil, depth: 0, name: "open \"cart\"\t\\ ✓ \u{1}", status: .passed, durationMs: 12, attachments: []),
+            FlatStep(ordinal: 1, parent: 0, depth: 1, name: "line\nbreak", status: .failed, durationMs: Int64(1) << 40,
+                     attachments: ["att_1", "a\"b"]),
+            FlatStep(ordinal: 2, parent: nil, depth: 0, name: "", status: .skipped, durationMs: 0, attachments: []),
+        ]
+        let text = StepsText.encode(steps)
+        #expect(text.hasPrefix("[[0,null,0,"))
+        #expect(try #require(StepsText.decode(text)) == steps)
+        #expect(StepsText.decode(StepsText.encode([])) == [])
+        // Not what `encode` writes: refused, not half read.
+        #expect(StepsText.decode("[[0,null,0,\"x\",\"passed\",1]]") == nil)
+        #expect(StepsText.decode("{}") == nil)
     }
 }

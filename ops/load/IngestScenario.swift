@@ -263,9 +263,7 @@ struct IngestScenario {
                                 logger: environment.logger
                             ) { try await $0.write(results) }
                             try await connection.copyFrom(
-                                table: "steps",
-                                columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name",
-                                          "status", "duration_ms", "attachments"],
+                                table: "case_steps", columns: ["workspace_id", "run_id", "case_ordinal", "steps"],
                                 logger: environment.logger
                             ) { try await $0.write(steps) }
                         }
@@ -285,10 +283,12 @@ struct IngestScenario {
             let error = status == .failed ? "AssertionError\texpected \(i) to equal \(i + runNumber)\tat Suite\(i % 40).test_\(i)" : "\\N\t\\N\t\\N"
             results.writeString(
                 "ws\t\(runID)\t\(i)\tcase_\(run.project)_\(i)\t\(status.rawValue)\t\(i % 97 + 1)\t1\tf\t\\N\t\(error)\t{\"owner\":\"team-\(i % 6)\"}\t{}\t{}\n")
-            for s in 0..<3 {
+            // One row per case, its steps as the JSON Kaizen stores (`case_steps`).
+            let items = (0..<3).map { s in
                 let stepStatus = status == .failed && s == 2 ? "failed" : (status == .skipped ? "skipped" : "passed")
-                steps.writeString("ws\t\(runID)\t\(i)\t\(s)\t\\N\t0\tstep \(s)\t\(stepStatus)\t1\t{}\n")
+                return "[\(s),null,0,\"step \(s)\",\"\(stepStatus)\",1,[]]"
             }
+            steps.writeString("ws\t\(runID)\t\(i)\t[\(items.joined(separator: ","))]\n")
         }
         return (results, steps)
     }

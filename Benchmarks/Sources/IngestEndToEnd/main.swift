@@ -139,9 +139,12 @@ func copyRows(round: Int) -> (results: ByteBuffer, steps: ByteBuffer) {
             "ws\t\(run)\t\(i)\t\(caseID)\t\(failing ? "failed" : "passed")\t\(i % 100)\t1\tf\t\\N\t"
                 + (failing ? "AssertionError\texpected \(i) to equal \(i + 1)" : "\\N\t\\N")
                 + "\t\\N\t{\"owner\":\"team-\(i % 7)\"}\t{}\t{}\n")
-        for s in 0..<stepsPerCase {
-            steps.writeString(
-                "ws\t\(run)\t\(i)\t\(s)\t\\N\t0\tstep \(s)\t\(failing && s == stepsPerCase - 1 ? "failed" : "passed")\t1\t{}\n")
+        // One row per case, its steps as the JSON Kaizen stores (`case_steps`).
+        if stepsPerCase > 0 {
+            let items = (0..<stepsPerCase).map { s in
+                "[\(s),null,0,\"step \(s)\",\"\(failing && s == stepsPerCase - 1 ? "failed" : "passed")\",1,[]]"
+            }
+            steps.writeString("ws\t\(run)\t\(i)\t[\(items.joined(separator: ","))]\n")
         }
     }
     return (results, steps)
@@ -182,10 +185,7 @@ var copyTimes: [Double] = []
             logger: logger
         ) { writer in try await writer.write(rows.results) }
         try await connection.copyFrom(
-            table: "steps",
-            columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
-                      "duration_ms", "attachments"],
-            logger: logger
+            table: "case_steps", columns: ["workspace_id", "run_id", "case_ordinal", "steps"], logger: logger
         ) { writer in try await writer.write(rows.steps) }
     }
     let elapsed = now() - t0

@@ -227,18 +227,12 @@ public struct PostgresRunRepository: RunRepository {
             for try await row in try await connection.query(bound, logger: logger) { found = try Self.decodeResult(row) }
             guard let result = found else { return nil }
             var steps: [FlatStep] = []
-            let rows = try await connection.query(
-                """
-                SELECT ordinal, parent, depth, name, status, duration_ms, attachments FROM steps
-                WHERE workspace_id = \(ws) AND run_id = \(runID) AND case_ordinal = \(result.ordinal) ORDER BY ordinal
-                """, logger: logger)
-            for try await (ordinal, parent, depth, name, status, duration, attachments) in rows.decode(
-                (Int, Int?, Int, String, String, Int64, [String]).self)
-            {
-                steps.append(
-                    FlatStep(
-                        ordinal: ordinal, parent: parent, depth: depth, name: name,
-                        status: CaseStatus(rawValue: status) ?? .broken, durationMs: duration, attachments: attachments))
+            for try await text in try await connection.query(
+                "SELECT steps FROM case_steps WHERE workspace_id = \(ws) AND run_id = \(runID) AND case_ordinal = \(result.ordinal)",
+                logger: logger
+            ).decode(String.self) {
+                guard let decoded = StepsText.decode(text) else { throw DomainError.internalError }
+                steps = decoded
             }
             return (result, steps)
         }

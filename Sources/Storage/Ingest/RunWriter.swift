@@ -205,10 +205,7 @@ struct RunWriter: Sendable {
         }
         if cases.contains(where: { !$0.steps.isEmpty }) {
             try await connection.copyFrom(
-                table: "steps",
-                columns: ["workspace_id", "run_id", "case_ordinal", "ordinal", "parent", "depth", "name", "status",
-                          "duration_ms", "attachments"],
-                logger: logger
+                table: "case_steps", columns: ["workspace_id", "run_id", "case_ordinal", "steps"], logger: logger
             ) { writer in
                 try await copy.steps(cases, to: writer)
             }
@@ -386,29 +383,15 @@ struct CopyRows: Sendable {
         try await Self.flush(&out, to: writer, ifAtLeast: 1)
     }
 
+    /// One `case_steps` row per case with steps: its steps as JSON (`StepsText`).
     func steps(_ cases: [ValidatedCase], to writer: PostgresCopyFromWriter) async throws {
         var out = Self.chunk()
-        for (index, item) in cases.enumerated() {
-            let caseOrdinal = String(ordinalBase + index)
-            for step in item.steps {
-                out.writeString(prefix)
-                out.writeString(caseOrdinal)
-                out.writeString("\t")
-                out.writeString(String(step.ordinal))
-                out.writeString("\t")
-                out.writeString(step.parent.map { String($0) } ?? "\\N")
-                out.writeString("\t")
-                out.writeString(String(step.depth))
-                out.writeString("\t")
-                out.writeString(CopyText.field(step.name))
-                out.writeString("\t")
-                out.writeString(step.status.rawValue)
-                out.writeString("\t")
-                out.writeString(String(step.durationMs))
-                out.writeString("\t")
-                out.writeString(CopyText.array(step.attachments))
-                out.writeString("\n")
-            }
+        for (index, item) in cases.enumerated() where !item.steps.isEmpty {
+            out.writeString(prefix)
+            out.writeString(String(ordinalBase + index))
+            out.writeString("\t")
+            out.writeString(CopyText.field(StepsText.encode(item.steps)))
+            out.writeString("\n")
             try await Self.flush(&out, to: writer, ifAtLeast: Self.chunkBytes)
         }
         try await Self.flush(&out, to: writer, ifAtLeast: 1)
@@ -425,6 +408,46 @@ struct CopyRows: Sendable {
         guard out.readableBytes >= bytes else { return }
         try await writer.write(out)
         out = chunk()
+    }
+}
+
+/// A case's steps as stored in `case_steps`: a JSON array with one array per step,
+/// `[ordinal, parent, depth, name, status, durationMs, [attachment ids]]`, in ordinal order.
+enum StepsText {
+    static func encode(_ steps: [FlatStep]) -> String {
+        var out = "["
+        for (index, step) in steps.enumerated() {
+            if index > 0 { out += "," }
+            out += "[\(step.ordinal),"
+            out += step.parent.map { String($0) } ?? "null"
+            out += ",\(step.depth),"
+            JSONText.string(step.name, into: &out)
+            out += ",\"\(step.status.rawValue)\",\(step.durationMs),["
+            for (n, id) in step.attachments.enumerated() {
+                if n > 0 { out += "," }
+                JSONText.string(id, into: &out)
+            }
+            out += "]]"
+        }
+        return out + "]"
+    }
+
+    /// The steps of `text`; nil when it is not what `encode` writes.
+    static func decode(_ text: String) -> [FlatStep]? {
+        guard let items = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[Any]] else { return nil }
+        var steps: [FlatStep] = []
+        steps.reserveCapacity(items.count)
+        for item in items {
+            guard item.count == 7, let ordinal = (item[0] as? NSNumber)?.intValue, let depth = (item[2] as? NSNumber)?.intValue,
+                let name = item[3] as? String, let status = item[4] as? String, let duration = (item[5] as? NSNumber)?.int64Value,
+                let attachments = item[6] as? [String]
+            else { return nil }
+            steps.append(
+                FlatStep(
+                    ordinal: ordinal, parent: (item[1] as? NSNumber)?.intValue, depth: depth, name: name,
+                    status: CaseStatus(rawValue: status) ?? .broken, durationMs: duration, attachments: attachments))
+        }
+        return steps
     }
 }
 

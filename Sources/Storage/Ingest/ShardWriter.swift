@@ -211,7 +211,7 @@ extension RunWriter {
             guard open else { return nil }
             if !assembly.superseded.isEmpty {
                 try await connection.query(
-                    "DELETE FROM steps WHERE workspace_id = \(ws) AND run_id = \(closing.runID) AND case_ordinal = ANY(\(assembly.superseded)::int[])",
+                    "DELETE FROM case_steps WHERE workspace_id = \(ws) AND run_id = \(closing.runID) AND case_ordinal = ANY(\(assembly.superseded)::int[])",
                     logger: logger)
                 try await connection.query(
                     "DELETE FROM case_results WHERE workspace_id = \(ws) AND run_id = \(closing.runID) AND ordinal = ANY(\(assembly.superseded)::int[])",

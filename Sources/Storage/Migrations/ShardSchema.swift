@@ -619,5 +619,29 @@ enum ShardSchema {
                 "CREATE INDEX events_server_pos_idx ON events (pos) WHERE pos IS NOT NULL",
                 "CREATE INDEX events_unnumbered_idx ON events (created_at, id) WHERE pos IS NULL",
             ]),
+        Migration(
+            18, "one row of steps per case",
+            [
+                // A case's steps are only ever read whole (the case's page), so they are one row, not one per step: at
+                // three steps a case the step rows cost a finalize as much PostgreSQL time as its results (psql, 200,000
+                // cases: 2.3–2.5 s for 600,000 step rows against 0.7–0.9 s for 200,000 of these). Each step is
+                // [ordinal, parent, depth, name, status, durationMs, [attachment ids]], in ordinal order.
+                """
+                CREATE TABLE case_steps (
+                    workspace_id text NOT NULL,
+                    run_id       text NOT NULL,
+                    case_ordinal integer NOT NULL,
+                    steps        text NOT NULL,
+                    PRIMARY KEY (workspace_id, run_id, case_ordinal)
+                )
+                """,
+                """
+                INSERT INTO case_steps (workspace_id, run_id, case_ordinal, steps)
+                SELECT workspace_id, run_id, case_ordinal,
+                       json_agg(json_build_array(ordinal, parent, depth, name, status, duration_ms, attachments) ORDER BY ordinal)::text
+                FROM steps GROUP BY workspace_id, run_id, case_ordinal
+                """,
+                "DROP TABLE steps",
+            ]),
     ]
 }
