@@ -2,6 +2,7 @@ import Configuration
 import Domains
 import Foundation
 import Storage
+import Tenancy
 
 /// Everything an operator can set, read from `KAIZEN_*` environment variables (see README) through
 /// swift-configuration: `from(_:)` takes any `ConfigReader`, so other sources (a file, command-line
@@ -57,6 +58,8 @@ public struct KaizenConfiguration: Sendable {
     public var jobLeaseSeconds: Double = 15
     /// Roll-ups running at once per database server (one per project at a time).
     public var rollUpLanes: Int = 2
+    /// How far a project's roll-ups may fall behind before its finalizes wait (`RollUpBackpressure`); off by default.
+    public var rollUpBackpressure: RollUpBackpressure = .off
     /// Clocks (monotonic nanoseconds) of the rate limits and of the per-workspace quotas; nil is the
     /// real clock. Tests inject their own so that nothing depends on how fast the machine is.
     public var rateLimitClock: (@Sendable () -> UInt64)?
@@ -155,6 +158,10 @@ public struct KaizenConfiguration: Sendable {
         config.s3 = try s3Configuration(env)
         if let v = try double("KAIZEN_JOB_LEASE_SECONDS") { config.jobLeaseSeconds = max(1, v) }
         if let v = try int("KAIZEN_ROLLUP_LANES") { config.rollUpLanes = min(max(1, v), 64) }
+        if let v = try int("KAIZEN_ROLLUP_MAX_BACKLOG") {
+            config.rollUpBackpressure = RollUpBackpressure(
+                maxPending: min(max(0, v), 10_000), maxWaitSeconds: try double("KAIZEN_ROLLUP_BACKLOG_WAIT_SECONDS") ?? 30)
+        }
         if let v = try double("KAIZEN_IDLE_TIMEOUT_SECONDS") { config.idleTimeoutSeconds = max(1, v) }
         if let v = try double("KAIZEN_HEADER_TIMEOUT_SECONDS") { config.headerTimeoutSeconds = max(1, v) }
         if let v = try int("KAIZEN_BCRYPT_COST") {

@@ -81,7 +81,7 @@ public enum KaizenServerRunner {
         let registry = WorkspaceRegistry(
             storage: cluster, blobs: try await blobStore(config, logger: logger), idleSeconds: config.actorIdleSeconds,
             cacheIdleSeconds: config.ingestCacheIdleSeconds, logger: logger, live: live,
-            clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
+            rollUpBackpressure: config.rollUpBackpressure, clock: config.quotaClock ?? { Clock.monotonicNanoseconds() })
         let limiter = RateLimiter(
             user: config.userRateLimit, workspace: config.workspaceRateLimit,
             clock: config.rateLimitClock ?? { Clock.monotonicNanoseconds() })

@@ -125,6 +125,8 @@ extension WorkspaceActor {
         let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
         // The gate and the quarantine are not sequenced state: read before the lane, like the digests.
         let gateInputs = try await gateInputs(project: project, run: run)
+        // Outside the lane: a finalize waiting for the project's roll-ups holds nothing another needs.
+        try await awaitRollUps(projectID: project.id)
         return try await sequenced(key: "project:\(project.id)") { actor in
             if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
                 return try await actor.replayWhole(existing)
@@ -168,6 +170,30 @@ extension WorkspaceActor {
                 return FinalizeOutcome(run: stored, baseline: baseline?.run, replayed: false)
             }
         }
+    }
+
+    /// Waits while the project has `rollUpBackpressure.maxPending` runs or more waiting for their roll-up, at
+    /// most `maxWaitSeconds` (`RollUpBackpressure`). Polls the partial index of runs not rolled up, at 20 ms
+    /// and then less often (a roll-up takes tenths of a second to seconds).
+    nonisolated func awaitRollUps(projectID: String) async throws {
+        let policy = rollUpBackpressure
+        guard policy.maxPending > 0 else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int64(policy.maxWaitSeconds * 1000))
+        var pause = Duration.milliseconds(20)
+        var waited = false
+        while try await repos.runs.pendingRollUps(projectID: projectID) >= policy.maxPending {
+            guard clock.now < deadline else {
+                logger.warning(
+                    "finalize goes on although the project's roll-ups are behind",
+                    metadata: ["project": "\(projectID)", "waitedSeconds": "\(policy.maxWaitSeconds)"])
+                return
+            }
+            waited = true
+            try await Task.sleep(for: min(pause, deadline - clock.now))
+            pause = min(pause * 2, .milliseconds(200))
+        }
+        if waited { logger.debug("finalize waited for the project's roll-ups", metadata: ["project": "\(projectID)"]) }
     }
 
     /// The unique constraint on (workspace, project, seq) of runs.

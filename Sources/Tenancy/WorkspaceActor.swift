@@ -22,6 +22,8 @@ public actor WorkspaceActor {
     nonisolated let logger: Logger
     /// This node's live streams: use cases publish ingest progress to them.
     nonisolated let live: LiveEventHub?
+    /// How far the projects' roll-ups may fall behind before a finalize waits for them.
+    nonisolated let rollUpBackpressure: RollUpBackpressure
 
     /// One FIFO lane per key: "workspace" for workspace-wide writes, "project:<id>" for finalizes.
     private var lanes: [String: SerialLane] = [:]
@@ -58,9 +60,11 @@ public actor WorkspaceActor {
 
     public init(
         workspaceID: String, shardID: Int, repositories: TenantRepositories, blobs: any BlobStore, logger: Logger,
-        live: LiveEventHub? = nil, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+        live: LiveEventHub? = nil, rollUpBackpressure: RollUpBackpressure = .off,
+        clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.live = live
+        self.rollUpBackpressure = rollUpBackpressure
         self.workspaceID = workspaceID
         self.shardID = shardID
         self.repos = repositories

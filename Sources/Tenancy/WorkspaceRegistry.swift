@@ -30,13 +30,15 @@ public final class WorkspaceRegistry: Sendable {
 
     /// Ingest caches unused this long are dropped from live actors (see `WorkspaceActor.coolDown`).
     let cacheIdleNanos: UInt64
+    let rollUpBackpressure: RollUpBackpressure
 
     public init(
         storage: any TenantStorage, blobs: any BlobStore, idleSeconds: Double, cacheIdleSeconds: Double = 30, logger: Logger,
-        stripeCount: Int = 64, live: LiveEventHub = LiveEventHub(),
+        stripeCount: Int = 64, live: LiveEventHub = LiveEventHub(), rollUpBackpressure: RollUpBackpressure = .off,
         clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
     ) {
         self.live = live
+        self.rollUpBackpressure = rollUpBackpressure
         self.clock = clock
         self.cacheIdleNanos = Self.nanoseconds(cacheIdleSeconds)
         self.storage = storage
@@ -87,7 +89,7 @@ public final class WorkspaceRegistry: Sendable {
             if let actor = take(&entries) { return actor }
             let actor = WorkspaceActor(
                 workspaceID: workspaceID, shardID: shardID, repositories: repositories, blobs: blobs, logger: logger,
-                live: live, clock: clock)
+                live: live, rollUpBackpressure: rollUpBackpressure, clock: clock)
             entries[workspaceID] = Entry(actor: actor, inFlight: 1, lastUsedNanos: now)
             return actor
         }

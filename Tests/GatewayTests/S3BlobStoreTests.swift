@@ -4,6 +4,7 @@ import KaizenServer
 import KaizenTestSupport
 import NIOCore
 import Storage
+import Tenancy
 import Testing
 
 /// The S3 backend end to end: Kaizen presigns, the client uploads straight to an S3-compatible
@@ -138,5 +139,12 @@ import Testing
             #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": value]) }
         }
         #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": "90"]).ingestCacheIdleSeconds == 90)
+        // The roll-up backlog: off unless asked for; its wait bounded.
+        #expect(try KaizenConfiguration.fromEnvironment([:]).rollUpBackpressure == .off)
+        #expect(
+            try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "2", "KAIZEN_ROLLUP_BACKLOG_WAIT_SECONDS": "5"])
+                .rollUpBackpressure == RollUpBackpressure(maxPending: 2, maxWaitSeconds: 5))
+        #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "1"]).rollUpBackpressure.maxWaitSeconds == 30)
+        #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "some"]) }
     }
 }

@@ -85,6 +85,43 @@ import Testing
         #expect(await actor.holdsIngestCaches)
     }
 
+    /// With a roll-up backlog limit, a finalize of a project whose roll-ups are that far behind waits, storing
+    /// nothing, until one is rolled up; then it is stored as any other.
+    @Test func aFinalizeWaitsWhileItsProjectsRollUpsAreBehind() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor(rollUpBackpressure: RollUpBackpressure(maxPending: 2, maxWaitSeconds: 3_600))
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        storage.runs.pending.store(2, ordering: .relaxed)
+        let finalize = Task { try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: RateLimit(perMinute: 1000)) }
+        // Waiting: it asks again and again and writes nothing.
+        try await eventually { storage.runs.pendingAsked.load(ordering: .relaxed) >= 3 }
+        #expect(storage.runs.rows.withLock { $0.isEmpty })
+        storage.runs.pending.store(1, ordering: .relaxed)
+        let outcome = try await finalize.value
+        #expect(outcome.run.seq == 1 && !outcome.replayed)
+        #expect(storage.runs.rows.withLock { $0.count } == 1)
+    }
+
+    /// A stuck roll-up slows a push down, never refuses it: after its longest wait the finalize goes on. Off
+    /// (the default), nothing is asked at all.
+    @Test func aFinalizeGoesOnAfterItsLongestWaitAndAsksNothingWhenOff() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor(rollUpBackpressure: RollUpBackpressure(maxPending: 1, maxWaitSeconds: 0.05))
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        storage.runs.pending.store(5, ordering: .relaxed)
+        let quota = RateLimit(perMinute: 1000)
+        #expect(try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: quota).run.seq == 1)
+        #expect(storage.runs.pendingAsked.load(ordering: .relaxed) >= 1)
+
+        let other = MemoryStorage()
+        let unlimited = other.actor()
+        let web = try await unlimited.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        other.runs.pending.store(5, ordering: .relaxed)
+        #expect(try await unlimited.finalize(project: web, run: try run("r1", ["a": "passed"]), attachments: [], quota: quota).run.seq == 1)
+        #expect(other.runs.pendingAsked.load(ordering: .relaxed) == 0)
+        #expect(RollUpBackpressure(maxPending: -3, maxWaitSeconds: .infinity) == RollUpBackpressure(maxPending: 0, maxWaitSeconds: 3_600))
+    }
+
     /// Idle periods convert to nanoseconds without trapping, whatever they are.
     @Test func idlePeriodsAreClampedNotTrapped() {
         #expect(WorkspaceRegistry.nanoseconds(30) == 30_000_000_000)
@@ -128,6 +165,18 @@ func run(_ externalRunId: String, _ statuses: [String: String]) throws -> Valida
     return valid
 }
 
+/// Waits until `condition` holds, failing after a generous deadline (never a fixed sleep standing in for it).
+func eventually(within seconds: Double = 30, _ condition: @Sendable () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("the condition did not hold within \(seconds) s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
 /// A clock the test moves. The atomic lives in a class: a closure captures the reference, never the
 /// address of a noncopyable local.
 final class ManualClock: Sendable {
@@ -138,14 +187,16 @@ final class MemoryStorage: Sendable {
     let projects = MemoryProjects()
     let runs = MemoryRuns()
 
-    func actor(clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }) -> WorkspaceActor {
+    func actor(
+        rollUpBackpressure: RollUpBackpressure = .off, clock: @escaping @Sendable () -> UInt64 = { Clock.monotonicNanoseconds() }
+    ) -> WorkspaceActor {
         let unused = Unused()
         return WorkspaceActor(
             workspaceID: "ws_test", shardID: 0,
             repositories: TenantRepositories(
                 projects: projects, runs: runs, uploads: unused, inventory: unused, defects: unused, intelligence: unused,
                 analytics: unused, events: unused, jobs: unused, ci: MemoryCI(), webhooks: unused),
-            blobs: unused, logger: .init(label: "test"), clock: clock)
+            blobs: unused, logger: .init(label: "test"), rollUpBackpressure: rollUpBackpressure, clock: clock)
     }
 }
 
@@ -213,6 +264,13 @@ final class MemoryRuns: RunRepository {
     func shardedResults(runID: String) async throws -> [ShardedResult] { [] }
     func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord? { nil }
     func staleOpenRun(runID: String) async throws -> RunRecord? { nil }
+    /// What `pendingRollUps` answers (tests of the roll-up backpressure set it), and how often it was asked.
+    let pending = Atomic<Int>(0)
+    let pendingAsked = Atomic<Int>(0)
+    func pendingRollUps(projectID: String) async throws -> Int {
+        pendingAsked.add(1, ordering: .relaxed)
+        return pending.load(ordering: .relaxed)
+    }
     func run(id: String) async throws -> RunRecord? { rows.withLock { $0.first { $0.record.id == id }?.record } }
     func run(projectID: String, externalRunId: String) async throws -> RunRecord? {
         rows.withLock { $0.first { $0.record.projectID == projectID && $0.record.externalRunId == externalRunId }?.record }

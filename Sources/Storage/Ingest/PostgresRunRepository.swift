@@ -130,6 +130,24 @@ public struct PostgresRunRepository: RunRepository {
         }
     }
 
+    public func pendingRollUps(projectID: String) async throws -> Int {
+        let (logger, ws) = (self.logger, workspaceID)
+        return try await server.run { connection in
+            // The partial index of runs not rolled up; a run whose roll-up job died is not waited for.
+            for try await count in try await connection.query(
+                """
+                SELECT count(*)::int FROM runs r
+                WHERE r.workspace_id = \(ws) AND r.project_id = \(projectID) AND r.rolled_up_at IS NULL AND r.seq IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM jobs j WHERE j.workspace_id = r.workspace_id
+                              AND j.state IN ('queued', 'running') AND j.payload->>'runId' = r.id)
+                """, logger: logger
+            ).decode(Int.self) {
+                return count
+            }
+            return 0
+        }
+    }
+
     /// Case key → final status of every case of a run (the baseline of a regression).
     public func caseStatuses(runID: String) async throws -> [String: CaseStatus] {
         let (logger, ws) = (self.logger, workspaceID)

@@ -20,6 +20,8 @@ public protocol RunRepository: Sendable {
     /// Newest first, before `beforeSeq` when given.
     func runs(projectID: String, branch: String?, beforeSeq: Int64?, limit: Int) async throws -> [RunRecord]
     func maxRunSequence(projectID: String) async throws -> Int64
+    /// Finalized runs of the project whose roll-up is still to come (queued, running or to be retried).
+    func pendingRollUps(projectID: String) async throws -> Int
     /// Status by case key, the baseline of the next finalize.
     func caseStatuses(runID: String) async throws -> [String: CaseStatus]
     func caseResults(

@@ -1,0 +1,57 @@
+import Foundation
+import KaizenServer
+import KaizenTestSupport
+import Logging
+import PostgresNIO
+import Tenancy
+import Testing
+
+/// `KAIZEN_ROLLUP_MAX_BACKLOG` against real PostgreSQL: with a backlog of one, a project's finalize waits until
+/// the roll-up of its previous run committed, so no run is ever stored while its predecessor is still pending.
+@Suite struct RollUpBackpressureTests {
+    static let logger = Logger(label: "kaizen.tests")
+
+    @Test func withABacklogOfOneEachRunWaitsForThePreviousRollUp() async throws {
+        try await withServer(configure: { $0.rollUpBackpressure = RollUpBackpressure(maxPending: 1, maxWaitSeconds: 600) }) {
+            server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let workspace = try #require(try await server.cluster.catalog.workspace(slug: "default")).id
+            for round in 0..<4 {
+                let cases = (0..<50).map { testCase("case \($0)", ($0 + round) % 7 == 0 ? "failed" : "passed") }
+                let pushed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(round)", cases: cases))
+                #expect(pushed.status == 200, "\(pushed.text.prefix(300))")
+            }
+            // Every run is rolled up in the end (the last one without anyone waiting for it).
+            var runs: [(seq: Int64, created: Date, rolledUp: Date?)] = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            repeat {
+                runs = try await Self.runs(server, workspace: workspace)
+                if runs.count == 4, runs.allSatisfy({ $0.rolledUp != nil }) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            } while ContinuousClock.now < deadline
+            #expect(runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }, "runs not rolled up: \(runs)")
+            // The database's own clock: each run's transaction began after its predecessor's roll-up began
+            // (and, as it waited for the count to drop, after that roll-up committed).
+            for (earlier, later) in zip(runs, runs.dropFirst()) {
+                #expect(try #require(earlier.rolledUp) <= later.created, "run \(later.seq) was stored before run \(earlier.seq) was rolled up")
+            }
+        }
+    }
+
+    static func runs(_ server: TestServer, workspace: String) async throws -> [(seq: Int64, created: Date, rolledUp: Date?)] {
+        var all: [(seq: Int64, created: Date, rolledUp: Date?)] = []
+        for physical in server.cluster.servers {
+            all += try await physical.run { connection in
+                var rows: [(seq: Int64, created: Date, rolledUp: Date?)] = []
+                for try await (seq, created, rolledUp) in try await connection.query(
+                    "SELECT seq, created_at, rolled_up_at FROM runs WHERE workspace_id = \(workspace) AND seq IS NOT NULL",
+                    logger: Self.logger
+                ).decode((Int64, Date, Date?).self) {
+                    rows.append((seq, created, rolledUp))
+                }
+                return rows
+            }
+        }
+        return all.sorted { $0.seq < $1.seq }
+    }
+}
