@@ -63,6 +63,9 @@ public struct KaizenConfiguration: Sendable {
     /// Clocks (monotonic nanoseconds) of the rate limits and of the per-workspace quotas; nil is the
     /// real clock. Tests inject their own so that nothing depends on how fast the machine is.
     public var rateLimitClock: (@Sendable () -> UInt64)?
+    /// How often full rate-limit buckets are forgotten. Each sweep reads `rateLimitClock`: a test whose clock
+    /// moves on every read sets this beyond its own length, so only its requests move the clock.
+    public var rateLimitSweepSeconds: Double = 30
     public var quotaClock: (@Sendable () -> UInt64)?
     /// A new connection must send its first bytes within this time.
     public var headerTimeoutSeconds: Double = 10

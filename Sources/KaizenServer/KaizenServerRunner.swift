@@ -146,7 +146,10 @@ public enum KaizenServerRunner {
                     logger: logger))
         }
         let watchdog = ShutdownWatchdog(limit: .milliseconds(Int64((config.shutdownGraceSeconds + 4) * 1000)))
-        services.append(UpkeepService(registry: registry, limiter: limiter, activity: deps.ingestActivity))
+        services.append(
+            UpkeepService(
+                registry: registry, limiter: limiter, activity: deps.ingestActivity,
+                sweepEvery: .milliseconds(Int64(min(max(1, config.rateLimitSweepSeconds), 1e6) * 1000))))
         services.append(IdentityChangeService(feed: cluster.catalog, authenticator: authenticator))
         services.append(
             TokenUseService(
@@ -282,6 +285,8 @@ struct UpkeepService: Service {
     let limiter: RateLimiter
     /// Told of evictions, so that the memory they free is given back.
     let activity: IngestActivity
+    /// The rate limiter's sweep period.
+    let sweepEvery: Duration
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -289,7 +294,7 @@ struct UpkeepService: Service {
                 group.addTask { await registry.runEvictor { _ in activity.recordWork() } }
                 group.addTask {
                     while !Task.isCancelled {
-                        do { try await Task.sleep(for: .seconds(30)) } catch { return }
+                        do { try await Task.sleep(for: sweepEvery) } catch { return }
                         limiter.sweep()
                     }
                 }

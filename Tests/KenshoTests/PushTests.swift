@@ -101,6 +101,9 @@ import Testing
         try await Self.withProject(configure: {
             $0.workspaceRateLimit = .init(perMinute: 10, burstSeconds: 6)
             $0.rateLimitClock = { ticks.tick(3_000_000_000) }
+            // The limiter's periodic sweep reads the clock too: a sweep between two requests (a slow, busy
+            // machine) moved it 3 s more, refilled the bucket and the push met no 429.
+            $0.rateLimitSweepSeconds = 86_400
         }) { server, _ in
             let result = try await Push.run(options(server, directory, externalRunId: "ci-limited"))
             #expect(result.retries >= 1)
