@@ -200,7 +200,7 @@ for round in 1...rounds {
 }
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-let rowsPerRun = caseCount * (1 + stepsPerCase)  // a result and its steps per case
+let rowsPerRun = caseCount * (stepsPerCase > 0 ? 2 : 1)  // a result and a row of its steps per case
 let kaizen = median(kaizenTimes)
 let copy = median(copyTimes)
 print("---")
