@@ -22,13 +22,11 @@ import Testing
                 #expect(pushed.status == 200, "\(pushed.text.prefix(300))")
             }
             // Every run is rolled up in the end (the last one without anyone waiting for it).
-            var runs: [(seq: Int64, created: Date, rolledUp: Date?)] = []
-            let deadline = ContinuousClock.now + .seconds(60)
-            repeat {
-                runs = try await Self.runs(server, workspace: workspace)
-                if runs.count == 4, runs.allSatisfy({ $0.rolledUp != nil }) { break }
-                try await Task.sleep(for: .milliseconds(20))
-            } while ContinuousClock.now < deadline
+            try await waitUntil("every run is rolled up") {
+                let runs = try await Self.runs(server, workspace: workspace)
+                return runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }
+            }
+            let runs = try await Self.runs(server, workspace: workspace)
             #expect(runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }, "runs not rolled up: \(runs)")
             // The database's own clock: each run's transaction began after its predecessor's roll-up began
             // (and, as it waited for the count to drop, after that roll-up committed).

@@ -1,5 +1,6 @@
 import Domains
 import Foundation
+import KaizenTestSupport
 import Synchronization
 import Testing
 
@@ -94,7 +95,7 @@ import Testing
         storage.runs.pending.store(2, ordering: .relaxed)
         let finalize = Task { try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: RateLimit(perMinute: 1000)) }
         // Waiting: it asks again and again and writes nothing.
-        try await eventually { storage.runs.pendingAsked.load(ordering: .relaxed) >= 3 }
+        try await waitUntil("the finalize asked three times") { storage.runs.pendingAsked.load(ordering: .relaxed) >= 3 }
         #expect(storage.runs.rows.withLock { $0.isEmpty })
         storage.runs.pending.store(1, ordering: .relaxed)
         let outcome = try await finalize.value
@@ -163,18 +164,6 @@ func run(_ externalRunId: String, _ statuses: [String: String]) throws -> Valida
         throw DomainError.internalError
     }
     return valid
-}
-
-/// Waits until `condition` holds, failing after a generous deadline (never a fixed sleep standing in for it).
-func eventually(within seconds: Double = 30, _ condition: @Sendable () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-    while !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("the condition did not hold within \(seconds) s")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(5))
-    }
 }
 
 /// A clock the test moves. The atomic lives in a class: a closure captures the reference, never the
