@@ -60,6 +60,54 @@ import Testing
         }
     }
 
+    /// A project whose runs are all on one branch takes each case's stored verdict from its window instead of
+    /// looking up other branches: the same history rolled up with and without that shortcut leaves the same
+    /// rows and events — across a policy change that rescores the windows half-way.
+    @Test func aSoleBranchFoldsAsTheLookUpDoes() async throws {
+        try await withServer(configure: { $0.finalizeQuota.perMinute = 60_000 }) { server, admin in
+            for slug in ["sole", "lookup"] {
+                #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
+            }
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let shard = try server.cluster.server(forShard: ws.shardID)
+            let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
+            let logger = Logger(label: "t")
+            try await Self.holdJobs(on: shard, logger: logger)
+            let history = RollUpRecomputeTests.runs(count: 30)
+            var ids: [String: [String]] = [:]
+            for slug in ["sole", "lookup"] {
+                for (index, run) in history.enumerated() {
+                    let reply = try await admin.post(
+                        "/v1/ingest/kensho/finalize", json: runDocument(project: slug, externalRunId: "r\(index)", branch: "main", cases: run.cases))
+                    #expect(reply.status == 200, "\(reply.text)")
+                    ids[slug, default: []].append(try #require(reply.object["internalRunId"] as? String))
+                }
+            }
+            let policy: [String: Any] = ["window": 12, "threshold": 0.15, "minResults": 4, "minFlips": 2, "infraFailureRatio": 0.5, "infraMinCases": 10]
+            for slug in ["sole", "lookup"] {
+                try await RollUpTuning.$soleBranchShortcut.withValue(slug == "sole") { () async throws -> Void in
+                    let runs = try #require(ids[slug])
+                    for id in runs[..<12] { #expect(try await repos.intelligence.rollUp(runID: id, inOrder: true) == .rolledUp) }
+                    #expect(try await admin.put("/v1/projects/\(slug)/flaky-policy", json: policy).status == 200)
+                    #expect(try await repos.intelligence.rollUp(runIDs: Array(runs[12..<20]), inOrder: true) == .rolledUp)
+                    for id in runs[20...] { #expect(try await repos.intelligence.rollUp(runID: id, inOrder: true) == .rolledUp) }
+                }
+            }
+            let (sole, lookup) = try await shard.run { connection in
+                (
+                    try await Self.rollUpState(of: "sole", workspaceID: ws.id, on: connection, logger: logger),
+                    try await Self.rollUpState(of: "lookup", workspaceID: ws.id, on: connection, logger: logger)
+                )
+            }
+            for (table, rows) in lookup {
+                #expect(!rows.isEmpty, "\(table) has rows")
+                #expect(rows == sole[table], "\(table)")
+            }
+            let events = lookup["events"] ?? []
+            #expect(events.contains { $0.contains("flaky.detected") }, "the history makes cases flaky: \(events.prefix(3))")
+        }
+    }
+
     /// A full window of one outcome is left as it is (nothing in it changes); a window that moves is written.
     @Test func unchangedFullWindowsAreNotRewritten() async throws {
         try await withServer { server, admin in
