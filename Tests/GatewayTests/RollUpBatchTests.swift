@@ -108,6 +108,68 @@ import Testing
         }
     }
 
+    /// A roll-up reads its cases' windows as one range of ids; a range holding many more windows than the run's
+    /// cases (two cases of a project of thirty, its first and last by id) is read case by case instead. Both
+    /// ways extend exactly the run's windows and nothing else.
+    @Test func windowsAreReadByRangeOrCaseByCase() async throws {
+        try await withServer { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "sparse", "name": "sparse"]).status == 201)
+            let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
+            let shard = try server.cluster.server(forShard: ws.shardID)
+            let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
+            let logger = Logger(label: "t")
+            try await Self.holdJobs(on: shard, logger: logger)
+            func push(_ id: String, _ statuses: [(String, String)]) async throws -> String {
+                let cases = statuses.map { ["name": $0.0, "status": $0.1] as [String: Any] }
+                let reply = try await admin.post(
+                    "/v1/ingest/kensho/finalize", json: runDocument(project: "sparse", externalRunId: id, cases: cases))
+                #expect(reply.status == 200, "\(reply.text)")
+                return try #require(reply.object["internalRunId"] as? String)
+            }
+            let names = (0..<30).map { String(format: "c%02d", $0) }
+            #expect(try await repos.intelligence.rollUp(runID: try await push("r0", names.map { ($0, "passed") }), inOrder: true) == .rolledUp)
+            let byID = try await shard.run { connection in
+                var out: [String] = []
+                for try await name in try await connection.query(
+                    "SELECT name FROM cases WHERE workspace_id = \(ws.id) ORDER BY id", logger: logger
+                ).decode(String.self) {
+                    out.append(name)
+                }
+                return out
+            }
+            let (first, last) = (try #require(byID.first), try #require(byID.last))
+            // Thirty windows lie between the two: with no slack that is past the range's limit of four.
+            try await RollUpTuning.$windowRangeSlack.withValue(0) { () async throws -> Void in
+                let run = try await push("r1", [(first, "failed"), (last, "failed")])
+                #expect(try await repos.intelligence.rollUp(runID: run, inOrder: true) == .rolledUp)
+            }
+            #expect(try await repos.intelligence.rollUp(runID: try await push("r2", [(first, "passed"), (last, "passed")]), inOrder: true) == .rolledUp)
+            let rows = try await shard.run { connection in
+                var rows: [String: (String, Int)] = [:]
+                for try await (name, outcomes, runs) in try await connection.query(
+                    """
+                    SELECT c.name, w.outcomes, s.runs FROM case_windows w
+                    JOIN cases c ON c.workspace_id = w.workspace_id AND c.id = w.case_id
+                    JOIN case_stats s ON s.workspace_id = w.workspace_id AND s.case_id = w.case_id
+                    WHERE w.workspace_id = \(ws.id)
+                    """, logger: logger
+                ).decode((String, String, Int).self) {
+                    rows[name] = (outcomes, runs)
+                }
+                return rows
+            }
+            #expect(rows.count == 30)
+            for name in names {
+                let row = try #require(rows[name])
+                if name == first || name == last {
+                    #expect(row.0 == "PFP" && row.1 == 3, "\(name): \(row)")
+                } else {
+                    #expect(row.0 == "P" && row.1 == 1, "\(name): \(row)")
+                }
+            }
+        }
+    }
+
     /// A full window of one outcome is left as it is (nothing in it changes); a window that moves is written.
     @Test func unchangedFullWindowsAreNotRewritten() async throws {
         try await withServer { server, admin in

@@ -46,6 +46,9 @@ public enum RollUpTuning {
     /// Whether a project with windows on one branch skips looking up other branches' verdicts (`hasOtherBranch`);
     /// off, every roll-up looks them up, as a project with several branches does.
     @TaskLocal public static var soleBranchShortcut = true
+    /// How many windows beyond twice the cases asked for a read of one range of ids may meet before it reads the
+    /// cases one by one instead (`readWindows`).
+    @TaskLocal public static var windowRangeSlack = 1_000
 }
 
 /// Folds finalized runs into the roll-ups: one transaction per job, or per batch of a project's queued runs.
@@ -475,20 +478,24 @@ struct RollUp: Sendable {
         let sliceSize = max(1, RollUpTuning.windowSliceCases)
         let numbers = RollUpStage.RunNumbers(runs)
         try await RollUpStage.clear(RollUpStage.windowsTable, on: connection, logger: logger)
+        // Slices of consecutive ids (in the database's byte order), so each one's windows are one range of the
+        // primary key (`readWindows`). Which case falls in which slice changes nothing: cases fold independently,
+        // and `detectedByRun` puts the events of a sliced fold back in the run's order.
+        if caseIDs.count > sliceSize { caseIDs.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
         for start in stride(from: 0, to: caseIDs.count, by: sliceSize) {
-            let slice = Array(caseIDs[start..<min(start + sliceSize, caseIDs.count)])
+            let slice = caseIDs[start..<min(start + sliceSize, caseIDs.count)]
+            let members = Set(slice)
             let sliceRuns: [RolledRun]
             if slice.count == caseIDs.count {
                 sliceRuns = runs
             } else {
-                let members = Set(slice)
                 sliceRuns = runs.map {
                     RolledRun(id: $0.id, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq,
                               results: $0.results.filter { members.contains($0.caseID) })
                 }
             }
             try await foldWindowSlice(
-                slice, of: sliceRuns, branch: branch, numbers: numbers, policy: policy, soleBranch: soleBranch, into: &replay,
+                members, of: sliceRuns, branch: branch, numbers: numbers, policy: policy, soleBranch: soleBranch, into: &replay,
                 steps: &steps,
                 workspaceID: ws, on: connection, logger: logger)
         }
@@ -500,28 +507,12 @@ struct RollUp: Sendable {
 
     /// Reads, folds and stages one slice of the cases' windows; the verdicts of the moved ones are replayed.
     static func foldWindowSlice(
-        _ caseIDs: [String], of runs: [RolledRun], branch: String, numbers: RollUpStage.RunNumbers, policy: FlakyPolicy,
+        _ caseIDs: Set<String>, of runs: [RolledRun], branch: String, numbers: RollUpStage.RunNumbers, policy: FlakyPolicy,
         soleBranch: Bool, into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
         steps.start()
-        var stored: [String: FlakyHistory] = [:]
-        // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
-        for try await (ids, outcomes, evidence) in try await connection.query(
-            """
-            SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
-                   COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
-            FROM case_windows
-            WHERE workspace_id = \(ws) AND branch = \(branch) AND case_id = ANY(\(caseIDs)::text[])
-            """, logger: logger
-        ).decode(([String], [String], [String]).self) {
-            guard ids.count == outcomes.count, ids.count == evidence.count else { continue }
-            stored.reserveCapacity(ids.count)
-            for index in ids.indices {
-                let runs = evidence[index].isEmpty ? [] : evidence[index].split(separator: ",").map(String.init)
-                stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: runs)
-            }
-        }
+        let stored = try await readWindows(of: caseIDs, branch: branch, workspaceID: ws, on: connection, logger: logger)
         steps.lap("windows.read")
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
@@ -559,6 +550,63 @@ struct RollUp: Sendable {
             }
         }
         replay.replay(fold, branch: branch, storedFlaky: storedFlaky, otherBranches: others)
+    }
+
+    /// The stored windows of `caseIDs` on `branch`. Read as one range of the primary key, from the smallest id to
+    /// the largest, keeping the cases asked for: a project's cases were mostly made together, so their ids are
+    /// neighbours, and a range costs a fraction of looking each one up (psql, 20,000 of 60,000 windows:
+    /// 45–51 ms against 111–126 ms for `case_id = ANY(…)`). A range holding many more windows than asked for
+    /// (a few cases of a big project) stops at twice their number and is read case by case instead.
+    static func readWindows(
+        of caseIDs: Set<String>, branch: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String: FlakyHistory] {
+        guard var low = caseIDs.first else { return [:] }
+        var high = low
+        for id in caseIDs {
+            if id.utf8.lexicographicallyPrecedes(low.utf8) { low = id }
+            if high.utf8.lexicographicallyPrecedes(id.utf8) { high = id }
+        }
+        let cap = 2 * caseIDs.count + RollUpTuning.windowRangeSlack
+        var stored: [String: FlakyHistory] = [:]
+        stored.reserveCapacity(caseIDs.count)
+        var complete = false
+        // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
+        for try await (ids, outcomes, evidence) in try await connection.query(
+            """
+            SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
+                   COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
+            FROM (SELECT case_id, outcomes, evidence FROM case_windows
+                  WHERE workspace_id = \(ws) AND case_id >= \(low) AND case_id <= \(high) AND branch = \(branch)
+                  LIMIT \(cap)) w
+            """, logger: logger
+        ).decode(([String], [String], [String]).self) {
+            guard ids.count == outcomes.count, ids.count == evidence.count, ids.count < cap else { continue }
+            complete = true
+            for index in ids.indices where caseIDs.contains(ids[index]) {
+                stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: Self.evidence(evidence[index]))
+            }
+        }
+        if complete { return stored }
+        stored.removeAll(keepingCapacity: true)
+        for try await (ids, outcomes, evidence) in try await connection.query(
+            """
+            SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
+                   COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
+            FROM case_windows
+            WHERE workspace_id = \(ws) AND branch = \(branch) AND case_id = ANY(\(Array(caseIDs))::text[])
+            """, logger: logger
+        ).decode(([String], [String], [String]).self) {
+            guard ids.count == outcomes.count, ids.count == evidence.count else { continue }
+            for index in ids.indices {
+                stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: Self.evidence(evidence[index]))
+            }
+        }
+        return stored
+    }
+
+    /// A window's evidence runs from their comma-joined text.
+    static func evidence(_ joined: String) -> [String] {
+        joined.isEmpty ? [] : joined.split(separator: ",").map(String.init)
     }
 
     /// Stages the folded windows that changed (`RollUpStage`), marking which exist.
