@@ -119,7 +119,7 @@ public enum FlakyDetectorEvaluation {
             fold.fold(RolledRun(id: runID, branch: "main", createdAt: start.addingTimeInterval(Double(run) * 600), seq: Int64(run), results: results))
             for item in cases {
                 resultsSeen[item.id, default: 0] += 1
-                if flaggedAt[item.id] == nil, fold.verdicts[item.id]?.isFlaky == true { flaggedAt[item.id] = resultsSeen[item.id] }
+                if flaggedAt[item.id] == nil, fold.verdict(of: item.id)?.isFlaky == true { flaggedAt[item.id] = resultsSeen[item.id] }
             }
             histories = fold.histories
         }

@@ -65,57 +65,117 @@ public struct WindowMove: Sendable, Hashable {
 }
 
 /// Extends the windows of one branch with several runs in order.
+///
+/// Each case has a slot, found by one hash of its id per result; what the fold keeps of a case lives in
+/// arrays by slot (a roll-up folds tens of thousands of cases, and five dictionaries keyed by id cost about
+/// as much as the rest of the fold).
 public struct WindowFold: Sendable {
     public let policy: FlakyPolicy
-    /// Every window the runs touched, as it stands after them.
-    public private(set) var histories: [String: FlakyHistory]
-    /// Windows that existed before the fold (the rest are new).
-    public let existing: Set<String>
     /// Cases in the order the runs first touched them.
     public private(set) var touched: [String] = []
-    /// The verdict of each touched window after the fold.
-    public private(set) var verdicts: [String: FlakyVerdict] = [:]
-    /// When each window last saw a flip or a pass on retry, if during the fold.
-    public private(set) var lastFlipAt: [String: Date] = [:]
     /// Per folded run, in order: the windows whose verdict it moved.
     public private(set) var moves: [(run: RolledRun, moved: [WindowMove])] = []
 
+    private var slotOf: [String: Int] = [:]
+    private var ids: [String] = []
+    /// The window as it stands (nil: none yet), as it was stored (nil: new), its verdict after the fold
+    /// (nil: not touched), the time of its last flip or pass on retry during the fold, and the last run
+    /// (by fold count) that touched it.
+    private var windows: [FlakyHistory?] = []
+    private var stored: [FlakyHistory?] = []
+    private var after: [FlakyVerdict?] = []
+    private var flipAt: [Date?] = []
+    private var seenIn: [Int] = []
+    private var folded = 0
+
     public init(policy: FlakyPolicy, stored: [String: FlakyHistory]) {
         self.policy = policy
-        self.histories = stored
-        self.existing = Set(stored.keys)
+        slotOf.reserveCapacity(stored.count)
+        for (caseID, history) in stored { addSlot(caseID, stored: history) }
+    }
+
+    @discardableResult
+    private mutating func addSlot(_ caseID: String, stored history: FlakyHistory?) -> Int {
+        let slot = ids.count
+        slotOf[caseID] = slot
+        ids.append(caseID)
+        windows.append(history)
+        stored.append(history)
+        after.append(nil)
+        flipAt.append(nil)
+        seenIn.append(0)
+        return slot
+    }
+
+    /// Every window the runs touched, as it stands after them (and the stored ones they did not).
+    public var histories: [String: FlakyHistory] {
+        var out: [String: FlakyHistory] = [:]
+        for (slot, window) in windows.enumerated() { if let window { out[ids[slot]] = window } }
+        return out
+    }
+
+    /// Windows that existed before the fold (the rest are new).
+    public var existing: Set<String> { Set(ids.indices.filter { stored[$0] != nil }.map { ids[$0] }) }
+
+    /// The verdict of each touched window after the fold.
+    public var verdicts: [String: FlakyVerdict] {
+        var out: [String: FlakyVerdict] = [:]
+        for (slot, verdict) in after.enumerated() { if let verdict { out[ids[slot]] = verdict } }
+        return out
+    }
+
+    /// When each window last saw a flip or a pass on retry, if during the fold.
+    public var lastFlipAt: [String: Date] {
+        var out: [String: Date] = [:]
+        for (slot, time) in flipAt.enumerated() { if let time { out[ids[slot]] = time } }
+        return out
+    }
+
+    /// The verdict of a touched window after the fold.
+    public func verdict(of caseID: String) -> FlakyVerdict? { slotOf[caseID].flatMap { after[$0] } }
+
+    /// Each touched window in `touched` order: as it stands, its verdict, its last flip during the fold, and
+    /// the window as stored before (nil for a new one).
+    public func forEachTouched(_ body: (_ caseID: String, _ window: FlakyHistory, _ verdict: FlakyVerdict, _ lastFlipAt: Date?,
+                                        _ stored: FlakyHistory?) throws -> Void) rethrows {
+        for caseID in touched {
+            guard let slot = slotOf[caseID], let window = windows[slot], let verdict = after[slot] else { continue }
+            try body(caseID, window, verdict, flipAt[slot], stored[slot])
+        }
     }
 
     /// Appends one run's outcomes (a case reported twice appends twice) and notes whose verdict moved.
     /// A new window at the lowest verdict (not flaky, score 0) is not a move: it cannot raise the case's.
     public mutating func fold(_ run: RolledRun) {
-        var before: [String: FlakyVerdict] = [:]
-        var order: [String] = []
-        var seenInRun: Set<String> = []
+        folded += 1
+        var order: [Int] = []
+        var before: [FlakyVerdict?] = []
         for result in run.results {
             guard let outcome = FlakyOutcome(status: result.status, retried: result.retried) else { continue }
-            let caseID = result.caseID
-            if seenInRun.insert(caseID).inserted {
-                if let history = histories[caseID] { before[caseID] = verdicts[caseID] ?? history.verdict(policy) }
+            let slot = slotOf[result.caseID] ?? addSlot(result.caseID, stored: nil)
+            if seenIn[slot] != folded {
+                seenIn[slot] = folded
+                before.append(windows[slot].map { after[slot] ?? $0.verdict(policy) })
                 // First touched by this fold: it has no verdict of the fold yet.
-                if verdicts[caseID] == nil { touched.append(caseID) }
-                order.append(caseID)
+                if after[slot] == nil { touched.append(ids[slot]) }
+                order.append(slot)
             }
-            histories[caseID, default: FlakyHistory()].append(outcome, runID: run.id)
+            if windows[slot] == nil { windows[slot] = FlakyHistory() }
+            windows[slot]!.append(outcome, runID: run.id)
         }
         var moved: [WindowMove] = []
-        for caseID in order {
-            guard let history = histories[caseID] else { continue }
-            let after = history.verdict(policy)
-            verdicts[caseID] = after
-            if history.lastEventWasEvidence { lastFlipAt[caseID] = run.createdAt }
+        for (index, slot) in order.enumerated() {
+            guard let history = windows[slot] else { continue }
+            let verdict = history.verdict(policy)
+            after[slot] = verdict
+            if history.lastEventWasEvidence { flipAt[slot] = run.createdAt }
             let isMove: Bool
-            if let old = before[caseID] {
-                isMove = old.isFlaky != after.isFlaky || old.score != after.score
+            if let old = before[index] {
+                isMove = old.isFlaky != verdict.isFlaky || old.score != verdict.score
             } else {
-                isMove = after.isFlaky || after.score > 0
+                isMove = verdict.isFlaky || verdict.score > 0
             }
-            if isMove { moved.append(WindowMove(caseID: caseID, verdict: after, evidence: history.evidence)) }
+            if isMove { moved.append(WindowMove(caseID: ids[slot], verdict: verdict, evidence: history.evidence)) }
         }
         moves.append((run, moved))
     }
@@ -188,15 +248,21 @@ public struct CaseStatsDelta: Sendable, Hashable {
     public static func fold(_ runs: [RolledRun]) -> (order: [String], deltas: [String: CaseStatsDelta]) {
         var order: [String] = []
         var deltas: [String: CaseStatsDelta] = [:]
+        deltas.reserveCapacity(runs.first?.results.count ?? 0)
+        order.reserveCapacity(runs.first?.results.count ?? 0)
         for run in runs {
             for result in run.results {
-                if deltas[result.caseID] == nil {
-                    order.append(result.caseID)
-                    deltas[result.caseID] = CaseStatsDelta(
+                // One hash of the case id per result: a roll-up folds tens of thousands.
+                if let slot = deltas.index(forKey: result.caseID) {
+                    deltas.values[slot].add(result, of: run)
+                } else {
+                    var delta = CaseStatsDelta(
                         firstSeenAt: run.createdAt, lastSeenAt: run.createdAt, lastRunID: run.id, lastStatus: result.status,
                         lastSeq: run.seq)
+                    delta.add(result, of: run)
+                    order.append(result.caseID)
+                    deltas[result.caseID] = delta
                 }
-                deltas[result.caseID]!.add(result, of: run)
             }
         }
         return (order, deltas)

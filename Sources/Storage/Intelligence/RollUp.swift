@@ -373,9 +373,10 @@ struct RollUp: Sendable {
         }
         return order.compactMap { id in
             guard let run = full[id], var cases = merged[id] else { return nil }
-            if slices[id, default: 0] > 1 {
-                var position: [String: Int] = [:]
-                for (index, result) in run.results.enumerated() where position[result.caseID] == nil { position[result.caseID] = index }
+            if slices[id, default: 0] > 1, cases.count > 1 {
+                // Positions of the detected cases only (usually a few of a big run's).
+                var position = Dictionary(cases.map { ($0.caseID, Int.max) }, uniquingKeysWith: { first, _ in first })
+                for (index, result) in run.results.enumerated() where position[result.caseID] == .max { position[result.caseID] = index }
                 cases.sort { (position[$0.caseID] ?? .max, $0.caseID) < (position[$1.caseID] ?? .max, $1.caseID) }
             }
             return (run, cases)
@@ -517,7 +518,7 @@ struct RollUp: Sendable {
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
         steps.lap("windows.fold")
-        try await writeWindows(fold, stored: stored, runs: numbers, steps: &steps, on: connection, logger: logger)
+        try await writeWindows(fold, runs: numbers, steps: &steps, on: connection, logger: logger)
         defer { steps.lap("windows.verdicts") }
 
         // Each moved case: was it flaky before the batch, and its flakiest window on other branches (one
@@ -615,19 +616,15 @@ struct RollUp: Sendable {
     /// the branch) comes out of a fold as it went in, and its verdict with it, so it is not written:
     /// in a long-lived project that is most of a run's windows. (`updated_at` is when a window last changed.)
     static func writeWindows(
-        _ fold: WindowFold, stored: [String: FlakyHistory], runs: RollUpStage.RunNumbers, steps: inout StepTimings,
+        _ fold: WindowFold, runs: RollUpStage.RunNumbers, steps: inout StepTimings,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         var rows: [RollUpStage.WindowRow] = []
-        for caseID in fold.touched {
-            guard let history = fold.histories[caseID], let verdict = fold.verdicts[caseID] else { continue }
-            let lastFlipAt = fold.lastFlipAt[caseID]
-            if let before = stored[caseID], before.outcomes == history.outcomes, before.evidence == history.evidence, lastFlipAt == nil {
-                continue
-            }
+        rows.reserveCapacity(fold.touched.count)
+        fold.forEachTouched { caseID, history, verdict, lastFlipAt, before in
+            if let before, before.outcomes == history.outcomes, before.evidence == history.evidence, lastFlipAt == nil { return }
             rows.append(
-                RollUpStage.WindowRow(
-                    caseID: caseID, existing: fold.existing.contains(caseID), history: history, verdict: verdict, lastFlipAt: lastFlipAt))
+                RollUpStage.WindowRow(caseID: caseID, existing: before != nil, history: history, verdict: verdict, lastFlipAt: lastFlipAt))
         }
         steps.lap("windows.columns")
         defer { steps.lap("windows.copy") }
