@@ -33,7 +33,7 @@ struct RunWriter: Sendable {
         let gate: String? = new.gate.status == .none && new.gate.forgiven.isEmpty
             ? nil : String(decoding: try JSONEncoder().encode(new.gate), as: UTF8.self)
 
-        return try await server.transaction { connection in
+        let persisted = try await server.transaction { connection in
             // Where the time goes, for the debug log (as the roll-up's).
             let clock = ContinuousClock()
             let started = clock.now
@@ -93,6 +93,10 @@ struct RunWriter: Sendable {
                 regression: summary, seq: new.seq, createdAt: createdAt, gate: new.gate)
             return PersistedRun(run: record, caseIDs: caseIDs)
         }
+        // Committed: the run's roll-up (usually on this node, moments later) folds these instead of reading them back.
+        await server.freshResults.put(
+            runID: new.id, FreshRunResults(run.cases, caseIDs: persisted.caseIDs, digests: new.keyDigests))
+        return persisted
     }
 
     /// Queues the run's roll-up and records `run.finalized` (with its webhook deliveries): one statement, so the

@@ -49,6 +49,9 @@ public enum RollUpTuning {
     /// How many windows beyond twice the cases asked for a read of one range of ids may meet before it reads the
     /// cases one by one instead (`readWindows`).
     @TaskLocal public static var windowRangeSlack = 1_000
+    /// Whether a roll-up folds the results its finalize handed over on this node (`FreshResults`); off, it
+    /// reads every run's results back, as after a restart.
+    @TaskLocal public static var foldsFreshResults = true
 }
 
 /// Folds finalized runs into the roll-ups: one transaction per job, or per batch of a project's queued runs.
@@ -83,7 +86,7 @@ struct RollUp: Sendable {
     /// retried), this throws `RollUpError.waitingForEarlierRun`. A dead job is not waited for, and
     /// with `inOrder` false (a job's last attempt) nothing is.
     func rollUp(runIDs: [String], inOrder: Bool) async throws -> Bool {
-        let (logger, ws) = (self.logger, workspaceID)
+        let (logger, ws, fresh) = (self.logger, workspaceID, server.freshResults)
         return try await server.transaction { connection in
             var subjects: [RollUpSubject] = []
             for try await (id, project, branch, created, executed, failing, seq) in try await connection.query(
@@ -106,7 +109,8 @@ struct RollUp: Sendable {
             let byProject = Dictionary(grouping: subjects, by: \.projectID)
             for projectID in byProject.keys.sorted() {
                 let runs = byProject[projectID]!.sorted { $0.seq < $1.seq }
-                try await Self.foldProject(runs, projectID: projectID, inOrder: inOrder, workspaceID: ws, on: connection, logger: logger)
+                try await Self.foldProject(
+                    runs, projectID: projectID, inOrder: inOrder, fresh: fresh, workspaceID: ws, on: connection, logger: logger)
                 // "Roll-up done" for live streams: the run's history, flakiness and analytics now include it.
                 try await Self.recordEvents(
                     ids: runs.map { _ in ResourceID.make(.event) }, projectID: projectID, kind: "run.rolled_up", subjects: runs.map(\.runID),
@@ -123,7 +127,7 @@ struct RollUp: Sendable {
 
     /// Folds runs of one project, in finalize order, inside the caller's transaction.
     static func foldProject(
-        _ subjects: [RollUpSubject], projectID: String, inOrder: Bool, workspaceID ws: String, on connection: PostgresConnection,
+        _ subjects: [RollUpSubject], projectID: String, inOrder: Bool, fresh: FreshResults, workspaceID ws: String, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
         try await connection.query(
@@ -146,7 +150,7 @@ struct RollUp: Sendable {
         let clock = ContinuousClock()
         var steps = StepTimings()
         let started = clock.now
-        let (runs, failing) = try await readResults(subjects, workspaceID: ws, on: connection, logger: logger)
+        let (runs, failing) = try await readResults(subjects, fresh: fresh, workspaceID: ws, on: connection, logger: logger)
         let afterRead = clock.now
         // Flakiness first: the case stats take the verdicts of the cases whose windows moved.
         let policy = try await PostgresIntelligenceRepository.flakyPolicy(projectID: projectID, workspaceID: ws, on: connection, logger: logger)
@@ -383,13 +387,24 @@ struct RollUp: Sendable {
         }
     }
 
-    /// The runs' results, each run's as one row of arrays (decoding 10,000 rows one by one cost more
-    /// than the query).
-    static func readResults(_ subjects: [RollUpSubject], workspaceID ws: String, on connection: PostgresConnection, logger: Logger)
-        async throws -> (runs: [RolledRun], failing: FailingRows)
-    {
+    /// The runs' results: those their finalize on this node handed over (`FreshResults`), the others read,
+    /// each run's as one row of arrays (decoding 10,000 rows one by one cost more than the query).
+    static func readResults(
+        _ subjects: [RollUpSubject], fresh: FreshResults, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+    ) async throws -> (runs: [RolledRun], failing: FailingRows) {
         var byRun: [String: [RolledResult]] = [:]
         var failing = FailingRows()
+        var unread: [String] = []
+        for subject in subjects {
+            if RollUpTuning.foldsFreshResults, let handed = await fresh.take(runID: subject.runID) {
+                byRun[subject.runID] = handed.rolled(runID: subject.runID, failing: &failing)
+            } else {
+                unread.append(subject.runID)
+            }
+        }
+        guard !unread.isEmpty else {
+            return (subjects.map { RolledRun(id: $0.runID, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq, results: byRun[$0.runID] ?? []) }, failing)
+        }
         // One sort of the rows (they arrive in ordinal order) instead of one per aggregate: an ordered
         // `array_agg` sorts its own input, four sorts of every run. The ordinals come along so the order is
         // checked, not assumed (PostgreSQL keeps a sorted subquery's order in practice, without promising it).
@@ -397,7 +412,7 @@ struct RollUp: Sendable {
             """
             SELECT run_id, array_agg(ordinal), array_agg(case_id), array_agg(status), array_agg(flaky), array_agg(duration_ms)
             FROM (SELECT run_id, ordinal, case_id, status, flaky, duration_ms FROM case_results
-                  WHERE workspace_id = \(ws) AND run_id = ANY(\(subjects.map(\.runID))::text[]) ORDER BY run_id, ordinal) r
+                  WHERE workspace_id = \(ws) AND run_id = ANY(\(unread)::text[]) ORDER BY run_id, ordinal) r
             GROUP BY run_id
             """, logger: logger
         ).decode((String, [Int32], [String], [String], [Bool], [Int64]).self) {

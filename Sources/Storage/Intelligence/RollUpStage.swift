@@ -63,8 +63,9 @@ enum RollUpStage {
             byTime = Dictionary(runs.enumerated().map { ($1.createdAt, $0 + 1) }, uniquingKeysWith: { first, _ in first })
         }
 
-        func number(of runID: String) -> Int { byID[runID] ?? 0 }
-        func number(at time: Date) -> Int { byTime[time] ?? 0 }
+        // A batch of one run (most roll-ups) needs no hashing: every row asks about that run.
+        func number(of runID: String) -> Int { ids.count == 1 ? (ids[0] == runID ? 1 : 0) : byID[runID] ?? 0 }
+        func number(at time: Date) -> Int { ids.count == 1 ? (createdAt[0] == time ? 1 : 0) : byTime[time] ?? 0 }
     }
 
     /// A folded window to stage, and whether its row exists.

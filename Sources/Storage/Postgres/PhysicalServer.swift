@@ -17,6 +17,10 @@ public final class PhysicalServer: Sendable {
     /// How long a request waits for a connection before the server is reported unavailable.
     public let acquireTimeout: Duration
 
+    /// Finalized runs' results on their way to their roll-up on this node (`FreshResults`): 250,000 results
+    /// at most, about 10 MB.
+    let freshResults = FreshResults(capacity: 250_000)
+
     public init(index: Int, url: DatabaseURL, maxConnections: Int, acquireTimeout: Duration = .seconds(5), logger: Logger) {
         self.acquireTimeout = acquireTimeout
         var config = PostgresClient.Configuration(
