@@ -72,7 +72,7 @@ public struct APIClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         for (name, value) in extra { request.headers.add(name: name, value: value) }
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        let response = try await testHTTPClient.execute(request, timeout: timeout)
         let buffer = try await response.body.collect(upTo: 64 * 1024 * 1024)
         return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: buffer))
     }
@@ -81,6 +81,15 @@ public struct APIClient: Sendable {
 /// How long a test request may take. Generous: the suite runs many servers at once on loaded CI machines,
 /// where a stress run saw requests wait past 30 s; a hung server still fails the test.
 public let testRequestTimeout: TimeAmount = .seconds(300)
+
+/// The tests' HTTP client: only `testRequestTimeout` bounds a request. The shared client also gives up after 90 s
+/// without a byte, and a 50,000-case finalize (which answers once it is done) took longer than that while the
+/// whole suite shared two cores. (Never shut down: it lives as long as the test process.)
+public let testHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration.singletonConfiguration
+    configuration.timeout = .init(connect: .seconds(90), read: testRequestTimeout)
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}()
 
 /// How long a test waits for a condition to hold (roll-ups done, a node up, a server healthy). Generous for
 /// loaded CI machines: each wait ends as soon as its condition holds, so a fast machine never waits.

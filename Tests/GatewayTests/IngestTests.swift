@@ -52,7 +52,7 @@ func put(_ url: String, _ data: Data, contentType: String? = "application/octet-
     request.method = .PUT
     if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
     request.body = .bytes(ByteBuffer(bytes: data))
-    let response = try await HTTPClient.shared.execute(request, timeout: testRequestTimeout)
+    let response = try await testHTTPClient.execute(request, timeout: testRequestTimeout)
     let body = try await response.body.collect(upTo: 1 << 20)
     return APIClient.Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: body))
 }

@@ -26,7 +26,7 @@ import Testing
             let first = try await admin.post(
                 "/v1/ingest/kensho/finalize",
                 json: runDocument(externalRunId: "big-1", cases: cases(failing: { $0 % 100 == 0 })),
-                timeout: .seconds(300))
+                timeout: .seconds(600))
             #expect(first.status == 200, "\(first.text.prefix(500))")
             #expect((first.object["totals"] as? [String: Any])?["failed"] as? Int == 500)
             let firstId = try #require(first.object["internalRunId"] as? String)
@@ -36,7 +36,7 @@ import Testing
                 "/v1/ingest/kensho/finalize",
                 json: runDocument(
                     externalRunId: "big-2", cases: cases(failing: { $0 % 1000 == 0 || $0 % 100 == 1 })),
-                timeout: .seconds(300))
+                timeout: .seconds(600))
             #expect(second.status == 200, "\(second.text.prefix(500))")
             let summary = regression(second)
             #expect(summary["newFailures"] as? Int == 500)

@@ -128,7 +128,7 @@ import Testing
                     for _ in 0..<16 { continuation.yield(chunk) }
                     continuation.finish()
                 }, length: .unknown)
-            let response = try await HTTPClient.shared.execute(request, timeout: testRequestTimeout)
+            let response = try await testHTTPClient.execute(request, timeout: testRequestTimeout)
             #expect(response.status.code == 413)
             let body = try await response.body.collect(upTo: 1 << 20)
             #expect(String(buffer: body).contains("payload_too_large"))

@@ -17,7 +17,7 @@ import Testing
         request.method = .PUT
         for (name, value) in presigned["fields"] as? [String: String] ?? [:] { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: data))
-        let response = try await HTTPClient.shared.execute(request, timeout: testRequestTimeout)
+        let response = try await testHTTPClient.execute(request, timeout: testRequestTimeout)
         _ = try await response.body.collect(upTo: 1 << 20)
         return Int(response.status.code)
     }
