@@ -50,7 +50,7 @@ import Testing
             for (key, history) in stored.windows where key.hasSuffix("|" + branch) { mine[String(key.split(separator: "|")[0])] = history }
             var fold = WindowFold(policy: policy, stored: mine)
             for run in runs[start...end] { fold.fold(run) }
-            for caseID in fold.touched { stored.windows[caseID + "|" + branch] = fold.histories[caseID] }
+            fold.forEachTouched { caseID, window, _, _, _ in stored.windows[caseID + "|" + branch] = window }
             var others: [String: BranchVerdict] = [:]
             for caseID in fold.movedCases {
                 for (key, history) in stored.windows where key.hasPrefix(caseID + "|") && !key.hasSuffix("|" + branch) {

@@ -15,25 +15,12 @@ import Testing
 @Suite struct RollUpBatchTests {
     @Test func batchesFoldExactlyAsRunsOneByOne() async throws {
         try await withServer(configure: { $0.finalizeQuota.perMinute = 60_000 }) { server, admin in
-            for slug in ["single", "batched"] {
-                #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
-            }
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
             let shard = try server.cluster.server(forShard: ws.shardID)
             let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
             let logger = Logger(label: "t")
             try await Self.holdJobs(on: shard, logger: logger)
-            let history = RollUpRecomputeTests.runs(count: 30)
-            var ids: [String: [String]] = [:]
-            for slug in ["single", "batched"] {
-                for (index, run) in history.enumerated() {
-                    let reply = try await admin.post(
-                        "/v1/ingest/kensho/finalize",
-                        json: runDocument(project: slug, externalRunId: "r\(index)", branch: run.branch, cases: run.cases))
-                    #expect(reply.status == 200, "\(reply.text)")
-                    ids[slug, default: []].append(try #require(reply.object["internalRunId"] as? String))
-                }
-            }
+            let ids = try await Self.pushHistory(RollUpRecomputeTests.runs(count: 30), to: ["single", "batched"], as: admin)
             let single = try #require(ids["single"]), batched = try #require(ids["batched"])
             for id in single { #expect(try await repos.intelligence.rollUp(runID: id, inOrder: true) == .rolledUp) }
             // A batch that skips an earlier run with a live job waits for it and writes nothing.
@@ -68,24 +55,12 @@ import Testing
     /// rows and events — across a policy change that rescores the windows half-way.
     @Test func aSoleBranchFoldsAsTheLookUpDoes() async throws {
         try await withServer(configure: { $0.finalizeQuota.perMinute = 60_000 }) { server, admin in
-            for slug in ["sole", "lookup"] {
-                #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
-            }
             let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
             let shard = try server.cluster.server(forShard: ws.shardID)
             let repos = try server.cluster.repositories(workspaceID: ws.id, shardID: ws.shardID)
             let logger = Logger(label: "t")
             try await Self.holdJobs(on: shard, logger: logger)
-            let history = RollUpRecomputeTests.runs(count: 30)
-            var ids: [String: [String]] = [:]
-            for slug in ["sole", "lookup"] {
-                for (index, run) in history.enumerated() {
-                    let reply = try await admin.post(
-                        "/v1/ingest/kensho/finalize", json: runDocument(project: slug, externalRunId: "r\(index)", branch: "main", cases: run.cases))
-                    #expect(reply.status == 200, "\(reply.text)")
-                    ids[slug, default: []].append(try #require(reply.object["internalRunId"] as? String))
-                }
-            }
+            let ids = try await Self.pushHistory(RollUpRecomputeTests.runs(count: 30), to: ["sole", "lookup"], branch: "main", as: admin)
             let policy: [String: Any] = ["window": 12, "threshold": 0.15, "minResults": 4, "minFlips": 2, "infraFailureRatio": 0.5, "infraMinCases": 10]
             for slug in ["sole", "lookup"] {
                 try await RollUpTuning.$soleBranchShortcut.withValue(slug == "sole") { () async throws -> Void in
@@ -216,6 +191,25 @@ import Testing
             #expect(a.3 == 2, "its stats still count the run")
             #expect(b.0 == String(repeating: "P", count: 99) + "F" && !b.2, "the window that moved is written")
         }
+    }
+
+    /// Creates each project and pushes it the same history, each run on its own branch or all on `branch`; the
+    /// runs' ids by project, in finalize order.
+    static func pushHistory(
+        _ history: [(branch: String, cases: [[String: Any]])], to slugs: [String], branch: String? = nil, as admin: APIClient
+    ) async throws -> [String: [String]] {
+        var ids: [String: [String]] = [:]
+        for slug in slugs {
+            #expect(try await admin.post("/v1/projects", json: ["slug": slug, "name": slug]).status == 201)
+            for (index, run) in history.enumerated() {
+                let reply = try await admin.post(
+                    "/v1/ingest/kensho/finalize",
+                    json: runDocument(project: slug, externalRunId: "r\(index)", branch: branch ?? run.branch, cases: run.cases))
+                #expect(reply.status == 200, "\(reply.text)")
+                ids[slug, default: []].append(try #require(reply.object["internalRunId"] as? String))
+            }
+        }
+        return ids
     }
 
     /// The worker must not touch the tests' runs: their jobs are queued a day ahead, and the tests fold them.

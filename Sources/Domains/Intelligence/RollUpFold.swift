@@ -114,23 +114,6 @@ public struct WindowFold: Sendable {
         return out
     }
 
-    /// Windows that existed before the fold (the rest are new).
-    public var existing: Set<String> { Set(ids.indices.filter { stored[$0] != nil }.map { ids[$0] }) }
-
-    /// The verdict of each touched window after the fold.
-    public var verdicts: [String: FlakyVerdict] {
-        var out: [String: FlakyVerdict] = [:]
-        for (slot, verdict) in after.enumerated() { if let verdict { out[ids[slot]] = verdict } }
-        return out
-    }
-
-    /// When each window last saw a flip or a pass on retry, if during the fold.
-    public var lastFlipAt: [String: Date] {
-        var out: [String: Date] = [:]
-        for (slot, time) in flipAt.enumerated() { if let time { out[ids[slot]] = time } }
-        return out
-    }
-
     /// The verdict of a touched window after the fold.
     public func verdict(of caseID: String) -> FlakyVerdict? { slotOf[caseID].flatMap { after[$0] } }
 

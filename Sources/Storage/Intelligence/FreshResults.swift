@@ -61,6 +61,4 @@ actor FreshResults {
         held -= results.count
         return results
     }
-
-    var heldResults: Int { held }
 }

@@ -583,39 +583,39 @@ struct RollUp: Sendable {
             if high.utf8.lexicographicallyPrecedes(id.utf8) { high = id }
         }
         let cap = 2 * caseIDs.count + RollUpTuning.windowRangeSlack
-        var stored: [String: FlakyHistory] = [:]
-        stored.reserveCapacity(caseIDs.count)
-        var complete = false
         // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
-        for try await (ids, outcomes, evidence) in try await connection.query(
-            """
+        let range: PostgresQuery = """
             SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
                    COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
             FROM (SELECT case_id, outcomes, evidence FROM case_windows
                   WHERE workspace_id = \(ws) AND case_id >= \(low) AND case_id <= \(high) AND branch = \(branch)
                   LIMIT \(cap)) w
-            """, logger: logger
-        ).decode(([String], [String], [String]).self) {
-            guard ids.count == outcomes.count, ids.count == evidence.count, ids.count < cap else { continue }
-            complete = true
-            for index in ids.indices where caseIDs.contains(ids[index]) {
-                stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: Self.evidence(evidence[index]))
-            }
-        }
-        if complete { return stored }
-        stored.removeAll(keepingCapacity: true)
-        for try await (ids, outcomes, evidence) in try await connection.query(
             """
+        if let stored = try await windows(from: range, keeping: caseIDs, below: cap, on: connection, logger: logger) { return stored }
+        let byCase: PostgresQuery = """
             SELECT COALESCE(array_agg(case_id), '{}'), COALESCE(array_agg(outcomes), '{}'),
                    COALESCE(array_agg(array_to_string(evidence, ',')), '{}')
             FROM case_windows
             WHERE workspace_id = \(ws) AND branch = \(branch) AND case_id = ANY(\(Array(caseIDs))::text[])
-            """, logger: logger
-        ).decode(([String], [String], [String]).self) {
-            guard ids.count == outcomes.count, ids.count == evidence.count else { continue }
-            for index in ids.indices {
-                stored[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: Self.evidence(evidence[index]))
+            """
+        return try await windows(from: byCase, keeping: nil, on: connection, logger: logger) ?? [:]
+    }
+
+    /// The windows in the one row of arrays `query` answers (case ids, outcomes, comma-joined evidence), those of
+    /// `wanted` only when given; nil when the row holds `limit` windows or more, or is malformed.
+    static func windows(
+        from query: PostgresQuery, keeping wanted: Set<String>?, below limit: Int = .max, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [String: FlakyHistory]? {
+        var stored: [String: FlakyHistory]?
+        for try await (ids, outcomes, evidence) in try await connection.query(query, logger: logger).decode(([String], [String], [String]).self) {
+            guard ids.count == outcomes.count, ids.count == evidence.count, ids.count < limit else { continue }
+            var found: [String: FlakyHistory] = [:]
+            found.reserveCapacity(wanted?.count ?? ids.count)
+            for index in ids.indices where wanted?.contains(ids[index]) ?? true {
+                found[ids[index]] = FlakyHistory(outcomes: outcomes[index], evidence: Self.evidence(evidence[index]))
             }
+            stored = found
         }
         return stored
     }
