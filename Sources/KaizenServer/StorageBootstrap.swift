@@ -57,18 +57,17 @@ public final class StorageHandle: Sendable {
     }
 
     /// Closes the pools and stops the embedded PostgreSQL if this process started it.
+    /// Operations still running (a roll-up cancelled by the shutdown finishes its statement) get up to 15 s first:
+    /// a pool closed under one of them could break a COPY, which PostgresNIO answers with a trap.
     public func close() async {
-        poolTask.cancel()
-        // A pool whose server stopped answering may not wind down promptly; do not wait forever.
-        if !(await Self.waitAtMost(seconds: 5, for: poolTask)) {
-            logger.warning("database pools did not close within 5 s; exiting without them")
+        let logger = self.logger
+        let closed = await StorageCluster.closePools(cluster.servers, running: poolTask, within: .seconds(15)) {
+            logger.info("waiting for database operations to finish before closing the pools", metadata: ["operations": "\($0)"])
+        }
+        if !closed {
+            logger.warning("database operations still running or pools not closed after the wait; exiting without them")
         }
         if startedEmbedded { await embedded?.stop() }
-    }
-
-    /// True when `task` ended within `seconds`; the wait ends at the deadline either way.
-    static func waitAtMost(seconds: Double, for task: Task<Void, Never>) async -> Bool {
-        (try? await awaitAtMost(.seconds(seconds)) { await task.value }) != nil
     }
 }
 

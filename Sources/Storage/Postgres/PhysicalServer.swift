@@ -21,6 +21,21 @@ public final class PhysicalServer: Sendable {
     /// at most, about 10 MB.
     let freshResults = FreshResults(capacity: 250_000)
 
+    /// Operations holding one of this pool's connections. The pool is closed only once none is left
+    /// (`StorageCluster.closePools`): PostgresNIO traps when a connection is force-closed in the middle of a COPY.
+    /// (Waiting for a connection does not count: closing the pool just fails the wait.)
+    private let operationsInFlight = Atomic<Int>(0)
+
+    /// How many operations hold a connection of this server now.
+    public var operationsRunning: Int { operationsInFlight.load(ordering: .acquiring) }
+
+    /// Runs `body`, counted in `operationsRunning`, while it holds a connection.
+    private func holding<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        operationsInFlight.add(1, ordering: .relaxed)
+        defer { operationsInFlight.subtract(1, ordering: .releasing) }
+        return try await body()
+    }
+
     public init(index: Int, url: DatabaseURL, maxConnections: Int, acquireTimeout: Duration = .seconds(5), logger: Logger) {
         self.acquireTimeout = acquireTimeout
         var config = PostgresClient.Configuration(
@@ -42,7 +57,7 @@ public final class PhysicalServer: Sendable {
             return try await leased { acquired in
                 try await self.client.withConnection { connection in
                     acquired.set()
-                    return try await body(connection)
+                    return try await self.holding { try await body(connection) }
                 }
             }
         } catch {
@@ -56,7 +71,7 @@ public final class PhysicalServer: Sendable {
             return try await leased { acquired in
                 try await self.client.withTransaction(logger: self.logger) { connection in
                     acquired.set()
-                    return try await body(connection)
+                    return try await self.holding { try await body(connection) }
                 }
             }
         } catch let error as PostgresTransactionError {
