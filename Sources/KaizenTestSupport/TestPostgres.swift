@@ -39,8 +39,9 @@ public actor TestPostgres {
         try FileManager.default.createDirectory(atPath: Self.root, withIntermediateDirectories: true)
         chmod(Self.root, 0o755)
         for index in 0..<Self.serverCount {
-            // Dozens of test servers, each with its pools and background services, share these two clusters.
-            _ = try await EmbeddedPostgres(directory: Self.directory(index), database: "postgres", maxConnections: 800, logger: logger).start()
+            // Dozens of test servers, each with its pools and background services, share these two clusters (800
+            // was once exhausted by a full run).
+            _ = try await EmbeddedPostgres(directory: Self.directory(index), database: "postgres", maxConnections: 1500, logger: logger).start()
         }
         atexit {
             for index in 0..<TestPostgres.serverCount {
