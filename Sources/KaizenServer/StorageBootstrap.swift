@@ -61,11 +61,17 @@ public final class StorageHandle: Sendable {
     /// a pool closed under one of them could break a COPY, which PostgresNIO answers with a trap.
     public func close() async {
         let logger = self.logger
-        let closed = await StorageCluster.closePools(cluster.servers, running: poolTask, within: .seconds(15)) {
+        let closing = await StorageCluster.closePools(cluster.servers, running: poolTask, within: .seconds(15)) {
             logger.info("waiting for database operations to finish before closing the pools", metadata: ["operations": "\($0)"])
         }
-        if !closed {
-            logger.warning("database operations still running or pools not closed after the wait; exiting without them")
+        switch closing {
+        case .closed: break
+        case .leftOpen(let operations):
+            logger.warning(
+                "database operations still running; exiting without closing their pools",
+                metadata: ["operations": "\(operations)"])
+        case .slowToClose:
+            logger.warning("database pools did not close within 5 s; exiting without them")
         }
         if startedEmbedded { await embedded?.stop() }
     }

@@ -64,16 +64,24 @@ public final class StorageCluster: TenantStorage {
         }
     }
 
+    /// How `closePools` ended.
+    public enum PoolClosing: Sendable, Equatable {
+        case closed
+        /// Operations still held connections at the deadline (or the wait was cancelled): the pools stay open.
+        case leftOpen(operations: Int)
+        /// The pools were told to close but did not finish within 5 s (a server that stopped answering).
+        case slowToClose
+    }
+
     /// Closes the pools once no operation holds one of their connections, waiting at most `limit` for those still
     /// running (a cancelled roll-up finishes its statement first). Closing a pool force-closes the connections it
     /// lent, and PostgresNIO traps on a connection closed in the middle of a COPY, so when operations are still
-    /// running at the deadline (or the wait is cancelled) the pools are left open and this returns false: the
-    /// process is ending, and an open connection costs less than a crash. `waiting` hears, once, how many
-    /// operations the close waits for.
+    /// running at the deadline (or the wait is cancelled) the pools are left open: the process is ending, and an
+    /// open connection costs less than a crash. `waiting` hears, once, how many operations the close waits for.
     public static func closePools(
         _ servers: [PhysicalServer], running pools: Task<Void, Never>, within limit: Duration,
         waiting: @Sendable (Int) -> Void = { _ in }
-    ) async -> Bool {
+    ) async -> PoolClosing {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: limit)
         var told = false
@@ -85,11 +93,13 @@ public final class StorageCluster: TenantStorage {
                 told = true
             }
             // A short poll: this runs once, at shutdown, and nothing signals "the last lease ended".
-            guard clock.now < deadline, (try? await Task.sleep(for: .milliseconds(10))) != nil else { return false }
+            guard clock.now < deadline, (try? await Task.sleep(for: .milliseconds(10))) != nil else {
+                return .leftOpen(operations: running)
+            }
         }
         pools.cancel()
         // A pool whose server stopped answering may not wind down promptly; do not wait forever.
-        return (try? await awaitAtMost(.seconds(5)) { await pools.value }) != nil
+        return (try? await awaitAtMost(.seconds(5)) { await pools.value }) != nil ? .closed : .slowToClose
     }
 
     public func server(forShard shard: Int) throws -> PhysicalServer {
