@@ -82,8 +82,12 @@ extension WorkspaceActor {
             }
             uploaded = try await storedAttachments(session)
         }
+        let validating = ContinuousClock.now
         let outcome = validator.validate(document, knownAttachments: Set(uploaded.map(\.id)))
         guard case .valid(let run) = outcome else { throw outcome.error ?? .internalError }
+        logger.debug(
+            "kensho document validated",
+            metadata: ["cases": "\(run.cases.count)", "validateMs": "\(milliseconds(ContinuousClock.now - validating))"])
         let referenced = uploaded.filter { run.attachmentIDs.contains($0.id) }
         var storing = IngestProgress(workspaceID: workspaceID, projectID: project.id, project: project.slug, phase: .storing)
         storing.externalRunId = run.externalRunId
@@ -121,13 +125,21 @@ extension WorkspaceActor {
     public nonisolated func finalize(
         project: Project, run: ValidatedRun, attachments: [DeclaredAttachment], quota: RateLimit
     ) async throws -> FinalizeOutcome {
+        // Where the time goes, for the debug log (as the roll-up's).
+        let clock = ContinuousClock()
+        let started = clock.now
         // Before the lane: digesting 100,000 keys is work no other finalize of the project need wait for.
         let digests = CaseKeyDigest.of(run.cases.lazy.map { $0.key })
+        let digested = clock.now
         // The gate and the quarantine are not sequenced state: read before the lane, like the digests.
         let gateInputs = try await gateInputs(project: project, run: run)
+        let gated = clock.now
         // Outside the lane: a finalize waiting for the project's roll-ups holds nothing another needs.
         try await awaitRollUps(projectID: project.id)
+        let queued = clock.now
+        let logger = self.logger
         return try await sequenced(key: "project:\(project.id)") { actor in
+            let entered = clock.now
             if let existing = try await actor.repos.runs.run(projectID: project.id, externalRunId: run.externalRunId) {
                 return try await actor.replayWhole(existing)
             }
@@ -141,7 +153,9 @@ extension WorkspaceActor {
                 // in between became the number's predecessor without being the baseline.
                 let seq = try await actor.nextRunSequence(projectID: project.id)
                 let baseline = try await actor.baseline(project: project, branch: run.branch)
+                let baselined = clock.now
                 let (summary, buckets) = RegressionSummary.compute(run.cases, digests: digests, baseline: baseline?.statuses ?? [:])
+                let compared = clock.now
                 let new = NewRun(
                     id: ResourceID.make(.run), projectID: project.id, run: run, baselineRunID: baseline?.run.id,
                     regression: summary, buckets: buckets, seq: seq, attachments: attachments,
@@ -163,10 +177,20 @@ extension WorkspaceActor {
                     if error.details["constraint"] == .string(Self.runSequenceConstraint), attempt < 16 { continue }
                     throw error
                 }
+                let persisted = clock.now
                 actor.runSeqs[project.id] = seq
                 actor.remember(
                     Baseline(run: stored, statuses: Dictionary(zip(digests, run.cases.lazy.map(\.status)), uniquingKeysWith: { a, _ in a })),
                     projectID: project.id)
+                logger.debug(
+                    "finalize phases",
+                    metadata: [
+                        "cases": "\(run.cases.count)", "digestMs": "\(milliseconds(digested - started))",
+                        "gateMs": "\(milliseconds(gated - digested))", "backlogMs": "\(milliseconds(queued - gated))",
+                        "laneMs": "\(milliseconds(entered - queued))", "baselineMs": "\(milliseconds(baselined - entered))",
+                        "regressionMs": "\(milliseconds(compared - baselined))", "persistMs": "\(milliseconds(persisted - compared))",
+                        "rememberMs": "\(milliseconds(clock.now - persisted))",
+                    ])
                 return FinalizeOutcome(run: stored, baseline: baseline?.run, replayed: false)
             }
         }

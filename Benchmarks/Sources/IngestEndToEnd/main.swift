@@ -15,7 +15,10 @@ let caseCount = CommandLine.arguments.dropFirst().first.flatMap(Int.init) ?? 10_
 let stepsPerCase = 5
 let rounds = 5
 var logger = Logger(label: "ingest-bench")
-logger.logLevel = .warning
+// `KAIZEN_BENCH_LOG_LEVEL=debug` shows where each finalize's time goes ("kensho document read", "finalize phases",
+// "run written").
+let logLevel = ProcessInfo.processInfo.environment["KAIZEN_BENCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+logger.logLevel = logLevel
 
 func now() -> Double { Date().timeIntervalSince1970 }
 
@@ -30,7 +33,7 @@ config.dataDirectory = root + "/data"
 config.maxBodyBytes = 512 * 1024 * 1024
 config.finalizeQuota = .init(perMinute: 100_000)
 config.workspaceRateLimit = .init(perMinute: 1_000_000)
-config.logLevel = "warning"
+config.logLevel = logLevel.rawValue
 
 final class ReadyBox: @unchecked Sendable {
     // Written once by the server task before `ready` is signalled, read after: the semaphore orders them.

@@ -24,18 +24,37 @@ struct KenshoDecodeMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         guard Self.applies(to: request) else { return try await next(request, context) }
         var request = request
-        let run = try await Self.decode(&request, maxBytes: maxBytes)
+        var timing = Timing()
+        let run = try await Self.decode(&request, maxBytes: maxBytes, timing: &timing)
+        // Where a finalize's time goes, for the debug log (with the workspace's "finalize phases").
+        context.logger.debug(
+            "kensho document read",
+            metadata: [
+                "cases": "\(run.cases?.count ?? 0)", "bytes": "\(timing.bytes)", "collectMs": "\(milliseconds(timing.collect))",
+                "parseMs": "\(milliseconds(timing.parse))",
+            ])
         return try await PreparsedKensho.$current.withValue(run) { try await next(request, context) }
     }
 
     /// Collects and parses the body, then leaves the request with `{}`: the buffer dies with this frame.
-    static func decode(_ request: inout Request, maxBytes: Int) async throws -> KenshoRun {
+    struct Timing {
+        var bytes = 0
+        var collect = Duration.zero
+        var parse = Duration.zero
+    }
+
+    static func decode(_ request: inout Request, maxBytes: Int, timing: inout Timing) async throws -> KenshoRun {
+        let clock = ContinuousClock()
+        let started = clock.now
         let buffer = try await BodyLimitMiddleware<Context>.collect(&request, maxBytes: maxBytes)
+        let collected = clock.now
         request.body = RequestBody(buffer: ByteBuffer(string: "{}"))
         try NULTextMiddleware<Context>.refuseNUL(in: buffer, kensho: true)
-        return try buffer.withUnsafeReadableBytes { raw in
+        let run = try buffer.withUnsafeReadableBytes { raw in
             try KenshoJSON.decode(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
         }
+        timing = Timing(bytes: buffer.readableBytes, collect: collected - started, parse: clock.now - collected)
+        return run
     }
 }
 
