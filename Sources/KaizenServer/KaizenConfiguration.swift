@@ -161,9 +161,12 @@ public struct KaizenConfiguration: Sendable {
         config.s3 = try s3Configuration(env)
         if let v = try double("KAIZEN_JOB_LEASE_SECONDS") { config.jobLeaseSeconds = max(1, v) }
         if let v = try int("KAIZEN_ROLLUP_LANES") { config.rollUpLanes = min(max(1, v), 64) }
-        if let v = try int("KAIZEN_ROLLUP_MAX_BACKLOG") {
+        let maxBacklog = try int("KAIZEN_ROLLUP_MAX_BACKLOG")
+        let maxLag = try double("KAIZEN_ROLLUP_MAX_LAG_SECONDS")
+        if maxBacklog != nil || maxLag != nil {
             config.rollUpBackpressure = RollUpBackpressure(
-                maxPending: min(max(0, v), 10_000), maxWaitSeconds: try double("KAIZEN_ROLLUP_BACKLOG_WAIT_SECONDS") ?? 30)
+                maxPending: min(max(0, maxBacklog ?? 0), 10_000), maxLagSeconds: maxLag ?? 0,
+                maxWaitSeconds: try double("KAIZEN_ROLLUP_BACKLOG_WAIT_SECONDS") ?? 30)
         }
         if let v = try double("KAIZEN_IDLE_TIMEOUT_SECONDS") { config.idleTimeoutSeconds = max(1, v) }
         if let v = try double("KAIZEN_HEADER_TIMEOUT_SECONDS") { config.headerTimeoutSeconds = max(1, v) }

@@ -196,17 +196,17 @@ extension WorkspaceActor {
         }
     }
 
-    /// Waits while the project has `rollUpBackpressure.maxPending` runs or more waiting for their roll-up, at
-    /// most `maxWaitSeconds` (`RollUpBackpressure`). Polls the partial index of runs not rolled up, at 20 ms
-    /// and then less often (a roll-up takes tenths of a second to seconds).
+    /// Waits while the project's roll-ups are behind by the policy (`RollUpBackpressure`: that many runs waiting for
+    /// their roll-up, or the oldest of them finalized that long ago), at most `maxWaitSeconds`. Polls the partial
+    /// index of runs not rolled up, at 20 ms and then less often (a roll-up takes tenths of a second to seconds).
     nonisolated func awaitRollUps(projectID: String) async throws {
         let policy = rollUpBackpressure
-        guard policy.maxPending > 0 else { return }
+        guard !policy.isOff else { return }
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int64(policy.maxWaitSeconds * 1000))
         var pause = Duration.milliseconds(20)
         var waited = false
-        while try await repos.runs.pendingRollUps(projectID: projectID) >= policy.maxPending {
+        while policy.holdsBack(try await repos.runs.rollUpBacklog(projectID: projectID)) {
             guard clock.now < deadline else {
                 logger.warning(
                     "finalize goes on although the project's roll-ups are behind",

@@ -12,7 +12,17 @@ import Testing
     static let logger = Logger(label: "kaizen.tests")
 
     @Test func withABacklogOfOneEachRunWaitsForThePreviousRollUp() async throws {
-        try await withServer(configure: { $0.rollUpBackpressure = RollUpBackpressure(maxPending: 1, maxWaitSeconds: 600) }) {
+        try await pushFourRunsEachAfterThePreviousRollUp(RollUpBackpressure(maxPending: 1, maxWaitSeconds: 600))
+    }
+
+    /// `KAIZEN_ROLLUP_MAX_LAG_SECONDS` asks the database how long ago the oldest waiting run was finalized: with a
+    /// limit far below any roll-up's time, every waiting run is too old, so again each run waits for the previous.
+    @Test func withATinyLagLimitEachRunWaitsForThePreviousRollUp() async throws {
+        try await pushFourRunsEachAfterThePreviousRollUp(RollUpBackpressure(maxLagSeconds: 0.000_001, maxWaitSeconds: 600))
+    }
+
+    func pushFourRunsEachAfterThePreviousRollUp(_ policy: RollUpBackpressure) async throws {
+        try await withServer(configure: { $0.rollUpBackpressure = policy }) {
             server, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
             let workspace = try #require(try await server.cluster.catalog.workspace(slug: "default")).id

@@ -146,5 +146,9 @@ import Testing
                 .rollUpBackpressure == RollUpBackpressure(maxPending: 2, maxWaitSeconds: 5))
         #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "1"]).rollUpBackpressure.maxWaitSeconds == 30)
         #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "some"]) }
+        #expect(
+            try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_LAG_SECONDS": "2.5"]).rollUpBackpressure
+                == RollUpBackpressure(maxLagSeconds: 2.5, maxWaitSeconds: 30))
+        #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_LAG_SECONDS": "-1"]) }
     }
 }

@@ -103,6 +103,32 @@ import Testing
         #expect(storage.runs.rows.withLock { $0.count } == 1)
     }
 
+    /// With a lag limit, a finalize waits while the project's oldest run waiting for its roll-up is older than the
+    /// limit — however few runs wait — and goes on at once while the waiting runs are younger.
+    @Test func aFinalizeWaitsWhileItsProjectsOldestPendingRollUpIsTooOld() async throws {
+        let storage = MemoryStorage()
+        let actor = storage.actor(rollUpBackpressure: RollUpBackpressure(maxLagSeconds: 2, maxWaitSeconds: 3_600))
+        let project = try await actor.createProject(slug: "web", name: "Web", accessMode: .team, defaultBranch: "main")
+        let quota = RateLimit(perMinute: 1000)
+        // Five runs waiting, the oldest finalized a second ago: within the limit, no wait.
+        storage.runs.pending.store(5, ordering: .relaxed)
+        storage.runs.oldestAgeMS.store(1_000, ordering: .relaxed)
+        #expect(try await actor.finalize(project: project, run: try run("r1", ["a": "passed"]), attachments: [], quota: quota).run.seq == 1)
+        // One run waiting, finalized three seconds ago: the next finalize waits, writing nothing, until it is rolled up.
+        storage.runs.pending.store(1, ordering: .relaxed)
+        storage.runs.oldestAgeMS.store(3_000, ordering: .relaxed)
+        let asked = storage.runs.pendingAsked.load(ordering: .relaxed)
+        let finalize = Task { try await actor.finalize(project: project, run: try run("r2", ["a": "passed"]), attachments: [], quota: quota) }
+        try await waitUntil("the finalize asked three times") { storage.runs.pendingAsked.load(ordering: .relaxed) >= asked + 3 }
+        #expect(storage.runs.rows.withLock { $0.count } == 1)
+        storage.runs.pending.store(0, ordering: .relaxed)
+        #expect(try await finalize.value.run.seq == 2)
+        #expect(storage.runs.rows.withLock { $0.count } == 2)
+        // No waiting run: nothing to wait for, whatever the last age was.
+        #expect(RollUpBackpressure(maxLagSeconds: 2).holdsBack(RollUpBacklog(pending: 0, oldestAgeSeconds: 0)) == false)
+        #expect(RollUpBackpressure(maxLagSeconds: .infinity).isOff)
+    }
+
     /// A stuck roll-up slows a push down, never refuses it: after its longest wait the finalize goes on. Off
     /// (the default), nothing is asked at all.
     @Test func aFinalizeGoesOnAfterItsLongestWaitAndAsksNothingWhenOff() async throws {
@@ -253,12 +279,15 @@ final class MemoryRuns: RunRepository {
     func shardedResults(runID: String) async throws -> [ShardedResult] { [] }
     func closeShardedRun(_ closing: ClosingRun) async throws -> RunRecord? { nil }
     func staleOpenRun(runID: String) async throws -> RunRecord? { nil }
-    /// What `pendingRollUps` answers (tests of the roll-up backpressure set it), and how often it was asked.
+    /// What `rollUpBacklog` answers (tests of the roll-up backpressure set it: runs, and the oldest one's age in
+    /// milliseconds), and how often it was asked.
     let pending = Atomic<Int>(0)
+    let oldestAgeMS = Atomic<Int>(0)
     let pendingAsked = Atomic<Int>(0)
-    func pendingRollUps(projectID: String) async throws -> Int {
+    func rollUpBacklog(projectID: String) async throws -> RollUpBacklog {
         pendingAsked.add(1, ordering: .relaxed)
-        return pending.load(ordering: .relaxed)
+        return RollUpBacklog(
+            pending: pending.load(ordering: .relaxed), oldestAgeSeconds: Double(oldestAgeMS.load(ordering: .relaxed)) / 1000)
     }
     func run(id: String) async throws -> RunRecord? { rows.withLock { $0.first { $0.record.id == id }?.record } }
     func run(projectID: String, externalRunId: String) async throws -> RunRecord? {

@@ -20,8 +20,9 @@ public protocol RunRepository: Sendable {
     /// Newest first, before `beforeSeq` when given.
     func runs(projectID: String, branch: String?, beforeSeq: Int64?, limit: Int) async throws -> [RunRecord]
     func maxRunSequence(projectID: String) async throws -> Int64
-    /// Finalized runs of the project whose roll-up is still to come (queued, running or to be retried).
-    func pendingRollUps(projectID: String) async throws -> Int
+    /// Finalized runs of the project whose roll-up is still to come (queued, running or to be retried), and how
+    /// long ago the oldest of them was finalized.
+    func rollUpBacklog(projectID: String) async throws -> RollUpBacklog
     /// Status by case key, the baseline of the next finalize.
     func caseStatuses(runID: String) async throws -> [String: CaseStatus]
     func caseResults(
