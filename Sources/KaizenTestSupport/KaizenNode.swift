@@ -36,6 +36,8 @@ public final class KaizenNode: Sendable {
     ) async throws -> KaizenNode {
         var env = environment
         env["KAIZEN_PORT"] = String(port)
+        // As `TestServer`: no finalize waits for roll-ups (some tests kill a node in the middle of one) unless asked.
+        if env["KAIZEN_ROLLUP_MAX_LAG_SECONDS"] == nil { env["KAIZEN_ROLLUP_MAX_LAG_SECONDS"] = "0" }
         let pid = try ChildProcess.spawn([binary, "serve"], environment: env, stdout: logPath, stderr: logPath)
         let node = KaizenNode(pid: pid, port: port, logPath: logPath)
         let deadline = ContinuousClock.now + startTimeout

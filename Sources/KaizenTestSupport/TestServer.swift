@@ -52,6 +52,9 @@ public final class TestServer: Sendable {
         // bcrypt's lowest cost: sign-ins in tests should not take a quarter second of CPU each. The default
         // (12) is what `PasswordHasherTests` checks.
         config.bcryptCost = 4
+        // Tests push runs back to back on a loaded machine and some hold roll-ups up on purpose: a finalize should
+        // not wait for them unless the test asks for it (RollUpBackpressureTests; one test runs the default).
+        config.rollUpBackpressure = .off
         configure(&config)
         return try await start(config: config)
     }

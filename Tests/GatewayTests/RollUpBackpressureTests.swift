@@ -21,6 +21,26 @@ import Testing
         try await pushFourRunsEachAfterThePreviousRollUp(RollUpBackpressure(maxLagSeconds: 0.000_001, maxWaitSeconds: 600))
     }
 
+    /// The server's default policy (by age, a second) on a real server: pushes of one project go through and
+    /// every run is rolled up.
+    @Test func theDefaultPolicyLetsPushesThroughAndRollsEveryRunUp() async throws {
+        let standard = try KaizenConfiguration.fromEnvironment([:]).rollUpBackpressure
+        #expect(standard == .standard && !standard.isOff)
+        try await withServer(configure: { $0.rollUpBackpressure = standard }) { server, admin in
+            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
+            let workspace = try #require(try await server.cluster.catalog.workspace(slug: "default")).id
+            for round in 0..<4 {
+                let cases = (0..<200).map { testCase("case \($0)", ($0 + round) % 5 == 0 ? "failed" : "passed") }
+                let pushed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(round)", cases: cases))
+                #expect(pushed.status == 200, "\(pushed.text.prefix(300))")
+            }
+            try await waitUntil("every run is rolled up") {
+                let runs = try await Self.runs(server, workspace: workspace)
+                return runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }
+            }
+        }
+    }
+
     func pushFourRunsEachAfterThePreviousRollUp(_ policy: RollUpBackpressure) async throws {
         try await withServer(configure: { $0.rollUpBackpressure = policy }) {
             server, admin in

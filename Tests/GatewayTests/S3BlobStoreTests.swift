@@ -139,16 +139,18 @@ import Testing
             #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": value]) }
         }
         #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_INGEST_CACHE_IDLE_SECONDS": "90"]).ingestCacheIdleSeconds == 90)
-        // The roll-up backlog: off unless asked for; its wait bounded.
-        #expect(try KaizenConfiguration.fromEnvironment([:]).rollUpBackpressure == .off)
+        // Roll-up backpressure: by default by age (a second), each variable overriding its part; its wait bounded.
+        #expect(try KaizenConfiguration.fromEnvironment([:]).rollUpBackpressure == .standard)
+        #expect(RollUpBackpressure.standard == RollUpBackpressure(maxLagSeconds: 1, maxWaitSeconds: 10))
         #expect(
             try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "2", "KAIZEN_ROLLUP_BACKLOG_WAIT_SECONDS": "5"])
-                .rollUpBackpressure == RollUpBackpressure(maxPending: 2, maxWaitSeconds: 5))
-        #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "1"]).rollUpBackpressure.maxWaitSeconds == 30)
+                .rollUpBackpressure == RollUpBackpressure(maxPending: 2, maxLagSeconds: 1, maxWaitSeconds: 5))
+        #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "1"]).rollUpBackpressure.maxWaitSeconds == 10)
         #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_BACKLOG": "some"]) }
         #expect(
             try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_LAG_SECONDS": "2.5"]).rollUpBackpressure
-                == RollUpBackpressure(maxLagSeconds: 2.5, maxWaitSeconds: 30))
+                == RollUpBackpressure(maxLagSeconds: 2.5, maxWaitSeconds: 10))
+        #expect(try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_LAG_SECONDS": "0"]).rollUpBackpressure.isOff)
         #expect(throws: StorageError.self) { try KaizenConfiguration.fromEnvironment(["KAIZEN_ROLLUP_MAX_LAG_SECONDS": "-1"]) }
     }
 }

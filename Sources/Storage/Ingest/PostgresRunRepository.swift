@@ -133,14 +133,15 @@ public struct PostgresRunRepository: RunRepository {
     public func rollUpBacklog(projectID: String) async throws -> RollUpBacklog {
         let (logger, ws) = (self.logger, workspaceID)
         return try await server.run { connection in
-            // The partial index of runs not rolled up; a run whose roll-up job died is not waited for. The age by
-            // the database's clock, which every node shares.
+            // The partial index of runs not rolled up. Waited for: roll-ups queued for their first attempt, or
+            // running; one that failed (now waiting for its retry) or died holds no push up. The age by the
+            // database's clock, which every node shares.
             for try await (count, age) in try await connection.query(
                 """
                 SELECT count(*)::int, COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(r.created_at)), 0)::float8 FROM runs r
                 WHERE r.workspace_id = \(ws) AND r.project_id = \(projectID) AND r.rolled_up_at IS NULL AND r.seq IS NOT NULL
                   AND EXISTS (SELECT 1 FROM jobs j WHERE j.workspace_id = r.workspace_id
-                              AND j.state IN ('queued', 'running') AND j.payload->>'runId' = r.id)
+                              AND (j.state = 'running' OR (j.state = 'queued' AND j.attempts = 0)) AND j.payload->>'runId' = r.id)
                 """, logger: logger
             ).decode((Int, Double).self) {
                 return RollUpBacklog(pending: count, oldestAgeSeconds: max(0, age))
