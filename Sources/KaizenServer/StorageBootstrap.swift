@@ -57,19 +57,17 @@ public final class StorageHandle: Sendable {
     }
 
     /// Closes the pools and stops the embedded PostgreSQL if this process started it.
-    /// Operations still running (a roll-up cancelled by the shutdown finishes its statement) get up to 15 s first:
-    /// a pool closed under one of them could break a COPY, which PostgresNIO answers with a trap.
+    /// COPYs still running (a roll-up staging its rows) get up to 15 s first: PostgresNIO answers a pool closed
+    /// under one with a trap.
     public func close() async {
         let logger = self.logger
         let closing = await StorageCluster.closePools(cluster.servers, running: poolTask, within: .seconds(15)) {
-            logger.info("waiting for database operations to finish before closing the pools", metadata: ["operations": "\($0)"])
+            logger.info("waiting for COPYs to finish before closing the pools", metadata: ["copies": "\($0)"])
         }
         switch closing {
         case .closed: break
-        case .leftOpen(let operations):
-            logger.warning(
-                "database operations still running; exiting without closing their pools",
-                metadata: ["operations": "\(operations)"])
+        case .leftOpen(let copies):
+            logger.warning("COPYs still running; exiting without closing the pools", metadata: ["copies": "\(copies)"])
         case .slowToClose:
             logger.warning("database pools did not close within 5 s; exiting without them")
         }

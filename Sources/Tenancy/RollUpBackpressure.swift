@@ -27,8 +27,8 @@ public struct RollUpBackpressure: Sendable, Equatable {
     public static let off = RollUpBackpressure()
 
     /// The server's default: a project's roll-ups at most about a second behind, a finalize waiting at most 10 s.
-    /// Measured under `ops/load.sh sustained --minutes 5` (2 cores): lag p99 4.1 s against 9.8 s without it, for
-    /// 16,517 cases/s against 20,299 (BENCHMARKS.md).
+    /// Measured under `ops/load.sh sustained --minutes 5` (2 cores, three invocations): lag p99 4.09–4.33 s against
+    /// 9.83–10.43 s without it, for 14,788–16,517 cases/s against 19,582–20,299 (BENCHMARKS.md).
     public static let standard = RollUpBackpressure(maxLagSeconds: 1, maxWaitSeconds: 10)
 
     public var isOff: Bool { maxPending == 0 && maxLagSeconds == 0 }

@@ -9,7 +9,7 @@ import Testing
 
 /// Closing the pools while a COPY is in flight: PostgresNIO traps when a connection is force-closed in the middle
 /// of a COPY (a full test run died of it once: a roll-up still staging its rows when its server shut down). The
-/// pools close only once every operation has ended, or stay open when one outlives the wait.
+/// pools close only once no COPY runs, or stay open when one outlives the wait.
 @Suite struct PoolShutdownTests {
     @Test func thePoolsCloseOnlyAfterACopyInFlightEnds() async throws {
         let urls = try await TestPostgres.shared.freshDatabases(count: 1)
@@ -18,13 +18,13 @@ import Testing
         let pools = Task { await StorageCluster.runPools(servers) }
         let server = servers[0]
         try await server.run { _ = try await $0.query("CREATE TABLE copy_probe (v integer)", logger: testLogger) }
-        #expect(server.operationsRunning == 0)
+        #expect(server.copiesRunning == 0)
 
         let midCopy = Gate()
         let release = Gate()
         let copy = Task {
             try await server.run { connection in
-                try await connection.copyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
+                try await connection.countedCopyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
                     try await writer.write(ByteBuffer(string: "1\n"))
                     await midCopy.open()
                     await release.wait()
@@ -33,7 +33,7 @@ import Testing
             }
         }
         await midCopy.wait()
-        #expect(server.operationsRunning == 1)
+        #expect(server.copiesRunning == 1)
 
         let heard = Gate()
         let waitedFor = Box()
@@ -49,7 +49,7 @@ import Testing
         await release.open()
         try await copy.value
         #expect(await closing.value == .closed)
-        #expect(server.operationsRunning == 0)
+        #expect(server.copiesRunning == 0)
 
         // Both rows arrived: the COPY was not cut off (read through a pool of its own).
         let count = try await withServers(urls: urls) { fresh in
@@ -75,7 +75,7 @@ import Testing
         let release = Gate()
         let copy = Task {
             try await server.run { connection in
-                try await connection.copyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
+                try await connection.countedCopyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
                     try await writer.write(ByteBuffer(string: "1\n"))
                     await midCopy.open()
                     await release.wait()
@@ -86,7 +86,7 @@ import Testing
         await midCopy.wait()
         // The COPY is held until after the close gave up, whatever the wait's length.
         let closing = await StorageCluster.closePools(servers, running: pools, within: .milliseconds(50))
-        #expect(closing == .leftOpen(operations: 1))
+        #expect(closing == .leftOpen(copies: 1))
         #expect(!pools.isCancelled)
 
         // The pool is still there: the COPY finishes and its rows are readable through it.

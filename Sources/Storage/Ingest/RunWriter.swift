@@ -174,7 +174,7 @@ struct RunWriter: Sendable {
             // goes back to the savepoint and inserts what is missing, taking the others' ids.
             try await connection.query("SAVEPOINT inventory", logger: logger)
             do {
-                try await connection.copyFrom(
+                try await connection.countedCopyFrom(
                     table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
                     logger: logger
                 ) { writer in
@@ -198,7 +198,7 @@ struct RunWriter: Sendable {
         // The two big tables go in with COPY, the fastest way into PostgreSQL, in chunks so the
         // server parses one while the next is built.
         let copy = CopyRows(workspaceID: ws, runID: runID, ordinalBase: ordinalBase)
-        try await connection.copyFrom(
+        try await connection.countedCopyFrom(
             table: "case_results",
             columns: ["workspace_id", "run_id", "ordinal", "case_id", "status", "duration_ms", "attempts", "flaky",
                       "regression", "error_type", "error_message", "error_trace", "labels", "parameters", "attachments",
@@ -208,7 +208,7 @@ struct RunWriter: Sendable {
             try await copy.results(cases, buckets: buckets, caseIDs: caseIDs, digests: digests, to: writer)
         }
         if cases.contains(where: { !$0.steps.isEmpty }) {
-            try await connection.copyFrom(
+            try await connection.countedCopyFrom(
                 table: "case_steps", columns: ["workspace_id", "run_id", "case_ordinal", "steps"], logger: logger
             ) { writer in
                 try await copy.steps(cases, to: writer)

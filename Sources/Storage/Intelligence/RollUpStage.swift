@@ -80,7 +80,7 @@ enum RollUpStage {
     /// Appends the windows to the stage.
     static func copyWindows(_ rows: [WindowRow], runs: RunNumbers, on connection: PostgresConnection, logger: Logger) async throws {
         guard !rows.isEmpty else { return }
-        try await connection.copyFrom(
+        try await connection.countedCopyFrom(
             table: windowsTable,
             columns: ["case_id", "existing", "outcomes", "evidence", "results", "flips", "retry_passes", "score", "is_flaky", "flip_n"],
             logger: logger
@@ -143,7 +143,7 @@ enum RollUpStage {
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         guard !order.isEmpty else { return }
-        try await connection.copyFrom(
+        try await connection.countedCopyFrom(
             table: statsTable,
             columns: ["case_id", "first_n", "last_n", "failed_n", "last_status", "runs", "passed", "failed", "broken",
                       "skipped", "flaky", "duration", "lift_flaky", "lift_score", "lift_branch", "became"],

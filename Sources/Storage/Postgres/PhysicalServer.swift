@@ -21,20 +21,13 @@ public final class PhysicalServer: Sendable {
     /// at most, about 10 MB.
     let freshResults = FreshResults(capacity: 250_000)
 
-    /// Operations holding one of this pool's connections. The pool is closed only once none is left
+    /// COPYs running on this pool's connections (`countedCopyFrom`). The pool is closed only once none is left
     /// (`StorageCluster.closePools`): PostgresNIO traps when a connection is force-closed in the middle of a COPY.
-    /// (Waiting for a connection does not count: closing the pool just fails the wait.)
-    private let operationsInFlight = Atomic<Int>(0)
+    /// Other statements may be cut: their transaction rolls back.
+    let copies = CopyCounter()
 
-    /// How many operations hold a connection of this server now.
-    public var operationsRunning: Int { operationsInFlight.load(ordering: .acquiring) }
-
-    /// Runs `body`, counted in `operationsRunning`, while it holds a connection.
-    private func holding<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        operationsInFlight.add(1, ordering: .relaxed)
-        defer { operationsInFlight.subtract(1, ordering: .releasing) }
-        return try await body()
-    }
+    /// How many COPYs run on this server's connections now.
+    public var copiesRunning: Int { copies.running.load(ordering: .acquiring) }
 
     public init(index: Int, url: DatabaseURL, maxConnections: Int, acquireTimeout: Duration = .seconds(5), logger: Logger) {
         self.acquireTimeout = acquireTimeout
@@ -57,7 +50,7 @@ public final class PhysicalServer: Sendable {
             return try await leased { acquired in
                 try await self.client.withConnection { connection in
                     acquired.set()
-                    return try await self.holding { try await body(connection) }
+                    return try await CopyCounter.$current.withValue(self.copies) { try await body(connection) }
                 }
             }
         } catch {
@@ -71,7 +64,7 @@ public final class PhysicalServer: Sendable {
             return try await leased { acquired in
                 try await self.client.withTransaction(logger: self.logger) { connection in
                     acquired.set()
-                    return try await self.holding { try await body(connection) }
+                    return try await CopyCounter.$current.withValue(self.copies) { try await body(connection) }
                 }
             }
         } catch let error as PostgresTransactionError {

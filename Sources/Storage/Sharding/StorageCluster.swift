@@ -67,17 +67,18 @@ public final class StorageCluster: TenantStorage {
     /// How `closePools` ended.
     public enum PoolClosing: Sendable, Equatable {
         case closed
-        /// Operations still held connections at the deadline (or the wait was cancelled): the pools stay open.
-        case leftOpen(operations: Int)
+        /// COPYs were still running at the deadline (or the wait was cancelled): the pools stay open.
+        case leftOpen(copies: Int)
         /// The pools were told to close but did not finish within 5 s (a server that stopped answering).
         case slowToClose
     }
 
-    /// Closes the pools once no operation holds one of their connections, waiting at most `limit` for those still
-    /// running (a cancelled roll-up finishes its statement first). Closing a pool force-closes the connections it
-    /// lent, and PostgresNIO traps on a connection closed in the middle of a COPY, so when operations are still
-    /// running at the deadline (or the wait is cancelled) the pools are left open: the process is ending, and an
-    /// open connection costs less than a crash. `waiting` hears, once, how many operations the close waits for.
+    /// Closes the pools once no COPY runs on their connections, waiting at most `limit` for those still running.
+    /// Closing a pool force-closes the connections it lent — a statement cut so rolls back — but PostgresNIO traps
+    /// on a connection closed in the middle of a COPY, so when COPYs are still running at the deadline (or the
+    /// wait is cancelled) the pools are left open: the process is ending, and an open connection costs less than
+    /// a crash. (A COPY whose task was cancelled ends at its next write.) `waiting` hears, once, how many COPYs the
+    /// close waits for.
     public static func closePools(
         _ servers: [PhysicalServer], running pools: Task<Void, Never>, within limit: Duration,
         waiting: @Sendable (Int) -> Void = { _ in }
@@ -86,15 +87,15 @@ public final class StorageCluster: TenantStorage {
         let deadline = clock.now.advanced(by: limit)
         var told = false
         while true {
-            let running = servers.reduce(0) { $0 + $1.operationsRunning }
+            let running = servers.reduce(0) { $0 + $1.copiesRunning }
             if running == 0 { break }
             if !told {
                 waiting(running)
                 told = true
             }
-            // A short poll: this runs once, at shutdown, and nothing signals "the last lease ended".
+            // A short poll: this runs once, at shutdown, and nothing signals "the last COPY ended".
             guard clock.now < deadline, (try? await Task.sleep(for: .milliseconds(10))) != nil else {
-                return .leftOpen(operations: running)
+                return .leftOpen(copies: running)
             }
         }
         pools.cancel()

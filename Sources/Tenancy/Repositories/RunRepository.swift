@@ -20,8 +20,8 @@ public protocol RunRepository: Sendable {
     /// Newest first, before `beforeSeq` when given.
     func runs(projectID: String, branch: String?, beforeSeq: Int64?, limit: Int) async throws -> [RunRecord]
     func maxRunSequence(projectID: String) async throws -> Int64
-    /// Finalized runs of the project whose roll-up is still to come (queued, running or to be retried), and how
-    /// long ago the oldest of them was finalized.
+    /// Finalized runs of the project whose roll-up is running or queued for its first attempt (one waiting for a
+    /// retry does not count), and how long ago the oldest of them was finalized.
     func rollUpBacklog(projectID: String) async throws -> RollUpBacklog
     /// Status by case key, the baseline of the next finalize.
     func caseStatuses(runID: String) async throws -> [String: CaseStatus]
