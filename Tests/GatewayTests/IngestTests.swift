@@ -334,6 +334,14 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
                 "/v1/ingest/kensho/finalize", json: ["schemaVersion": "kensho/v1", "cases": "not an array"])
             #expect(wrongType.status == 422)
             #expect(wrongType.errorPointers == ["/cases"])
+            #expect(wrongType.errorMessage?.contains("must be an array") == true, "\(wrongType.text.prefix(200))")
+            // A project given as a bare slug: the message names the object it must be (it said "a string").
+            var bareProject = runDocument(externalRunId: "p", cases: [testCase("a", "passed")])
+            bareProject["project"] = "web"
+            let project = try await admin.post("/v1/ingest/kensho/finalize", json: bareProject)
+            #expect(project.status == 422)
+            #expect(project.errorPointers == ["/project"])
+            #expect(project.errorMessage?.contains("must be an object") == true, "\(project.text.prefix(200))")
             // Nothing was written.
             let runs = try await admin.get("/v1/projects/web/runs")
             #expect((runs.object["items"] as? [Any])?.isEmpty == true)

@@ -123,6 +123,9 @@ public enum ErrorMapping {
 
     static func typeName(_ type: Any.Type) -> String {
         let name = "\(type)"
+        // Containers first: `[String: Any]` names "String" too.
+        if name.hasPrefix("Dictionary") { return "an object" }
+        if name.hasPrefix("Array") { return "an array" }
         if name.contains("String") { return "a string" }
         if name.contains("Int") { return "an integer" }
         if name.contains("Double") || name.contains("Float") { return "a number" }
