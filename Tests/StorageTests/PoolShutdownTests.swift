@@ -20,19 +20,8 @@ import Testing
         try await server.run { _ = try await $0.query("CREATE TABLE copy_probe (v integer)", logger: testLogger) }
         #expect(server.copiesRunning == 0)
 
-        let midCopy = Gate()
         let release = Gate()
-        let copy = Task {
-            try await server.run { connection in
-                try await connection.countedCopyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
-                    try await writer.write(ByteBuffer(string: "1\n"))
-                    await midCopy.open()
-                    await release.wait()
-                    try await writer.write(ByteBuffer(string: "2\n"))
-                }
-            }
-        }
-        await midCopy.wait()
+        let copy = await Self.holdCopy(on: server, until: release)
         #expect(server.copiesRunning == 1)
 
         let heard = Gate()
@@ -52,14 +41,7 @@ import Testing
         #expect(server.copiesRunning == 0)
 
         // Both rows arrived: the COPY was not cut off (read through a pool of its own).
-        let count = try await withServers(urls: urls) { fresh in
-            try await fresh[0].run { connection -> Int in
-                for try await n in try await connection.query("SELECT count(*)::int FROM copy_probe", logger: testLogger)
-                    .decode(Int.self)
-                { return n }
-                return -1
-            }
-        }
+        let count = try await withServers(urls: urls) { fresh in try await Self.probeRows(on: fresh[0]) }
         #expect(count == 2)
     }
 
@@ -71,8 +53,25 @@ import Testing
         let server = servers[0]
         try await server.run { _ = try await $0.query("CREATE TABLE copy_probe (v integer)", logger: testLogger) }
 
-        let midCopy = Gate()
         let release = Gate()
+        let copy = await Self.holdCopy(on: server, until: release)
+        // The COPY is held until after the close gave up, whatever the wait's length.
+        let closing = await StorageCluster.closePools(servers, running: pools, within: .milliseconds(50))
+        #expect(closing == .leftOpen(copies: 1))
+        #expect(!pools.isCancelled)
+
+        // The pool is still there: the COPY finishes and its rows are readable through it.
+        await release.open()
+        try await copy.value
+        let count = try await Self.probeRows(on: server)
+        #expect(count == 2)
+        #expect(await StorageCluster.closePools(servers, running: pools, within: .seconds(testConditionTimeout)) == .closed)
+    }
+
+    /// A COPY into `copy_probe` that has sent one row and waits for `release` before sending the second; returns
+    /// once it is in the middle of copying.
+    static func holdCopy(on server: PhysicalServer, until release: Gate) async -> Task<Void, any Error> {
+        let midCopy = Gate()
         let copy = Task {
             try await server.run { connection in
                 try await connection.countedCopyFrom(table: "copy_probe", columns: ["v"], logger: testLogger) { writer in
@@ -84,41 +83,19 @@ import Testing
             }
         }
         await midCopy.wait()
-        // The COPY is held until after the close gave up, whatever the wait's length.
-        let closing = await StorageCluster.closePools(servers, running: pools, within: .milliseconds(50))
-        #expect(closing == .leftOpen(copies: 1))
-        #expect(!pools.isCancelled)
+        return copy
+    }
 
-        // The pool is still there: the COPY finishes and its rows are readable through it.
-        await release.open()
-        try await copy.value
-        let count = try await server.run { connection -> Int in
+    static func probeRows(on server: PhysicalServer) async throws -> Int {
+        try await server.run { connection -> Int in
             for try await n in try await connection.query("SELECT count(*)::int FROM copy_probe", logger: testLogger)
                 .decode(Int.self)
             { return n }
             return -1
         }
-        #expect(count == 2)
-        #expect(await StorageCluster.closePools(servers, running: pools, within: .seconds(testConditionTimeout)) == .closed)
     }
 }
 
-/// Parks tasks until opened.
-actor Gate {
-    private var continuations: [CheckedContinuation<Void, Never>] = []
-    private var isOpen = false
-
-    func wait() async {
-        if isOpen { return }
-        await withCheckedContinuation { continuations.append($0) }
-    }
-
-    func open() {
-        isOpen = true
-        continuations.forEach { $0.resume() }
-        continuations = []
-    }
-}
 
 /// One value set from a synchronous callback.
 final class Box: Sendable {

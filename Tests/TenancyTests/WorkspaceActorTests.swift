@@ -150,20 +150,3 @@ func withFixture<T: Sendable>(_ body: (Fixture) async throws -> T) async throws 
     }
 }
 
-/// Parks tasks until opened.
-actor Gate {
-    private var continuations: [CheckedContinuation<Void, Never>] = []
-    private var isOpen = false
-    var waiting: Int { continuations.count }
-
-    func wait() async {
-        if isOpen { return }
-        await withCheckedContinuation { continuations.append($0) }
-    }
-
-    func open() {
-        isOpen = true
-        continuations.forEach { $0.resume() }
-        continuations = []
-    }
-}
