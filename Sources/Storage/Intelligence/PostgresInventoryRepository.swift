@@ -33,45 +33,59 @@ public struct PostgresInventoryRepository: InventoryRepository {
         }
         let (ws, project) = (bind(workspaceID), bind(projectID))
         // Both sides name the project, so the planner can walk either side's order index.
-        var conditions = [
-            "c.workspace_id = \(ws)", "c.project_id = \(project)", "s.workspace_id = \(ws)", "s.project_id = \(project)",
-        ]
-        if let status = filter.lastStatus { conditions.append("s.last_status = \(bind(status.rawValue))") }
-        if let suite = filter.suite { conditions.append("c.suite = \(bind(suite))") }
+        var caseConditions = ["c.workspace_id = \(ws)", "c.project_id = \(project)"]
+        var statsConditions = ["s.workspace_id = \(ws)", "s.project_id = \(project)"]
+        if let status = filter.lastStatus { statsConditions.append("s.last_status = \(bind(status.rawValue))") }
+        if let suite = filter.suite { caseConditions.append("c.suite = \(bind(suite))") }
         if let text = filter.text, !text.isEmpty {
             let pattern = bind("%" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
                 .replacingOccurrences(of: "_", with: "\\_") + "%")
-            conditions.append("(c.name ILIKE \(pattern) OR c.suite ILIKE \(pattern) OR c.case_key ILIKE \(pattern))")
+            caseConditions.append("(c.name ILIKE \(pattern) OR c.suite ILIKE \(pattern) OR c.case_key ILIKE \(pattern))")
         }
-        if filter.flakyOnly { conditions.append("s.is_flaky") }
+        if filter.flakyOnly { statsConditions.append("s.is_flaky") }
         if let label = filter.label {
             // The predicate of the partial index on labels: only annotated cases are in it.
-            conditions.append("c.labels <> '{}'::text[] AND c.labels @> ARRAY[\(bind(label))]::text[]")
+            caseConditions.append("c.labels <> '{}'::text[] AND c.labels @> ARRAY[\(bind(label))]::text[]")
         }
-        if let owner = filter.owner { conditions.append("c.owner = \(bind(owner))") }
-        let key: String
+        if let owner = filter.owner { caseConditions.append("c.owner = \(bind(owner))") }
+        let filtersCases = caseConditions.count > 2
         let order: String
         switch sort {
         case .name:
-            key = "c.name"
             order = "c.name ASC, c.id ASC"
-            if let after { conditions.append("(c.name, c.id) > (\(bind(after.text ?? "")), \(bind(after.id)))") }
+            if let after { caseConditions.append("(c.name, c.id) > (\(bind(after.text ?? "")), \(bind(after.id)))") }
         case .failures, .lastFailed:
-            key = sort == .failures
+            let key = sort == .failures
                 ? "(s.failed + s.broken)::bigint"
                 : "COALESCE((extract(epoch FROM s.last_failed_at) * 1000)::bigint, 0)"
             order = "\(key) DESC, s.case_id ASC"
             if let after {
                 let value = bind(after.number ?? 0)
-                conditions.append("(\(key) < \(value) OR (\(key) = \(value) AND s.case_id > \(bind(after.id))))")
+                statsConditions.append("(\(key) < \(value) OR (\(key) = \(value) AND s.case_id > \(bind(after.id))))")
             }
         }
-        let sql = """
-            SELECT \(Self.caseColumns)
-            FROM cases c JOIN case_stats s ON s.workspace_id = c.workspace_id AND s.case_id = c.id
-            WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY \(order) LIMIT \(bind(limit))
-            """
+        let limitValue = bind(limit)
+        let sql: String
+        if sort != .name && !filtersCases {
+            // Orders of the stats with no filter on the inventory: the page is taken from the project's stats
+            // alone and only its rows are joined — no index serves these orders (an index on the failure count
+            // made a tenth of each roll-up's stats updates leave the page; migration 19), and sorting the stats
+            // before the join costs a third less (psql, 100,000 cases: 59–61 ms against 91–97 ms).
+            sql = """
+                SELECT \(Self.caseColumns)
+                FROM (SELECT * FROM case_stats s WHERE \(statsConditions.joined(separator: " AND ")) ORDER BY \(order) LIMIT \(limitValue)) s
+                JOIN cases c ON c.workspace_id = s.workspace_id AND c.id = s.case_id
+                WHERE \(caseConditions.joined(separator: " AND "))
+                ORDER BY \(order)
+                """
+        } else {
+            sql = """
+                SELECT \(Self.caseColumns)
+                FROM cases c JOIN case_stats s ON s.workspace_id = c.workspace_id AND s.case_id = c.id
+                WHERE \((caseConditions + statsConditions).joined(separator: " AND "))
+                ORDER BY \(order) LIMIT \(limitValue)
+                """
+        }
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         let logger = self.logger
         return try await server.run { connection in
