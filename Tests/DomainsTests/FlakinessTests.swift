@@ -64,9 +64,18 @@ import Testing
     @Test func storageAndEvidenceAreBounded() {
         let h = history(String(repeating: "PF", count: 80))
         #expect(h.outcomes.count == FlakyPolicy.maxWindow)
+        #expect(h.outcomes == String(repeating: "PF", count: 50))  // the newest outcomes are kept
         #expect(h.evidence.count == FlakyHistory.maxEvidence)
         #expect(h.evidence.last == "run_159")
         #expect(h.lastEventWasEvidence)
+    }
+
+    /// A stored window holding anything but outcome letters (it never should) has the rest skipped.
+    @Test func unknownCharactersInAStoredWindowAreSkipped() {
+        var h = FlakyHistory(outcomes: "PéF?P", evidence: [])
+        #expect(h.verdict(.default).results == 3 && h.verdict(.default).flips == 2)
+        h.append(.failed, runID: "run_x")
+        #expect(h.outcomes == "PéF?PF" && h.lastEventWasEvidence && h.evidence == ["run_x"])
     }
 
     @Test func skippedResultsSayNothing() {
