@@ -97,9 +97,12 @@ struct HistoryScenario {
         let logPath = environment.root + "/pg/server.log"
         let logStart = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
         var rollUps: [Double] = []
+        var finalizes: [Double] = []
         for push in 0..<pushes {
             let body = Self.document(externalRunId: "api-\(push)", cases: cases, failingEvery: 37 + push)
+            let sent = now()
             let reply = try await api.send(.POST, "/v1/ingest/kensho/finalize", body: body)
+            finalizes.append(now() - sent)
             guard reply.status == 200, let runID = reply.object["internalRunId"] as? String else {
                 throw HarnessError("push: \(reply.status) \(reply.text)")
             }
@@ -111,8 +114,9 @@ struct HistoryScenario {
             rollUps.append(now() - pushedAt)
         }
         findings.say(
-            "- roll-up of a \(cases)-case run pushed on top (finalize response → roll-up committed): "
-                + rollUps.map { String(format: "%.2f s", $0) }.joined(separator: ", "))
+            "- a \(cases)-case run pushed on top, every window full: finalize (client-side) then its roll-up "
+                + "(finalize response → roll-up committed, polled every 20 ms): "
+                + zip(finalizes, rollUps).map { String(format: "%.2f s then %.2f s", $0, $1) }.joined(separator: "; "))
         if explain { try keepPlans(logPath: logPath, from: logStart, findings: findings) }
 
         // Ids the reads need.
