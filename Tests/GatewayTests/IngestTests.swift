@@ -5,7 +5,6 @@ import PostgresNIO
 import Logging
 import KaizenTestSupport
 import NIOCore
-import Storage
 import Testing
 
 /// A kensho/v1 case.
@@ -402,100 +401,6 @@ func regression(_ reply: APIClient.Reply) -> [String: Any] { reply.object["regre
     /// New cases go in with COPY; when another node added some of them meanwhile, the run takes that
     /// node's case ids and nothing is stored twice.
     @Test func casesAnotherNodeAddedMeanwhileAreTakenNotDuplicated() async throws {
-        try await Self.takesCasesAnotherNodeAdded()
-    }
-
-    /// Many new cases go in beside the results, in a transaction of their own (`OverlappedInventory`; here from two
-    /// new cases on). Another node adds one of the keys just before: the results, written under the new ids, take
-    /// that node's id, and nothing is stored twice.
-    @Test func casesInsertedBesideTheResultsTakeAnotherNodesIDs() async throws {
-        try await Self.rivalAddsAKeyBeforeTheInventory(runClaims: false)
-    }
-
-    /// The beside insert held up before it claims the work (as with no connection free): the run's own transaction
-    /// inserts the cases once its results are written — meeting the other node's key the same way — and the beside
-    /// insert, let go after the answer, adds nothing.
-    @Test func casesTheBesideInsertNeverClaimedAreInsertedByTheRun() async throws {
-        try await Self.rivalAddsAKeyBeforeTheInventory(runClaims: true)
-    }
-
-    /// Where the other node's row comes from: the beside insert's hook, once the run has read the inventory.
-    actor Rival {
-        var insert: (@Sendable () async throws -> Void)?
-        var claims = 0
-        func set(_ insert: @escaping @Sendable () async throws -> Void) { self.insert = insert }
-        func strike() async throws {
-            claims += 1
-            try await insert?()
-        }
-    }
-
-    static func rivalAddsAKeyBeforeTheInventory(runClaims: Bool) async throws {
-        let rival = Rival()
-        let gate = Gate()
-        try await IngestTuning.$overlappedInventoryMinimum.withValue(1) {
-            try await IngestTuning.$beforeInventoryClaim.withValue({
-                try? await rival.strike()
-                if runClaims { await gate.wait() }
-            }) {
-                try await withServer { server, admin in
-                    let created = try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"])
-                    let projectID = try #require(created.object["id"] as? String)
-                    let ws = try #require(try await server.cluster.catalog.workspace(slug: "default"))
-                    let shard = try server.cluster.server(forShard: ws.shardID)
-                    let logger = Logger(label: "t")
-                    await rival.set {
-                        try await shard.run { connection -> Void in
-                            _ = try await connection.query(
-                                """
-                                INSERT INTO cases (workspace_id, id, project_id, case_key, name, suite)
-                                VALUES (\(ws.id), 'case_fromarival', \(projectID), 'k-a', 'a', 'Suite')
-                                """, logger: logger)
-                        }
-                    }
-                    var a = testCase("a", "failed"), b = testCase("b", "passed")
-                    a["key"] = "k-a"
-                    b["key"] = "k-b"
-                    let reply = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r1", cases: [a, b]))
-                    await gate.open()
-                    #expect(reply.status == 200, "\(reply.text)")
-                    let runID = try #require(reply.object["internalRunId"] as? String)
-                    let (inventory, results) = try await shard.run { connection -> ([String: String], [String]) in
-                        var inventory: [String: String] = [:]
-                        for try await (key, id) in try await connection.query(
-                            "SELECT case_key, id FROM cases WHERE workspace_id = \(ws.id) AND project_id = \(projectID)", logger: logger
-                        ).decode((String, String).self) {
-                            inventory[key] = id
-                        }
-                        var results: [String] = []
-                        for try await id in try await connection.query(
-                            "SELECT case_id FROM case_results WHERE workspace_id = \(ws.id) AND run_id = \(runID) ORDER BY ordinal",
-                            logger: logger
-                        ).decode(String.self) {
-                            results.append(id)
-                        }
-                        return (inventory, results)
-                    }
-                    #expect(inventory.count == 2 && inventory["k-a"] == "case_fromarival")
-                    #expect(results == [inventory["k-a"], inventory["k-b"]].compactMap { $0 })
-                    // The run's cases read through the inventory, and the next run adds nothing.
-                    let listed = try await admin.get("/v1/runs/\(runID)/cases")
-                    #expect((listed.object["items"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["a", "b"], "\(listed.text)")
-                    #expect(try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r2", cases: [a, b])).status == 200)
-                    let count = try await shard.run { connection in
-                        try await connection.query(
-                            "SELECT count(*)::int FROM cases WHERE workspace_id = \(ws.id) AND project_id = \(projectID)", logger: logger
-                        ).collect().first?.decode(Int.self)
-                    }
-                    #expect(count == 2)
-                }
-            }
-        }
-        let (claims, parked) = (await rival.claims, await gate.waiting)
-        #expect(claims == 1 && parked == 0)
-    }
-
-    static func takesCasesAnotherNodeAdded() async throws {
         try await withServer { server, admin in
             let created = try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"])
             let projectID = try #require(created.object["id"] as? String)

@@ -38,22 +38,9 @@ struct RunWriter: Sendable {
             let clock = ContinuousClock()
             let started = clock.now
             let known = new.knownCaseIDs.count
-            var (caseIDs, newInventory) = try await Self.plannedInventory(
+            let caseIDs = try await Self.inventory(
                 of: run, digests: new.keyDigests, known: new.knownCaseIDs, projectID: new.projectID, workspaceID: ws,
                 on: connection, logger: logger)
-            // Many new cases (a project's first push) go in beside the results, on a second connection in their own
-            // transaction; a few go in here, as before.
-            var overlapped: OverlappedInventory?
-            defer { overlapped?.abandon() }
-            if let inventory = newInventory {
-                if inventory.keys.count >= IngestTuning.overlappedInventoryMinimum {
-                    overlapped = OverlappedInventory.start(
-                        inventory, projectID: new.projectID, workspaceID: ws, server: server, logger: logger)
-                    inventory.assumeInserted(into: &caseIDs)
-                } else {
-                    try await Self.insertInventory(inventory, projectID: new.projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-                }
-            }
             let afterInventory = clock.now
             let rows = try await connection.query(
                 """
@@ -73,13 +60,6 @@ struct RunWriter: Sendable {
                 run.cases, buckets: new.buckets, caseIDs: caseIDs, digests: new.keyDigests, runID: new.id, ordinalBase: 0,
                 workspaceID: ws, on: connection, logger: logger)
             let afterResults = clock.now
-            if let overlapped, let inventory = newInventory {
-                // Before this transaction commits, the inventory must be: the run's results name its cases.
-                let stored = try await overlapped.finish(on: connection)
-                try await Self.takeStoredIDs(
-                    stored, for: inventory, runID: new.id, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-            }
-            let afterOverlap = clock.now
             if !attIDs.isEmpty {
                 try await connection.query(
                     """
@@ -104,8 +84,7 @@ struct RunWriter: Sendable {
                 metadata: [
                     "cases": "\(run.cases.count)", "newCases": "\(caseIDs.count - known)",
                     "inventoryMs": elapsedMilliseconds(started, afterInventory), "runRowMs": elapsedMilliseconds(afterInventory, afterRun),
-                    "resultsMs": elapsedMilliseconds(afterRun, afterResults), "inventoryWaitMs": elapsedMilliseconds(afterResults, afterOverlap),
-                    "inventoryBeside": "\(overlapped?.wasBeside ?? false)", "restMs": elapsedMilliseconds(afterOverlap, clock.now),
+                    "resultsMs": elapsedMilliseconds(afterRun, afterResults), "restMs": elapsedMilliseconds(afterResults, clock.now),
                 ])
             let record = RunRecord(
                 id: new.id, projectID: new.projectID, externalRunId: run.externalRunId, branch: run.branch,
@@ -181,20 +160,6 @@ struct RunWriter: Sendable {
         of run: ValidatedRun, digests: [CaseKeyDigest], known: CaseIDMap, projectID: String, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> CaseIDMap {
-        var (caseIDs, inventory) = try await plannedInventory(
-            of: run, digests: digests, known: known, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
-        if let inventory {
-            try await insertInventory(inventory, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-        }
-        return caseIDs
-    }
-
-    /// The ids the project already has for the run's cases (from `known`, else looked up), and the inventory rows
-    /// of the cases it does not have yet, under new ids — nil when there are none.
-    static func plannedInventory(
-        of run: ValidatedRun, digests: [CaseKeyDigest], known: CaseIDMap, projectID: String, workspaceID ws: String,
-        on connection: PostgresConnection, logger: Logger
-    ) async throws -> (CaseIDMap, InventoryColumns?) {
         var caseIDs = known
         if caseIDs.isEmpty {
             try await Self.lookUpCaseIDs(of: run, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
@@ -202,59 +167,27 @@ struct RunWriter: Sendable {
         // Only cases the cache (or the look-up) does not know go through the inventory statements.
         let unknown = caseIDs.isEmpty ? Array(run.cases.indices) : run.cases.indices.filter { !caseIDs.contains(digests[$0]) }
         let inventory = InventoryColumns(run, digests: digests, indices: unknown)
-        return (caseIDs, inventory.keys.isEmpty ? nil : inventory)
-    }
-
-    /// Inserts new inventory rows and adds their ids to `caseIDs`.
-    ///
-    /// New cases are usually new to everyone: they go in with COPY under the ids made here. If another node
-    /// added some of the keys meanwhile (a unique violation), the transaction goes back to the savepoint and
-    /// inserts what is missing, taking the others' ids.
-    static func insertInventory(
-        _ inventory: InventoryColumns, projectID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
-        on connection: PostgresConnection, logger: Logger
-    ) async throws {
-        caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
-        try await connection.query("SAVEPOINT inventory", logger: logger)
-        do {
-            try await connection.countedCopyFrom(
-                table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
-                logger: logger
-            ) { writer in
-                try await inventory.copy(workspaceID: ws, projectID: projectID, to: writer)
-            }
-            try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
-            inventory.assumeInserted(into: &caseIDs)
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
-            try await Self.insertMissingCases(inventory, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
-        }
-    }
-
-    /// After an inventory inserted beside the run: the results were written under the new ids; where another node
-    /// had added a key meanwhile (its id won), this run's results of that case take the stored id.
-    static func takeStoredIDs(
-        _ stored: CaseIDMap, for inventory: InventoryColumns, runID: String, workspaceID ws: String, into caseIDs: inout CaseIDMap,
-        on connection: PostgresConnection, logger: Logger
-    ) async throws {
-        var assumed: [String] = [], actual: [String] = []
-        for (digest, ulid) in zip(inventory.digests, inventory.newULIDs) {
-            guard let id = stored[digest] else {
-                throw StorageError.configuration("the inventory of run \(runID) lacks one of its new cases")
-            }
-            let mine = ResourceID.string(.testCase, ulid)
-            if id.string != mine {
-                assumed.append(mine)
-                actual.append(id.string)
-                caseIDs.set(digest, id: id.string)
+        if !inventory.keys.isEmpty {
+            caseIDs.reserveCapacity(caseIDs.count + inventory.keys.count)
+            // New cases are usually new to everyone: they go in with COPY under the ids made here. If
+            // another node added some of the keys meanwhile (a unique violation), the transaction
+            // goes back to the savepoint and inserts what is missing, taking the others' ids.
+            try await connection.query("SAVEPOINT inventory", logger: logger)
+            do {
+                try await connection.countedCopyFrom(
+                    table: "cases", columns: ["workspace_id", "id", "project_id", "case_key", "name", "suite", "full_name", "file"],
+                    logger: logger
+                ) { writer in
+                    try await inventory.copy(workspaceID: ws, projectID: projectID, to: writer)
+                }
+                try await connection.query("RELEASE SAVEPOINT inventory", logger: logger)
+                for (digest, id) in zip(inventory.digests, inventory.newULIDs) { caseIDs.set(digest, ulid: id) }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                try await connection.query("ROLLBACK TO SAVEPOINT inventory", logger: logger)
+                try await Self.insertMissingCases(inventory, projectID: projectID, workspaceID: ws, into: &caseIDs, on: connection, logger: logger)
             }
         }
-        guard !assumed.isEmpty else { return }
-        try await connection.query(
-            """
-            UPDATE case_results r SET case_id = m.actual FROM UNNEST(\(assumed)::text[], \(actual)::text[]) AS m(assumed, actual)
-            WHERE r.workspace_id = \(ws) AND r.run_id = \(runID) AND r.case_id = m.assumed
-            """, logger: logger)
+        return caseIDs
     }
 
     /// The cases' results and steps, numbered from `ordinalBase`.
@@ -362,12 +295,6 @@ struct InventoryColumns: Sendable {
             fullNames.append(item.fullName ?? "")
             files.append(item.file ?? "")
         }
-    }
-
-    /// Adds the new ids to `caseIDs`, as they are once the rows are in.
-    func assumeInserted(into caseIDs: inout CaseIDMap) {
-        caseIDs.reserveCapacity(caseIDs.count + digests.count)
-        for (digest, id) in zip(digests, newULIDs) { caseIDs.set(digest, ulid: id) }
     }
 
     /// The rows in COPY text format, in chunks.
