@@ -184,7 +184,7 @@ struct IngestScenario {
         // The limit: COPY of the same result and step rows, same server, same concurrency.
         let copyRate = try await copyLimit(environment, runs: pushed.map(\.run))
         findings.say(String(format: "- limit, raw COPY of the same rows into the same PostgreSQL (%d connections): %.0f cases/s", pipelines, copyRate))
-        findings.say(String(format: "- **Kaizen ingest = %.0f %% of raw COPY** (target ≥ 50 %%)", 100 * kaizenRate / copyRate))
+        findings.say(String(format: "- **Kaizen ingest = %.0f %% of raw COPY** (goal ≥ 60 %%, issue 13; the roll-ups run alongside)", 100 * kaizenRate / copyRate))
     }
 
     /// One pipeline: its runs in order, each init → uploads → finalize, checked as it goes.
