@@ -26,43 +26,38 @@ import Testing
     @Test func theDefaultPolicyLetsPushesThroughAndRollsEveryRunUp() async throws {
         let standard = try KaizenConfiguration.fromEnvironment([:]).rollUpBackpressure
         #expect(standard == .standard && !standard.isOff)
-        try await withServer(configure: { $0.rollUpBackpressure = standard }) { server, admin in
-            #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
-            let workspace = try #require(try await server.cluster.catalog.workspace(slug: "default")).id
-            for round in 0..<4 {
-                let cases = (0..<200).map { testCase("case \($0)", ($0 + round) % 5 == 0 ? "failed" : "passed") }
-                let pushed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(round)", cases: cases))
-                #expect(pushed.status == 200, "\(pushed.text.prefix(300))")
-            }
-            try await waitUntil("every run is rolled up") {
-                let runs = try await Self.runs(server, workspace: workspace)
-                return runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }
-            }
-        }
+        _ = try await pushFourRunsAndWaitForTheirRollUps(standard, casesPerRun: 200, failingEvery: 5)
     }
 
     func pushFourRunsEachAfterThePreviousRollUp(_ policy: RollUpBackpressure) async throws {
-        try await withServer(configure: { $0.rollUpBackpressure = policy }) {
-            server, admin in
+        let runs = try await pushFourRunsAndWaitForTheirRollUps(policy, casesPerRun: 50, failingEvery: 7)
+        // The database's own clock: each run's transaction began after its predecessor's roll-up began
+        // (and, as it waited for the count to drop, after that roll-up committed).
+        for (earlier, later) in zip(runs, runs.dropFirst()) {
+            #expect(try #require(earlier.rolledUp) <= later.created, "run \(later.seq) was stored before run \(earlier.seq) was rolled up")
+        }
+    }
+
+    /// Pushes four runs of one project under `policy` (each must answer 200) and returns them once every one is
+    /// rolled up (the last without anyone waiting for it), in finalize order.
+    func pushFourRunsAndWaitForTheirRollUps(_ policy: RollUpBackpressure, casesPerRun: Int, failingEvery: Int) async throws
+        -> [(seq: Int64, created: Date, rolledUp: Date?)]
+    {
+        try await withServer(configure: { $0.rollUpBackpressure = policy }) { server, admin in
             #expect(try await admin.post("/v1/projects", json: ["slug": "web", "name": "Web"]).status == 201)
             let workspace = try #require(try await server.cluster.catalog.workspace(slug: "default")).id
             for round in 0..<4 {
-                let cases = (0..<50).map { testCase("case \($0)", ($0 + round) % 7 == 0 ? "failed" : "passed") }
+                let cases = (0..<casesPerRun).map { testCase("case \($0)", ($0 + round) % failingEvery == 0 ? "failed" : "passed") }
                 let pushed = try await admin.post("/v1/ingest/kensho/finalize", json: runDocument(externalRunId: "r\(round)", cases: cases))
                 #expect(pushed.status == 200, "\(pushed.text.prefix(300))")
             }
-            // Every run is rolled up in the end (the last one without anyone waiting for it).
             try await waitUntil("every run is rolled up") {
                 let runs = try await Self.runs(server, workspace: workspace)
                 return runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }
             }
             let runs = try await Self.runs(server, workspace: workspace)
             #expect(runs.count == 4 && runs.allSatisfy { $0.rolledUp != nil }, "runs not rolled up: \(runs)")
-            // The database's own clock: each run's transaction began after its predecessor's roll-up began
-            // (and, as it waited for the count to drop, after that roll-up committed).
-            for (earlier, later) in zip(runs, runs.dropFirst()) {
-                #expect(try #require(earlier.rolledUp) <= later.created, "run \(later.seq) was stored before run \(earlier.seq) was rolled up")
-            }
+            return runs
         }
     }
 
