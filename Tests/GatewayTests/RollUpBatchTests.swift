@@ -263,8 +263,17 @@ import Testing
                 """,
             "failure_groups": """
                 SELECT concat_ws(' ', g.fingerprint, g.runs, g.occurrences, g.affected_cases, f.external_run_id, l.external_run_id,
-                                 f.created_at = g.first_seen_at, l.created_at = g.last_seen_at, g.error_type, g.sample_message)
+                                 f.created_at = g.first_seen_at, l.created_at = g.last_seen_at, g.error_type, g.sample_message,
+                                 g.recent_cases = top.ids AND g.recent_seen = top.ats)
                 FROM failure_groups g JOIN p ON p.id = g.project_id
+                -- Ties on the time are broken by case id, which differs between workspaces: each workspace's five
+                -- are checked against its own pairs, which are compared across workspaces below.
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
+                           array_agg(t.last_seen_at ORDER BY t.last_seen_at DESC, t.case_id) AS ats
+                    FROM (SELECT case_id, last_seen_at FROM failure_group_cases c
+                          WHERE c.workspace_id = g.workspace_id AND c.project_id = g.project_id AND c.fingerprint = g.fingerprint
+                          ORDER BY last_seen_at DESC, case_id LIMIT 5) t) top
                 JOIN runs f ON f.workspace_id = g.workspace_id AND f.id = g.first_seen_run_id
                 JOIN runs l ON l.workspace_id = g.workspace_id AND l.id = g.last_seen_run_id
                 WHERE g.workspace_id = \(ws)

@@ -231,6 +231,22 @@ import Testing
                 ).decode((String, Int).self) {
                     affected[fingerprint] = count
                 }
+                // Each cluster's five most recent cases, as the roll-up keeps them, against the top five of its pairs.
+                var recentMismatches: [String] = []
+                for try await fingerprint in try await connection.query(
+                    """
+                    SELECT g.fingerprint FROM failure_groups g
+                    CROSS JOIN LATERAL (
+                        SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
+                               array_agg(t.last_seen_at ORDER BY t.last_seen_at DESC, t.case_id) AS ats
+                        FROM (SELECT case_id, last_seen_at FROM failure_group_cases c
+                              WHERE c.workspace_id = g.workspace_id AND c.project_id = g.project_id AND c.fingerprint = g.fingerprint
+                              ORDER BY last_seen_at DESC, case_id LIMIT 5) t) top
+                    WHERE g.workspace_id = \(ws.id) AND (g.recent_cases IS DISTINCT FROM top.ids OR g.recent_seen IS DISTINCT FROM top.ats)
+                    """, logger: logger
+                ).decode(String.self) {
+                    recentMismatches.append(fingerprint)
+                }
                 var perCase: [String: Int] = [:]
                 for try await (key, occurrences) in try await connection.query(
                     "SELECT fingerprint || '|' || case_id, occurrences FROM failure_group_cases WHERE workspace_id = \(ws.id)", logger: logger
@@ -249,7 +265,7 @@ import Testing
                 ).decode(String.self) {
                     flakyCases.insert(caseID)
                 }
-                return (caseRows, dailyRows, clusterRows, windowRows, flakyCases, affected, perCase)
+                return (caseRows, dailyRows, clusterRows, windowRows, flakyCases, affected, perCase, recentMismatches)
             }
             #expect(stored.0 == cases)
             #expect(stored.1 == daily)
@@ -258,6 +274,7 @@ import Testing
             #expect(stored.6 == clusterCases)
             let expectedAffected = Dictionary(grouping: clusterCases.keys, by: { String($0.split(separator: "|")[0]) }).mapValues(\.count)
             #expect(stored.5 == expectedAffected)
+            #expect(stored.7.isEmpty, "clusters whose recent cases are not their pairs' top five: \(stored.7)")
             for (key, history) in windows {
                 let verdict = history.verdict(policy)
                 #expect(stored.3[key]?.1 == verdict.isFlaky && stored.3[key].map { abs($0.2 - verdict.score) < 1e-12 } == true, "\(key)")

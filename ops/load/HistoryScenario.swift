@@ -391,8 +391,10 @@ struct HistoryScenario {
             WHERE r.workspace_id = \(ws) AND r.fingerprint IS NOT NULL GROUP BY r.fingerprint, r.case_id
             """,
             """
-            UPDATE failure_groups g SET affected_cases = c.n
-            FROM (SELECT fingerprint, count(*)::int AS n FROM failure_group_cases WHERE workspace_id = \(ws) GROUP BY fingerprint) c
+            UPDATE failure_groups g SET affected_cases = c.n, recent_cases = c.ids, recent_seen = c.ats
+            FROM (SELECT fingerprint, count(*)::int AS n, (array_agg(case_id ORDER BY last_seen_at DESC, case_id))[1:5] AS ids,
+                         (array_agg(last_seen_at ORDER BY last_seen_at DESC, case_id))[1:5] AS ats
+                  FROM failure_group_cases WHERE workspace_id = \(ws) GROUP BY fingerprint) c
             WHERE g.workspace_id = \(ws) AND g.fingerprint = c.fingerprint
             """,
             // Windows: the latest 100 outcomes per case and branch, infrastructure runs left out;

@@ -167,8 +167,9 @@ struct SustainedScenario {
         }
     }
 
-    /// Rows of `case_stats`, `project_daily` and `failure_groups` that differ from the same figures
-    /// computed from `case_results` and `runs` (every run is rolled up once the queue drained).
+    /// Rows of `case_stats`, `project_daily` and `failure_groups` (its totals and its five most recent cases)
+    /// that differ from the same figures computed from `case_results` and `runs` (every run is rolled up once
+    /// the queue drained).
     static let recomputation: PostgresQuery = """
         SELECT count(*)::int FROM case_stats s
         FULL JOIN (SELECT workspace_id, case_id, count(*)::int AS runs, count(*) FILTER (WHERE status = 'passed')::int AS passed,
@@ -195,5 +196,14 @@ struct SustainedScenario {
                    WHERE r.fingerprint IS NOT NULL GROUP BY 1, 2, 3) e
              ON e.workspace_id = g.workspace_id AND e.project_id = g.project_id AND e.fingerprint = g.fingerprint
         WHERE (g.runs, g.occurrences) IS DISTINCT FROM (e.runs, e.occurrences)
+        UNION ALL
+        SELECT count(*)::int FROM failure_groups g
+        CROSS JOIN LATERAL (
+            SELECT array_agg(t.case_id ORDER BY t.at DESC, t.case_id) AS ids, array_agg(t.at ORDER BY t.at DESC, t.case_id) AS ats
+            FROM (SELECT r.case_id, max(u.created_at) AS at
+                  FROM case_results r JOIN runs u ON u.workspace_id = r.workspace_id AND u.id = r.run_id
+                  WHERE r.workspace_id = g.workspace_id AND r.fingerprint = g.fingerprint AND u.project_id = g.project_id
+                  GROUP BY r.case_id ORDER BY at DESC, r.case_id LIMIT 5) t) top
+        WHERE g.recent_cases IS DISTINCT FROM top.ids OR g.recent_seen IS DISTINCT FROM top.ats
         """
 }

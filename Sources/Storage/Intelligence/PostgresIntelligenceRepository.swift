@@ -70,12 +70,10 @@ public struct PostgresIntelligenceRepository: IntelligenceRepository {
                        g.affected_cases, COALESCE(recent.ids, '{}'), COALESCE(recent.names, '{}')
                 FROM failure_groups g
                 LEFT JOIN LATERAL (
-                    SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
-                           array_agg(t.name ORDER BY t.last_seen_at DESC, t.case_id) AS names
-                    FROM (SELECT fc.case_id, fc.last_seen_at, c.name FROM failure_group_cases fc
-                          JOIN cases c ON c.workspace_id = fc.workspace_id AND c.id = fc.case_id
-                          WHERE fc.workspace_id = g.workspace_id AND fc.project_id = g.project_id AND fc.fingerprint = g.fingerprint
-                          ORDER BY fc.last_seen_at DESC, fc.case_id LIMIT 5) t) recent ON true
+                    -- The roll-up keeps the five on the cluster, most recent first (migration 20).
+                    SELECT array_agg(c.id ORDER BY r.position) AS ids, array_agg(c.name ORDER BY r.position) AS names
+                    FROM unnest(g.recent_cases) WITH ORDINALITY AS r(case_id, position)
+                    JOIN cases c ON c.workspace_id = g.workspace_id AND c.id = r.case_id) recent ON true
                 WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID)
                   AND (NOT \(paged)
                        OR ((extract(epoch FROM g.last_seen_at) * 1000000)::bigint, g.fingerprint) < (\(beforeAt), \(beforePrint)))

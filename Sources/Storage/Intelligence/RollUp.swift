@@ -718,26 +718,49 @@ struct RollUp: Sendable {
         // Per cluster: the first occurrence is the earliest created run (of equals, the earliest in finalize
         // order, as `<` keeps the stored one), the last the latest (of equals, the latest, as `>=` takes
         // the new one). The runs' own rows are read once (a materialized CTE), not joined per result.
+        //
+        // The cluster's cases in the same statement: new (cluster, case) pairs raise its affected-case count,
+        // and its five most recently struck cases are the top five of the stored five and the batch's pairs
+        // (a pair's last_seen_at only grows, so no pair outside both can rank above them; migration 20).
         try await connection.query(
             """
-            INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
-                                        first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences)
             WITH u AS MATERIALIZED (SELECT id, seq, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
-            per_run AS (
-                SELECT r.run_id, r.fingerprint, min(r.error_type) AS error_type, min(left(r.error_message, 500)) AS sample,
-                       count(*) AS n
+            f AS MATERIALIZED (
+                SELECT r.run_id, r.case_id, r.fingerprint, r.error_type, left(r.error_message, 500) AS sample
                 FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
-                CROSS JOIN LATERAL (SELECT r.run_id, r.fingerprint, r.error_type, r.error_message FROM case_results r
+                CROSS JOIN LATERAL (SELECT r.run_id, r.case_id, r.fingerprint, r.error_type, r.error_message FROM case_results r
                                     WHERE r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal LIMIT 1) r
-                WHERE r.fingerprint IS NOT NULL
-                GROUP BY r.run_id, r.fingerprint)
-            SELECT \(ws), \(projectID), p.fingerprint,
-                   (array_agg(p.error_type ORDER BY u.seq))[1], (array_agg(p.sample ORDER BY u.seq))[1],
-                   (array_agg(u.id ORDER BY u.created_at, u.seq))[1], min(u.created_at),
-                   (array_agg(u.id ORDER BY u.created_at DESC, u.seq DESC))[1], max(u.created_at),
-                   count(*), sum(p.n)
-            FROM per_run p JOIN u ON u.id = p.run_id
-            GROUP BY p.fingerprint
+                WHERE r.fingerprint IS NOT NULL),
+            pairs AS (
+                INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
+                SELECT \(ws), \(projectID), f.fingerprint, f.case_id, count(*)::int, max(u.created_at)
+                FROM f JOIN u ON u.id = f.run_id
+                GROUP BY f.fingerprint, f.case_id
+                ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
+                    occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
+                    last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
+                RETURNING fingerprint, case_id, last_seen_at, xmax = 0 AS inserted),
+            struck AS (
+                SELECT fingerprint, (count(*) FILTER (WHERE inserted))::int AS added,
+                       (array_agg(case_id ORDER BY last_seen_at DESC, case_id))[1:5] AS ids,
+                       (array_agg(last_seen_at ORDER BY last_seen_at DESC, case_id))[1:5] AS ats
+                FROM pairs GROUP BY fingerprint),
+            per_run AS (
+                SELECT run_id, fingerprint, min(error_type) AS error_type, min(sample) AS sample, count(*) AS n
+                FROM f GROUP BY run_id, fingerprint)
+            INSERT INTO failure_groups (workspace_id, project_id, fingerprint, error_type, sample_message,
+                                        first_seen_run_id, first_seen_at, last_seen_run_id, last_seen_at, runs, occurrences,
+                                        affected_cases, recent_cases, recent_seen)
+            SELECT \(ws), \(projectID), c.fingerprint, c.error_type, c.sample, c.first_run, c.first_at, c.last_run, c.last_at,
+                   c.runs, c.n, s.added, s.ids, s.ats
+            FROM (SELECT p.fingerprint,
+                         (array_agg(p.error_type ORDER BY u.seq))[1] AS error_type, (array_agg(p.sample ORDER BY u.seq))[1] AS sample,
+                         (array_agg(u.id ORDER BY u.created_at, u.seq))[1] AS first_run, min(u.created_at) AS first_at,
+                         (array_agg(u.id ORDER BY u.created_at DESC, u.seq DESC))[1] AS last_run, max(u.created_at) AS last_at,
+                         count(*) AS runs, sum(p.n) AS n
+                  FROM per_run p JOIN u ON u.id = p.run_id
+                  GROUP BY p.fingerprint) c
+            JOIN struck s ON s.fingerprint = c.fingerprint
             ON CONFLICT (workspace_id, project_id, fingerprint) DO UPDATE SET
                 first_seen_run_id = CASE WHEN EXCLUDED.first_seen_at < failure_groups.first_seen_at
                                          THEN EXCLUDED.first_seen_run_id ELSE failure_groups.first_seen_run_id END,
@@ -746,33 +769,17 @@ struct RollUp: Sendable {
                                         THEN EXCLUDED.last_seen_run_id ELSE failure_groups.last_seen_run_id END,
                 last_seen_at = GREATEST(failure_groups.last_seen_at, EXCLUDED.last_seen_at),
                 runs = failure_groups.runs + EXCLUDED.runs,
-                occurrences = failure_groups.occurrences + EXCLUDED.occurrences
+                occurrences = failure_groups.occurrences + EXCLUDED.occurrences,
+                affected_cases = failure_groups.affected_cases + EXCLUDED.affected_cases,
+                (recent_cases, recent_seen) = (
+                    SELECT array_agg(t.id ORDER BY t.at DESC, t.id), array_agg(t.at ORDER BY t.at DESC, t.id)
+                    FROM (SELECT id, at FROM (SELECT DISTINCT ON (id) id, at
+                                              FROM unnest(failure_groups.recent_cases || EXCLUDED.recent_cases,
+                                                          failure_groups.recent_seen || EXCLUDED.recent_seen) AS x(id, at)
+                                              ORDER BY id, at DESC) d
+                          ORDER BY at DESC, id LIMIT 5) t)
             """, logger: logger)
         steps.lap("totals.clusters")
-        // Cases per cluster: new (cluster, case) pairs raise the cluster's affected-case count.
-        try await connection.query(
-            """
-            WITH u AS MATERIALIZED (SELECT id, created_at FROM runs WHERE workspace_id = \(ws) AND id = ANY(\(ids)::text[])),
-            hit AS (
-                SELECT r.fingerprint, r.case_id, count(*)::int AS n, max(u.created_at) AS last_seen_at
-                FROM UNNEST(\(failing.runIDs)::text[], \(failing.ordinals)::int4[]) AS f(run_id, ordinal)
-                CROSS JOIN LATERAL (SELECT r.run_id, r.fingerprint, r.case_id FROM case_results r
-                                    WHERE r.workspace_id = \(ws) AND r.run_id = f.run_id AND r.ordinal = f.ordinal LIMIT 1) r
-                JOIN u ON u.id = r.run_id
-                WHERE r.fingerprint IS NOT NULL
-                GROUP BY r.fingerprint, r.case_id),
-            upserted AS (
-                INSERT INTO failure_group_cases (workspace_id, project_id, fingerprint, case_id, occurrences, last_seen_at)
-                SELECT \(ws), \(projectID), fingerprint, case_id, n, last_seen_at FROM hit
-                ON CONFLICT (workspace_id, project_id, fingerprint, case_id) DO UPDATE SET
-                    occurrences = failure_group_cases.occurrences + EXCLUDED.occurrences,
-                    last_seen_at = GREATEST(failure_group_cases.last_seen_at, EXCLUDED.last_seen_at)
-                RETURNING fingerprint, xmax = 0 AS inserted)
-            UPDATE failure_groups g SET affected_cases = g.affected_cases + c.n
-            FROM (SELECT fingerprint, count(*)::int AS n FROM upserted WHERE inserted GROUP BY fingerprint) c
-            WHERE g.workspace_id = \(ws) AND g.project_id = \(projectID) AND g.fingerprint = c.fingerprint
-            """, logger: logger)
-        steps.lap("totals.cluster-cases")
         try await attributeToDefects(failing, projectID: projectID, workspaceID: ws, on: connection, logger: logger)
         steps.lap("totals.defects")
     }
