@@ -19,6 +19,40 @@ import Testing
         #expect(earlier < later)
     }
 
+    @Test func ascendingULIDsSortInTheOrderHandedOut() {
+        var fresh = ULID.ascending(count: 1_000, milliseconds: 1_732_000_000_000)
+        var ids: [ULID] = []
+        while let id = fresh.next() { ids.append(id) }
+        #expect(ids.count == 1_000)
+        #expect(Set(ids).count == 1_000)
+        #expect(ids.allSatisfy { $0.milliseconds == 1_732_000_000_000 })
+        #expect(zip(ids, ids.dropFirst()).allSatisfy { $0.lowercased < $1.lowercased })
+        // Across the low 64 bits' end, the count carries into the high random bits, never into the time.
+        let carried = Array(AnyIterator(ULID.ascending(count: 3, milliseconds: 5, from: (7, .max - 1))))
+        #expect(carried.map(\.milliseconds) == [5, 5, 5])
+        #expect(carried[0].lowercased < carried[1].lowercased && carried[1].lowercased < carried[2].lowercased)
+        #expect(carried[2].high & 0xFFFF == 8 && carried[2].low == 0)
+    }
+
+    @Test func byteOrderSortsAsTheUTF8BytesCompare() {
+        // Shared prefixes longer and shorter than the eight ranked bytes, strings that end inside them,
+        // duplicates, the empty string and text beyond ASCII (where byte order and `String`'s `<` differ).
+        var strings = ["", "a", "a", "ab", "abc", "b", "é", "e\u{301}", "z", "Z", "ÿ", "😀", "a\u{1}", "ab\u{7F}"]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab/_:é😀Z0")
+        for _ in 0..<2_000 {
+            let prefix = ["", "case_01kb8x4q7z", "Tests/Suite1.swift::Suite1::test_"].randomElement(using: &generator)!
+            let tail = String((0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            strings.append(prefix + tail)
+        }
+        for sample in [strings, Array(strings.prefix(1)), [], Array(repeating: "same", count: 5), strings.filter { $0.hasPrefix("case_") }] {
+            let ordered = ByteOrder.sorted(sample)
+            #expect(ordered.count == sample.count)
+            #expect(ordered.sorted() == sample.sorted(), "a permutation of the input")
+            #expect(zip(ordered, ordered.dropFirst()).allSatisfy { !$1.utf8.lexicographicallyPrecedes($0.utf8) })
+        }
+    }
+
     @Test func ulidRejectsBadText() {
         #expect(ULID(string: "short") == nil)
         #expect(ULID(string: "8ZZZZZZZZZZZZZZZZZZZZZZZZZ") == nil)  // overflows 128 bits

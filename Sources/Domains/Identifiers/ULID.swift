@@ -22,6 +22,28 @@ public struct ULID: Hashable, Sendable, CustomStringConvertible {
 
     public var milliseconds: UInt64 { high >> 16 }
 
+    /// `count` ULIDs of one millisecond, each the one before plus one (from a random start that leaves room
+    /// for them): ids that sort in the order they are handed out, for rows written together in that order.
+    public static func ascending(count: Int, milliseconds: UInt64) -> some IteratorProtocol<ULID> {
+        var rng = SystemRandomNumberGenerator()
+        // The top random bit clear: 2^79 ids fit above the start, so adding never carries into the time.
+        return ascending(count: count, milliseconds: milliseconds, from: (UInt16.random(in: 0...0x7FFF, using: &rng), rng.next()))
+    }
+
+    static func ascending(count: Int, milliseconds: UInt64, from start: (UInt16, UInt64)) -> AnyIterator<ULID> {
+        var (high16, low) = start
+        var left = count
+        return AnyIterator {
+            guard left > 0 else { return nil }
+            left -= 1
+            let id = ULID(milliseconds: milliseconds, random: (high16, low))
+            let (sum, carried) = low.addingReportingOverflow(1)
+            low = sum
+            if carried { high16 += 1 }
+            return id
+        }
+    }
+
     public var description: String { render(Self.alphabet) }
 
     /// The lower-case form used in Kaizen's IDs (`ResourceID`).

@@ -279,13 +279,18 @@ struct InventoryColumns: Sendable {
     var newULIDs = [ULID](), digests = [CaseKeyDigest]()
 
     init(_ run: ValidatedRun, digests runDigests: [CaseKeyDigest], indices: [Int]) {
-        let now = Clock.nowMilliseconds()
         var seen = Set<String>()
-        for index in indices {
+        // A key twice in one run is one case (its first occurrence describes it).
+        let firsts = indices.filter { seen.insert(run.cases[$0].key).inserted }
+        // In key order (bytes, as PostgreSQL's C collation compares), with ids that grow in that order: the
+        // rows then reach the primary key and the key index in their own order, each insert beside the last
+        // instead of anywhere in the index (psql, 100,000 new cases COPYed with every index of `cases`:
+        // 1.14–1.26 s against 1.97–2.21 s in the run's order).
+        let order = ByteOrder.sortedIndices(firsts.map { run.cases[$0].key }).map { firsts[$0] }
+        var ids = ULID.ascending(count: order.count, milliseconds: Clock.nowMilliseconds())
+        for index in order {
             let item = run.cases[index]
-            // A key twice in one run is one case (its first occurrence describes it).
-            guard seen.insert(item.key).inserted else { continue }
-            let ulid = ULID(milliseconds: now)
+            let ulid = ids.next()!
             newULIDs.append(ulid)
             digests.append(runDigests[index])
             newIDs.append(ResourceID.string(.testCase, ulid))

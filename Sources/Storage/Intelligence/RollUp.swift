@@ -497,22 +497,41 @@ struct RollUp: Sendable {
         // Slices of consecutive ids (in the database's byte order), so each one's windows are one range of the
         // primary key (`readWindows`). Which case falls in which slice changes nothing: cases fold independently,
         // and `detectedByRun` puts the events of a sliced fold back in the run's order.
-        if caseIDs.count > sliceSize { caseIDs.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
-        for start in stride(from: 0, to: caseIDs.count, by: sliceSize) {
-            let slice = caseIDs[start..<min(start + sliceSize, caseIDs.count)]
-            let members = Set(slice)
-            let sliceRuns: [RolledRun]
-            if slice.count == caseIDs.count {
-                sliceRuns = runs
-            } else {
-                sliceRuns = runs.map {
-                    RolledRun(id: $0.id, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq,
-                              results: $0.results.filter { members.contains($0.caseID) })
+        steps.start()
+        let sliced = caseIDs.count > sliceSize
+        // Sorted by `ByteOrder`: a comparator over `utf8` took 0.3–0.5 s for 100,000 ids.
+        if sliced { caseIDs = ByteOrder.sorted(caseIDs) }
+        // Each result goes to its case's slice in one pass (filtering the runs once per slice hashed every
+        // result's id once per slice).
+        var sliceRuns: [[[RolledResult]]] = []
+        if sliced {
+            var sliceOf: [String: Int] = [:]
+            sliceOf.reserveCapacity(caseIDs.count)
+            for (position, caseID) in caseIDs.enumerated() { sliceOf[caseID] = position / sliceSize }
+            let slices = (caseIDs.count + sliceSize - 1) / sliceSize
+            sliceRuns = Array(repeating: Array(repeating: [], count: runs.count), count: slices)
+            for (number, run) in runs.enumerated() {
+                for result in run.results {
+                    if let slice = sliceOf[result.caseID] { sliceRuns[slice][number].append(result) }
                 }
             }
+        }
+        steps.lap("windows.slices")
+        for (slice, start) in stride(from: 0, to: caseIDs.count, by: sliceSize).enumerated() {
+            let members = caseIDs[start..<min(start + sliceSize, caseIDs.count)]
+            let runsOfSlice: [RolledRun]
+            if sliced {
+                runsOfSlice = zip(runs, sliceRuns[slice]).map {
+                    RolledRun(id: $0.id, branch: $0.branch, createdAt: $0.createdAt, seq: $0.seq, results: $1)
+                }
+                sliceRuns[slice] = []
+            } else {
+                runsOfSlice = runs
+            }
+            // A sorted slice's bounds are its ends; an unsorted one's are looked for.
             try await foldWindowSlice(
-                members, of: sliceRuns, branch: branch, numbers: numbers, policy: policy, soleBranch: soleBranch, into: &replay,
-                steps: &steps,
+                Set(members), bounds: sliced ? (members.first!, members.last!) : nil, of: runsOfSlice, branch: branch, numbers: numbers,
+                policy: policy, soleBranch: soleBranch, into: &replay, steps: &steps,
                 workspaceID: ws, on: connection, logger: logger)
         }
         // The slices' windows, staged, are written in one statement.
@@ -523,12 +542,12 @@ struct RollUp: Sendable {
 
     /// Reads, folds and stages one slice of the cases' windows; the verdicts of the moved ones are replayed.
     static func foldWindowSlice(
-        _ caseIDs: Set<String>, of runs: [RolledRun], branch: String, numbers: RollUpStage.RunNumbers, policy: FlakyPolicy,
-        soleBranch: Bool, into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String, on connection: PostgresConnection,
-        logger: Logger
+        _ caseIDs: Set<String>, bounds: (low: String, high: String)?, of runs: [RolledRun], branch: String, numbers: RollUpStage.RunNumbers,
+        policy: FlakyPolicy, soleBranch: Bool, into replay: inout CaseVerdictReplay, steps: inout StepTimings, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
     ) async throws {
         steps.start()
-        let stored = try await readWindows(of: caseIDs, branch: branch, workspaceID: ws, on: connection, logger: logger)
+        let stored = try await readWindows(of: caseIDs, bounds: bounds, branch: branch, workspaceID: ws, on: connection, logger: logger)
         steps.lap("windows.read")
         var fold = WindowFold(policy: policy, stored: stored)
         for run in runs { fold.fold(run) }
@@ -574,14 +593,14 @@ struct RollUp: Sendable {
     /// 45–51 ms against 111–126 ms for `case_id = ANY(…)`). A range holding many more windows than asked for
     /// (a few cases of a big project) stops at twice their number and is read case by case instead.
     static func readWindows(
-        of caseIDs: Set<String>, branch: String, workspaceID ws: String, on connection: PostgresConnection, logger: Logger
+        of caseIDs: Set<String>, bounds: (low: String, high: String)? = nil, branch: String, workspaceID ws: String,
+        on connection: PostgresConnection, logger: Logger
     ) async throws -> [String: FlakyHistory] {
-        guard var low = caseIDs.first else { return [:] }
-        var high = low
-        for id in caseIDs {
-            if id.utf8.lexicographicallyPrecedes(low.utf8) { low = id }
-            if high.utf8.lexicographicallyPrecedes(id.utf8) { high = id }
-        }
+        guard !caseIDs.isEmpty else { return [:] }
+        let (low, high) = bounds ?? {
+            let sorted = ByteOrder.sorted(Array(caseIDs))
+            return (sorted.first!, sorted.last!)
+        }()
         let cap = 2 * caseIDs.count + RollUpTuning.windowRangeSlack
         // Run ids hold no commas, so a window's evidence travels as one comma-joined string.
         let range: PostgresQuery = """
