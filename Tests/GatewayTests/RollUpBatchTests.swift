@@ -268,12 +268,7 @@ import Testing
                 FROM failure_groups g JOIN p ON p.id = g.project_id
                 -- Ties on the time are broken by case id, which differs between workspaces: each workspace's five
                 -- are checked against its own pairs, which are compared across workspaces below.
-                CROSS JOIN LATERAL (
-                    SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
-                           array_agg(t.last_seen_at ORDER BY t.last_seen_at DESC, t.case_id) AS ats
-                    FROM (SELECT case_id, last_seen_at FROM failure_group_cases c
-                          WHERE c.workspace_id = g.workspace_id AND c.project_id = g.project_id AND c.fingerprint = g.fingerprint
-                          ORDER BY last_seen_at DESC, case_id LIMIT 5) t) top
+                \(unescaped: clusterTopFive)
                 JOIN runs f ON f.workspace_id = g.workspace_id AND f.id = g.first_seen_run_id
                 JOIN runs l ON l.workspace_id = g.workspace_id AND l.id = g.last_seen_run_id
                 WHERE g.workspace_id = \(ws)

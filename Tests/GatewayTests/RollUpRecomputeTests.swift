@@ -236,12 +236,7 @@ import Testing
                 for try await fingerprint in try await connection.query(
                     """
                     SELECT g.fingerprint FROM failure_groups g
-                    CROSS JOIN LATERAL (
-                        SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
-                               array_agg(t.last_seen_at ORDER BY t.last_seen_at DESC, t.case_id) AS ats
-                        FROM (SELECT case_id, last_seen_at FROM failure_group_cases c
-                              WHERE c.workspace_id = g.workspace_id AND c.project_id = g.project_id AND c.fingerprint = g.fingerprint
-                              ORDER BY last_seen_at DESC, case_id LIMIT 5) t) top
+                    \(unescaped: clusterTopFive)
                     WHERE g.workspace_id = \(ws.id) AND (g.recent_cases IS DISTINCT FROM top.ids OR g.recent_seen IS DISTINCT FROM top.ats)
                     """, logger: logger
                 ).decode(String.self) {

@@ -47,3 +47,14 @@ func run(_ arguments: [String]) async throws -> (status: Int32, output: String, 
 }
 
 import KaizenServer
+
+/// For a cluster `g` of `failure_groups`: its five most recently struck cases recomputed from its pairs, as
+/// `top.ids` and `top.ats` — what the roll-up keeps in `recent_cases` and `recent_seen` (migration 20).
+let clusterTopFive = """
+    CROSS JOIN LATERAL (
+        SELECT array_agg(t.case_id ORDER BY t.last_seen_at DESC, t.case_id) AS ids,
+               array_agg(t.last_seen_at ORDER BY t.last_seen_at DESC, t.case_id) AS ats
+        FROM (SELECT case_id, last_seen_at FROM failure_group_cases c
+              WHERE c.workspace_id = g.workspace_id AND c.project_id = g.project_id AND c.fingerprint = g.fingerprint
+              ORDER BY last_seen_at DESC, case_id LIMIT 5) t) top
+    """
