@@ -700,16 +700,17 @@ struct RollUp: Sendable {
         steps.lap(known ? "stats.update" : "stats.insert")
     }
 
-    /// The runs' totals: the daily series, failure clusters, their cases, and defect attribution. One
+    /// The runs' totals: the daily series, failure clusters with their cases, and defect attribution. One
     /// statement of each per batch, reading the batch's failing results by key (`FailingRows`: scans of every
     /// result of the runs before, four per run before that);
     /// the batch leaves exactly what its runs one by one in finalize order leave, as each update is a sum,
     /// a minimum or a maximum — ties kept as one by one keeps them — and a new cluster's type and sample
     /// come from its first run.
     ///
-    /// Tried and not kept (issue 13): clusters, cluster cases and defects in one statement over one lookup of
-    /// the failing results. Under `sustained --minutes 5` the roll-up queue then grew to 31–33 in the first
-    /// half and lag p99 was 20.7–22.5 s, against 14.6 s with these separate statements the same night.
+    /// Tried and not kept (issue 13, 2026-12-01): defects in the clusters' statement too, over one lookup of the
+    /// failing results. Under `sustained --minutes 5` the roll-up queue then grew to 31–33 in the first half and
+    /// lag p99 was 20.7–22.5 s, against 14.6 s with separate statements the same night. (Clusters and their cases
+    /// in one statement, since migration 20: sustained lag p99 3.20–3.91 s, as before it.)
     static func foldBatchTotals(
         _ runs: [RolledRun], failing: FailingRows, projectID: String, steps: inout StepTimings, workspaceID ws: String,
         on connection: PostgresConnection, logger: Logger
