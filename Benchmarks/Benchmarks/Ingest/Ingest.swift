@@ -46,6 +46,20 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // A first push sorts its new cases' keys by their bytes (the inventory's order); a big roll-up sorts its
+    // case ids the same way. The limit: the standard library's sort with a comparator over `utf8`.
+    let keys = (0..<100_000).map { "Tests/Suite\($0 % 40).swift::Suite\($0 % 40)::test_\(($0 * 7_919) % 100_000)" }
+    Benchmark("ByteOrder.sortKeys.100k") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(ByteOrder.sortedIndices(keys)) }
+    }
+    Benchmark("ByteOrder.limit.utf8Comparator.100k") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var order = Array(keys.indices)
+            order.sort { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
+            blackHole(order)
+        }
+    }
+
     // The gate's share of a finalize: every rule over the run, with a quarantine of 100 cases — beside
     // the regression it follows (the finalize's own figure is IngestEndToEnd's).
     for count in [10_000, 100_000] {
