@@ -25,11 +25,11 @@ public enum ByteOrder {
                 UnsafeBufferPointer(rebasing: buffer[starts[index]..<starts[index + 1]])
             }
             // The prefix every string shares (ids made together share their time, keys their directory).
-            var shared = slice(0).count
+            let first = slice(0)
+            var shared = first.count
             for index in 1..<strings.count where shared > 0 {
                 let other = slice(index)
                 var length = 0
-                let first = slice(0)
                 while length < min(shared, other.count), first[length] == other[length] { length += 1 }
                 shared = length
             }
