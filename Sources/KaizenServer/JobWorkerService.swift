@@ -148,9 +148,20 @@ struct JobWorkerService: Service {
             return
         }
         do {
+            // Where a roll-up job's time goes beside the fold itself ("roll-up folded"), for the debug log.
+            let clock = ContinuousClock()
+            let started = clock.now
             try await queue.begin(jobs)
+            let begun = clock.now
             try await rollUp(jobs)
+            let folded = clock.now
             try await queue.complete(jobs)
+            logger.debug(
+                "roll-up job",
+                metadata: [
+                    "jobs": "\(jobs.count)", "beginMs": "\(milliseconds(begun - started))",
+                    "transactionMs": "\(milliseconds(folded - begun))", "completeMs": "\(milliseconds(clock.now - folded))",
+                ])
             activity.recordWork()
         } catch let waiting as WaitingForEarlierRun {
             for job in jobs { await postpone(job, waiting, on: queue) }
@@ -164,9 +175,19 @@ struct JobWorkerService: Service {
     /// One job: begun, performed, then completed, postponed (an earlier run of its project comes first) or failed.
     func runOne(_ job: JobRecord, on queue: JobQueue) async {
         do {
+            let clock = ContinuousClock()
+            let started = clock.now
             try await queue.begin(job)
+            let begun = clock.now
             try await perform(job)
+            let performed = clock.now
             try await queue.complete(job)
+            logger.debug(
+                "job done",
+                metadata: [
+                    "kind": "\(job.kind)", "beginMs": "\(milliseconds(begun - started))",
+                    "transactionMs": "\(milliseconds(performed - begun))", "completeMs": "\(milliseconds(clock.now - performed))",
+                ])
         } catch let waiting as WaitingForEarlierRun {
             await postpone(job, waiting, on: queue)
         } catch {

@@ -87,6 +87,18 @@ import Testing
             #expect(try await admin.get("/v1/cases/case_00000000000000000000000000").status == 404)
             #expect(try await admin.get("/v1/cases/nonsense").status == 404)
             #expect(try await admin.get("/v1/projects/nope/cases").status == 404)
+
+            // A case first seen in a later run takes its place in the name order once that run is rolled up.
+            let fourth = try await admin.post(
+                "/v1/ingest/kensho/finalize",
+                json: runDocument(externalRunId: "r3", cases: history[2] + [testCase("billing", "passed", suite: "Admin")]))
+            #expect(fourth.status == 200, "\(fourth.text)")
+            try await waitForRollUps(admin, runs: 4)
+            #expect(try await names("/v1/projects/web/cases") == ["billing", "cart", "export", "login", "search"])
+            #expect(try await names("/v1/projects/web/cases?suite=Admin&sort=name") == ["billing", "export"])
+            let first = try await admin.get("/v1/projects/web/cases?limit=2")
+            let next = try #require(first.object["nextCursor"] as? String)
+            #expect(try await names("/v1/projects/web/cases?limit=2&cursor=\(next)") == ["export", "login"])
         }
     }
 }

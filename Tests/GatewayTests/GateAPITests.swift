@@ -141,6 +141,18 @@ import Testing
             let released = events.filter { $0["kind"] as? String == "case.released" }
             #expect(released.count == 1 && (released.first?["payload"] as? [String: Any])?["automatic"] as? Bool == true)
             #expect(events.filter { $0["kind"] as? String == "case.quarantined" }.count == 1)
+
+            // A pass on a retry counts as new flakiness only for a case the project does not already call flaky.
+            let flaky = (try await admin.get("/v1/projects/web/cases?flaky=true").object["items"] as? [[String: Any]] ?? [])
+                .compactMap { $0["name"] as? String }
+            #expect(flaky.contains("flip") && !flaky.contains("filler-0"), "\(flaky)")
+            try await admin.put("/v1/projects/web/gate", json: ["rules": [["rule": "maxNewFlaky", "limit": 0]]]).expect(200)
+            let retried = try await push([
+                testCase("flip", "passed", retries: ["failed"]), testCase("filler-0", "passed", retries: ["failed"]),
+                testCase("filler-1", "passed"),
+            ])
+            let newFlaky = (retried["gate"] as? [String: Any])?["rules"] as? [[String: Any]] ?? []
+            #expect(newFlaky.first?["rule"] as? String == "maxNewFlaky" && newFlaky.first?["actual"] as? Double == 1, "\(newFlaky)")
         }
     }
 
