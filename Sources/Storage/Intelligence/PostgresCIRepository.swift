@@ -76,17 +76,19 @@ public struct PostgresCIRepository: CIRepository {
                 context.quarantined[key] = reason
             }
             if !flakyKeys.isEmpty {
-                // Each key looked up by the key index (`OFFSET 0` keeps it a nested loop over the keys). As
-                // `case_key = ANY(…)` the planner, with no statistics yet on a project's fresh cases, read the whole
-                // project's key range and filtered it (psql, 1,000 keys of a 100,000-case project: 62–78 ms, 39 ms
-                // once analyzed, against 10–15 ms); a finalize of 100,000 cases spent 55–85 ms there.
+                // Key by key, in an order the planner cannot turn round: each key's case by the key index (a lateral
+                // subquery, `OFFSET 0` so it is not flattened), then the case's verdict by the stats' primary key (a
+                // subquery per case). As `case_key = ANY(…)` joined to the stats, with no statistics yet on a
+                // project's fresh cases, the planner read the project's whole key range and filtered it (psql,
+                // 1,000 keys of a 100,000-case project: 62–78 ms, 39 ms once analyzed, against 10–15 ms; a finalize
+                // of 100,000 cases spent 55–85 ms there). With the stats as a join, it could drive from the
+                // workspace's flaky stats and look every key up again for each (a 50,000-case finalize: 9.3 s).
                 for try await key in try await connection.query(
                     """
                     SELECT c.case_key FROM UNNEST(\(flakyKeys)::text[]) AS k(key)
                     CROSS JOIN LATERAL (SELECT c.id, c.case_key FROM cases c
                                         WHERE c.workspace_id = \(ws) AND c.project_id = \(projectID) AND c.case_key = k.key OFFSET 0) c
-                    JOIN case_stats s ON s.workspace_id = \(ws) AND s.case_id = c.id
-                    WHERE s.is_flaky
+                    WHERE (SELECT s.is_flaky FROM case_stats s WHERE s.workspace_id = \(ws) AND s.case_id = c.id)
                     """, logger: logger
                 ).decode(String.self) {
                     context.knownFlaky.insert(key)
