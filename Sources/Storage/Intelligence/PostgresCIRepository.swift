@@ -76,19 +76,15 @@ public struct PostgresCIRepository: CIRepository {
                 context.quarantined[key] = reason
             }
             if !flakyKeys.isEmpty {
-                // Key by key, in an order the planner cannot turn round: each key's case by the key index (a lateral
-                // subquery, `OFFSET 0` so it is not flattened), then the case's verdict by the stats' primary key (a
-                // subquery per case). As `case_key = ANY(…)` joined to the stats, with no statistics yet on a
-                // project's fresh cases, the planner read the project's whole key range and filtered it (psql,
-                // 1,000 keys of a 100,000-case project: 62–78 ms, 39 ms once analyzed, against 10–15 ms; a finalize
-                // of 100,000 cases spent 55–85 ms there). With the stats as a join, it could drive from the
-                // workspace's flaky stats and look every key up again for each (a 50,000-case finalize: 9.3 s).
+                // At most one pass over the project's cases, whichever index the planner takes. Tried and not kept (issue 13):
+                // each key looked up by the key index through a lateral subquery — 10–15 ms instead of 39–78 ms for
+                // 1,000 keys in psql, but in the server, before the project's fresh cases had statistics, PostgreSQL
+                // took the name index for each key (both estimated one row) and scanned the project once per key:
+                // 0.36 s for 100 keys of a 10,000-case project, 10 s for 500 of a 50,000-case one.
                 for try await key in try await connection.query(
                     """
-                    SELECT c.case_key FROM UNNEST(\(flakyKeys)::text[]) AS k(key)
-                    CROSS JOIN LATERAL (SELECT c.id, c.case_key FROM cases c
-                                        WHERE c.workspace_id = \(ws) AND c.project_id = \(projectID) AND c.case_key = k.key OFFSET 0) c
-                    WHERE (SELECT s.is_flaky FROM case_stats s WHERE s.workspace_id = \(ws) AND s.case_id = c.id)
+                    SELECT c.case_key FROM cases c JOIN case_stats s ON s.workspace_id = c.workspace_id AND s.case_id = c.id
+                    WHERE c.workspace_id = \(ws) AND c.project_id = \(projectID) AND c.case_key = ANY(\(flakyKeys)::text[]) AND s.is_flaky
                     """, logger: logger
                 ).decode(String.self) {
                     context.knownFlaky.insert(key)
